@@ -1,0 +1,93 @@
+"""Name → class registries for strategies, learners and oracles, with parameter checks.
+
+Configs name components by string; a registry turns the name and its parameters into an
+object, refusing an unknown name or an unknown parameter with a message that lists what is
+known, before any work starts.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+from activegen.errors import ConfigError, UnknownNameError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A mapping of names to factories of one kind of component."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, type[T]] = {}
+
+    def register(self, name: str) -> Callable[[type[T]], type[T]]:
+        """Class decorator: register ``cls`` under ``name``."""
+
+        def decorator(cls: type[T]) -> type[T]:
+            if name in self._items and self._items[name] is not cls:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._items[name] = cls
+            return cls
+
+        return decorator
+
+    def get(self, name: str) -> type[T]:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._items))}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def items(self) -> Iterable[tuple[str, type[T]]]:
+        return sorted(self._items.items())
+
+    def check_params(self, name: str, params: dict[str, Any], context: Iterable[str] = ()) -> None:
+        """Raise :class:`ConfigError` if ``params`` do not fit ``name``'s constructor.
+
+        ``context`` names the arguments the framework passes itself (e.g. ``n_classes``).
+        """
+        cls = self.get(name)
+        signature = inspect.signature(cls.__init__)
+        accepted = {
+            p.name
+            for p in signature.parameters.values()
+            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+        has_var_kw = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
+        reserved = set(context)
+        for key in params:
+            if key in reserved:
+                raise ConfigError(
+                    f"{self.kind} {name!r}: {key!r} is set by activegen, not the config"
+                )
+            if key not in accepted and not has_var_kw:
+                allowed = sorted(accepted - reserved)
+                raise ConfigError(
+                    f"{self.kind} {name!r} has no parameter {key!r}; "
+                    f"its parameters are: {', '.join(allowed) or '(none)'}"
+                )
+
+    def build(self, name: str, params: dict[str, Any], **context: Any) -> T:
+        """Instantiate ``name`` with ``params`` plus the ``context`` arguments it accepts."""
+        self.check_params(name, params, context)
+        cls = self.get(name)
+        signature = inspect.signature(cls.__init__)
+        if not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+            context = {k: v for k, v in context.items() if k in signature.parameters}
+        try:
+            return cls(**context, **params)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{self.kind} {name!r}: {exc}") from exc
+
+
+def first_doc_line(obj: object) -> str:
+    """The first line of an object's docstring (for listings)."""
+    doc = inspect.getdoc(obj) or ""
+    return doc.splitlines()[0] if doc else ""

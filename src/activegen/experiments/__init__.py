@@ -1,0 +1,1 @@
+"""Experiments: configuration, runner, results, statistics and reports."""

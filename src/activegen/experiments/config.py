@@ -1,0 +1,194 @@
+"""Experiment configuration: a TOML file validated in full before any work starts.
+
+Unknown keys, unknown component names and parameters, impossible budgets and absent classes
+are all refused here (or in :func:`activegen.experiments.runner.load_experiment_data` for
+what needs the data) with a message naming the key or value at fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from activegen.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    """Where a dataset comes from and how it is prepared.
+
+    The steps run in this order: load, select classes, subset, pad, resize, channels.
+    """
+
+    dataset: str = "digits"
+    root: Path | None = None
+    split: str = "train"
+    task: str | None = None
+    classes: list[int | str] | None = None
+    subset: int | None = Field(default=None, ge=2)
+    pad_to: tuple[int, int] | None = None
+    size: tuple[int, int] | None = None
+    channels: Literal[1, 3] | None = None
+    #: hold out this fraction of the data as a test set named "<name>-test" (seeded, stratified)
+    test_fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
+    split_seed: int = 0
+
+
+class TestSetConfig(DataConfig):
+    """A named test set; evaluated after every round."""
+
+    name: str
+    split: str = "test"
+
+
+class ComponentConfig(BaseModel):
+    """A strategy, learner or oracle: its registered ``name``, an optional display ``label``,
+    and its parameters as further keys (checked against the component's signature)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+    label: str | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+class LoopConfig(_Strict):
+    initial: int = Field(ge=1)
+    batch: int = Field(ge=1)
+    budget: int = Field(ge=1)
+    abstain_costs_budget: bool = True
+
+    @model_validator(mode="after")
+    def _budget_fits(self) -> LoopConfig:
+        if self.budget < self.initial:
+            raise ValueError(
+                f"budget ({self.budget}) is below the initial labeled set ({self.initial})"
+            )
+        if self.budget > self.initial and self.budget - self.initial < self.batch:
+            raise ValueError(
+                f"budget ({self.budget}) leaves {self.budget - self.initial} labels after the "
+                f"initial set, fewer than one batch ({self.batch})"
+            )
+        return self
+
+
+class ReportConfig(_Strict):
+    baseline: str = "random"
+    label_counts: list[int] | None = None
+    thresholds: list[float] = [0.95, 0.99]
+
+
+class ExperimentConfig(_Strict):
+    """One experiment: strategies × seeds on one pool, evaluated on named test sets."""
+
+    name: str = "experiment"
+    seeds: list[int] = Field(default_factory=lambda: list(range(5)), min_length=1)
+    data: DataConfig = DataConfig()
+    test_sets: list[TestSetConfig] = []
+    learner: ComponentConfig = ComponentConfig(name="linear-svm")
+    oracle: ComponentConfig = ComponentConfig(name="pool")
+    strategies: list[ComponentConfig] = Field(min_length=1)
+    loop: LoopConfig
+    supervised: bool = True
+    device: str = "auto"
+    cache_dir: Path | None = None
+    report: ReportConfig = ReportConfig()
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds repeat: {seeds}")
+        return seeds
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        labels = [s.display for s in self.strategies]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ValueError(f"strategies share the label(s) {dup}; give each a distinct 'label'")
+        if "supervised" in labels:
+            raise ValueError("'supervised' is reserved for the fully supervised reference")
+        names = [t.name for t in self.test_sets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"test sets share a name: {names}")
+        if not self.test_sets and self.data.test_fraction is None:
+            raise ValueError("no test set: add [[test_sets]] or set data.test_fraction")
+        return self
+
+    def fingerprint(self) -> str:
+        """A hash of everything that changes results (the report section excluded)."""
+        payload = self.model_dump(mode="json", exclude={"report"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def check_components(config: ExperimentConfig) -> None:
+    """Check every component name and parameter against the registries."""
+    from activegen.models import LEARNERS
+    from activegen.oracles import ORACLES
+    from activegen.strategies import STRATEGIES
+
+    LEARNERS.check_params(config.learner.name, config.learner.params, ("n_classes", "seed"))
+    ORACLES.check_params(config.oracle.name, config.oracle.params, ORACLE_CONTEXT)
+    for i, strategy in enumerate(config.strategies):
+        try:
+            STRATEGIES.check_params(strategy.name, strategy.params)
+        except ConfigError as exc:
+            raise ConfigError(f"strategies[{i}]: {exc}") from None
+
+
+#: Arguments the runner passes to oracles itself.
+ORACLE_CONTEXT = ("pool", "seed", "cache_dir", "device", "n_classes")
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Validate a config dictionary; raise :class:`ConfigError` naming each bad key."""
+    try:
+        config = ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+    try:
+        check_components(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return config
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a TOML experiment file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file") from None
+    return parse_config(data, str(path))

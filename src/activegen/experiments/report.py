@@ -1,0 +1,175 @@
+"""Plots and a Markdown report made from ``results.csv`` alone (no re-running).
+
+``activegen report DIR`` writes, next to the table: ``learning_curves.png``, ``summary.csv``,
+``pvalues.csv``, ``wins_<test_set>.csv`` and ``report.md`` that ties them together.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from activegen._atomic import atomic_write_bytes, atomic_write_text
+from activegen.experiments import stats
+from activegen.experiments.results import read_results, write_csv
+
+
+def plot_learning_curves(frame: pd.DataFrame, path: Path, title: str | None = None,
+                         log_x: bool = False) -> Path:
+    """Mean ± std bands per strategy, one panel per test set, with the supervised line."""
+    curve = stats.curves(frame)
+    sup = stats.supervised_accuracy(frame)
+    test_sets = sorted(curve["test_set"].unique())
+    strategies = sorted(curve["strategy"].unique())
+    colors = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(strategies)}
+    cols = min(len(test_sets), 3)
+    rows = math.ceil(len(test_sets) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.0 * rows), squeeze=False)
+    for ax, test_set in zip(axes.flat, test_sets, strict=False):
+        for strategy in strategies:
+            c = curve[(curve["test_set"] == test_set) & (curve["strategy"] == strategy)]
+            c = c.sort_values("n_labels")
+            if c.empty:
+                continue
+            n_seeds = int(c["n"].max())
+            ax.plot(c["n_labels"], c["mean"], label=f"{strategy} (n={n_seeds})",
+                    color=colors[strategy], lw=1.6)
+            ax.fill_between(c["n_labels"], (c["mean"] - c["std"]).clip(0, 1),
+                            (c["mean"] + c["std"]).clip(0, 1),
+                            color=colors[strategy], alpha=0.15, lw=0)
+        if test_set in sup.index:
+            ax.axhline(sup.loc[test_set, "mean"], color="black", ls="--", lw=1.2,
+                       label=f"fully supervised ({sup.loc[test_set, 'mean']:.3f})")
+        ax.set_title(f"test set: {test_set}")
+        ax.set_xlabel("number of labeled samples")
+        ax.set_ylabel("accuracy")
+        if log_x:
+            ax.set_xscale("log", base=2)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    for ax in list(axes.flat)[len(test_sets):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def _fmt(x: object, digits: int = 3) -> str:
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "–"
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "(none)\n"
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    lines = [header, rule]
+    for _, row in frame.iterrows():
+        lines.append("| " + " | ".join(_fmt(v) for v in row.tolist()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _summary_view(summary: pd.DataFrame, label_counts: list[int]) -> pd.DataFrame:
+    """Human-readable summary: 'mean ± std' cells."""
+    view = pd.DataFrame({"test set": summary["test_set"], "strategy": summary["strategy"]})
+    for n in label_counts:
+        if f"acc@{n}" in summary:
+            view[f"acc @ {n}"] = [
+                f"{m:.3f} ± {s:.3f}" if not math.isnan(m) else "–"
+                for m, s in zip(summary[f"acc@{n}"], summary[f"std@{n}"], strict=True)
+            ]
+    view["AUC (linear)"] = [f"{m:.3f} ± {s:.3f}" for m, s in
+                            zip(summary["auc"], summary["auc_std"], strict=True)]
+    view["ALC (log2)"] = [f"{m:.3f} ± {s:.3f}" for m, s in
+                          zip(summary["auc_log2"], summary["auc_log2_std"], strict=True)]
+    for col in summary.columns:
+        if col.startswith("labels@"):
+            view[f"labels to {col[7:]}×full"] = summary[col]
+        if col.startswith("saving@"):
+            view[f"saving vs baseline @ {col[7:]}"] = summary[col]
+    return view
+
+
+def make_report(results: str | Path, baseline: str = "random",
+                label_counts: list[int] | None = None,
+                thresholds: tuple[float, ...] = (0.95, 0.99), title: str | None = None) -> Path:
+    """Write plots, tables and ``report.md`` next to ``results``; returns the report path."""
+    results = Path(results)
+    frame = read_results(results)
+    out_dir = results if results.is_dir() else results.parent
+    strategies = sorted(set(frame["strategy"]) - {stats.SUPERVISED})
+    if baseline not in strategies:
+        baseline = strategies[0] if strategies else baseline
+    curve = stats.curves(frame)
+    counts = label_counts or stats._default_counts(curve["n_labels"].to_numpy())
+    summary = stats.summary(frame, baseline, counts, thresholds)
+    pvalues = stats.paired_tests(frame, baseline)
+    write_csv(summary, out_dir / "summary.csv")
+    write_csv(pvalues, out_dir / "pvalues.csv")
+    plot_learning_curves(frame, out_dir / "learning_curves.png", title)
+    plot_learning_curves(frame, out_dir / "learning_curves_log2.png", title, log_x=True)
+    seeds = sorted(frame["seed"].unique())
+    lines = [
+        f"# {title or 'Active-learning report'}",
+        "",
+        f"Made by `activegen report` from `{results.name if results.is_file() else 'results.csv'}`"
+        f" alone: {len(strategies)} strategies, {len(seeds)} seeds ({', '.join(map(str, seeds))}),"
+        f" test sets: {', '.join(sorted(frame['test_set'].unique()))}.",
+        "",
+        "![learning curves](learning_curves.png)",
+        "",
+        "## Summary",
+        "",
+        "Accuracy is mean ± standard deviation over seeds. AUC is the area under the learning "
+        "curve over the label budget on a linear axis, ALC on a log2 axis; both are normalised "
+        "as in the Active Learning Challenge (chance = 0, perfect = 1). 'labels to f×full' is "
+        "the first label count at which the mean curve reaches f times the fully supervised "
+        f"accuracy; 'saving' is the share of labels saved against `{baseline}`.",
+        "",
+        _markdown_table(_summary_view(summary, counts)),
+    ]
+    sup = stats.supervised_accuracy(frame)
+    if not sup.empty:
+        lines += ["Fully supervised reference (whole pool labeled):", ""]
+        lines += [f"- {t}: {r['mean']:.4f} ± {r['std']:.4f}" for t, r in sup.iterrows()]
+        lines.append("")
+    lines += [
+        f"## Paired tests against `{baseline}`",
+        "",
+        "Per label count, over shared seeds: paired t-test and Wilcoxon signed-rank test "
+        "(two-sided), Holm-corrected across the label counts of each strategy and test set. "
+        "Shown at the summary's label counts; every count is in `pvalues.csv`.",
+        "",
+    ]
+    shown = pvalues[pvalues["n_labels"].isin(counts)] if not pvalues.empty else pvalues
+    lines.append(_markdown_table(shown))
+    lines += [
+        "## Pairwise wins (BADGE)",
+        "",
+        "Entry (row i, column j): the share of label counts at which i beats j by a paired "
+        "t-test over seeds at p < 0.05. Column sums show how often a strategy loses.",
+        "",
+    ]
+    for test_set in sorted(frame["test_set"].unique()):
+        wins = stats.wins_matrix(frame, test_set)
+        write_csv(wins.reset_index(names="strategy"), out_dir / f"wins_{test_set}.csv")
+        lines += [f"### {test_set}", "", _markdown_table(wins.reset_index(names="row beats →"))]
+    report = out_dir / "report.md"
+    atomic_write_text(report, "\n".join(lines))
+    return report

@@ -1,0 +1,335 @@
+"""Run an experiment: every strategy at every seed, plus the fully supervised reference.
+
+The runner composes data, learner, strategy, oracle and loop; it owns files. Each run is the
+pure function :func:`run_one` of its :class:`RunSpec`, so executors (in-process now, worker
+processes or Ray elsewhere) can schedule runs in any order and get the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from activegen._atomic import atomic_write_bytes, atomic_write_text
+from activegen.data.dataset import Dataset, float_to_images
+from activegen.data.registry import load_dataset
+from activegen.errors import ConfigError, DataError
+from activegen.experiments.config import ExperimentConfig, load_config
+from activegen.experiments.results import SUPERVISED, frame_from_rows, write_csv, write_results
+from activegen.loop import (
+    ActiveLearningLoop,
+    LoopSettings,
+    RoundRecord,
+    derive_seed,
+    records_to_rows,
+)
+from activegen.models import LEARNERS, Learner
+from activegen.oracles import ORACLES, Oracle
+from activegen.strategies import STRATEGIES, PrepareContext, Query, Strategy
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; anything else as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# -- data ---------------------------------------------------------------------------------
+def prepare_dataset(spec: Any, name: str | None = None) -> Dataset:
+    """Load and transform one dataset as a :class:`DataConfig` describes it."""
+    ds = load_dataset(spec.dataset, split=spec.split, root=spec.root, task=spec.task)
+    if spec.classes is not None:
+        ds = ds.select_classes(spec.classes)
+    if spec.subset is not None:
+        ds = ds.subset(spec.subset, seed=spec.split_seed)
+    if spec.pad_to is not None:
+        ds = ds.pad_to(spec.pad_to)
+    if spec.size is not None:
+        ds = ds.resize(spec.size)
+    if spec.channels is not None:
+        ds = ds.to_channels(spec.channels)
+    return ds.renamed(name or spec.dataset)
+
+
+def load_experiment_data(config: ExperimentConfig) -> tuple[Dataset, dict[str, Dataset]]:
+    """The pool and the named test sets, checked for compatibility with each other."""
+    pool = prepare_dataset(config.data)
+    tests: dict[str, Dataset] = {}
+    if config.data.test_fraction is not None:
+        pool, held_out = pool.split(config.data.test_fraction, config.data.split_seed)
+        tests[held_out.name] = held_out
+    for spec in config.test_sets:
+        tests[spec.name] = prepare_dataset(spec, spec.name)
+    for name, test in tests.items():
+        if test.image_shape != pool.image_shape:
+            raise ConfigError(
+                f"test set {name!r} has images of {test.image_shape} (H, W, C) but the pool has "
+                f"{pool.image_shape}; set its 'size' (and 'channels') to match"
+            )
+        if test.classes != pool.classes:
+            raise ConfigError(
+                f"test set {name!r} has classes {list(test.classes)} but the pool has "
+                f"{list(pool.classes)}; select the same 'classes' in both"
+            )
+    if config.loop.initial > len(pool):
+        raise ConfigError(
+            f"loop.initial ({config.loop.initial}) exceeds the pool ({len(pool)} images)"
+        )
+    if config.loop.budget > len(pool) and not any(
+        STRATEGIES.get(s.name).synthesizes for s in config.strategies
+    ):
+        raise ConfigError(
+            f"loop.budget ({config.loop.budget}) exceeds the pool ({len(pool)} images)"
+        )
+    return pool, tests
+
+
+# -- runs ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: a strategy label (or ``supervised``) at one seed."""
+
+    strategy: str
+    seed: int
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.strategy}__seed{self.seed}"
+
+
+def run_specs(config: ExperimentConfig) -> list[RunSpec]:
+    """Every run of the experiment, seeds outermost so early results cover all strategies."""
+    specs = [RunSpec(s.display, seed) for seed in config.seeds for s in config.strategies]
+    if config.supervised:
+        specs = [RunSpec(SUPERVISED, seed) for seed in config.seeds] + specs
+    return specs
+
+
+def cache_dir(config: ExperimentConfig, out_dir: Path) -> Path:
+    return Path(config.cache_dir) if config.cache_dir else out_dir / "cache"
+
+
+def make_learner_factory(config: ExperimentConfig, n_classes: int) -> Callable[[int], Learner]:
+    def make(seed: int) -> Learner:
+        return LEARNERS.build(config.learner.name, config.learner.params,
+                              n_classes=n_classes, seed=seed)
+
+    return make
+
+
+def build_strategy(config: ExperimentConfig, label: str) -> Strategy:
+    component = next(s for s in config.strategies if s.display == label)
+    return STRATEGIES.build(component.name, component.params)
+
+
+def build_oracle(config: ExperimentConfig, pool: Dataset, seed: int, out_dir: Path) -> Oracle:
+    return ORACLES.build(
+        config.oracle.name,
+        config.oracle.params,
+        pool=pool,
+        seed=seed,
+        cache_dir=cache_dir(config, out_dir),
+        device=resolve_device(config.device),
+        n_classes=pool.n_classes,
+    )
+
+
+def save_query(path: Path, round_: int, query: Query, labels: np.ndarray) -> None:
+    """Persist one labeled query (atomically); synthesized images keep their latents."""
+    arrays: dict[str, np.ndarray] = {
+        "round": np.array(round_),
+        "indices": query.indices,
+        "labels": labels,
+    }
+    if query.samples is not None:
+        arrays["images"] = float_to_images(query.samples)
+        arrays["samples"] = query.samples
+    if query.latents is not None:
+        arrays["latents"] = np.asarray(query.latents)
+    if query.scores is not None:
+        arrays["scores"] = np.asarray(query.scores)
+    import io
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path / f"round_{round_:04d}.npz", buffer.getvalue())
+
+
+def run_supervised(config: ExperimentConfig, pool: Dataset, tests: dict[str, Dataset],
+                   seed: int) -> list[dict[str, Any]]:
+    """The learner trained on the whole pool with its true labels: the reference line."""
+    import time
+
+    import torch
+
+    torch.manual_seed(derive_seed(seed, 0, 1))
+    learner = make_learner_factory(config, pool.n_classes)(derive_seed(seed, 0, 2))
+    t0 = time.perf_counter()
+    learner.fit(pool.to_float(), pool.y)
+    fit_seconds = time.perf_counter() - t0
+    record = RoundRecord(
+        round=0,
+        n_labels=len(pool),
+        n_train=len(pool),
+        n_abstained=0,
+        accuracy={name: learner.score(t.to_float(), t.y) for name, t in tests.items()},
+        fit_seconds=fit_seconds,
+        eval_seconds=0.0,
+    )
+    return records_to_rows([record], dataset=pool.name, strategy=SUPERVISED, seed=seed,
+                           n_classes=pool.n_classes)
+
+
+def run_one(
+    config: ExperimentConfig,
+    spec: RunSpec,
+    out_dir: Path,
+    data: tuple[Dataset, dict[str, Dataset]] | None = None,
+    on_round: Callable[[RoundRecord], None] | None = None,
+) -> Path:
+    """Run (or resume) one run and write its rows to ``runs/<run_id>.csv``; returns the path.
+
+    A run whose CSV exists is finished and is not run again.
+    """
+    out_dir = Path(out_dir)
+    result_path = out_dir / "runs" / f"{spec.run_id}.csv"
+    if result_path.exists():
+        return result_path
+    pool, tests = data if data is not None else load_experiment_data(config)
+    if spec.strategy == SUPERVISED:
+        rows = run_supervised(config, pool, tests, spec.seed)
+        write_csv(frame_from_rows(rows), result_path)
+        return result_path
+    device = resolve_device(config.device)
+    strategy = build_strategy(config, spec.strategy)
+    strategy.prepare(
+        PrepareContext(
+            pool=pool,
+            cache_dir=cache_dir(config, out_dir),
+            device=device,
+            artifact_seed=0,
+            outputs_dir=out_dir,
+        )
+    )
+    query_dir = out_dir / "queries" / spec.run_id
+    loop = ActiveLearningLoop(
+        pool=pool,
+        make_learner=make_learner_factory(config, pool.n_classes),
+        strategy=strategy,
+        oracle=build_oracle(config, pool, spec.seed, out_dir),
+        settings=LoopSettings(config.loop.initial, config.loop.batch, config.loop.budget,
+                              config.loop.abstain_costs_budget),
+        seed=spec.seed,
+        test_sets=tests,
+        checkpoint=out_dir / "checkpoints" / f"{spec.run_id}.npz",
+        on_round=on_round,
+        query_sink=lambda r, q, y: save_query(query_dir, r, q, y),
+        device=device,
+    )
+    records = loop.run()
+    rows = records_to_rows(records, dataset=pool.name, strategy=spec.strategy, seed=spec.seed,
+                          n_classes=pool.n_classes)
+    write_csv(frame_from_rows(rows), result_path)
+    return result_path
+
+
+# -- the experiment -----------------------------------------------------------------------
+def prepare_output(config: ExperimentConfig, out_dir: Path, fresh: bool = False) -> None:
+    """Claim ``out_dir`` for ``config``; refuse a folder that holds another experiment.
+
+    ``fresh`` deletes earlier results first.
+    """
+    out_dir = Path(out_dir)
+    stamp = out_dir / CONFIG_FILE
+    if fresh and out_dir.exists():
+        for sub in ("runs", "checkpoints", "queries"):
+            shutil.rmtree(out_dir / sub, ignore_errors=True)
+        for name in (CONFIG_FILE, "results.csv"):
+            (out_dir / name).unlink(missing_ok=True)
+    if stamp.exists():
+        try:
+            previous = json.loads(stamp.read_text())
+        except json.JSONDecodeError:
+            raise DataError(f"{stamp}: unreadable; delete the folder or use --fresh") from None
+        if previous.get("fingerprint") != config.fingerprint():
+            raise ConfigError(
+                f"{out_dir} holds results of a different configuration; use another --out "
+                "folder, or --fresh to delete them"
+            )
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"fingerprint": config.fingerprint(), "config": config.model_dump(mode="json")}
+    atomic_write_text(stamp, json.dumps(payload, indent=2))
+
+
+def saved_config(out_dir: Path) -> ExperimentConfig | None:
+    """The configuration an output folder was made with, if any."""
+    from activegen.experiments.config import parse_config
+
+    stamp = Path(out_dir) / CONFIG_FILE
+    if not stamp.exists():
+        return None
+    return parse_config(json.loads(stamp.read_text())["config"], str(stamp))
+
+
+def pending(config: ExperimentConfig, out_dir: Path) -> list[RunSpec]:
+    """The runs without a finished CSV."""
+    return [s for s in run_specs(config) if not (out_dir / "runs" / f"{s.run_id}.csv").exists()]
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    out_dir: Path,
+    fresh: bool = False,
+    progress: bool = True,
+    specs: Iterable[RunSpec] | None = None,
+) -> Path:
+    """Run every pending run in this process and rebuild ``results.csv``; returns its path."""
+    out_dir = Path(out_dir)
+    data = load_experiment_data(config)  # every data error surfaces before any work
+    prepare_output(config, out_dir, fresh=fresh)
+    todo = list(specs) if specs is not None else pending(config, out_dir)
+    rounds_per_run = len(LoopSettings(config.loop.initial, config.loop.batch,
+                                      config.loop.budget).label_counts)
+    with _progress(progress) as bar:
+        task = bar.add_task(config.name, total=len(todo))
+        for spec in todo:
+            sub = bar.add_task(f"  {spec.run_id}", total=1 if spec.strategy == SUPERVISED
+                               else rounds_per_run)
+            run_one(config, spec, out_dir, data,
+                    on_round=lambda _rec, sub=sub: bar.advance(sub))
+            bar.update(sub, completed=bar.tasks[sub].total, visible=False)
+            bar.advance(task)
+            write_results(out_dir)
+    return write_results(out_dir)
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def run_config_file(path: Path, out_dir: Path, **kwargs: Any) -> Path:
+    return run_experiment(load_config(path), out_dir, **kwargs)

@@ -1,0 +1,242 @@
+"""Statistics of learning curves, computed from the tidy results table alone.
+
+- Area under the learning curve on a linear and on a log2 label axis, normalised as in the
+  Active Learning Challenge (Guyon et al.): ``(A - A_chance) / (A_perfect - A_chance)``, so a
+  learner at chance accuracy scores 0 and a perfect one 1.
+- Labels needed to reach a fraction of the fully supervised accuracy, and the saving against
+  a baseline strategy.
+- Paired tests over shared seeds (paired t and Wilcoxon signed-rank) at each label count,
+  Holm-corrected across label counts.
+- The pairwise "wins" matrix of the BADGE paper: at each label count a paired t-test over
+  seeds; a significant win of ``i`` over ``j`` adds ``1 / n_label_counts`` to ``W[i, j]``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.integrate import trapezoid
+
+from activegen.experiments.results import SUPERVISED
+
+
+def curves(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean, standard deviation and count of accuracy per (test set, strategy, label count)."""
+    active = frame[frame["strategy"] != SUPERVISED]
+    grouped = active.groupby(["test_set", "strategy", "n_labels"])["accuracy"]
+    out = grouped.agg(mean="mean", std="std", n="count").reset_index()
+    out["std"] = out["std"].fillna(0.0)
+    return out
+
+
+def supervised_accuracy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std of the fully supervised reference per test set (empty if absent)."""
+    sup = frame[frame["strategy"] == SUPERVISED]
+    return sup.groupby("test_set")["accuracy"].agg(mean="mean", std="std").fillna(0.0)
+
+
+def normalized_area(n_labels: np.ndarray, accuracy: np.ndarray, chance: float,
+                    log2: bool = False) -> float:
+    """Area under one learning curve, normalised so chance scores 0 and perfection 1.
+
+    The area is the trapezoidal integral over the label span divided by its width (the mean
+    accuracy over the budget); a single point gives that point's accuracy.
+    """
+    x = np.asarray(n_labels, dtype=np.float64)
+    y = np.asarray(accuracy, dtype=np.float64)
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    if log2:
+        x = np.log2(x)
+    mean_acc = float(y[0]) if len(x) < 2 or x[-1] == x[0] else float(
+        trapezoid(y, x) / (x[-1] - x[0])
+    )
+    return (mean_acc - chance) / (1.0 - chance)
+
+
+def chance_level(frame: pd.DataFrame) -> float:
+    """``1 / n_classes`` when the table records ``n_classes``, else 0.5 (binary)."""
+    if "n_classes" in frame and frame["n_classes"].notna().any():
+        return 1.0 / float(frame["n_classes"].dropna().iloc[0])
+    return 0.5
+
+
+def areas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Normalised areas per (test set, strategy, seed), on linear and log2 axes."""
+    chance = chance_level(frame)
+    rows = []
+    active = frame[frame["strategy"] != SUPERVISED]
+    for (test_set, strategy, seed), run in active.groupby(["test_set", "strategy", "seed"]):
+        rows.append({
+            "test_set": test_set,
+            "strategy": strategy,
+            "seed": seed,
+            "auc": normalized_area(run["n_labels"].to_numpy(), run["accuracy"].to_numpy(), chance),
+            "auc_log2": normalized_area(run["n_labels"].to_numpy(), run["accuracy"].to_numpy(),
+                                        chance, log2=True),
+        })
+    return pd.DataFrame(rows, columns=["test_set", "strategy", "seed", "auc", "auc_log2"])
+
+
+def labels_to_reach(n_labels: np.ndarray, mean_accuracy: np.ndarray, target: float) -> float:
+    """The first label count at which the mean curve reaches ``target`` (NaN if never)."""
+    order = np.argsort(n_labels)
+    n, acc = np.asarray(n_labels)[order], np.asarray(mean_accuracy)[order]
+    hits = np.flatnonzero(acc >= target)
+    return float(n[hits[0]]) if len(hits) else float("nan")
+
+
+def holm(pvalues: np.ndarray) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (step-down, monotone, capped at 1; NaN kept)."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    adjusted = np.full_like(p, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    m = len(valid)
+    if m == 0:
+        return adjusted
+    order = valid[np.argsort(p[valid], kind="stable")]
+    running = 0.0
+    for rank, idx in enumerate(order):
+        running = max(running, (m - rank) * p[idx])
+        adjusted[idx] = min(1.0, running)
+    return adjusted
+
+
+def _paired(frame: pd.DataFrame, test_set: str, a: str, b: str) -> pd.DataFrame:
+    """Accuracies of strategies ``a`` and ``b`` paired by (seed, label count)."""
+    sub = frame[(frame["test_set"] == test_set) & frame["strategy"].isin([a, b])]
+    wide = sub.pivot_table(index=["n_labels", "seed"], columns="strategy", values="accuracy")
+    if a not in wide or b not in wide:
+        return pd.DataFrame(columns=["n_labels", "seed", a, b])
+    return wide[[a, b]].dropna().reset_index()
+
+
+def paired_test(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Two-sided p-values ``(paired t, Wilcoxon)`` of ``x - y``; NaN with fewer than 2 pairs.
+
+    Identical samples give p = 1 (no evidence of a difference) rather than NaN.
+    """
+    d = np.asarray(x, dtype=np.float64) - np.asarray(y, dtype=np.float64)
+    if len(d) < 2:
+        return float("nan"), float("nan")
+    if np.allclose(d, 0.0):
+        return 1.0, 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t_p = float(stats.ttest_rel(x, y).pvalue)
+        if np.isnan(t_p):  # constant non-zero difference: as certain as it gets
+            t_p = 0.0
+        try:
+            w_p = float(stats.wilcoxon(x, y, zero_method="zsplit").pvalue)
+        except ValueError:
+            w_p = float("nan")
+    return t_p, w_p
+
+
+def paired_tests(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Each strategy against ``baseline`` at every shared label count, per test set.
+
+    Columns: test_set, strategy, n_labels, n_pairs, mean_diff, p_t, p_wilcoxon, and their
+    Holm-adjusted versions across the label counts of that (test set, strategy).
+    """
+    rows = []
+    active = frame[frame["strategy"] != SUPERVISED]
+    for test_set in sorted(active["test_set"].unique()):
+        for strategy in sorted(active["strategy"].unique()):
+            if strategy == baseline:
+                continue
+            pairs = _paired(active, test_set, strategy, baseline)
+            block = []
+            for n, group in pairs.groupby("n_labels"):
+                x, y = group[strategy].to_numpy(), group[baseline].to_numpy()
+                p_t, p_w = paired_test(x, y)
+                block.append({
+                    "test_set": test_set,
+                    "strategy": strategy,
+                    "n_labels": int(n),
+                    "n_pairs": len(x),
+                    "mean_diff": float(np.mean(x - y)),
+                    "p_t": p_t,
+                    "p_wilcoxon": p_w,
+                })
+            if block:
+                p_t = holm(np.array([r["p_t"] for r in block]))
+                p_w = holm(np.array([r["p_wilcoxon"] for r in block]))
+                for row, pt, pw in zip(block, p_t, p_w, strict=True):
+                    row["p_t_holm"], row["p_wilcoxon_holm"] = pt, pw
+                rows.extend(block)
+    columns = ["test_set", "strategy", "n_labels", "n_pairs", "mean_diff", "p_t", "p_wilcoxon",
+               "p_t_holm", "p_wilcoxon_holm"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def wins_matrix(frame: pd.DataFrame, test_set: str, alpha: float = 0.05) -> pd.DataFrame:
+    """BADGE's pairwise penalty matrix: ``W[i, j]`` = share of label counts at which ``i``
+    beats ``j`` by a paired t-test over seeds at level ``alpha``."""
+    active = frame[(frame["strategy"] != SUPERVISED) & (frame["test_set"] == test_set)]
+    names = sorted(active["strategy"].unique())
+    matrix = pd.DataFrame(0.0, index=names, columns=names)
+    for i in names:
+        for j in names:
+            if i == j:
+                continue
+            pairs = _paired(active, test_set, i, j)
+            counts = pairs["n_labels"].unique()
+            for _, group in pairs.groupby("n_labels"):
+                x, y = group[i].to_numpy(), group[j].to_numpy()
+                p_t, _ = paired_test(x, y)
+                if not np.isnan(p_t) and p_t < alpha and np.mean(x - y) > 0:
+                    matrix.loc[i, j] += 1.0 / len(counts)
+    return matrix
+
+
+def summary(frame: pd.DataFrame, baseline: str = "random", label_counts: list[int] | None = None,
+            thresholds: tuple[float, ...] = (0.95, 0.99)) -> pd.DataFrame:
+    """One row per (test set, strategy): accuracy at chosen label counts (mean ± std), the
+    normalised areas (mean ± std over seeds), labels to reach each fraction of full
+    supervision, and the saving of labels against ``baseline``."""
+    curve = curves(frame)
+    area = areas(frame)
+    sup = supervised_accuracy(frame)
+    rows = []
+    counts = label_counts or _default_counts(curve["n_labels"].to_numpy())
+    for (test_set, strategy), c in curve.groupby(["test_set", "strategy"]):
+        row: dict[str, object] = {"test_set": test_set, "strategy": strategy}
+        for n in counts:
+            hit = c[c["n_labels"] == n]
+            row[f"acc@{n}"] = float(hit["mean"].iloc[0]) if len(hit) else float("nan")
+            row[f"std@{n}"] = float(hit["std"].iloc[0]) if len(hit) else float("nan")
+        a = area[(area["test_set"] == test_set) & (area["strategy"] == strategy)]
+        row["auc"], row["auc_std"] = float(a["auc"].mean()), float(a["auc"].std(ddof=1) or 0.0)
+        row["auc_log2"] = float(a["auc_log2"].mean())
+        row["auc_log2_std"] = float(a["auc_log2"].std(ddof=1) or 0.0)
+        if test_set in sup.index:
+            for frac in thresholds:
+                target = frac * float(sup.loc[test_set, "mean"])
+                row[f"labels@{frac:g}"] = labels_to_reach(c["n_labels"].to_numpy(),
+                                                          c["mean"].to_numpy(), target)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out[["auc_std", "auc_log2_std"]] = out[["auc_std", "auc_log2_std"]].fillna(0.0)
+    for frac in thresholds:
+        col = f"labels@{frac:g}"
+        if col not in out:
+            continue
+        base = out[out["strategy"] == baseline].set_index("test_set")[col]
+        out[f"saving@{frac:g}"] = [
+            1.0 - r[col] / base[r["test_set"]] if r["test_set"] in base.index else float("nan")
+            for _, r in out.iterrows()
+        ]
+    return out
+
+
+def _default_counts(n_labels: np.ndarray) -> list[int]:
+    """First, middle and last label count of a curve."""
+    n = np.unique(n_labels)
+    picks = sorted({int(n[0]), int(n[len(n) // 2]), int(n[-1])})
+    return picks

@@ -1,0 +1,11 @@
+"""Task models (learners) behind one contract; see :mod:`activegen.models.base`."""
+
+from activegen._registry import Registry
+from activegen.models.base import Learner, NotFittedError
+from activegen.models.linear import LinearSVM, LogisticRegression
+
+LEARNERS: Registry[Learner] = Registry("learner")
+LEARNERS.register(LinearSVM.name)(LinearSVM)
+LEARNERS.register(LogisticRegression.name)(LogisticRegression)
+
+__all__ = ["LEARNERS", "Learner", "LinearSVM", "LogisticRegression", "NotFittedError"]

@@ -1,0 +1,147 @@
+"""Linear learners on raw pixels: the linear SVM of the GAAL paper and logistic regression.
+
+Both wrap scikit-learn for fitting (well-tested solvers) and expose ``w`` and ``b`` as torch
+tensors so that query synthesis can differentiate ``w·φ(x) + b`` with ``φ`` = the flattened
+pixels in the shared ``[0, 1]`` scale.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from scipy.special import expit, softmax
+from sklearn.linear_model import LogisticRegression as _SkLogisticRegression
+from sklearn.svm import LinearSVC
+
+from activegen.models.base import Learner
+
+
+class _LinearLearner(Learner):
+    """Shared code of linear models ``f(x) = W·vec(x) + b``."""
+
+    coef_: np.ndarray  # [K', D] with K' = 1 for two classes
+    intercept_: np.ndarray  # [K']
+
+    def _flat(self, X: np.ndarray) -> np.ndarray:
+        return X.reshape(len(X), -1)
+
+    def _set_weights(self, coef: np.ndarray, intercept: np.ndarray, classes: np.ndarray) -> None:
+        coef = np.asarray(coef, dtype=np.float64)
+        intercept = np.asarray(intercept, dtype=np.float64)
+        if self.n_classes > 2 and coef.shape[0] == 1:
+            # Only two of several classes labeled so far: sklearn returns one hyperplane.
+            coef, intercept = np.concatenate([-coef, coef]), np.concatenate([-intercept, intercept])
+        if self.n_classes > 2 and len(classes) < self.n_classes:
+            # Classes absent from the labeled set get a margin that never wins.
+            full_coef = np.zeros((self.n_classes, coef.shape[1]))
+            full_b = np.full(self.n_classes, -1e6)
+            full_coef[classes] = coef
+            full_b[classes] = intercept
+            coef, intercept = full_coef, full_b
+        self.coef_, self.intercept_ = coef, intercept
+        self._w = torch.as_tensor(coef, dtype=torch.float32)
+        self._b = torch.as_tensor(intercept, dtype=torch.float32)
+
+    def _decision_function(self, X: np.ndarray) -> np.ndarray:
+        scores = self._flat(X).astype(np.float64) @ self.coef_.T + self.intercept_
+        return scores[:, 0] if self.n_classes == 2 else scores
+
+    def _embed(self, X: np.ndarray) -> np.ndarray:
+        return self._flat(X).astype(np.float32, copy=False)
+
+    def _torch_decision(self, x: torch.Tensor) -> torch.Tensor:
+        w = self._w.to(device=x.device, dtype=x.dtype)
+        b = self._b.to(device=x.device, dtype=x.dtype)
+        scores = x.reshape(x.shape[0], -1) @ w.T + b
+        return scores[:, 0] if self.n_classes == 2 else scores
+
+    @property
+    def weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(W [K', D], b [K'])`` of the fitted hyperplane(s)."""
+        self._check_fitted()
+        return self.coef_, self.intercept_
+
+
+class LinearSVM(_LinearLearner):
+    """Linear SVM (hinge loss, one-vs-rest for several classes), as in GAAL and SVMactive.
+
+    The GAAL paper's "γ = 0.001" has no effect on a linear kernel; ``C = 1`` is what it ran.
+    Probabilities are a logistic (two classes) or softmax (several) squashing of the margins:
+    monotone in the margin, which is all uncertainty sampling needs.
+    """
+
+    name: ClassVar[str] = "linear-svm"
+
+    def __init__(self, n_classes: int, seed: int = 0, C: float = 1.0, max_iter: int = 5000) -> None:
+        super().__init__(n_classes, seed)
+        if C <= 0:
+            raise ValueError(f"C must be positive, got {C}")
+        self.C = C
+        self.max_iter = max_iter
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        model = LinearSVC(C=self.C, loss="hinge", dual=True, max_iter=self.max_iter,
+                          random_state=self.seed, tol=1e-4)
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(self._flat(X), y)
+        self._set_weights(model.coef_, model.intercept_, model.classes_)
+        if self.n_classes == 2 and list(model.classes_) != [0, 1]:  # pragma: no cover
+            raise AssertionError("binary LinearSVC must see classes 0 and 1")
+
+    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
+        d = self._decision_function(X)
+        if self.n_classes == 2:
+            p1 = expit(d)
+            return np.stack([1.0 - p1, p1], axis=1)
+        return softmax(d, axis=1)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        if self._constant is not None:
+            return super().predict(X)
+        d = self._decision_function(np.asarray(X, dtype=np.float32))
+        return (d > 0).astype(np.int64) if self.n_classes == 2 else d.argmax(axis=1)
+
+    def params(self) -> dict[str, Any]:
+        return {"name": self.name, "C": self.C}
+
+
+class LogisticRegression(_LinearLearner):
+    """Multinomial logistic regression (L2, lbfgs) on raw pixels."""
+
+    name: ClassVar[str] = "logistic-regression"
+
+    def __init__(self, n_classes: int, seed: int = 0, C: float = 1.0, max_iter: int = 1000) -> None:
+        super().__init__(n_classes, seed)
+        if C <= 0:
+            raise ValueError(f"C must be positive, got {C}")
+        self.C = C
+        self.max_iter = max_iter
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        model = _SkLogisticRegression(C=self.C, max_iter=self.max_iter)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(self._flat(X), y)
+        self._set_weights(model.coef_, model.intercept_, model.classes_)
+
+    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
+        d = self._decision_function(X)
+        if self.n_classes == 2:
+            p1 = expit(d)
+            return np.stack([1.0 - p1, p1], axis=1)
+        return softmax(d, axis=1)
+
+    def params(self) -> dict[str, Any]:
+        return {"name": self.name, "C": self.C}

@@ -1,0 +1,40 @@
+"""Query strategies, registered by name for configs; see :mod:`activegen.strategies.base`."""
+
+from activegen._registry import Registry
+from activegen.strategies.base import (
+    PrepareContext,
+    Query,
+    QueryState,
+    Strategy,
+    check_batch,
+    top_k,
+)
+from activegen.strategies.uncertainty import (
+    EntropySampling,
+    LeastConfidence,
+    MarginSampling,
+    RandomSampling,
+    SVMActive,
+    UncertaintySampling,
+)
+
+STRATEGIES: Registry[Strategy] = Registry("strategy")
+for _cls in (RandomSampling, UncertaintySampling, SVMActive, LeastConfidence, MarginSampling,
+             EntropySampling):
+    STRATEGIES.register(_cls.name)(_cls)
+
+__all__ = [
+    "STRATEGIES",
+    "EntropySampling",
+    "LeastConfidence",
+    "MarginSampling",
+    "PrepareContext",
+    "Query",
+    "QueryState",
+    "RandomSampling",
+    "SVMActive",
+    "Strategy",
+    "UncertaintySampling",
+    "check_batch",
+    "top_k",
+]

@@ -1,4 +1,4 @@
-"""The ``activegen`` command line: run, report, datasets, strategies.
+"""The ``activegen`` command line: run, report, datasets, strategies, label, label-export.
 
 Errors that come from the user's input (:class:`ActivegenError`) print one clear message and
 exit with status 2; anything else is a bug and shows its traceback.
@@ -81,6 +81,44 @@ def _cmd_strategies(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_label_extra() -> None:
+    import importlib.util
+
+    missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ActivegenError(
+            f"the labeling app needs {' and '.join(missing)}: pip install 'activegen[label]'"
+        )
+
+
+def _cmd_label(args: argparse.Namespace) -> int:
+    _require_label_extra()
+    from activegen.server.run import serve
+
+    return serve(Path(args.config), host=args.host, port=args.port,
+                 store=Path(args.store) if args.store else None,
+                 import_file=Path(args.import_file) if args.import_file else None,
+                 token=args.token)
+
+
+def _cmd_label_export(args: argparse.Namespace) -> int:
+    from activegen._atomic import atomic_write_text
+    from activegen.server.interchange import to_csv, to_json
+    from activegen.server.store import read_answers
+
+    rows, classes, config = read_answers(Path(args.store))
+    if args.format == "csv":
+        text = to_csv(rows, classes)
+    else:
+        text = to_json(rows, classes, {"name": config.get("name"), "seed": config.get("seed")})
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"{len(rows)} answers written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="activegen",
@@ -115,6 +153,32 @@ def build_parser() -> argparse.ArgumentParser:
     strategies = sub.add_parser("strategies", help="list the strategies, one line each",
                                 description="List the registered query strategies.")
     strategies.set_defaults(handler=_cmd_strategies)
+
+    label = sub.add_parser(
+        "label", help="label in the browser: an active-learning session with you as the oracle",
+        description="Start the labeling web app for CONFIG (a labeling-session TOML; see "
+        "docs/labeling.md). Every answer is stored in a SQLite file before it is acknowledged; "
+        "running the same command again resumes the session.")
+    label.add_argument("config", help="labeling-session TOML file (e.g. "
+                       "src/activegen/configs/label-digits.toml)")
+    label.add_argument("--host", help="address to listen on (default: the config's, normally "
+                       "127.0.0.1); anything but loopback requires a token")
+    label.add_argument("--port", type=int, help="port (default: the config's; 0 picks a free one)")
+    label.add_argument("--store", help="SQLite file of the session (default: the config's "
+                       "labeling.store, else labels/<config name>.sqlite)")
+    label.add_argument("--import", dest="import_file", metavar="FILE",
+                       help="seed the session with labels from a CSV or a Label Studio export")
+    label.add_argument("--token", help="the access token (default: a random one, printed, "
+                       "when listening beyond loopback); also read from ACTIVEGEN_TOKEN")
+    label.set_defaults(handler=_cmd_label)
+
+    export = sub.add_parser("label-export", help="write a label store's answers as CSV or JSON",
+                            description="Export every answer of a label store (a running "
+                            "server may hold it).")
+    export.add_argument("store", help="the session's SQLite file")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--out", help="file to write (default: standard output)")
+    export.set_defaults(handler=_cmd_label_export)
 
     return parser
 

@@ -1,0 +1,126 @@
+"""Settings of a labeling session: a TOML file like an experiment's, with one strategy, one
+seed and a ``[labeling]`` table instead of ``seeds``, ``strategies`` and ``[loop]``.
+
+A labeling session is not an experiment (one person, one strategy, no ground truth for the
+pool), so it gets its own small model; it reuses the experiment's ``[data]``, ``[[test_sets]]``
+and component tables unchanged, so a benchmark's data and learner sections can be pasted in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from activegen.errors import ConfigError
+from activegen.experiments.config import ComponentConfig, DataConfig, TestSetConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabelingConfig(_Strict):
+    """How the session asks and where it listens.
+
+    Attributes:
+        host, port: where the web app listens (anything but loopback requires a token).
+        initial: size of the first batch, drawn at random (seeded) because nothing is labeled
+            yet; default: ``batch``.
+        batch: queries per round after the first.
+        budget: queries a person answers in this session (a "can't tell" counts; imported
+            labels do not).
+        lease_size: queries handed to one labeler at a time (default: the whole batch); smaller
+            values let several people share one batch.
+        lease_seconds: how long handed-out queries stay reserved for their labeler.
+        store: the SQLite file that holds the session (default: ``labels/<config name>.sqlite``).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    initial: int | None = Field(default=None, ge=1)
+    batch: int = Field(default=10, ge=1)
+    budget: int = Field(ge=1)
+    lease_size: int | None = Field(default=None, ge=1)
+    lease_seconds: float = Field(default=300.0, gt=0)
+    store: Path | None = None
+
+    @property
+    def first_batch(self) -> int:
+        return self.initial if self.initial is not None else self.batch
+
+    @model_validator(mode="after")
+    def _budget_fits(self) -> LabelingConfig:
+        if self.budget < self.first_batch:
+            raise ValueError(
+                f"budget ({self.budget}) is below the first batch ({self.first_batch})"
+            )
+        return self
+
+
+class LabelConfig(_Strict):
+    """One labeling session: a pool, a learner, a strategy, a person."""
+
+    name: str = "labeling session"
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    test_sets: list[TestSetConfig] = []
+    learner: ComponentConfig = ComponentConfig(name="linear-svm")
+    strategy: ComponentConfig = ComponentConfig(name="uncertainty")
+    labeling: LabelingConfig
+    device: str = "cpu"
+    cache_dir: Path | None = None
+
+    def fingerprint(self) -> str:
+        """A hash of what decides which queries are asked (not where the app listens)."""
+        payload = self.model_dump(
+            mode="json",
+            exclude={"name": True, "cache_dir": True, "device": True,
+                     "labeling": {"host", "port", "store", "lease_size", "lease_seconds"}},
+        )
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse_label_config(data: dict[str, Any], source: str = "config") -> LabelConfig:
+    """Validate a labeling-session dictionary; raise :class:`ConfigError` naming each bad key."""
+    from activegen.experiments.config import _format_validation_error
+    from activegen.models import LEARNERS
+    from activegen.strategies import STRATEGIES
+
+    try:
+        config = LabelConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+    try:
+        LEARNERS.check_params(config.learner.name, config.learner.params, ("n_classes", "seed"))
+        STRATEGIES.check_params(config.strategy.name, config.strategy.params)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return config
+
+
+def load_label_config(path: str | Path) -> LabelConfig:
+    """Read and validate a labeling-session TOML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file") from None
+    return parse_label_config(data, str(path))
+
+
+def default_store_path(config: LabelConfig, config_path: Path | None = None) -> Path:
+    """``labeling.store`` if set, else ``labels/<config file stem or session name>.sqlite``."""
+    if config.labeling.store is not None:
+        return Path(config.labeling.store)
+    stem = config_path.stem if config_path is not None else config.name
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem).strip("-")
+    return Path("labels") / f"{safe or 'session'}.sqlite"

@@ -1,0 +1,216 @@
+"""Labels in and out: CSV, JSON, and Label Studio tasks with annotations.
+
+Exports are built from the store alone. Imports identify images by ``pool_index`` (the row of
+the pool as the session's config loads it): a CSV needs ``pool_index`` and either ``class``
+(a class name) or ``label`` (a class number, ``-1`` = can't tell); a Label Studio export needs
+``data.pool_index`` on each task and a ``choices`` result in its annotation. Synthesized
+images exist only in the store that asked them, so imports skip them (and count them).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from activegen.server.session import RequestError
+
+CANT_TELL = "can't tell"
+CSV_COLUMNS = ("query_id", "round", "kind", "source", "pool_index", "label", "class", "labeler",
+               "timestamp", "generator_id")
+
+
+def _class_name(classes: Sequence[str], label: int) -> str:
+    return CANT_TELL if label < 0 else classes[label]
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat()
+
+
+def to_csv(rows: list[dict[str, Any]], classes: Sequence[str]) -> str:
+    """One line per answer, in the order they were given."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in rows:
+        writer.writerow([r["query_id"], r["round"], r["kind"], r["source"],
+                         "" if r["pool_index"] is None else r["pool_index"], r["label"],
+                         _class_name(classes, r["label"]), r["labeler"], _iso(r["ts"]),
+                         r["generator_id"] or ""])
+    return buffer.getvalue()
+
+
+def _latent_list(latent: bytes | None) -> list[float] | None:
+    if latent is None:
+        return None
+    return np.load(io.BytesIO(latent), allow_pickle=False).astype(float).ravel().tolist()
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def to_json(rows: list[dict[str, Any]], classes: Sequence[str], session: dict[str, Any]) -> str:
+    """Every answer; synthesized ones carry their PNG (base64), latent and generator."""
+    labels = []
+    for r in rows:
+        item = {k: r[k] for k in ("query_id", "round", "kind", "source", "pool_index", "label",
+                                  "labeler")}
+        item["class"] = _class_name(classes, r["label"])
+        item["timestamp"] = _iso(r["ts"])
+        if r["kind"] == "synth":
+            item["generator_id"] = r["generator_id"]
+            item["latent"] = _latent_list(r["latent"])
+            item["image_png_base64"] = base64.b64encode(r["image"]).decode()
+        labels.append(item)
+    return json.dumps({"format": "activegen-labels", "version": 1, "session": session,
+                       "classes": list(classes), "labels": labels}, indent=1)
+
+
+def to_label_studio(rows: list[dict[str, Any]], classes: Sequence[str],
+                    image_png: Any) -> str:
+    """Label Studio tasks with one annotation each (a ``choices`` result named ``label`` on an
+    image named ``image``); images are embedded as data URIs, so the file stands alone.
+
+    ``image_png(query_id)`` returns a query's PNG bytes.
+    """
+    tasks = []
+    for r in rows:
+        tasks.append({
+            "id": r["query_id"],
+            "data": {"image": _data_uri(image_png(r["query_id"])), "query_id": r["query_id"],
+                     "pool_index": r["pool_index"], "kind": r["kind"],
+                     "generator_id": r["generator_id"]},
+            "annotations": [{
+                "result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                            "value": {"choices": [_class_name(classes, r["label"])]}}],
+                "created_at": _iso(r["ts"]),
+                "meta": {"labeler": r["labeler"]},
+            }],
+        })
+    return json.dumps(tasks, indent=1)
+
+
+def label_studio_config(classes: Sequence[str]) -> str:
+    """The Label Studio labeling interface that matches :func:`to_label_studio`."""
+    choices = "".join(f'<Choice value="{c}"/>' for c in [*classes, CANT_TELL])
+    return (f'<View><Image name="image" value="$image" zoom="true"/>'
+            f'<Choices name="label" toName="image" choice="single">{choices}</Choices></View>')
+
+
+# -- import -------------------------------------------------------------------------------
+def _label_from(value: str, classes: Sequence[str], where: str, by_name: bool) -> int:
+    value = value.strip()
+    if by_name:
+        if value == CANT_TELL:
+            return -1
+        if value in classes:
+            return list(classes).index(value)
+        raise RequestError(422, f"{where}: class {value!r} is not one of {list(classes)}")
+    try:
+        label = int(value)
+    except ValueError:
+        raise RequestError(422, f"{where}: label {value!r} is not an integer") from None
+    if not -1 <= label < len(classes):
+        raise RequestError(422, f"{where}: label {label} is outside -1..{len(classes) - 1}")
+    return label
+
+
+def _pool_index(value: Any, where: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        index = int(value)
+    except (TypeError, ValueError):
+        raise RequestError(422, f"{where}: pool_index {value!r} is not an integer") from None
+    if isinstance(value, float) and not float(value).is_integer():
+        raise RequestError(422, f"{where}: pool_index {value!r} is not an integer")
+    return index
+
+
+def parse_csv(text: str, classes: Sequence[str]) -> tuple[list[tuple[int, int]], int]:
+    """``(pool_index, label)`` pairs from a CSV, and how many rows were skipped (synthesized)."""
+    reader = csv.DictReader(io.StringIO(text))
+    fields = set(reader.fieldnames or [])
+    if "pool_index" not in fields or not ({"class", "label"} & fields):
+        raise RequestError(422, "CSV import needs a header with 'pool_index' and 'class' "
+                                f"(a class name) or 'label' (a class number); got {sorted(fields)}")
+    by_name = "class" in fields
+    items, skipped = [], 0
+    for line, row in enumerate(reader, start=2):
+        where = f"CSV line {line}"
+        index = _pool_index(row.get("pool_index"), where)
+        if index is None:
+            if row.get("kind") == "synth":
+                skipped += 1
+                continue
+            raise RequestError(422, f"{where}: no pool_index")
+        value = row.get("class") if by_name else row.get("label")
+        items.append((index, _label_from(value or "", classes, where, by_name)))
+    return items, skipped
+
+
+def parse_label_studio(text: str, classes: Sequence[str]) -> tuple[list[tuple[int, int]], int]:
+    """``(pool_index, label)`` pairs from a Label Studio JSON export; tasks without an
+    annotation or without ``data.pool_index`` (synthesized images) are skipped and counted."""
+    try:
+        tasks = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(422, f"Label Studio import: not JSON ({exc})") from None
+    if not isinstance(tasks, list):
+        raise RequestError(422, "Label Studio import: expected a list of tasks")
+    items, skipped = [], 0
+    for i, task in enumerate(tasks):
+        where = f"task {i}"
+        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+            raise RequestError(422, f"{where}: not a task with 'data'")
+        index = _pool_index(task["data"].get("pool_index"), where)
+        annotations = [a for a in task.get("annotations") or []
+                       if isinstance(a, dict) and not a.get("was_cancelled")]
+        if index is None or not annotations:
+            skipped += 1
+            continue
+        choice = None
+        for result in annotations[-1].get("result") or []:
+            if isinstance(result, dict) and result.get("type") == "choices":
+                chosen = (result.get("value") or {}).get("choices") or []
+                if len(chosen) == 1 and isinstance(chosen[0], str):
+                    choice = chosen[0]
+        if choice is None:
+            raise RequestError(422, f"{where}: its annotation has no single 'choices' result")
+        items.append((index, _label_from(choice, classes, where, by_name=True)))
+    return items, skipped
+
+
+def parse_json(text: str, classes: Sequence[str]) -> tuple[list[tuple[int, int]], int]:
+    """Pairs from this app's own JSON export."""
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(422, f"JSON import: not JSON ({exc})") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("labels"), list):
+        raise RequestError(422, "JSON import: expected an activegen export with 'labels'")
+    if payload.get("classes") is not None and list(payload["classes"]) != list(classes):
+        raise RequestError(422, f"JSON import: its classes {payload['classes']} are not this "
+                                f"session's {list(classes)}")
+    items, skipped = [], 0
+    for i, row in enumerate(payload["labels"]):
+        where = f"labels[{i}]"
+        if not isinstance(row, dict):
+            raise RequestError(422, f"{where}: not an object")
+        index = _pool_index(row.get("pool_index"), where)
+        if index is None:
+            skipped += 1
+            continue
+        items.append((index, _label_from(str(row.get("label", "")), classes, where, False)))
+    return items, skipped
+
+
+PARSERS = {"csv": parse_csv, "labelstudio": parse_label_studio, "json": parse_json}

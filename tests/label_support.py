@@ -1,0 +1,49 @@
+"""Shared helpers of the labeling-server tests: a small digits session and a fake generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from activegen.data.dataset import Dataset
+from activegen.server.config import LabelConfig, parse_label_config
+from activegen.server.session import LabelSession, load_session_data
+from activegen.strategies import Query, QueryState, Strategy
+
+
+def digits_config(classes: list[int] | None = None, strategy: str = "uncertainty",
+                  **labeling: Any) -> LabelConfig:
+    settings = {"batch": 4, "budget": 24, **labeling}
+    data: dict[str, Any] = {"dataset": "digits", "test_fraction": 0.3}
+    if classes is not None:
+        data["classes"] = classes
+    return parse_label_config({"name": "test session", "seed": 3, "data": data,
+                               "strategy": {"name": strategy}, "labeling": settings})
+
+
+def make_session(store: Path, config: LabelConfig | None = None,
+                 strategy: Strategy | None = None, seed_labels: list[tuple[int, int]] | None = None
+                 ) -> tuple[LabelSession, Dataset]:
+    """A session and its pool *with* ground truth (the session itself never sees it)."""
+    config = config or digits_config()
+    pool, tests = load_session_data(config)
+    return LabelSession(config, pool, tests, store, strategy=strategy,
+                        seed_labels=seed_labels), pool
+
+
+class FakeSynthesis(Strategy):
+    """Synthesizes images by blending two pool images; records latents and a generator id."""
+
+    name: ClassVar[str] = "fake-synthesis"
+    synthesizes: ClassVar[bool] = True
+
+    def query(self, state: QueryState, k: int) -> Query:
+        n = len(state.X_pool)
+        pairs = state.rng.integers(0, n, size=(k, 2))
+        weights = state.rng.random(k).astype(np.float32)
+        a, b = state.X_pool[pairs[:, 0]], state.X_pool[pairs[:, 1]]
+        samples = weights[:, None, None, None] * a + (1 - weights[:, None, None, None]) * b
+        latents = np.stack([pairs[:, 0], pairs[:, 1], weights], axis=1).astype(np.float32)
+        return Query.synthesized(samples, latents, scores=weights, generator_id="fake-gen-v1")

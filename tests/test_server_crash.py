@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from label_support import digits_config
 
 from activegen.server.session import LabelSession, load_session_data
+from label_support import digits_config
 
 pytestmark = pytest.mark.slow
 
@@ -191,7 +191,8 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> 
     for qid, label in stored:
         by_query.setdefault(qid, []).append(label)
     for qid, label in labeler.acked.items():
-        assert by_query.get(qid) == [label], f"acknowledged label of query {qid} is {by_query.get(qid)}"
+        assert by_query.get(qid) == [label], f"query {qid}: acknowledged {label}, stored " \
+            f"{by_query.get(qid)}"
     assert all(len(v) == 1 for v in by_query.values())
     assert n_pool[0] == n_pool[1]  # no pool image asked twice
     assert rounds >= 10

@@ -14,12 +14,12 @@ from activegen.strategies import Query, QueryState, Strategy
 
 
 def digits_config(classes: list[int] | None = None, strategy: str = "uncertainty",
-                  **labeling: Any) -> LabelConfig:
+                  name: str = "test session", **labeling: Any) -> LabelConfig:
     settings = {"batch": 4, "budget": 24, **labeling}
     data: dict[str, Any] = {"dataset": "digits", "test_fraction": 0.3}
     if classes is not None:
         data["classes"] = classes
-    return parse_label_config({"name": "test session", "seed": 3, "data": data,
+    return parse_label_config({"name": name, "seed": 3, "data": data,
                                "strategy": {"name": strategy}, "labeling": settings})
 
 

@@ -1,0 +1,130 @@
+"""A real browser labels: headless Chromium (Debian's ``chromium``) driven by Playwright.
+
+It labels one batch by clicking the class buttons and the next by pressing keys (with an undo
+in between), sees each next batch appear without a page reload, and saves a screenshot
+(``docs/img/labeling-app.png`` when ``ACTIVEGEN_SCREENSHOT=docs``, else in a temporary folder).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from activegen.server.run import prepare_server
+from activegen.server.session import load_session_data
+from label_support import digits_config
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "labeling-app.png"
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    config = digits_config(batch=8, budget=80, store=str(tmp_path / "browser.sqlite"),
+                           name="digits: label all 10 classes")
+    prepared = prepare_server(config, host="127.0.0.1", port=0)
+    thread = threading.Thread(target=prepared.server.run, kwargs={"sockets": [prepared.sock]},
+                              daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not prepared.server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    pool, _ = load_session_data(config)
+    yield prepared, pool
+    prepared.server.should_exit = True
+    thread.join(timeout=10)
+    prepared.session.close()
+    prepared.sock.close()
+
+
+def test_a_person_labels_in_the_browser(server, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no chromium: apt-get install -y chromium (.ci/run does this)")
+    prepared, pool = server
+    session = prepared.session
+
+    def truth(query_id: int) -> int:
+        return int(pool.y[session.store.query(query_id).pool_index])
+
+    # Two rounds answered beforehand through the API, so the learning curve has points.
+    with httpx.Client(base_url=prepared.url) as client:
+        for _ in range(2):
+            for q in client.get("/api/batch", params={"labeler": "earlier"}).json()["queries"]:
+                client.post("/api/label", json={"query_id": q["id"], "label": truth(q["id"]),
+                                                "labeler": "earlier"})
+    assert session.store.current_round() == 3
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                    headless=True)
+        page = browser.new_page(viewport={"width": 1100, "height": 720})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(prepared.url + "?labeler=browser")
+        page.wait_for_selector("body[data-round='3']")
+        page.evaluate("window.__sameDocument = true")  # gone if the page ever reloads
+
+        def current_query() -> int:
+            page.wait_for_function("document.getElementById('big').dataset.queryId !== ''")
+            return int(page.get_attribute("#big", "data-query-id"))
+
+        def wait_enabled() -> None:
+            page.wait_for_selector("#buttons button.cls:not([disabled])")
+
+        # Round 3 by clicking.
+        assert page.locator(".thumb").count() == 8
+        for _ in range(8):
+            wait_enabled()
+            qid = current_query()
+            page.click(f"#buttons button.cls[data-label='{truth(qid)}']")
+            page.wait_for_function(
+                f"document.getElementById('big').dataset.queryId !== '{qid}'")
+        page.wait_for_selector("body[data-round='4']")
+        assert page.evaluate("window.__sameDocument") is True
+
+        # Round 4 by keys: a wrong key, undo with "u", then the right key.
+        wait_enabled()
+        qid = current_query()
+        wrong = (truth(qid) + 1) % 10
+        page.keyboard.press(str(wrong))
+        page.wait_for_selector(f".thumb[data-query-id='{qid}'].done")
+        page.keyboard.press("u")
+        page.wait_for_selector(f".thumb[data-query-id='{qid}']:not(.done)")
+        for i in range(8):
+            wait_enabled()
+            qid = current_query()
+            page.keyboard.press(str(truth(qid)))
+            if i < 7:
+                page.wait_for_function(
+                    f"document.getElementById('big').dataset.queryId !== '{qid}'")
+            if i == 4:  # mid-batch: answered thumbnails, the curve, the budget
+                page.wait_for_selector("#curve svg polyline")
+                shot = (DOCS_SCREENSHOT if os.environ.get("ACTIVEGEN_SCREENSHOT") == "docs"
+                        else tmp_path / "labeling-app.png")
+                shot.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(shot))
+                assert shot.stat().st_size > 10_000
+        page.wait_for_selector("body[data-round='5']")
+        assert page.evaluate("window.__sameDocument") is True
+        assert page.locator(".thumb").count() == 8
+        assert not errors, errors
+        browser.close()
+
+    rows = session.store.read(
+        "SELECT q.round, q.pool_index, l.label, l.labeler FROM labels l "
+        "JOIN queries q ON q.id = l.query_id WHERE l.labeler = 'browser' ORDER BY l.id")
+    assert [r[0] for r in rows] == [3] * 8 + [4] * 8
+    assert all(label == int(pool.y[index]) for _, index, label, _ in rows)  # undo took

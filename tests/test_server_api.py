@@ -481,6 +481,33 @@ def test_bad_imports_change_nothing(setup, payload, message) -> None:
     assert snapshot(session) == before
 
 
+def test_a_label_studio_export_from_label_studio(setup) -> None:
+    """A task list as Label Studio writes it (ids, cancelled annotations, extra keys)."""
+    session, _pool, client = setup
+    tasks = [
+        {"id": 11, "data": {"image": "/data/upload/1/a.png", "pool_index": 40},
+         "annotations": [{"id": 1, "completed_by": 1, "was_cancelled": False,
+                          "result": [{"id": "r1", "from_name": "label", "to_name": "image",
+                                      "type": "choices", "origin": "manual",
+                                      "value": {"choices": ["8"]}}]}],
+         "predictions": [], "meta": {}},
+        {"id": 12, "data": {"image": "/data/upload/1/b.png", "pool_index": 41},
+         "annotations": [{"id": 2, "was_cancelled": True, "result": []}]},
+        {"id": 13, "data": {"image": "/data/upload/1/c.png", "pool_index": 42},
+         "annotations": [{"id": 3, "result": [{"type": "choices", "from_name": "label",
+                                               "to_name": "image",
+                                               "value": {"choices": ["can't tell"]}}]}]},
+    ]
+    r = client.post("/api/import", json={"format": "labelstudio", "data": json.dumps(tasks)})
+    assert r.json() == {"status": "imported", "imported": 2, "already": 0, "conflicts": 0,
+                        "skipped": 1}
+    stored = session.store.read("SELECT q.pool_index, l.label, q.source FROM labels l "
+                                "JOIN queries q ON q.id = l.query_id ORDER BY q.pool_index")
+    assert stored == [(40, 8, "import"), (42, -1, "import")]
+    state = client.get("/api/state").json()
+    assert state["imported"] == 2 and state["answered"] == 0  # imports are not budget
+
+
 def test_import_with_an_unknown_format(setup) -> None:
     _, _, client = setup
     assert client.post("/api/import", json={"format": "xml", "data": ""}).status_code == 422

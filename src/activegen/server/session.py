@@ -389,7 +389,8 @@ class LabelSession:
     def state(self) -> dict[str, Any]:
         """What the page shows: progress, budget, the learning curve."""
         with self.store.lock:
-            counts = self.store.counts()
+            counts = self.store.counts("session")
+            imported = self.store.counts("import")
             return {
                 "name": self.config.name,
                 "classes": self.classes,
@@ -399,6 +400,7 @@ class LabelSession:
                 "answered": counts["labeled"] + counts["abstained"],
                 "labeled": counts["labeled"],
                 "abstained": counts["abstained"],
+                "imported": imported["labeled"] + imported["abstained"],
                 "open": counts["pending"] + counts["assigned"],
                 "finished": self.finished,
                 "image_shape": list(self.pool.image_shape),

@@ -213,8 +213,13 @@ class LabelStore:
         """Session queries generated so far (what the budget counts)."""
         return int(self.read("SELECT COUNT(*) FROM queries WHERE source='session'")[0][0])
 
-    def counts(self) -> dict[str, int]:
-        rows = self.read("SELECT status, COUNT(*) FROM queries GROUP BY status")
+    def counts(self, source: str | None = None) -> dict[str, int]:
+        """Queries by status (of one ``source``, session or import, if given)."""
+        if source is None:
+            rows = self.read("SELECT status, COUNT(*) FROM queries GROUP BY status")
+        else:
+            rows = self.read("SELECT status, COUNT(*) FROM queries WHERE source=? "
+                             "GROUP BY status", (source,))
         out = {s: 0 for s in ("pending", "assigned", "labeled", "abstained")}
         out.update({status: int(n) for status, n in rows})
         return out

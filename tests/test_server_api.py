@@ -58,7 +58,7 @@ def test_page_and_script(setup) -> None:
     _, _, client = setup
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    assert '<script src="/app.js">' in page.text and "pixelated" in page.text
+    assert "/api/label" in page.text and "pixelated" in page.text  # the script is inlined
     script = client.get("/app.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert "/api/label" in script.text
@@ -624,3 +624,26 @@ def test_cli_label_export(tmp_path: Path, capsys) -> None:
     assert len(json.loads(capsys.readouterr().out)["labels"]) == 4
     assert cli.main(["label-export", str(tmp_path / "missing.sqlite")]) == 2
     session.close()
+
+
+def test_cli_import_file_seeds_the_session(tmp_path: Path) -> None:
+    from activegen.server.run import prepare_server, read_import_file
+
+    config = digits_config(store=str(tmp_path / "s.sqlite"))
+    pool, _ = load_session_data(config)
+    labels_csv = tmp_path / "old.csv"
+    labels_csv.write_text("pool_index,class\n" + "".join(
+        f"{i},{pool.classes[pool.y[i]]}\n" for i in range(12)))
+    prepared = prepare_server(config, host="127.0.0.1", port=0, import_file=labels_csv)
+    try:
+        state = prepared.session.state()
+        assert state["imported"] == 12 and state["curve"][0]["n_labels"] == 12
+    finally:
+        prepared.session.close()
+        prepared.sock.close()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("pool_index,class\n1,eleven\n")
+    with pytest.raises(DataError, match=r"bad.csv: CSV line 2: class 'eleven'"):
+        read_import_file(bad, list(pool.classes))
+    with pytest.raises(DataError, match="no such file"):
+        read_import_file(tmp_path / "missing.csv", list(pool.classes))

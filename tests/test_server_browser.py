@@ -30,10 +30,11 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "labeli
 
 
 @pytest.fixture
-def server(tmp_path: Path):
+def server(tmp_path: Path, request):
+    token = getattr(request, "param", None)
     config = digits_config(batch=8, budget=80, store=str(tmp_path / "browser.sqlite"),
                            name="digits: label all 10 classes")
-    prepared = prepare_server(config, host="127.0.0.1", port=0)
+    prepared = prepare_server(config, host="127.0.0.1", port=0, token=token)
     thread = threading.Thread(target=prepared.server.run, kwargs={"sockets": [prepared.sock]},
                               daemon=True)
     thread.start()
@@ -49,10 +50,15 @@ def server(tmp_path: Path):
     prepared.sock.close()
 
 
-def test_a_person_labels_in_the_browser(server, tmp_path: Path) -> None:
+def playwright_api():
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     if not Path(CHROMIUM).exists():
         pytest.skip("no chromium: apt-get install -y chromium (.ci/run does this)")
+    return sync_api
+
+
+def test_a_person_labels_in_the_browser(server, tmp_path: Path) -> None:
+    sync_api = playwright_api()
     prepared, pool = server
     session = prepared.session
 
@@ -128,3 +134,29 @@ def test_a_person_labels_in_the_browser(server, tmp_path: Path) -> None:
         "JOIN queries q ON q.id = l.query_id WHERE l.labeler = 'browser' ORDER BY l.id")
     assert [r[0] for r in rows] == [3] * 8 + [4] * 8
     assert all(label == int(pool.y[index]) for _, index, label, _ in rows)  # undo took
+
+
+TOKEN = "browser-test-token-0123456789"
+
+
+@pytest.mark.parametrize("server", [TOKEN], indirect=True)
+def test_the_page_works_with_a_token(server) -> None:
+    """With a token required, the page (opened with ?token=) loads its batch and images and
+    labels; without the token nothing loads."""
+    sync_api = playwright_api()
+    prepared, _pool = server
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                    headless=True)
+        page = browser.new_page()
+        assert page.goto(prepared.url).status == 401
+        page.goto(prepared.url + f"?token={TOKEN}&labeler=tok")
+        page.wait_for_selector("body[data-round='1']")
+        page.wait_for_function("document.getElementById('big').complete && "
+                               "document.getElementById('big').naturalWidth === 8")
+        qid = int(page.get_attribute("#big", "data-query-id"))
+        page.keyboard.press("x")
+        page.wait_for_selector(f".thumb[data-query-id='{qid}'].done")
+        browser.close()
+    assert prepared.session.store.read("SELECT query_id, label, labeler FROM labels") == [
+        (qid, -1, "tok")]

@@ -181,8 +181,10 @@ def create_app(
     async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
 
-    page = _static("index.html")
     script = _static("app.js")
+    # The script is inlined: a <script src> could not carry the token when one is required.
+    page = _static("index.html").replace('<script src="/app.js"></script>',
+                                         f"<script>\n{script}\n</script>")
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:

@@ -177,37 +177,32 @@ class LabelSession:
     def _advance(self) -> None:
         """Generate the next round if the current one is answered and budget is left.
 
-        Call with the store lock held. Idempotent: it does nothing while a round is open.
+        Call with the store lock held. Idempotent: it does nothing while a round is open, and
+        the round it generates depends only on the stored answers and the seed.
         """
-        while not self.finished:
-            current = self.store.current_round()
-            if current > 0 and self.store.open_count(current) > 0:
-                return
-            remaining = self.settings.budget - self.store.n_asked()
-            next_round = current + 1
-            learner = self._fit(next_round)
-            if remaining <= 0:
-                self._finish(learner, next_round)
-                return
-            k = min(self.settings.first_batch if next_round == 1 else self.settings.batch,
-                    remaining)
-            try:
-                queries = self._choose(next_round, learner, k)
-            except EmptyPoolError:
-                log.info("the pool is exhausted; the session is finished")
-                self._finish(learner, next_round)
-                return
-            if not queries:
-                self._finish(learner, next_round)
-                return
-            self.store.insert_round(next_round, queries)
-            self.learner = learner
-            log.info("round %d: %d queries stored", next_round, len(queries))
+        if self.finished:
             return
-
-    def _finish(self, learner: Learner | None, round_: int) -> None:
-        self.finished = True
+        current = self.store.current_round()
+        if current > 0 and self.store.open_count(current) > 0:
+            return
+        next_round = current + 1
+        learner = self._fit(next_round)
         self.learner = learner
+        remaining = self.settings.budget - self.store.n_asked()
+        if remaining <= 0:
+            self.finished = True
+            return
+        k = min(self.settings.first_batch if next_round == 1 else self.settings.batch, remaining)
+        try:
+            queries = self._choose(next_round, learner, k)
+        except EmptyPoolError:
+            log.info("the pool is exhausted; the session is finished")
+            queries = []
+        if not queries:
+            self.finished = True
+            return
+        self.store.insert_round(next_round, queries)
+        log.info("round %d: %d queries stored", next_round, len(queries))
 
     def _training_set(self, before_round: int
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -248,11 +243,9 @@ class LabelSession:
 
     def _refit_current(self) -> None:
         """After opening the store: the learner that chose the current round's queries."""
-        if self.learner is None and not self.finished:
-            self.learner = self._fit_quiet(self.store.current_round())
-
-    def _fit_quiet(self, round_: int) -> Learner | None:
-        return self._fit(round_) if round_ > 0 else None
+        current = self.store.current_round()
+        if self.learner is None and not self.finished and current > 0:
+            self.learner = self._fit(current)
 
     def _choose(self, round_: int, learner: Learner | None, k: int) -> list[NewQuery]:
         """Round ``round_``'s queries: random (seeded) before any label, else the strategy's."""

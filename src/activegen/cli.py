@@ -49,7 +49,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     baseline = args.baseline or (config.report.baseline if config else "random")
     counts = args.at or (config.report.label_counts if config else None)
     report = make_report(args.dir, baseline=baseline, label_counts=counts,
-                         title=args.title or (config.name if config else None))
+                         title=args.title or (config.name if config else None),
+                         strict_baseline=args.baseline is not None)
     print(report)
     return 0
 

@@ -283,7 +283,11 @@ def saved_config(out_dir: Path) -> ExperimentConfig | None:
     stamp = Path(out_dir) / CONFIG_FILE
     if not stamp.exists():
         return None
-    return parse_config(json.loads(stamp.read_text())["config"], str(stamp))
+    try:
+        payload = json.loads(stamp.read_text())["config"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+        raise DataError(f"{stamp}: not a configuration written by 'activegen run'") from None
+    return parse_config(payload, str(stamp))
 
 
 def pending(config: ExperimentConfig, out_dir: Path) -> list[RunSpec]:

@@ -170,3 +170,18 @@ def test_curves_and_supervised_reference() -> None:
     assert c.loc[20, "std"] == 0.0
     assert "supervised" not in set(stats.curves(frame)["strategy"])
     assert stats.supervised_accuracy(frame).loc["t", "mean"] == pytest.approx(0.9)
+
+
+def test_wilcoxon_matches_scipy_with_ties_and_zeros() -> None:
+    """Our sign-flip enumeration gives SciPy's exact permutation p-value (and is fast)."""
+    rng = np.random.default_rng(3)
+    for n in (2, 5, 10, 13):
+        for _ in range(3):
+            d = rng.integers(-3, 4, n) / 144.0  # accuracy differences: many ties and zeros
+            if np.all(d == 0):
+                continue
+            expected = sps.wilcoxon(d, zero_method="zsplit",
+                                    method=sps.PermutationMethod()).pvalue
+            assert stats.wilcoxon_pvalue(d) == pytest.approx(expected, rel=1e-9), d
+    d = rng.normal(0.01, 0.02, 20)  # no ties: SciPy's own exact test
+    assert stats.wilcoxon_pvalue(d) == pytest.approx(sps.wilcoxon(d).pvalue)

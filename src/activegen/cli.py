@@ -33,12 +33,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     path = Path(args.config) if args.config else demo_config_path()
     config = load_config(path)
     out = Path(args.out) if args.out else Path("runs") / path.stem
-    console.print(f"[bold]activegen run[/bold] {path} → {out}")
+    # Nothing is printed before the run: a refused input leaves a single error line.
     results = run_experiment(config, out, fresh=args.fresh, progress=not args.quiet)
     report = make_report(results, baseline=config.report.baseline,
                          label_counts=config.report.label_counts,
                          thresholds=tuple(config.report.thresholds), title=config.name)
-    console.print(f"results: {results}\nreport:  {report}\nplot:    {out / 'learning_curves.png'}")
+    console.print(f"[bold]activegen run[/bold] {path} → {out}\nresults: {results}\n"
+                  f"report:  {report}\nplot:    {out / 'learning_curves.png'}")
     return 0
 
 

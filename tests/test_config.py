@@ -161,6 +161,15 @@ def test_a_class_absent_from_the_data() -> None:
         load_experiment_data(config)
 
 
+def test_a_single_class_is_refused() -> None:
+    assert "data.classes: List should have at least 2 items" in _error(
+        _with(**{"data.classes": [5]}))
+    config = parse_config(_with(**{"data.classes": None, "data.subset": None}))
+    one = config.model_copy(update={"data": config.data.model_copy(update={"classes": [3]})})
+    with pytest.raises(ConfigError, match=r"the pool has 1 class \(\['3'\]\)"):
+        load_experiment_data(one)
+
+
 def test_test_set_with_another_image_size_or_classes() -> None:
     size = parse_config(_with(test_sets=[{"name": "big", "dataset": "digits", "split": "all",
                                           "classes": [5, 7], "size": [16, 16]}]))
@@ -186,6 +195,11 @@ def test_a_results_folder_holding_another_config_is_refused(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="holds results of a different configuration"):
         prepare_output(other, tmp_path)
     prepare_output(other, tmp_path, fresh=True)  # --fresh: start over
+    orphan = tmp_path / "orphan"
+    (orphan / "runs").mkdir(parents=True)
+    (orphan / "runs" / "random__seed0.csv").write_text("x\n")
+    with pytest.raises(ConfigError, match=r"holds runs but no config\.json"):
+        prepare_output(other, orphan)
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(DataError, match=r"config\.json: unreadable"):
         prepare_output(other, tmp_path)

@@ -32,7 +32,7 @@ class DataConfig(_Strict):
     root: Path | None = None
     split: str = "train"
     task: str | None = None
-    classes: list[int | str] | None = None
+    classes: list[int | str] | None = Field(default=None, min_length=2)
     subset: int | None = Field(default=None, ge=2)
     pad_to: tuple[int, int] | None = None
     size: tuple[int, int] | None = None

@@ -68,6 +68,11 @@ def prepare_dataset(spec: Any, name: str | None = None) -> Dataset:
 def load_experiment_data(config: ExperimentConfig) -> tuple[Dataset, dict[str, Dataset]]:
     """The pool and the named test sets, checked for compatibility with each other."""
     pool = prepare_dataset(config.data)
+    if pool.n_classes < 2:
+        raise ConfigError(
+            f"data: the pool has {pool.n_classes} class ({list(pool.classes)}); active learning "
+            "needs at least 2 (check 'classes')"
+        )
     tests: dict[str, Dataset] = {}
     if config.data.test_fraction is not None:
         pool, held_out = pool.split(config.data.test_fraction, config.data.split_seed)
@@ -271,6 +276,11 @@ def prepare_output(config: ExperimentConfig, out_dir: Path, fresh: bool = False)
                 "folder, or --fresh to delete them"
             )
         return
+    if any((out_dir / "runs").glob("*.csv")):  # results of unknown origin: never mix them in
+        raise ConfigError(
+            f"{out_dir} holds runs but no {CONFIG_FILE} saying which configuration made them; "
+            "use another --out folder, or --fresh to delete them"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {"fingerprint": config.fingerprint(), "config": config.model_dump(mode="json")}
     atomic_write_text(stamp, json.dumps(payload, indent=2))

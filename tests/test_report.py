@@ -54,6 +54,8 @@ def test_report_files_from_results_csv_alone(tmp_path: Path) -> None:
     pvalues = pd.read_csv(tmp_path / "pvalues.csv")
     assert set(pvalues["strategy"]) == {"svm-active"} and len(pvalues) == 8
     assert (pvalues["p_t"] < 0.01).all()  # a 0.05 gain with 0.01 noise over 5 seeds
+    area_p = pd.read_csv(tmp_path / "area_pvalues.csv")
+    assert len(area_p) == 4 and (area_p["mean_diff"] > 0).all()
     wins = pd.read_csv(tmp_path / "wins_a.csv").set_index("strategy")
     assert wins.loc["svm-active", "random"] == 1.0 and wins.loc["random", "svm-active"] == 0.0
     assert (tmp_path / "wins_b.csv").exists()

@@ -185,3 +185,20 @@ def test_wilcoxon_matches_scipy_with_ties_and_zeros() -> None:
             assert stats.wilcoxon_pvalue(d) == pytest.approx(expected, rel=1e-9), d
     d = rng.normal(0.01, 0.02, 20)  # no ties: SciPy's own exact test
     assert stats.wilcoxon_pvalue(d) == pytest.approx(sps.wilcoxon(d).pvalue)
+
+
+def test_area_tests_pair_the_areas_by_seed() -> None:
+    counts = [10, 20, 40]
+    rnd = {n: [0.6 + 0.01 * s + 0.001 * n for s in range(6)] for n in counts}
+    unc = {n: [a + 0.05 + 0.002 * i for i, a in enumerate(rnd[n])] for n in counts}
+    frame = table({"random": rnd, "unc": unc})
+    t = stats.area_tests(frame, "random").set_index("axis")
+    assert list(t["strategy"].unique()) == ["unc"] and list(t.index) == ["auc", "auc_log2"]
+    area = stats.areas(frame)
+    diff = (area[area.strategy == "unc"]["auc"].to_numpy()
+            - area[area.strategy == "random"]["auc"].to_numpy())
+    assert t.loc["auc", "mean_diff"] == pytest.approx(diff.mean())
+    assert t.loc["auc", "n_pairs"] == 6 and t.loc["auc", "p_t"] < 1e-3
+    assert t.loc["auc", "p_t"] == pytest.approx(stats.paired_t_pvalue(
+        area[area.strategy == "unc"]["auc"].to_numpy(),
+        area[area.strategy == "random"]["auc"].to_numpy()))

@@ -171,6 +171,13 @@ def make_report(results: str | Path, baseline: str = "random",
     ]
     shown = pvalues[pvalues["n_labels"].isin(counts)] if not pvalues.empty else pvalues
     lines.append(_markdown_table(shown))
+    area_p = stats.area_tests(frame, baseline)
+    write_csv(area_p, out_dir / "area_pvalues.csv")
+    lines += [
+        f"Normalised areas against `{baseline}`, paired by seed (`area_pvalues.csv`):",
+        "",
+        _markdown_table(area_p),
+    ]
     lines += [
         "## Pairwise wins (BADGE)",
         "",

@@ -217,6 +217,26 @@ def paired_tests(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def area_tests(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Each strategy's normalised areas (linear and log2) against ``baseline``'s, paired by
+    seed: mean difference and two-sided paired t and Wilcoxon p-values, per test set."""
+    area = areas(frame)
+    rows = []
+    for (test_set, strategy), group in area.groupby(["test_set", "strategy"]):
+        if strategy == baseline:
+            continue
+        base = area[(area["test_set"] == test_set) & (area["strategy"] == baseline)]
+        pairs = group.merge(base, on="seed", suffixes=("", "_base"))
+        for axis in ("auc", "auc_log2"):
+            x, y = pairs[axis].to_numpy(), pairs[f"{axis}_base"].to_numpy()
+            p_t, p_w = paired_test(x, y)
+            rows.append({"test_set": test_set, "strategy": strategy, "axis": axis,
+                         "n_pairs": len(x), "mean_diff": float(np.mean(x - y)) if len(x)
+                         else float("nan"), "p_t": p_t, "p_wilcoxon": p_w})
+    return pd.DataFrame(rows, columns=["test_set", "strategy", "axis", "n_pairs", "mean_diff",
+                                       "p_t", "p_wilcoxon"])
+
+
 def wins_matrix(frame: pd.DataFrame, test_set: str, alpha: float = 0.05) -> pd.DataFrame:
     """BADGE's pairwise penalty matrix: ``W[i, j]`` = share of label counts at which ``i``
     beats ``j`` by a paired t-test over seeds at level ``alpha``."""

@@ -128,6 +128,8 @@ def test_other_bad_values_name_their_key() -> None:
     assert "no test set" in _error(_with(**{"data.test_fraction": None}))
     assert "'supervised' is reserved" in _error(
         _with(strategies=[{"name": "random", "label": "supervised"}]))
+    assert "test_sets.0: test_fraction belongs in [data]" in _error(
+        _with(test_sets=[{"name": "x", "dataset": "digits", "test_fraction": 0.5}]))
     assert "report.baseline: 'margin' is not one of the strategies" in _error(
         _with(**{"report.baseline": "margin"}))
 

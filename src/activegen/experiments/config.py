@@ -48,6 +48,13 @@ class TestSetConfig(DataConfig):
     name: str
     split: str = "test"
 
+    @model_validator(mode="after")
+    def _no_split_of_a_test_set(self) -> TestSetConfig:
+        if self.test_fraction is not None:
+            raise ValueError("test_fraction belongs in [data] (it splits the pool), not in a "
+                             "test set")
+        return self
+
 
 class ComponentConfig(BaseModel):
     """A strategy, learner or oracle: its registered ``name``, an optional display ``label``,

@@ -14,7 +14,7 @@ import pytest
 from activegen.cli import demo_config_path
 from activegen.errors import ConfigError, DataError
 from activegen.experiments.config import load_config, parse_config
-from activegen.experiments.runner import load_experiment_data, prepare_output
+from activegen.experiments.runner import load_experiment_data, prepare_output, saved_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -193,6 +193,9 @@ def test_budget_or_initial_beyond_the_pool() -> None:
 def test_a_results_folder_holding_another_config_is_refused(tmp_path: Path) -> None:
     prepare_output(parse_config(BASE), tmp_path)
     prepare_output(parse_config(BASE), tmp_path)  # the same config: fine (resume)
+    new_report = parse_config(_with(**{"report.label_counts": [4, 10]}))
+    prepare_output(new_report, tmp_path)  # same results, new report settings: kept
+    assert saved_config(tmp_path) == new_report
     other = parse_config(_with(**{"loop.budget": 12}))
     with pytest.raises(ConfigError, match="holds results of a different configuration"):
         prepare_output(other, tmp_path)
@@ -202,9 +205,10 @@ def test_a_results_folder_holding_another_config_is_refused(tmp_path: Path) -> N
     (orphan / "runs" / "random__seed0.csv").write_text("x\n")
     with pytest.raises(ConfigError, match=r"holds runs but no config\.json"):
         prepare_output(other, orphan)
-    (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(DataError, match=r"config\.json: unreadable"):
-        prepare_output(other, tmp_path)
+    for junk in ("{not json", "[1, 2]"):
+        (tmp_path / "config.json").write_text(junk)
+        with pytest.raises(DataError, match=r"config\.json: unreadable"):
+            prepare_output(other, tmp_path)
 
 
 # -- the GAAL config loads real-format files when they are there -----------------------------

@@ -268,19 +268,24 @@ def prepare_output(config: ExperimentConfig, out_dir: Path, fresh: bool = False)
     if stamp.exists():
         try:
             previous = json.loads(stamp.read_text())
-        except json.JSONDecodeError:
-            raise DataError(f"{stamp}: unreadable; delete the folder or use --fresh") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            previous = None
+        if not isinstance(previous, dict):
+            raise DataError(f"{stamp}: unreadable; delete the folder or use --fresh")
         if previous.get("fingerprint") != config.fingerprint():
             raise ConfigError(
                 f"{out_dir} holds results of a different configuration; use another --out "
                 "folder, or --fresh to delete them"
             )
-        return
-    if any((out_dir / "runs").glob("*.csv")):  # results of unknown origin: never mix them in
-        raise ConfigError(
-            f"{out_dir} holds runs but no {CONFIG_FILE} saying which configuration made them; "
-            "use another --out folder, or --fresh to delete them"
-        )
+        if previous.get("config") == config.model_dump(mode="json"):
+            return
+        # Same results, new [report] settings: keep them for 'activegen report DIR'.
+    else:
+        if any((out_dir / "runs").glob("*.csv")):  # results of unknown origin: never mix
+            raise ConfigError(
+                f"{out_dir} holds runs but no {CONFIG_FILE} saying which configuration made "
+                "them; use another --out folder, or --fresh to delete them"
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {"fingerprint": config.fingerprint(), "config": config.model_dump(mode="json")}
     atomic_write_text(stamp, json.dumps(payload, indent=2))

@@ -155,3 +155,16 @@ def test_a_folder_of_another_config_is_refused(demo_run: Path, tmp_path: Path,
     line = _error_line(["run", str(config), "--out", str(copy), "-q"], capsys)
     assert "holds results of a different configuration" in line
     assert len(list((copy / "runs").glob("*.csv"))) == 30  # nothing touched
+
+
+def test_report_works_when_the_saved_config_no_longer_validates(demo_run: Path,
+                                                                  tmp_path: Path) -> None:
+    import json
+
+    copy = tmp_path / "copy"
+    shutil.copytree(demo_run, copy)
+    stamp = json.loads((copy / "config.json").read_text())
+    stamp["config"]["strategies"][1]["name"] = "a-strategy-of-another-version"
+    (copy / "config.json").write_text(json.dumps(stamp))
+    assert main(["report", str(copy)]) == 0
+    assert "svm-active" in (copy / "report.md").read_text()

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import NoReturn
 
-from activegen.errors import ActivegenError
+from activegen.errors import ActivegenError, ConfigError
 
 
 def demo_config_path() -> Path:
@@ -47,7 +47,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from activegen.experiments.report import make_report
     from activegen.experiments.runner import saved_config
 
-    config = saved_config(Path(args.dir)) if Path(args.dir).is_dir() else None
+    try:
+        config = saved_config(Path(args.dir)) if Path(args.dir).is_dir() else None
+    except ConfigError as exc:  # e.g. made by a version with other strategies: the table
+        logging.getLogger("activegen").warning("ignoring the saved config: %s", exc)
+        config = None  # alone is enough, with the default report settings
     baseline = args.baseline or (config.report.baseline if config else "random")
     counts = args.at or (config.report.label_counts if config else None)
     report = make_report(args.dir, baseline=baseline, label_counts=counts,

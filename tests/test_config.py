@@ -73,10 +73,9 @@ def test_valid_config_and_defaults() -> None:
         "subsample": 5}
 
 
-def test_fingerprint_ignores_the_title_and_report_section_only() -> None:
+def test_fingerprint_ignores_the_report_section_only() -> None:
     a = parse_config(BASE).fingerprint()
     assert parse_config(_with(**{"report.label_counts": [4, 10]})).fingerprint() == a
-    assert parse_config(_with(name="another title")).fingerprint() == a
     assert parse_config(_with(**{"loop.budget": 12})).fingerprint() != a
     assert parse_config(_with(seeds=[0, 2])).fingerprint() != a
 

@@ -139,8 +139,8 @@ class ExperimentConfig(_Strict):
         return self
 
     def fingerprint(self) -> str:
-        """A hash of everything that changes results (the title and report section excluded)."""
-        payload = self.model_dump(mode="json", exclude={"name", "report"})
+        """A hash of everything that changes results (the report section excluded)."""
+        payload = self.model_dump(mode="json", exclude={"report"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

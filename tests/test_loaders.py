@@ -586,3 +586,19 @@ def test_cifar10_refuses_non_latin1_codec(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes().replace(b"latin1", b"rot_13"))
     with pytest.raises(DataError, match=r"batches\.meta: unsafe .*'rot_13' is not allowed"):
         load_cifar10(tmp_path, "test")
+
+
+def test_medmnist_family_entry_is_listed_not_loaded(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``activegen datasets`` asks every listed name where it lives and whether it is there;
+    the ``medmnist:<flag>`` family entry must answer (it used to raise)."""
+    monkeypatch.setenv("ACTIVEGEN_DATA", str(tmp_path))
+    assert data_root("medmnist:<flag>") == tmp_path / "medmnist"
+    assert not is_present("medmnist:<flag>")
+    write_chestmnist(tmp_path / "medmnist" / "chestmnist.npz")
+    assert is_present("medmnist:<flag>")
+    for info in list_datasets():
+        data_root(info.name)
+        is_present(info.name)
+    with pytest.raises(UnknownNameError, match="medmnist:<flag>"):
+        load_dataset("medmnist:<flag>")

@@ -12,8 +12,9 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import NoReturn
 
-from activegen.errors import ActivegenError
+from activegen.errors import ActivegenError, ConfigError
 
 
 def demo_config_path() -> Path:
@@ -32,12 +33,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     path = Path(args.config) if args.config else demo_config_path()
     config = load_config(path)
     out = Path(args.out) if args.out else Path("runs") / path.stem
-    console.print(f"[bold]activegen run[/bold] {path} → {out}")
+    # Nothing is printed before the run: a refused input leaves a single error line.
     results = run_experiment(config, out, fresh=args.fresh, progress=not args.quiet)
     report = make_report(results, baseline=config.report.baseline,
                          label_counts=config.report.label_counts,
                          thresholds=tuple(config.report.thresholds), title=config.name)
-    console.print(f"results: {results}\nreport:  {report}\nplot:    {out / 'learning_curves.png'}")
+    console.print(f"[bold]activegen run[/bold] {path} → {out}\nresults: {results}\n"
+                  f"report:  {report}\nplot:    {out / 'learning_curves.png'}")
     return 0
 
 
@@ -45,11 +47,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from activegen.experiments.report import make_report
     from activegen.experiments.runner import saved_config
 
-    config = saved_config(Path(args.dir)) if Path(args.dir).is_dir() else None
+    try:
+        config = saved_config(Path(args.dir)) if Path(args.dir).is_dir() else None
+    except ConfigError as exc:  # e.g. made by a version with other strategies: the table
+        logging.getLogger("activegen").warning("ignoring the saved config: %s", exc)
+        config = None  # alone is enough, with the default report settings
     baseline = args.baseline or (config.report.baseline if config else "random")
     counts = args.at or (config.report.label_counts if config else None)
     report = make_report(args.dir, baseline=baseline, label_counts=counts,
-                         title=args.title or (config.name if config else None))
+                         title=args.title or (config.name if config else None),
+                         strict_baseline=args.baseline is not None)
     print(report)
     return 0
 
@@ -119,8 +126,15 @@ def _cmd_label_export(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and still exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="activegen",
         description="Active learning with generative models: run experiments, report, label.",
     )

@@ -316,16 +316,21 @@ class ActiveLearningLoop:
         t4 = time.perf_counter()
         labels = np.asarray(self.oracle.label(query), dtype=np.int64)
         t5 = time.perf_counter()
-        self._check_answer(query, labels, state)
+        self._check_answer(query, labels, state, k)
         record.query_seconds, record.label_seconds = t4 - t3, t5 - t4
         if self.query_sink is not None:
             self.query_sink(r, query, labels)
         self._apply(state, query, labels)
         self._finish_round(state, record, finished=False)
 
-    def _check_answer(self, query: Query, labels: np.ndarray, state: LoopState) -> None:
+    def _check_answer(self, query: Query, labels: np.ndarray, state: LoopState, k: int) -> None:
         if len(query) == 0:
             raise RuntimeError(f"strategy {self.strategy.name!r} returned an empty query")
+        if len(query) > k:  # more would overspend the budget
+            raise RuntimeError(
+                f"strategy {self.strategy.name!r} returned {len(query)} queries, more than the "
+                f"{k} asked for"
+            )
         if labels.shape != (len(query),):
             raise RuntimeError(
                 f"oracle {self.oracle.name!r} returned {labels.shape} labels for "

@@ -30,6 +30,8 @@ __all__ = [
 #: The environment variable naming the folder that holds one sub-folder per dataset.
 ENV_VAR = "ACTIVEGEN_DATA"
 MEDMNIST_PREFIX = "medmnist:"
+#: The listing entry that stands for every MedMNIST flag (not loadable itself).
+MEDMNIST_FAMILY = "medmnist:<flag>"
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,8 @@ def _medmnist_flag(name: str) -> str | None:
 
 
 def _info(name: str) -> DatasetInfo:
+    if name == MEDMNIST_FAMILY:
+        return _INFOS[MEDMNIST_FAMILY]
     flag = _medmnist_flag(name)
     if flag is not None and name != "chestmnist":
         generic = _INFOS["medmnist:<flag>"]
@@ -162,6 +166,8 @@ def _info(name: str) -> DatasetInfo:
 
 
 def _folder_name(name: str) -> str:
+    if name == MEDMNIST_FAMILY:
+        return "medmnist"
     return "medmnist" if _medmnist_flag(name) is not None else name
 
 
@@ -215,6 +221,8 @@ def is_present(name: str, root: str | Path | None = None) -> bool:
         except DataError:
             return False
     path = data_root(name, root)
+    if name == MEDMNIST_FAMILY:  # the family: present if any MedMNIST file is there
+        return path.is_dir() and any(path.glob("*.npz"))
     if name == "folder":
         return path.is_dir() and any(
             p.is_dir() and not p.name.startswith(".") for p in path.iterdir()

@@ -32,7 +32,7 @@ class DataConfig(_Strict):
     root: Path | None = None
     split: str = "train"
     task: str | None = None
-    classes: list[int | str] | None = None
+    classes: list[int | str] | None = Field(default=None, min_length=2)
     subset: int | None = Field(default=None, ge=2)
     pad_to: tuple[int, int] | None = None
     size: tuple[int, int] | None = None
@@ -47,6 +47,13 @@ class TestSetConfig(DataConfig):
 
     name: str
     split: str = "test"
+
+    @model_validator(mode="after")
+    def _no_split_of_a_test_set(self) -> TestSetConfig:
+        if self.test_fraction is not None:
+            raise ValueError("test_fraction belongs in [data] (it splits the pool), not in a "
+                             "test set")
+        return self
 
 
 class ComponentConfig(BaseModel):
@@ -147,9 +154,17 @@ def check_components(config: ExperimentConfig) -> None:
     ORACLES.check_params(config.oracle.name, config.oracle.params, ORACLE_CONTEXT)
     for i, strategy in enumerate(config.strategies):
         try:
-            STRATEGIES.check_params(strategy.name, strategy.params)
+            # Building checks parameter values too (a bad 'measure', say); constructors are
+            # cheap by contract: heavy work happens in Strategy.prepare.
+            STRATEGIES.build(strategy.name, strategy.params)
         except ConfigError as exc:
             raise ConfigError(f"strategies[{i}]: {exc}") from None
+    labels = [s.display for s in config.strategies]
+    if "baseline" in config.report.model_fields_set and config.report.baseline not in labels:
+        raise ConfigError(
+            f"report.baseline: {config.report.baseline!r} is not one of the strategies "
+            f"({', '.join(labels)})"
+        )
 
 
 #: Arguments the runner passes to oracles itself.
@@ -157,14 +172,15 @@ ORACLE_CONTEXT = ("pool", "seed", "cache_dir", "device", "n_classes")
 
 
 def _format_validation_error(exc: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid configuration"]
+    """One line: the file, then each bad key path with what is wrong with it."""
+    problems = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"  {where}: {msg}")
-    return "\n".join(lines)
+        problems.append(f"{where}: {msg}")
+    return f"{source}: invalid configuration: " + "; ".join(problems)
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from activegen._atomic import atomic_write_bytes, atomic_write_text
+from activegen.errors import DataError
 from activegen.experiments import stats
 from activegen.experiments.results import read_results, write_csv
 
@@ -108,14 +109,25 @@ def _summary_view(summary: pd.DataFrame, label_counts: list[int]) -> pd.DataFram
 
 def make_report(results: str | Path, baseline: str = "random",
                 label_counts: list[int] | None = None,
-                thresholds: tuple[float, ...] = (0.95, 0.99), title: str | None = None) -> Path:
-    """Write plots, tables and ``report.md`` next to ``results``; returns the report path."""
+                thresholds: tuple[float, ...] = (0.95, 0.99), title: str | None = None,
+                strict_baseline: bool = False) -> Path:
+    """Write plots, tables and ``report.md`` next to ``results``; returns the report path.
+
+    A ``baseline`` absent from the table falls back to the first strategy, unless
+    ``strict_baseline`` (the user named it) makes that an error.
+    """
     results = Path(results)
     frame = read_results(results)
     out_dir = results if results.is_dir() else results.parent
     strategies = sorted(set(frame["strategy"]) - {stats.SUPERVISED})
+    if not strategies:
+        raise DataError(f"{results}: no active-learning runs in the table, only "
+                        f"{stats.SUPERVISED!r} rows")
     if baseline not in strategies:
-        baseline = strategies[0] if strategies else baseline
+        if strict_baseline:
+            raise DataError(f"baseline {baseline!r} is not in {results}; its strategies are: "
+                            f"{', '.join(strategies)}")
+        baseline = strategies[0]
     curve = stats.curves(frame)
     counts = label_counts or stats._default_counts(curve["n_labels"].to_numpy())
     summary = stats.summary(frame, baseline, counts, thresholds)
@@ -159,6 +171,13 @@ def make_report(results: str | Path, baseline: str = "random",
     ]
     shown = pvalues[pvalues["n_labels"].isin(counts)] if not pvalues.empty else pvalues
     lines.append(_markdown_table(shown))
+    area_p = stats.area_tests(frame, baseline)
+    write_csv(area_p, out_dir / "area_pvalues.csv")
+    lines += [
+        f"Normalised areas against `{baseline}`, paired by seed (`area_pvalues.csv`):",
+        "",
+        _markdown_table(area_p),
+    ]
     lines += [
         "## Pairwise wins (BADGE)",
         "",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from activegen._atomic import atomic_write_text
@@ -75,4 +76,14 @@ def read_results(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: missing column(s) {missing}; expected {RESULT_COLUMNS}")
     if frame.empty:
         raise DataError(f"{path}: the results table has no rows")
+    for col in ("seed", "round", "n_labels", "accuracy"):
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() & frame[col].notna() | frame[col].isna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"{path}: column {col!r} must hold numbers; row {row + 2} has "
+                f"{frame[col].iloc[row]!r}"
+            )
+        frame[col] = values
     return frame

@@ -68,6 +68,11 @@ def prepare_dataset(spec: Any, name: str | None = None) -> Dataset:
 def load_experiment_data(config: ExperimentConfig) -> tuple[Dataset, dict[str, Dataset]]:
     """The pool and the named test sets, checked for compatibility with each other."""
     pool = prepare_dataset(config.data)
+    if pool.n_classes < 2:
+        raise ConfigError(
+            f"data: the pool has {pool.n_classes} class ({list(pool.classes)}); active learning "
+            "needs at least 2 (check 'classes')"
+        )
     tests: dict[str, Dataset] = {}
     if config.data.test_fraction is not None:
         pool, held_out = pool.split(config.data.test_fraction, config.data.split_seed)
@@ -263,14 +268,24 @@ def prepare_output(config: ExperimentConfig, out_dir: Path, fresh: bool = False)
     if stamp.exists():
         try:
             previous = json.loads(stamp.read_text())
-        except json.JSONDecodeError:
-            raise DataError(f"{stamp}: unreadable; delete the folder or use --fresh") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            previous = None
+        if not isinstance(previous, dict):
+            raise DataError(f"{stamp}: unreadable; delete the folder or use --fresh")
         if previous.get("fingerprint") != config.fingerprint():
             raise ConfigError(
                 f"{out_dir} holds results of a different configuration; use another --out "
                 "folder, or --fresh to delete them"
             )
-        return
+        if previous.get("config") == config.model_dump(mode="json"):
+            return
+        # Same results, new [report] settings: keep them for 'activegen report DIR'.
+    else:
+        if any((out_dir / "runs").glob("*.csv")):  # results of unknown origin: never mix
+            raise ConfigError(
+                f"{out_dir} holds runs but no {CONFIG_FILE} saying which configuration made "
+                "them; use another --out folder, or --fresh to delete them"
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {"fingerprint": config.fingerprint(), "config": config.model_dump(mode="json")}
     atomic_write_text(stamp, json.dumps(payload, indent=2))
@@ -283,7 +298,11 @@ def saved_config(out_dir: Path) -> ExperimentConfig | None:
     stamp = Path(out_dir) / CONFIG_FILE
     if not stamp.exists():
         return None
-    return parse_config(json.loads(stamp.read_text())["config"], str(stamp))
+    try:
+        payload = json.loads(stamp.read_text())["config"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+        raise DataError(f"{stamp}: not a configuration written by 'activegen run'") from None
+    return parse_config(payload, str(stamp))
 
 
 def pending(config: ExperimentConfig, out_dir: Path) -> list[RunSpec]:

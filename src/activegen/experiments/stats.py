@@ -114,6 +114,61 @@ def _paired(frame: pd.DataFrame, test_set: str, a: str, b: str) -> pd.DataFrame:
     return wide[[a, b]].dropna().reset_index()
 
 
+def paired_t_pvalue(x: np.ndarray, y: np.ndarray) -> float:
+    """Two-sided paired t-test p-value of ``x - y``; NaN with fewer than 2 pairs.
+
+    Identical samples give 1; a constant non-zero difference gives 0.
+    """
+    d = np.asarray(x, dtype=np.float64) - np.asarray(y, dtype=np.float64)
+    if len(d) < 2:
+        return float("nan")
+    if np.allclose(d, 0.0):
+        return 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = float(stats.ttest_rel(x, y).pvalue)
+    return 0.0 if np.isnan(p) else p  # NaN: constant non-zero difference
+
+
+def wilcoxon_pvalue(d: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of the differences ``d`` (zeros split).
+
+    With ties or zeros among at most 13 differences, SciPy runs a generic permutation test
+    over all ``2^n`` sign flips, evaluating its statistic one flip at a time (≈0.3 s per test,
+    minutes for a report); we enumerate the same sign flips as one matrix product instead,
+    which gives SciPy's p-value (checked in the tests) in microseconds. Other cases go to
+    :func:`scipy.stats.wilcoxon` directly.
+    """
+    d = np.asarray(d, dtype=np.float64)
+    d = d[~np.isnan(d)]
+    if len(d) < 2:
+        return float("nan")
+    if np.all(d == 0):
+        return 1.0
+    ties_or_zeros = bool(np.any(d == 0)) or len(np.unique(np.abs(d))) < len(d)
+    if ties_or_zeros and len(d) <= 13:
+        return _wilcoxon_sign_flip_pvalue(d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(stats.wilcoxon(d, zero_method="zsplit").pvalue)
+
+
+def _wilcoxon_sign_flip_pvalue(d: np.ndarray) -> float:
+    """Exact two-sided sign-flip p-value of ``R+`` (zsplit), as SciPy's permutation test."""
+    ranks = stats.rankdata(np.abs(d))
+    zero = d == 0
+    half_zero = ranks[zero].sum() / 2.0
+    observed = ranks[d > 0].sum() + half_zero
+    nonzero_ranks = ranks[~zero]
+    m = len(nonzero_ranks)
+    flips = (np.arange(2**m)[:, None] >> np.arange(m)) & 1  # every sign pattern, [2^m, m]
+    null = flips @ nonzero_ranks + half_zero
+    tolerance = abs(observed) * np.finfo(np.float64).eps * 100
+    p_greater = np.mean(null >= observed - tolerance)
+    p_less = np.mean(null <= observed + tolerance)
+    return float(min(1.0, 2.0 * min(p_greater, p_less)))
+
+
 def paired_test(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Two-sided p-values ``(paired t, Wilcoxon)`` of ``x - y``; NaN with fewer than 2 pairs.
 
@@ -122,18 +177,7 @@ def paired_test(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     d = np.asarray(x, dtype=np.float64) - np.asarray(y, dtype=np.float64)
     if len(d) < 2:
         return float("nan"), float("nan")
-    if np.allclose(d, 0.0):
-        return 1.0, 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t_p = float(stats.ttest_rel(x, y).pvalue)
-        if np.isnan(t_p):  # constant non-zero difference: as certain as it gets
-            t_p = 0.0
-        try:
-            w_p = float(stats.wilcoxon(x, y, zero_method="zsplit").pvalue)
-        except ValueError:
-            w_p = float("nan")
-    return t_p, w_p
+    return paired_t_pvalue(x, y), wilcoxon_pvalue(d)
 
 
 def paired_tests(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
@@ -173,6 +217,26 @@ def paired_tests(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def area_tests(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Each strategy's normalised areas (linear and log2) against ``baseline``'s, paired by
+    seed: mean difference and two-sided paired t and Wilcoxon p-values, per test set."""
+    area = areas(frame)
+    rows = []
+    for (test_set, strategy), group in area.groupby(["test_set", "strategy"]):
+        if strategy == baseline:
+            continue
+        base = area[(area["test_set"] == test_set) & (area["strategy"] == baseline)]
+        pairs = group.merge(base, on="seed", suffixes=("", "_base"))
+        for axis in ("auc", "auc_log2"):
+            x, y = pairs[axis].to_numpy(), pairs[f"{axis}_base"].to_numpy()
+            p_t, p_w = paired_test(x, y)
+            rows.append({"test_set": test_set, "strategy": strategy, "axis": axis,
+                         "n_pairs": len(x), "mean_diff": float(np.mean(x - y)) if len(x)
+                         else float("nan"), "p_t": p_t, "p_wilcoxon": p_w})
+    return pd.DataFrame(rows, columns=["test_set", "strategy", "axis", "n_pairs", "mean_diff",
+                                       "p_t", "p_wilcoxon"])
+
+
 def wins_matrix(frame: pd.DataFrame, test_set: str, alpha: float = 0.05) -> pd.DataFrame:
     """BADGE's pairwise penalty matrix: ``W[i, j]`` = share of label counts at which ``i``
     beats ``j`` by a paired t-test over seeds at level ``alpha``."""
@@ -187,7 +251,7 @@ def wins_matrix(frame: pd.DataFrame, test_set: str, alpha: float = 0.05) -> pd.D
             counts = pairs["n_labels"].unique()
             for _, group in pairs.groupby("n_labels"):
                 x, y = group[i].to_numpy(), group[j].to_numpy()
-                p_t, _ = paired_test(x, y)
+                p_t = paired_t_pvalue(x, y)
                 if not np.isnan(p_t) and p_t < alpha and np.mean(x - y) > 0:
                     matrix.loc[i, j] += 1.0 / len(counts)
     return matrix

@@ -1,0 +1,170 @@
+"""The command line: help everywhere, one-line errors with status 2, and the demo end to end."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from activegen.cli import main
+from activegen.experiments.results import RESULT_COLUMNS
+from activegen.strategies import STRATEGIES
+
+COMMANDS = ["run", "report", "datasets", "strategies"]
+
+
+@pytest.mark.parametrize("argv", [["--help"], *([c, "--help"] for c in COMMANDS)],
+                         ids=lambda a: " ".join(a))
+def test_help_works_on_every_command(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: activegen") and "--help" in out
+
+
+def _error_line(argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    """Run ``argv``, expect status 2 and a single error line on stderr; return it."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    assert code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("activegen") and "error: " in lines[0]
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture) -> None:
+    assert "invalid choice: 'bogus'" in _error_line(["bogus"], capsys)
+    assert "required: dir" in _error_line(["report"], capsys)
+    assert "unrecognized arguments: --colour" in _error_line(["run", "--colour"], capsys)
+    assert "argument --at: invalid int value" in _error_line(["report", "x", "--at", "ten"],
+                                                             capsys)
+
+
+def test_input_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert "no such config file" in _error_line(["run", str(tmp_path / "none.toml")], capsys)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("seeds = [0\n")
+    assert "not valid TOML" in _error_line(["run", str(bad)], capsys)
+    bad.write_text('seeds = [0]\nstrategies = [{name = "random"}, {name = "magic"}]\n'
+                   "[data]\ntest_fraction = 0.3\ncolour = 1\n[loop]\ninitial = 4\nbatch = 2\n"
+                   "budget = 3\n")
+    line = _error_line(["run", str(bad), "--out", str(tmp_path / "o")], capsys)
+    assert "data.colour: unknown key" in line and "loop: budget (3) is below" in line
+    assert not (tmp_path / "o").exists()  # refused before any work
+    assert "no results table here" in _error_line(["report", str(tmp_path)], capsys)
+    (tmp_path / "results.csv").write_text("just,a\nfew,words\n")
+    assert "missing column(s)" in _error_line(["report", str(tmp_path)], capsys)
+    (tmp_path / "config.json").write_text("[1, 2")
+    assert "not a configuration written by" in _error_line(["report", str(tmp_path)], capsys)
+
+
+def test_strategies_and_datasets_list(capsys: pytest.CaptureFixture) -> None:
+    assert main(["strategies"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == STRATEGIES.names()
+    assert all(len(line.split()) > 2 for line in lines)  # each has a description
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("digits", "mnist5k", "usps", "cifar10", "chestmnist", "folder"):
+        assert name in out
+
+
+# -- the demo, end to end ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    assert main(["run", "--out", str(out), "-q"]) == 0
+    return out
+
+
+def test_demo_writes_results_and_plots(demo_run: Path) -> None:
+    results = pd.read_csv(demo_run / "results.csv")
+    assert list(results.columns[: len(RESULT_COLUMNS)]) == RESULT_COLUMNS
+    active = results[results["strategy"] != "supervised"]
+    # 10 seeds × 2 strategies × 19 rounds (4, 6, …, 40 labels) on one test set.
+    assert len(active) == 10 * 2 * 19
+    assert sorted(active["strategy"].unique()) == ["random", "svm-active"]
+    assert sorted(active["n_labels"].unique()) == list(range(4, 41, 2))
+    assert (active.groupby(["strategy", "seed"]).size() == 19).all()
+    supervised = results[results["strategy"] == "supervised"]
+    assert len(supervised) == 10 and supervised["seed"].tolist() == list(range(10))
+    assert results["test_set"].unique().tolist() == ["digits-test"]
+    assert results["accuracy"].between(0, 1).all()
+    for name in ("learning_curves.png", "learning_curves_log2.png"):
+        assert (demo_run / name).read_bytes().startswith(b"\x89PNG")
+    for name in ("report.md", "summary.csv", "pvalues.csv", "wins_digits-test.csv",
+                 "config.json"):
+        assert (demo_run / name).is_file()
+    assert len(list((demo_run / "runs").glob("*.csv"))) == 30
+    queries = sorted((demo_run / "queries" / "svm-active__seed0").glob("round_*.npz"))
+    assert len(queries) == 18  # one per query round
+
+
+def test_running_again_skips_finished_runs(demo_run: Path, capsys) -> None:
+    before = (demo_run / "results.csv").read_bytes()
+    stamps = {p: p.stat().st_mtime_ns for p in (demo_run / "runs").glob("*.csv")}
+    assert main(["run", "--out", str(demo_run), "-q"]) == 0
+    assert (demo_run / "results.csv").read_bytes() == before  # timings included: not re-run
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_a_deleted_run_is_redone_with_the_same_rows(demo_run: Path, tmp_path: Path) -> None:
+    """Delete one run's CSV and checkpoint: the next command redoes only that run and gets
+    the same accuracies (runs are deterministic; resuming mid-run is tested in test_loop)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(demo_run, copy)
+    (copy / "runs" / "svm-active__seed3.csv").unlink()
+    (copy / "checkpoints" / "svm-active__seed3.npz").unlink()
+    assert main(["run", "--out", str(copy), "-q"]) == 0
+    columns = ["strategy", "seed", "round", "n_labels", "test_set", "accuracy"]
+    old = pd.read_csv(demo_run / "results.csv")[columns]
+    new = pd.read_csv(copy / "results.csv")[columns]
+    pd.testing.assert_frame_equal(old, new)
+
+
+def test_report_command_remakes_the_report(demo_run: Path, tmp_path: Path, capsys) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(demo_run, copy)
+    for name in ("report.md", "summary.csv", "learning_curves.png"):
+        (copy / name).unlink()
+    shutil.rmtree(copy / "runs")  # the report needs results.csv alone
+    assert main(["report", str(copy), "--at", "4", "40"]) == 0
+    assert capsys.readouterr().out.strip() == str(copy / "report.md")
+    text = (copy / "report.md").read_text()
+    assert text.startswith("# demo: digits 5 vs 7")  # the title from the saved config
+    assert "acc @ 40" in text and "acc @ 20" not in text
+    assert (copy / "learning_curves.png").exists()
+
+
+def test_a_folder_of_another_config_is_refused(demo_run: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    config = tmp_path / "other.toml"
+    config.write_text('seeds = [0]\nstrategies = [{name = "random"}]\n'
+                      '[data]\nclasses = [5, 7]\ntest_fraction = 0.4\n'
+                      "[loop]\ninitial = 4\nbatch = 2\nbudget = 8\n")
+    copy = tmp_path / "copy"
+    shutil.copytree(demo_run, copy)
+    line = _error_line(["run", str(config), "--out", str(copy), "-q"], capsys)
+    assert "holds results of a different configuration" in line
+    assert len(list((copy / "runs").glob("*.csv"))) == 30  # nothing touched
+
+
+def test_report_works_when_the_saved_config_no_longer_validates(demo_run: Path,
+                                                                  tmp_path: Path) -> None:
+    import json
+
+    copy = tmp_path / "copy"
+    shutil.copytree(demo_run, copy)
+    stamp = json.loads((copy / "config.json").read_text())
+    stamp["config"]["strategies"][1]["name"] = "a-strategy-of-another-version"
+    (copy / "config.json").write_text(json.dumps(stamp))
+    assert main(["report", str(copy)]) == 0
+    assert "svm-active" in (copy / "report.md").read_text()

@@ -143,7 +143,7 @@ def check_components(config: ExperimentConfig) -> None:
     from activegen.oracles import ORACLES
     from activegen.strategies import STRATEGIES
 
-    LEARNERS.check_params(config.learner.name, config.learner.params, ("n_classes", "seed"))
+    LEARNERS.check_params(config.learner.name, config.learner.params, LEARNER_CONTEXT)
     ORACLES.check_params(config.oracle.name, config.oracle.params, ORACLE_CONTEXT)
     for i, strategy in enumerate(config.strategies):
         try:
@@ -151,6 +151,9 @@ def check_components(config: ExperimentConfig) -> None:
         except ConfigError as exc:
             raise ConfigError(f"strategies[{i}]: {exc}") from None
 
+
+#: Arguments the runner passes to learners itself.
+LEARNER_CONTEXT = ("n_classes", "seed", "labels_initial", "labels_per_round")
 
 #: Arguments the runner passes to oracles itself.
 ORACLE_CONTEXT = ("pool", "seed", "cache_dir", "device", "n_classes")

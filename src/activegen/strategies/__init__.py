@@ -38,3 +38,11 @@ __all__ = [
     "check_batch",
     "top_k",
 ]
+
+# Learning loss and VAE-augmented strategies (issue #4).
+from activegen.strategies.learning_loss import LearningLoss  # noqa: E402
+from activegen.strategies.vae_augmented import VAELearningLoss  # noqa: E402
+
+for _cls in (LearningLoss, VAELearningLoss):
+    STRATEGIES.register(_cls.name)(_cls)
+__all__ += ["LearningLoss", "VAELearningLoss"]

@@ -43,6 +43,17 @@ def gradient_embeddings(proba: np.ndarray, features: np.ndarray) -> np.ndarray:
     return (a[:, :, None] * h[:, None, :]).reshape(len(a), -1)
 
 
+def factored_sq_distances(
+    a: np.ndarray, h: np.ndarray, a_centre: np.ndarray, h_centre: np.ndarray
+) -> np.ndarray:
+    """``||a_i ⊗ h_i - a_c ⊗ h_c||²`` for every row ``i``, in O(N·(K + d)), clipped at 0."""
+    a_sq = np.einsum("ij,ij->i", a, a)
+    h_sq = np.einsum("ij,ij->i", h, h)
+    d_sq = a_sq * h_sq + (a_centre @ a_centre) * (h_centre @ h_centre)
+    d_sq -= 2.0 * (a @ a_centre) * (h @ h_centre)
+    return np.maximum(d_sq, 0.0, out=d_sq)
+
+
 def kmeans_pp_factored(
     a: np.ndarray,
     h: np.ndarray,
@@ -67,9 +78,7 @@ def kmeans_pp_factored(
         raise ValueError(f"first must be 'max-norm' or 'random', got {first!r}")
     n = len(a)
     k = min(k, n)
-    a_sq = np.einsum("ij,ij->i", a, a)
-    h_sq = np.einsum("ij,ij->i", h, h)
-    g_sq = a_sq * h_sq
+    g_sq = np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", h, h)
     chosen = np.zeros(n, dtype=bool)
     picks: list[int] = []
     nearest = np.full(n, np.inf)
@@ -85,9 +94,7 @@ def kmeans_pp_factored(
                 pick = int(rng.choice(np.flatnonzero(~chosen)))
         picks.append(pick)
         chosen[pick] = True
-        d_sq = g_sq + g_sq[pick] - 2.0 * (a @ a[pick]) * (h @ h[pick])
-        np.maximum(d_sq, 0.0, out=d_sq)
-        np.minimum(nearest, d_sq, out=nearest)
+        np.minimum(nearest, factored_sq_distances(a, h, a[pick], h[pick]), out=nearest)
     return np.asarray(picks, dtype=np.int64)
 
 

@@ -1,0 +1,378 @@
+"""Feature-space diversity strategies: core-set k-center greedy and MedAL.
+
+Core-set (Sener & Savarese 2018) picks, one at a time, the unlabeled point farthest from its
+nearest centre (labeled points and earlier picks); MedAL (Smailagic et al. 2018) picks, among
+the highest-entropy candidates, the point of largest *mean* distance to the labeled set.
+
+``kcenter_greedy`` is exact and fast without an N×N matrix (see its docstring):
+
+1. the initial nearest-centre distances come from chunked float32 matrix products (on CUDA
+   when asked), with a rigorous float32 rounding bound; every centre that the bound cannot rule
+   out is re-measured in float64, so the stored minima are the float64 ones;
+2. the greedy picks are *lazy*: a point's nearest-centre distance only shrinks as centres are
+   added, so a stored value is an upper bound. The point with the largest bound is brought up to
+   date against the centres added since it was last measured (a few vectors, not N·d features);
+   if it still beats every other bound it is the exact argmax. Points that the bounds prove
+   cannot win are never touched again, which is what lets this beat a loop that streams all
+   N·d features per pick.
+
+No library offers an exact, lazy k-center greedy on bounded memory (scikit-activeml and baal
+recompute or stream every distance per pick), hence the hand-written loop.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from activegen.strategies.base import Query, QueryState, Strategy, check_batch
+from activegen.strategies.uncertainty import entropy_scores
+
+ArrayLike = np.ndarray | torch.Tensor
+
+#: Float32 gemm output cells per chunk (64 MiB), so that memory stays bounded for any N.
+_CHUNK_CELLS = 1 << 24
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` → CUDA when present, else CPU; anything else as torch spells it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _as_numpy_features(features: ArrayLike) -> np.ndarray:
+    """Features as a 2-D numpy array (float32 or float64), validated."""
+    if isinstance(features, torch.Tensor):
+        features = features.detach().cpu().numpy()
+    array = np.asarray(features)
+    if array.ndim != 2:
+        raise ValueError(f"features must be a 2-D array [N, d], got shape {array.shape}")
+    if array.dtype not in (np.float32, np.float64):
+        array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError("features contain NaN or infinite values")
+    return array
+
+
+def _index_array(indices: Any, n: int, what: str) -> np.ndarray:
+    array = np.asarray(indices if indices is not None else [], dtype=np.int64).reshape(-1)
+    if len(array) and (array.min() < 0 or array.max() >= n):
+        raise IndexError(f"{what} indices must lie in [0, {n}), got {array.min()}..{array.max()}")
+    return array
+
+
+def _unit_roundoff(device: torch.device) -> float:
+    """Unit roundoff of a float32 matrix product on ``device`` (TF32/bf16 when torch allows it)."""
+    if device.type == "cuda":
+        precision = torch.get_float32_matmul_precision()
+        if precision == "high" or torch.backends.cuda.matmul.allow_tf32:
+            return 2.0**-11
+        if precision == "medium":
+            return 2.0**-8
+    return 2.0**-24
+
+
+def squared_distances_f64(points: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Exact-as-float64 ``||p - c||²`` of each row of ``points`` to one ``centre`` (direct form).
+
+    The direct difference form has no cancellation, unlike ``||p||² + ||c||² - 2p·c``.
+    """
+    diff = np.asarray(points, dtype=np.float64) - np.asarray(centre, dtype=np.float64)
+    return np.einsum("ij,ij->i", diff, diff)
+
+
+def _initial_min_sq_distances(
+    X: np.ndarray,
+    rows: np.ndarray,
+    centres: np.ndarray,
+    mean: np.ndarray,
+    device: torch.device,
+    chunk_size: int | None,
+) -> np.ndarray:
+    """Float64 ``min_c ||X[r] - X[c]||²`` for each row, via float32 gemm plus exact refinement.
+
+    On centred data, ``D'(x, c) = ||c||² - 2 x·c`` (float32, one gemm) is within
+    ``E_x = κ (||x|| + max_c ||c||)²`` of its true value, with ``κ = 2 (d + 8) u``: twice the
+    classical dot-product bound γ_d plus the float32 casts, norms and additions. A centre
+    whose ``D'`` exceeds the row minimum by more than ``2 E_x`` cannot be the nearest, so only
+    the remaining pairs (usually one per row) are re-measured in float64, directly.
+    """
+    n_rows, d = len(rows), X.shape[1]
+    out = np.full(n_rows, np.inf)
+    if n_rows == 0 or len(centres) == 0:
+        return out
+    kappa = 2.0 * (d + 8) * _unit_roundoff(device)
+    C64 = X[centres].astype(np.float64) - mean
+    c_norm_max = float(np.sqrt(np.einsum("ij,ij->i", C64, C64).max()))
+    C32 = torch.from_numpy(C64.astype(np.float32)).to(device)
+    c_sq32 = (C32 * C32).sum(dim=1)
+    step = chunk_size or max(1, _CHUNK_CELLS // max(1, len(centres)))
+    for start in range(0, n_rows, step):
+        batch = rows[start : start + step]
+        P64 = X[batch].astype(np.float64) - mean
+        p_norm = np.sqrt(np.einsum("ij,ij->i", P64, P64))
+        slack = 2.0 * kappa * (p_norm + c_norm_max) ** 2
+        P32 = torch.from_numpy(P64.astype(np.float32)).to(device)
+        dist = torch.addmm(c_sq32.expand(len(batch), -1), P32, C32.T, alpha=-2.0)
+        threshold = dist.min(dim=1).values + torch.from_numpy(slack.astype(np.float32)).to(device)
+        row_of, centre_of = (
+            t.cpu().numpy() for t in torch.nonzero(dist <= threshold[:, None], as_tuple=True)
+        )
+        del dist
+        diff = P64[row_of] - C64[centre_of]
+        best = np.full(len(batch), np.inf)
+        np.minimum.at(best, row_of, np.einsum("ij,ij->i", diff, diff))
+        out[start : start + len(batch)] = best
+    return out
+
+
+def kcenter_greedy(
+    features: ArrayLike,
+    labeled: np.ndarray,
+    k: int,
+    candidates: np.ndarray | None = None,
+    device: str = "cpu",
+    chunk_size: int | None = None,
+) -> np.ndarray:
+    """Greedy k-center: ``k`` candidates, each farthest from the centres chosen before it.
+
+    Args:
+        features: ``[N, d]`` points (numpy or torch, any device).
+        labeled: indices of the initial centres (may be empty).
+        k: how many to pick; fewer when fewer candidates remain.
+        candidates: indices that may be picked (default: every index not in ``labeled``);
+            ``labeled`` indices among them are dropped.
+        device: where the initial float32 distance products run (``"cpu"``, ``"cuda"``, ``"auto"``).
+        chunk_size: rows per distance chunk (default: about 64 MiB of float32 per chunk).
+
+    Returns:
+        ``int64 [min(k, |candidates|)]`` picks in pick order. Each pick maximises the float64
+        squared L2 distance to its nearest centre (the labeled ones and every earlier pick;
+        squared or not gives the same argmax); exact ties go to the lowest index. With no centre
+        at all, the first pick is the lowest candidate index. Memory is O(N·d) at most (no N×N
+        matrix): one chunk of distances to the initial centres, then O(N) bounds.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    X = _as_numpy_features(features)
+    n = len(X)
+    labeled = np.unique(_index_array(labeled, n, "labeled"))
+    if candidates is None:
+        cand = np.setdiff1d(np.arange(n, dtype=np.int64), labeled, assume_unique=True)
+    else:
+        cand = np.setdiff1d(np.unique(_index_array(candidates, n, "candidates")), labeled)
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    k = min(k, len(cand))
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    torch_device = resolve_device(device)
+    used = np.concatenate([labeled, cand])
+    mean = X[used].mean(axis=0, dtype=np.float64)
+    bound = _initial_min_sq_distances(X, cand, labeled, mean, torch_device, chunk_size)
+
+    # Lazy greedy. ``bound[j]`` is the exact float64 min distance of cand[j] to the first
+    # ``stamp[j]`` picks (and every labeled centre); it can only shrink as picks are added.
+    stamp = np.zeros(len(cand), dtype=np.int64)
+    heap = [(-b, int(i), j) for j, (b, i) in enumerate(zip(bound.tolist(), cand.tolist()))]
+    heapq.heapify(heap)
+    picked_rows = np.empty((k, X.shape[1]), dtype=np.float64)
+    picks: list[int] = []
+    while len(picks) < k:
+        neg, index, j = heapq.heappop(heap)
+        n_picked = len(picks)
+        if stamp[j] < n_picked:
+            new = squared_distances_f64(picked_rows[stamp[j] : n_picked], X[index]).min()
+            stamp[j] = n_picked
+            if new < -neg:
+                neg = -new
+                if heap and (neg, index) > heap[0][:2]:
+                    heapq.heappush(heap, (neg, index, j))
+                    continue
+        picked_rows[n_picked] = X[index]
+        picks.append(index)
+    return np.asarray(picks, dtype=np.int64)
+
+
+class _FeatureStrategy(Strategy):
+    """Shared parts of feature-space strategies: the ``features`` hook and the candidate set."""
+
+    def __init__(self, subsample: int | None = None, device: str = "auto") -> None:
+        if subsample is not None and subsample < 1:
+            raise ValueError(f"subsample must be >= 1, got {subsample}")
+        self.subsample = subsample
+        self.device = device
+
+    def features(self, state: QueryState, X: np.ndarray) -> np.ndarray:
+        """The feature vectors distances are measured in (default: the learner's embedding).
+
+        Subclasses override this, e.g. to append VAE features.
+        """
+        return np.asarray(state.learner.embed(X))
+
+    def _candidates(self, state: QueryState, k: int) -> np.ndarray:
+        candidates = check_batch(state, k)
+        if self.subsample is not None and len(candidates) > self.subsample:
+            candidates = np.sort(state.rng.choice(candidates, self.subsample, replace=False))
+        return candidates
+
+    def _labeled_features(self, state: QueryState) -> np.ndarray | None:
+        """Features of every labeled image (pool points, then synthesized extras); None if none."""
+        parts = []
+        if len(state.labeled_indices):
+            parts.append(self.features(state, state.X_pool[state.labeled_indices]))
+        if state.X_extra is not None and len(state.X_extra):
+            parts.append(self.features(state, state.X_extra))
+        return np.concatenate([np.asarray(p) for p in parts]) if parts else None
+
+    def params(self) -> dict[str, Any]:
+        return {"subsample": self.subsample}
+
+
+class CoreSet(_FeatureStrategy):
+    """Core-set (Sener & Savarese 2018): greedy k-center in the learner's feature space.
+
+    Labeled pool points and labeled synthesized images (``state.X_extra``) are the initial
+    centres; each pick is the candidate farthest from its nearest centre, then joins them.
+
+    Args:
+        subsample: rank only a random subset of this many unlabeled points (LL4AL ranks
+            10,000); ``None`` ranks the whole unlabeled pool.
+        device: where distances are computed (``"auto"``: CUDA when present).
+    """
+
+    name: ClassVar[str] = "coreset"
+
+    def query(self, state: QueryState, k: int) -> Query:
+        candidates = self._candidates(state, k)
+        labeled = self._labeled_features(state)
+        unlabeled = np.asarray(self.features(state, state.X_pool[candidates]))
+        feats = unlabeled if labeled is None else np.concatenate([labeled, unlabeled])
+        offset = 0 if labeled is None else len(labeled)
+        if offset == 0:  # nothing labeled: a random first centre instead of index order
+            first = int(state.rng.integers(len(candidates)))
+            rest = kcenter_greedy(feats, np.array([first]), k - 1, device=self.device) \
+                if k > 1 else np.empty(0, dtype=np.int64)
+            local = np.concatenate([[first], rest]).astype(np.int64)
+        else:
+            local = kcenter_greedy(
+                feats, np.arange(offset), k,
+                candidates=np.arange(offset, offset + len(candidates)), device=self.device,
+            ) - offset
+        return Query.from_pool(candidates[local])
+
+
+def medal_select(
+    features_unlabeled: ArrayLike,
+    features_labeled: ArrayLike,
+    k: int,
+    squared: bool = False,
+    chunk_size: int | None = None,
+) -> np.ndarray:
+    """MedAL's diversity step: ``k`` rows of ``features_unlabeled``, each of largest mean
+    distance to the labeled rows plus the earlier picks.
+
+    The sum of distances per candidate is kept and grows by one distance per pick, so each
+    pick costs O(M·d) and no M×M matrix is built. ``squared=False`` (default) averages L2
+    distances as the MedAL paper's text and code do; ``squared=True`` averages squared L2
+    distances as the VAE-augmentation paper's equation writes, which reduces to "farthest
+    from the centroid" (``mean ||u - l||² = ||u - μ||² + const``). Exact ties go to the
+    lowest row; with no labeled rows every first score is 0, so row 0 is picked first.
+
+    Returns:
+        ``int64`` row indices into ``features_unlabeled``, in pick order.
+    """
+    U = _as_numpy_features(features_unlabeled).astype(np.float64)
+    L = np.asarray(
+        features_labeled.detach().cpu().numpy()
+        if isinstance(features_labeled, torch.Tensor) else features_labeled,
+        dtype=np.float64,
+    ).reshape(-1, U.shape[1])
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    k = min(k, len(U))
+    totals = np.zeros(len(U))
+    step = chunk_size or max(1, _CHUNK_CELLS // max(1, len(L)))
+    for start in range(0, len(U), step):
+        block = U[start : start + step]
+        sq = (
+            np.einsum("ij,ij->i", block, block)[:, None]
+            + np.einsum("ij,ij->i", L, L)[None, :]
+            - 2.0 * block @ L.T
+        )
+        np.maximum(sq, 0.0, out=sq)
+        totals[start : start + step] = (sq if squared else np.sqrt(sq)).sum(axis=1)
+    available = np.ones(len(U), dtype=bool)
+    picks: list[int] = []
+    for _ in range(k):
+        masked = np.where(available, totals, -np.inf)
+        best = int(np.argmax(masked))
+        picks.append(best)
+        available[best] = False
+        sq = squared_distances_f64(U, U[best])
+        totals += sq if squared else np.sqrt(sq)
+    return np.asarray(picks, dtype=np.int64)
+
+
+class MedAL(_FeatureStrategy):
+    """MedAL (Smailagic et al. 2018): entropy pre-filter, then largest mean feature distance.
+
+    The ``top_m`` highest-entropy candidates (or ``prefilter_fraction`` of them, at least
+    ``k``) are kept; among those each pick maximises the mean L2 distance (``squared=True``:
+    squared L2) to the labeled set, which then includes it.
+
+    Args:
+        top_m: size of the entropy pre-filter (wins over ``prefilter_fraction``).
+        prefilter_fraction: fraction of the candidates kept by the pre-filter.
+        squared: average squared L2 distances instead of L2 distances.
+        subsample: rank only a random subset of this many unlabeled points first.
+        device: kept for symmetry with core-set (MedAL's step is O(M·d) per pick on the CPU).
+    """
+
+    name: ClassVar[str] = "medal"
+
+    def __init__(
+        self,
+        top_m: int | None = None,
+        prefilter_fraction: float = 0.1,
+        squared: bool = False,
+        subsample: int | None = None,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(subsample, device)
+        if top_m is not None and top_m < 1:
+            raise ValueError(f"top_m must be >= 1, got {top_m}")
+        if not 0.0 < prefilter_fraction <= 1.0:
+            raise ValueError(f"prefilter_fraction must be in (0, 1], got {prefilter_fraction}")
+        self.top_m = top_m
+        self.prefilter_fraction = prefilter_fraction
+        self.squared = squared
+
+    def prefilter_size(self, n_candidates: int, k: int) -> int:
+        """How many highest-entropy candidates the diversity step sees."""
+        m = self.top_m if self.top_m is not None else math.ceil(
+            self.prefilter_fraction * n_candidates)
+        return min(n_candidates, max(m, k))
+
+    def query(self, state: QueryState, k: int) -> Query:
+        candidates = self._candidates(state, k)
+        entropy = entropy_scores(state.learner.predict_proba(state.X_pool[candidates]))
+        m = self.prefilter_size(len(candidates), k)
+        # Highest entropy first; exact ties by lowest index (stable sort on -entropy).
+        kept = np.sort(np.argsort(-entropy, kind="stable")[:m])
+        shortlist = candidates[kept]
+        unlabeled = self.features(state, state.X_pool[shortlist])
+        labeled = self._labeled_features(state)
+        if labeled is None:
+            labeled = np.empty((0, np.asarray(unlabeled).shape[1]))
+        rows = medal_select(unlabeled, labeled, k, squared=self.squared)
+        return Query.from_pool(shortlist[rows], scores=entropy[kept][rows])
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "top_m": self.top_m,
+                "prefilter_fraction": self.prefilter_fraction, "squared": self.squared}

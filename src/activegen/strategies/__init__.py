@@ -50,8 +50,12 @@ __all__ = [
 
 # Learning loss and VAE-augmented strategies (issue #4).
 from activegen.strategies.learning_loss import LearningLoss  # noqa: E402
-from activegen.strategies.vae_augmented import VAELearningLoss  # noqa: E402
+from activegen.strategies.vae_augmented import (  # noqa: E402
+    VAECoreSet,
+    VAELearningLoss,
+    VAEMedAL,
+)
 
-for _cls in (LearningLoss, VAELearningLoss):
+for _cls in (LearningLoss, VAELearningLoss, VAECoreSet, VAEMedAL):
     STRATEGIES.register(_cls.name)(_cls)
-__all__ += ["LearningLoss", "VAELearningLoss"]
+__all__ += ["LearningLoss", "VAECoreSet", "VAELearningLoss", "VAEMedAL"]

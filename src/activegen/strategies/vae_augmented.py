@@ -28,7 +28,8 @@ from activegen.generative.vae import (
     load_or_train_vae,
     train_vae,
 )
-from activegen.strategies.base import PrepareContext, QueryState, Strategy
+from activegen.strategies.base import PrepareContext, QueryState
+from activegen.strategies.coreset import CoreSet, MedAL
 from activegen.strategies.learning_loss import LearningLoss
 
 VAEKind = Literal["vae", "cvae"]
@@ -129,4 +130,52 @@ class VAELearningLoss(LearningLoss, VAEFeatures):
         return {**super().params(), **self.vae_params()}
 
 
-__all__ = ["Strategy", "VAEFeatures", "VAELearningLoss"]
+class VAECoreSet(CoreSet, VAEFeatures):
+    """Core-set in ``[T_f(x) ⌢ alpha·V(x)]`` (Godwin et al. 2022, their core-set equation)."""
+
+    name: ClassVar[str] = "vae-coreset"
+
+    def __init__(self, subsample: int | None = None, device: str = "auto", alpha: float = 1.0,
+                 vae_latent_dim: int = 32, vae_epochs: int = 20, vae_width: int = 32,
+                 vae_kind: VAEKind = "vae", vae_weight_decay: float = 5e-3) -> None:
+        CoreSet.__init__(self, subsample, device)
+        VAEFeatures.__init__(self, alpha, vae_latent_dim, vae_epochs, vae_width, vae_kind,
+                             vae_weight_decay)
+
+    def prepare(self, context: PrepareContext) -> None:
+        self.prepare_vae(context)
+
+    def features(self, state: QueryState, X: np.ndarray) -> np.ndarray:
+        task = np.asarray(super().features(state, X), dtype=np.float32)
+        return np.concatenate([task, self.vae_features(state, X).astype(np.float32)], axis=1)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), **self.vae_params()}
+
+
+class VAEMedAL(MedAL, VAEFeatures):
+    """MedAL whose distances are measured in ``[T_f(x) ⌢ alpha·V(x)]``."""
+
+    name: ClassVar[str] = "vae-medal"
+
+    def __init__(self, top_m: int | None = None, prefilter_fraction: float = 0.1,
+                 squared: bool = False, subsample: int | None = None, device: str = "auto",
+                 alpha: float = 1.0, vae_latent_dim: int = 32, vae_epochs: int = 20,
+                 vae_width: int = 32, vae_kind: VAEKind = "vae",
+                 vae_weight_decay: float = 5e-3) -> None:
+        MedAL.__init__(self, top_m, prefilter_fraction, squared, subsample, device)
+        VAEFeatures.__init__(self, alpha, vae_latent_dim, vae_epochs, vae_width, vae_kind,
+                             vae_weight_decay)
+
+    def prepare(self, context: PrepareContext) -> None:
+        self.prepare_vae(context)
+
+    def features(self, state: QueryState, X: np.ndarray) -> np.ndarray:
+        task = np.asarray(super().features(state, X), dtype=np.float32)
+        return np.concatenate([task, self.vae_features(state, X).astype(np.float32)], axis=1)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), **self.vae_params()}
+
+
+__all__ = ["VAECoreSet", "VAEFeatures", "VAELearningLoss", "VAEMedAL"]

@@ -19,6 +19,7 @@ setting, so that one VAE serves every strategy and seed of an experiment.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -212,8 +213,23 @@ def load_or_train_vae(X: np.ndarray, cache_dir: Path | None, settings: VAESettin
     trained and saved there (atomically). ``cache_dir=None`` trains without caching."""
     if settings.n_conditions:
         raise ValueError("only unconditional VAEs are cached (a CVAE depends on the labels)")
-    path = None if cache_dir is None else vae_cache_path(cache_dir, X, settings, seed)
-    if path is not None and path.exists():
+    if cache_dir is None:
+        return train_vae(X, settings, seed, device)[0]
+    path = vae_cache_path(cache_dir, X, settings, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One trainer at a time per VAE: runs of an experiment in parallel processes wait for the
+    # first one's VAE instead of each training their own (POSIX advisory lock).
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _load_or_train_locked(X, path, settings, seed, device)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _load_or_train_locked(X: np.ndarray, path: Path, settings: VAESettings, seed: int,
+                          device: str) -> ConvVAE:
+    if path.exists():
         try:
             payload = torch.load(path, map_location=device, weights_only=True)
             model = ConvVAE(X.shape[1], (X.shape[2], X.shape[3]), settings.latent_dim,
@@ -224,8 +240,7 @@ def load_or_train_vae(X: np.ndarray, cache_dir: Path | None, settings: VAESettin
                             ) from None
         return model.to(device).eval()
     model, _ = train_vae(X, settings, seed, device)
-    if path is not None:
-        buffer = io.BytesIO()
-        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
-        atomic_write_bytes(path, buffer.getvalue())
+    buffer = io.BytesIO()
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
     return model

@@ -129,7 +129,7 @@ class ResNet18(TorchLearner):
     def __init__(self, n_classes: int, seed: int = 0, *, pretrained_path: str | None = None,
                  **training: Any) -> None:
         super().__init__(n_classes, seed, **training)
-        self.pretrained_path = Path(pretrained_path) if pretrained_path else None
+        self.pretrained_path = Path(pretrained_path).expanduser() if pretrained_path else None
         if self.pretrained_path is not None and not self.pretrained_path.is_file():
             raise ValueError(f"pretrained_path {self.pretrained_path}: no such file")
 

@@ -56,6 +56,11 @@ class VAEFeatures:
         self._seed = 0
         self._cvae_round: tuple[int, int, ConvVAE] | None = None
 
+    @property
+    def vae(self) -> ConvVAE | None:
+        """The unconditional VAE after :meth:`prepare_vae` (None before, or for a CVAE)."""
+        return self._vae
+
     def prepare_vae(self, context: PrepareContext) -> None:
         """Train (or load from the cache) the unconditional VAE of the pool."""
         self._device, self._seed = context.device, context.artifact_seed

@@ -91,6 +91,10 @@ def _cmd_tsne(args: argparse.Namespace) -> int:
                             vae_width=args.vae_width, vae_epochs=args.vae_epochs)
     for path in result.images:
         print(path)
+    overlap = len(set(result.picks_plain) & set(result.picks_vae))
+    print(f"picks shared by both selections: {overlap} of {len(result.picks_plain)}; "
+          f"mean norm of task features {result.task_norm:.3f}, of alpha*VAE features "
+          f"{result.vae_norm:.3f}")
     return 0
 
 

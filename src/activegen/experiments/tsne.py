@@ -45,6 +45,9 @@ class TSNEResult:
     picks_plain: np.ndarray
     picks_vae: np.ndarray
     images: list[Path]
+    #: mean L2 norm of the task features and of alpha·VAE features of the plotted points
+    task_norm: float = 0.0
+    vae_norm: float = 0.0
 
 
 def _plot(points: np.ndarray, n_labeled: int, picked: np.ndarray, title: str) -> bytes:
@@ -124,4 +127,8 @@ def tsne_selection(
         path = out_dir / f"tsne_coreset_{key}.png"
         atomic_write_bytes(path, _plot(points, len(labeled), picked_rows, title))
         images.append(path)
-    return TSNEResult(labeled, candidates, picks["plain"], picks["vae"], images)
+    s = state()
+    task_norm = float(np.linalg.norm(plain.features(s, X[order]), axis=1).mean())
+    vae_norm = float(np.linalg.norm(vae.vae_features(s, X[order]), axis=1).mean())
+    return TSNEResult(labeled, candidates, picks["plain"], picks["vae"], images, task_norm,
+                      vae_norm)

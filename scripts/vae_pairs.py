@@ -3,7 +3,7 @@
 For each pair (plain, augmented) present, per label count: mean ± std accuracy of both over
 the shared seeds, the mean paired difference, and the paired t-test p-value (raw, as the VAE
 paper reports per label count, and Holm-corrected across the label counts). Prints Markdown.
-Usage: python scripts/vae_pairs.py RESULTS.csv [RESULTS.csv ...]
+Usage: python scripts/vae_pairs.py RESULTS.csv [RESULTS.csv ...] (files of one learner setup)
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ from activegen.experiments.results import read_results
 
 PAIRS = [("coreset", "vae-coreset"), ("medal", "vae-medal"),
          ("learning-loss", "vae-learning-loss"), ("coreset", "vae-coreset-a3"),
-         ("coreset", "vae-coreset-a10"), ("random", "coreset"), ("random", "learning-loss")]
+         ("coreset", "vae-coreset-a10"), ("coreset", "cvae-coreset"),
+         ("random", "coreset"), ("random", "learning-loss")]
 
 
 def main(paths: list[str]) -> None:
     frame = pd.concat([read_results(p) for p in paths], ignore_index=True)
-    frame = frame.drop_duplicates(subset=["strategy", "seed", "round", "test_set"])
+    if frame.duplicated(subset=["strategy", "seed", "round", "test_set"]).any():
+        raise SystemExit("the results files share strategies (e.g. 'random' under two "
+                         "learners): compare them in separate calls")
     present = set(frame["strategy"])
     for plain, augmented in PAIRS:
         if plain not in present or augmented not in present:

@@ -61,6 +61,16 @@ def test_needs_a_learner_with_a_loss_head(pool) -> None:
         LearningLoss().query(state, 5)
     with pytest.raises(ConfigError, match="subsample must be >= 1"):
         STRATEGIES.build("learning-loss", {"subsample": 0})
+    # Refused with the config, before any training.
+    from activegen.experiments.config import parse_config
+
+    config = {"data": {"dataset": "digits", "test_fraction": 0.3},
+              "learner": {"name": "small-cnn"}, "loop": {"initial": 10, "batch": 5, "budget": 20},
+              "strategies": [{"name": "random"}, {"name": "vae-learning-loss"}]}
+    with pytest.raises(ConfigError, match=r"strategies\[1\]: strategy 'vae-learning-loss' needs"):
+        parse_config(config)
+    config["learner"] = {"name": "small-cnn", "loss_prediction": True}
+    parse_config(config)
 
 
 def test_vae_augmentation_with_alpha_zero_selects_exactly_the_plain_picks(

@@ -148,6 +148,8 @@ def check_components(config: ExperimentConfig) -> None:
     for i, strategy in enumerate(config.strategies):
         try:
             STRATEGIES.check_params(strategy.name, strategy.params)
+            STRATEGIES.get(strategy.name).check_learner(config.learner.name,
+                                                        config.learner.params)
         except ConfigError as exc:
             raise ConfigError(f"strategies[{i}]: {exc}") from None
 

@@ -127,6 +127,12 @@ class Strategy(ABC):
             EmptyPoolError: a pool strategy has nothing left to choose from.
         """
 
+    @classmethod
+    def check_learner(cls, learner: str, params: dict[str, Any]) -> None:
+        """Raise :class:`ConfigError` if this strategy cannot work with the configured learner
+        (checked with the config, before any work; default: any learner will do)."""
+        return None
+
     def learner_fit_kwargs(self, X_train: np.ndarray) -> dict[str, Any]:
         """Extra keyword arguments the loop passes to the learner's ``fit`` (default: none).
 

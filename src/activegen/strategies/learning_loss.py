@@ -38,6 +38,19 @@ class LearningLoss(Strategy):
             raise ValueError(f"subsample must be >= 1 (or omitted for all), got {subsample}")
         self.subsample = subsample
 
+    @classmethod
+    def check_learner(cls, learner: str, params: dict[str, Any]) -> None:
+        from activegen.models import LEARNERS
+        from activegen.models.torch_learner import TorchLearner
+
+        if not (issubclass(LEARNERS.get(learner), TorchLearner)
+                and params.get("loss_prediction") is True):
+            raise ConfigError(
+                f"strategy {cls.name!r} needs a learner with a loss-prediction head: set "
+                f"learner.name = 'small-cnn' or 'resnet18' and loss_prediction = true "
+                f"(got {learner!r} with loss_prediction = {params.get('loss_prediction')})"
+            )
+
     def candidates(self, state: QueryState, k: int) -> np.ndarray:
         """The random unlabeled subset ranked this round (sorted pool indices)."""
         available = check_batch(state, k)

@@ -61,6 +61,31 @@ def test_kcenter_matches_brute_force_on_random_data(seed):
     np.testing.assert_array_equal(picks, brute_kcenter(X, labeled, k))
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_kcenter_lazy_levels_match_brute_force(seed, monkeypatch):
+    # Force the multi-level lazy path (normally from 256 labeled centres on) with tiny refine
+    # batches, on random and on integer (tie-rich) data.
+    import activegen.strategies.coreset as coreset_module
+
+    monkeypatch.setattr(coreset_module, "_MIN_CENTRES_FOR_LEVELS", 2)
+    monkeypatch.setattr(coreset_module, "_REFINE_BATCH", int(1 + seed % 3 * 4))
+    rng = np.random.default_rng(100 + seed)
+    n, d = int(rng.integers(30, 250)), int(rng.integers(1, 12))
+    X = rng.normal(size=(n, d)) if seed % 2 else rng.integers(-2, 3, size=(n, d)).astype(float)
+    labeled = rng.choice(n, int(rng.integers(2, n // 2)), replace=False)
+    k = int(rng.integers(1, n))
+    picks = kcenter_greedy(X, labeled, k, chunk_size=int(rng.integers(1, 40)))
+    np.testing.assert_array_equal(picks, brute_kcenter(X, labeled, k))
+
+
+def test_kcenter_many_labeled_centres_uses_levels_and_stays_exact():
+    rng = np.random.default_rng(7)
+    X = (rng.normal(size=(40, 24)) * 5)[rng.integers(0, 40, 1500)] + rng.normal(size=(1500, 24))
+    labeled = rng.choice(1500, 400, replace=False)
+    np.testing.assert_array_equal(kcenter_greedy(X, labeled, 150),
+                                  brute_kcenter(X, labeled, 150))
+
+
 def test_kcenter_on_clustered_data_and_candidate_subset():
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(6, 16)) * 10

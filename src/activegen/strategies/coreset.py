@@ -86,49 +86,75 @@ def squared_distances_f64(points: np.ndarray, centre: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", diff, diff)
 
 
-def _initial_min_sq_distances(
-    X: np.ndarray,
-    rows: np.ndarray,
-    centres: np.ndarray,
-    mean: np.ndarray,
-    device: torch.device,
-    chunk_size: int | None,
-) -> np.ndarray:
-    """Float64 ``min_c ||X[r] - X[c]||²`` for each row, via float32 gemm plus exact refinement.
+class _CentreBlock:
+    """A block of centres, prepared once for exact nearest-centre distances of many points.
 
     On centred data, ``D'(x, c) = ||c||² - 2 x·c`` (float32, one gemm) is within
     ``E_x = κ (||x|| + max_c ||c||)²`` of its true value, with ``κ = 2 (d + 8) u``: twice the
     classical dot-product bound γ_d plus the float32 casts, norms and additions. A centre
     whose ``D'`` exceeds the row minimum by more than ``2 E_x`` cannot be the nearest, so only
-    the remaining pairs (usually one per row) are re-measured in float64, directly.
+    the remaining pairs (usually one per row) are re-measured in float64, directly: the result
+    is the float64 minimum, at the cost of a float32 gemm.
     """
-    n_rows, d = len(rows), X.shape[1]
-    out = np.full(n_rows, np.inf)
-    if n_rows == 0 or len(centres) == 0:
+
+    def __init__(self, X: np.ndarray, centres: np.ndarray, mean: np.ndarray,
+                 device: torch.device) -> None:
+        self.device = device
+        self.kappa = 2.0 * (X.shape[1] + 8) * _unit_roundoff(device)
+        self.mean = mean
+        self.C64 = X[centres].astype(np.float64)
+        centred = self.C64 - mean
+        self.c_norm_max = float(np.sqrt(np.einsum("ij,ij->i", centred, centred).max()))
+        self.C32 = torch.from_numpy(centred.astype(np.float32)).to(device)
+        self.c_sq32 = (self.C32 * self.C32).sum(dim=1)
+
+    def __len__(self) -> int:
+        return len(self.C64)
+
+    def min_sq_distances(self, P64: np.ndarray, chunk_size: int | None = None) -> np.ndarray:
+        """Float64 ``min_c ||p - c||²`` for each row of ``P64``, in bounded chunks.
+
+        The exact distances use the raw float64 rows (not centred ones), so that they equal a
+        plain float64 computation; centring only serves the float32 screen.
+        """
+        out = np.empty(len(P64))
+        step = chunk_size or max(1, _CHUNK_CELLS // len(self))
+        for start in range(0, len(P64), step):
+            block = P64[start : start + step]
+            centred = block - self.mean
+            p_norm = np.sqrt(np.einsum("ij,ij->i", centred, centred))
+            slack = 2.0 * self.kappa * (p_norm + self.c_norm_max) ** 2
+            P32 = torch.from_numpy(centred.astype(np.float32)).to(self.device)
+            dist = torch.addmm(self.c_sq32.expand(len(block), -1), P32, self.C32.T, alpha=-2.0)
+            threshold = dist.min(dim=1).values + torch.from_numpy(
+                slack.astype(np.float32)).to(self.device)
+            row_of, centre_of = (
+                t.cpu().numpy() for t in torch.nonzero(dist <= threshold[:, None], as_tuple=True)
+            )
+            del dist
+            diff = block[row_of] - self.C64[centre_of]
+            best = np.full(len(block), np.inf)
+            np.minimum.at(best, row_of, np.einsum("ij,ij->i", diff, diff))
+            out[start : start + len(block)] = best
         return out
-    kappa = 2.0 * (d + 8) * _unit_roundoff(device)
-    C64 = X[centres].astype(np.float64) - mean
-    c_norm_max = float(np.sqrt(np.einsum("ij,ij->i", C64, C64).max()))
-    C32 = torch.from_numpy(C64.astype(np.float32)).to(device)
-    c_sq32 = (C32 * C32).sum(dim=1)
-    step = chunk_size or max(1, _CHUNK_CELLS // max(1, len(centres)))
-    for start in range(0, n_rows, step):
-        batch = rows[start : start + step]
-        P64 = X[batch].astype(np.float64) - mean
-        p_norm = np.sqrt(np.einsum("ij,ij->i", P64, P64))
-        slack = 2.0 * kappa * (p_norm + c_norm_max) ** 2
-        P32 = torch.from_numpy(P64.astype(np.float32)).to(device)
-        dist = torch.addmm(c_sq32.expand(len(batch), -1), P32, C32.T, alpha=-2.0)
-        threshold = dist.min(dim=1).values + torch.from_numpy(slack.astype(np.float32)).to(device)
-        row_of, centre_of = (
-            t.cpu().numpy() for t in torch.nonzero(dist <= threshold[:, None], as_tuple=True)
-        )
-        del dist
-        diff = P64[row_of] - C64[centre_of]
-        best = np.full(len(batch), np.inf)
-        np.minimum.at(best, row_of, np.einsum("ij,ij->i", diff, diff))
-        out[start : start + len(batch)] = best
-    return out
+
+
+#: Fractions of the initial centres in each lazy level (see ``kcenter_greedy``).
+_LEVEL_FRACTIONS = (1 / 8, 1 / 8, 3 / 4)
+#: Fewer initial centres than this: one level (the gemm is cheap anyway).
+_MIN_CENTRES_FOR_LEVELS = 256
+#: Points refined together when they reach the top of the heap with a partial bound.
+_REFINE_BATCH = 1024
+
+
+def _centre_levels(labeled: np.ndarray) -> list[np.ndarray]:
+    """Split the initial centres into lazy levels (a fixed-seed shuffle, so any input order
+    gives representative blocks; the picks do not depend on it, only the speed)."""
+    if len(labeled) < _MIN_CENTRES_FOR_LEVELS:
+        return [labeled] if len(labeled) else []
+    shuffled = np.random.default_rng(0).permutation(labeled)
+    cuts = np.cumsum([round(f * len(labeled)) for f in _LEVEL_FRACTIONS[:-1]])
+    return [block for block in np.split(shuffled, cuts) if len(block)]
 
 
 def kcenter_greedy(
@@ -147,15 +173,24 @@ def kcenter_greedy(
         k: how many to pick; fewer when fewer candidates remain.
         candidates: indices that may be picked (default: every index not in ``labeled``);
             ``labeled`` indices among them are dropped.
-        device: where the initial float32 distance products run (``"cpu"``, ``"cuda"``, ``"auto"``).
+        device: where the float32 distance products run (``"cpu"``, ``"cuda"``, ``"auto"``).
         chunk_size: rows per distance chunk (default: about 64 MiB of float32 per chunk).
 
     Returns:
         ``int64 [min(k, |candidates|)]`` picks in pick order. Each pick maximises the float64
         squared L2 distance to its nearest centre (the labeled ones and every earlier pick;
         squared or not gives the same argmax); exact ties go to the lowest index. With no centre
-        at all, the first pick is the lowest candidate index. Memory is O(N·d) at most (no N×N
-        matrix): one chunk of distances to the initial centres, then O(N) bounds.
+        at all, the first pick is the lowest candidate index.
+
+    How: a candidate's distance to its nearest centre only shrinks as centres are added, so
+    any value measured against a *subset* of the centres is an upper bound. Every candidate
+    starts with its exact distance to a random eighth of the labeled centres; a max-heap holds
+    these bounds. The top candidate is measured against the next block of labeled centres
+    (batched with its neighbours at the top), then against the picks made since its last
+    measurement; once it is fully up to date and still on top, no other candidate can beat
+    it, so it is the exact greedy pick. Candidates whose bound falls below the picks never
+    see the other centres at all. Memory is O(N·d) at most (no N×N matrix): one chunk of
+    distances at a time, then O(N) bounds.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -172,12 +207,21 @@ def kcenter_greedy(
     if k == 0:
         return np.empty(0, dtype=np.int64)
     torch_device = resolve_device(device)
-    used = np.concatenate([labeled, cand])
-    mean = X[used].mean(axis=0, dtype=np.float64)
-    bound = _initial_min_sq_distances(X, cand, labeled, mean, torch_device, chunk_size)
+    mean = X[np.concatenate([labeled, cand])].mean(axis=0, dtype=np.float64)
 
-    # Lazy greedy. ``bound[j]`` is the exact float64 min distance of cand[j] to the first
-    # ``stamp[j]`` picks (and every labeled centre); it can only shrink as picks are added.
+    def rows64(rows: np.ndarray) -> np.ndarray:
+        return X[rows].astype(np.float64)
+
+    levels = [_CentreBlock(X, block, mean, torch_device) for block in _centre_levels(labeled)]
+    bound = np.full(len(cand), np.inf)
+    if levels:
+        for start in range(0, len(cand), _REFINE_BATCH * 16):
+            rows = cand[start : start + _REFINE_BATCH * 16]
+            bound[start : start + len(rows)] = levels[0].min_sq_distances(rows64(rows),
+                                                                          chunk_size)
+    # ``bound[j]``: exact float64 min distance of cand[j] to the first ``level[j]`` blocks of
+    # labeled centres and the first ``stamp[j]`` picks; it only shrinks as more are measured.
+    level = np.full(len(cand), min(1, len(levels)), dtype=np.int64)
     stamp = np.zeros(len(cand), dtype=np.int64)
     heap = [(-b, int(i), j) for j, (b, i) in enumerate(zip(bound.tolist(), cand.tolist()))]
     heapq.heapify(heap)
@@ -186,13 +230,27 @@ def kcenter_greedy(
     while len(picks) < k:
         neg, index, j = heapq.heappop(heap)
         n_picked = len(picks)
+        if level[j] < len(levels):
+            # Measure the top candidates (a batch, for one gemm) against their next block.
+            batch = [(neg, index, j)]
+            while heap and len(batch) < _REFINE_BATCH and level[heap[0][2]] < len(levels):
+                batch.append(heapq.heappop(heap))
+            js = np.array([entry[2] for entry in batch])
+            for lv in np.unique(level[js]):
+                group = js[level[js] == lv]
+                fresh = levels[lv].min_sq_distances(rows64(cand[group]), chunk_size)
+                bound[group] = np.minimum(bound[group], fresh)
+                level[group] = lv + 1
+            for _, i, jj in batch:
+                heapq.heappush(heap, (-bound[jj], i, jj))
+            continue
         if stamp[j] < n_picked:
             new = squared_distances_f64(picked_rows[stamp[j] : n_picked], X[index]).min()
             stamp[j] = n_picked
-            if new < -neg:
-                neg = -new
-                if heap and (neg, index) > heap[0][:2]:
-                    heapq.heappush(heap, (neg, index, j))
+            if new < bound[j]:
+                bound[j] = new
+                if heap and (-new, index) > heap[0][:2]:
+                    heapq.heappush(heap, (-new, index, j))
                     continue
         picked_rows[n_picked] = X[index]
         picks.append(index)

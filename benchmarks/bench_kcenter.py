@@ -1,13 +1,16 @@
 """k-center greedy: activegen vs a plain vectorised loop vs scikit-activeml, same run.
 
-    nice -n 10 python benchmarks/bench_kcenter.py            # N = 100,000 and 25,000, 3 repeats
+    PYTHONPATH=src nice -n 10 python benchmarks/bench_kcenter.py   # N = 100k and 25k, 3 repeats
 
 Each (method, data, N, repeat) runs in a fresh subprocess that loads the features from .npy
 and then times the selection alone (wall clock, ``time.perf_counter``). Peak memory is the
 process's peak resident set size (Linux ``VmHWM``, reset through ``/proc/self/clear_refs``
 after the data are loaded) minus the resident size at that moment: the extra memory the
 method needed, torch and numpy allocations alike. Methods run interleaved, repeats take the
-median. The machine is shared, so times are noisy; the ratios within one run are what count.
+median. Every method gets the same thread count (``--threads``, default 1: with more threads
+than free cores, OpenMP spin-waiting made scikit-learn's distance kernels, which
+scikit-activeml uses, about 7x slower on our shared machine). The machine is shared, so
+times are noisy; the ratios within one run are what count.
 
 Data (d = 512, 3,000 labeled at random, 1,000 picks):
 - clustered: a Gaussian mixture, 50 components with random means, each spread along its

@@ -54,7 +54,7 @@ def _as_numpy_features(features: ArrayLike) -> np.ndarray:
         raise ValueError(f"features must be a 2-D array [N, d], got shape {array.shape}")
     if array.dtype not in (np.float32, np.float64):
         array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
+    if array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):  # no copy
         raise ValueError("features contain NaN or infinite values")
     return array
 
@@ -101,41 +101,43 @@ class _CentreBlock:
                  device: torch.device) -> None:
         self.device = device
         self.kappa = 2.0 * (X.shape[1] + 8) * _unit_roundoff(device)
-        self.mean = mean
+        self.mean = torch.from_numpy(np.asarray(mean, dtype=X.dtype)).to(device)
         self.C64 = X[centres].astype(np.float64)
-        centred = self.C64 - mean
-        self.c_norm_max = float(np.sqrt(np.einsum("ij,ij->i", centred, centred).max()))
-        self.C32 = torch.from_numpy(centred.astype(np.float32)).to(device)
+        self.C32 = self._centred32(X, centres)
         self.c_sq32 = (self.C32 * self.C32).sum(dim=1)
+        self.c_norm_max = float(self.c_sq32.max().sqrt())
+
+    def _centred32(self, X: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+        """``float32(X[rows] - mean)``, the centring done in the input's precision."""
+        return (torch.from_numpy(X[rows]).to(self.device) - self.mean).float()
 
     def __len__(self) -> int:
         return len(self.C64)
 
-    def min_sq_distances(self, P64: np.ndarray, chunk_size: int | None = None) -> np.ndarray:
-        """Float64 ``min_c ||p - c||²`` for each row of ``P64``, in bounded chunks.
+    def min_sq_distances(self, X: np.ndarray, rows: np.ndarray,
+                         chunk_size: int | None = None) -> np.ndarray:
+        """Float64 ``min_c ||X[r] - c||²`` for each of ``rows``, in bounded chunks.
 
-        The exact distances use the raw float64 rows (not centred ones), so that they equal a
-        plain float64 computation; centring only serves the float32 screen.
+        The exact distances use the raw rows in float64 (not centred ones), so that they
+        equal a plain float64 computation; centring only serves the float32 screen.
         """
-        out = np.empty(len(P64))
+        out = np.empty(len(rows))
         step = chunk_size or max(1, _CHUNK_CELLS // len(self))
-        for start in range(0, len(P64), step):
-            block = P64[start : start + step]
-            centred = block - self.mean
-            p_norm = np.sqrt(np.einsum("ij,ij->i", centred, centred))
-            slack = 2.0 * self.kappa * (p_norm + self.c_norm_max) ** 2
-            P32 = torch.from_numpy(centred.astype(np.float32)).to(self.device)
-            dist = torch.addmm(self.c_sq32.expand(len(block), -1), P32, self.C32.T, alpha=-2.0)
-            threshold = dist.min(dim=1).values + torch.from_numpy(
-                slack.astype(np.float32)).to(self.device)
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            P32 = self._centred32(X, chunk)
+            p_sq = (P32 * P32).sum(dim=1)
+            slack = (p_sq.sqrt() + self.c_norm_max).square_().mul_(2.0 * self.kappa)
+            dist = torch.addmm(self.c_sq32.expand(len(chunk), -1), P32, self.C32.T, alpha=-2.0)
+            threshold = dist.min(dim=1).values + slack
             row_of, centre_of = (
                 t.cpu().numpy() for t in torch.nonzero(dist <= threshold[:, None], as_tuple=True)
             )
             del dist
-            diff = block[row_of] - self.C64[centre_of]
-            best = np.full(len(block), np.inf)
+            diff = X[chunk[row_of]].astype(np.float64) - self.C64[centre_of]
+            best = np.full(len(chunk), np.inf)
             np.minimum.at(best, row_of, np.einsum("ij,ij->i", diff, diff))
-            out[start : start + len(block)] = best
+            out[start : start + len(chunk)] = best
         return out
 
 
@@ -207,18 +209,14 @@ def kcenter_greedy(
     if k == 0:
         return np.empty(0, dtype=np.int64)
     torch_device = resolve_device(device)
-    mean = X[np.concatenate([labeled, cand])].mean(axis=0, dtype=np.float64)
-
-    def rows64(rows: np.ndarray) -> np.ndarray:
-        return X[rows].astype(np.float64)
+    # The centring shift only sharpens the float32 screen (any shift is exact): a sample's mean.
+    used = np.concatenate([labeled, cand])
+    mean = X[used[:: max(1, len(used) // 4096)]].mean(axis=0, dtype=np.float64)
 
     levels = [_CentreBlock(X, block, mean, torch_device) for block in _centre_levels(labeled)]
     bound = np.full(len(cand), np.inf)
     if levels:
-        for start in range(0, len(cand), _REFINE_BATCH * 16):
-            rows = cand[start : start + _REFINE_BATCH * 16]
-            bound[start : start + len(rows)] = levels[0].min_sq_distances(rows64(rows),
-                                                                          chunk_size)
+        bound = levels[0].min_sq_distances(X, cand, chunk_size)
     # ``bound[j]``: exact float64 min distance of cand[j] to the first ``level[j]`` blocks of
     # labeled centres and the first ``stamp[j]`` picks; it only shrinks as more are measured.
     level = np.full(len(cand), min(1, len(levels)), dtype=np.int64)
@@ -231,14 +229,18 @@ def kcenter_greedy(
         neg, index, j = heapq.heappop(heap)
         n_picked = len(picks)
         if level[j] < len(levels):
-            # Measure the top candidates (a batch, for one gemm) against their next block.
-            batch = [(neg, index, j)]
-            while heap and len(batch) < _REFINE_BATCH and level[heap[0][2]] < len(levels):
-                batch.append(heapq.heappop(heap))
+            # Measure the top candidates with partial bounds against their next block, in
+            # batches (one gemm each): the entries just below the top are usually needed next.
+            batch, aside = [(neg, index, j)], []
+            while heap and len(batch) < _REFINE_BATCH and len(aside) < 4 * _REFINE_BATCH:
+                entry = heapq.heappop(heap)
+                (batch if level[entry[2]] < len(levels) else aside).append(entry)
+            for entry in aside:
+                heapq.heappush(heap, entry)
             js = np.array([entry[2] for entry in batch])
             for lv in np.unique(level[js]):
                 group = js[level[js] == lv]
-                fresh = levels[lv].min_sq_distances(rows64(cand[group]), chunk_size)
+                fresh = levels[lv].min_sq_distances(X, cand[group], chunk_size)
                 bound[group] = np.minimum(bound[group], fresh)
                 level[group] = lv + 1
             for _, i, jj in batch:

@@ -36,6 +36,8 @@ ArrayLike = np.ndarray | torch.Tensor
 
 #: Float32 gemm output cells per chunk (64 MiB), so that memory stays bounded for any N.
 _CHUNK_CELLS = 1 << 24
+#: At most this many rows per chunk (bounds the float64 copies of the rows refined exactly).
+_CHUNK_ROWS = 8192
 
 
 def resolve_device(device: str) -> torch.device:
@@ -122,7 +124,7 @@ class _CentreBlock:
         equal a plain float64 computation; centring only serves the float32 screen.
         """
         out = np.empty(len(rows))
-        step = chunk_size or max(1, _CHUNK_CELLS // len(self))
+        step = chunk_size or max(1, min(_CHUNK_ROWS, _CHUNK_CELLS // len(self)))
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
             P32 = self._centred32(X, chunk)
@@ -134,9 +136,11 @@ class _CentreBlock:
                 t.cpu().numpy() for t in torch.nonzero(dist <= threshold[:, None], as_tuple=True)
             )
             del dist
-            diff = X[chunk[row_of]].astype(np.float64) - self.C64[centre_of]
             best = np.full(len(chunk), np.inf)
-            np.minimum.at(best, row_of, np.einsum("ij,ij->i", diff, diff))
+            for at in range(0, len(row_of), step):  # usually about one pair per row
+                r, c = row_of[at : at + step], centre_of[at : at + step]
+                diff = X[chunk[r]].astype(np.float64) - self.C64[c]
+                np.minimum.at(best, r, np.einsum("ij,ij->i", diff, diff))
             out[start : start + len(chunk)] = best
         return out
 

@@ -165,6 +165,13 @@ def test_medal_select_matches_brute_force(seed, squared):
     np.testing.assert_array_equal(picks, brute_medal(U, L, k, squared))
 
 
+def test_medal_select_rejects_mismatched_labeled_features():
+    with pytest.raises(ValueError, match="features_labeled"):
+        medal_select(np.zeros((4, 6)), np.zeros((3, 4)), 1)
+    with pytest.raises(ValueError, match="k must be"):
+        medal_select(np.zeros((4, 6)), np.zeros((3, 6)), 0)
+
+
 def test_medal_uses_the_mean_not_the_min():
     # Point 0 is next to one labeled point but far from the rest on average; point 1 is the
     # opposite. Mean distance must prefer 0, min distance would prefer 1.

@@ -337,49 +337,50 @@ def medal_select(
     k: int,
     squared: bool = False,
     chunk_size: int | None = None,
+    device: str = "cpu",
 ) -> np.ndarray:
     """MedAL's diversity step: ``k`` rows of ``features_unlabeled``, each of largest mean
     distance to the labeled rows plus the earlier picks.
 
     The sum of distances per candidate is kept and grows by one distance per pick, so each
-    pick costs O(M·d) and no M×M matrix is built. ``squared=False`` (default) averages L2
-    distances as the MedAL paper's text and code do; ``squared=True`` averages squared L2
-    distances as the VAE-augmentation paper's equation writes, which reduces to "farthest
-    from the centroid" (``mean ||u - l||² = ||u - μ||² + const``). Exact ties go to the
-    lowest row; with no labeled rows every first score is 0, so row 0 is picked first.
+    pick costs O(M·d) and no M×M matrix is built (the M×L sums go in chunks). ``squared=False``
+    (default) averages L2 distances as the MedAL paper's text and code do; ``squared=True``
+    averages squared L2 distances as the VAE-augmentation paper's equation writes, which
+    reduces to "farthest from the centroid" (``mean ||u - l||² = ||u - μ||² + const``). Float64
+    throughout, on ``device``. Exact ties go to the lowest row; with no labeled rows every
+    first score is 0, so row 0 is picked first.
 
     Returns:
         ``int64`` row indices into ``features_unlabeled``, in pick order.
     """
-    U = _as_numpy_features(features_unlabeled).astype(np.float64)
-    L = np.asarray(
-        features_labeled.detach().cpu().numpy()
-        if isinstance(features_labeled, torch.Tensor) else features_labeled,
-        dtype=np.float64,
-    ).reshape(-1, U.shape[1])
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    torch_device = resolve_device(device)
+    U = torch.from_numpy(_as_numpy_features(features_unlabeled)).to(torch_device, torch.float64)
+    labeled = (features_labeled.detach().cpu().numpy()
+               if isinstance(features_labeled, torch.Tensor) else np.asarray(features_labeled))
+    if labeled.size == 0:
+        labeled = np.empty((0, U.shape[1]))
+    if labeled.ndim != 2 or labeled.shape[1] != U.shape[1]:
+        raise ValueError(f"features_labeled must be [L, {U.shape[1]}] like the unlabeled "
+                         f"features, got shape {labeled.shape}")
+    L = torch.from_numpy(_as_numpy_features(labeled)).to(torch_device, torch.float64)
     k = min(k, len(U))
-    totals = np.zeros(len(U))
+    u_sq = (U * U).sum(dim=1)
+    l_sq = (L * L).sum(dim=1)
+    totals = torch.zeros(len(U), dtype=torch.float64, device=torch_device)
     step = chunk_size or max(1, _CHUNK_CELLS // max(1, len(L)))
     for start in range(0, len(U), step):
-        block = U[start : start + step]
-        sq = (
-            np.einsum("ij,ij->i", block, block)[:, None]
-            + np.einsum("ij,ij->i", L, L)[None, :]
-            - 2.0 * block @ L.T
-        )
-        np.maximum(sq, 0.0, out=sq)
-        totals[start : start + step] = (sq if squared else np.sqrt(sq)).sum(axis=1)
-    available = np.ones(len(U), dtype=bool)
+        sq = torch.addmm(u_sq[start : start + step, None] + l_sq[None, :],
+                         U[start : start + step], L.T, alpha=-2.0).clamp_(min=0.0)
+        totals[start : start + step] = (sq if squared else sq.sqrt_()).sum(dim=1)
     picks: list[int] = []
     for _ in range(k):
-        masked = np.where(available, totals, -np.inf)
-        best = int(np.argmax(masked))
+        best = int(torch.argmax(totals))  # first maximum: lowest row on exact ties
         picks.append(best)
-        available[best] = False
-        sq = squared_distances_f64(U, U[best])
-        totals += sq if squared else np.sqrt(sq)
+        sq = torch.addmv(u_sq + u_sq[best], U, U[best], alpha=-2.0).clamp_(min=0.0)
+        totals += sq if squared else sq.sqrt_()
+        totals[picks] = -torch.inf
     return np.asarray(picks, dtype=np.int64)
 
 
@@ -395,7 +396,7 @@ class MedAL(_FeatureStrategy):
         prefilter_fraction: fraction of the candidates kept by the pre-filter.
         squared: average squared L2 distances instead of L2 distances.
         subsample: rank only a random subset of this many unlabeled points first.
-        device: kept for symmetry with core-set (MedAL's step is O(M·d) per pick on the CPU).
+        device: where the distance sums are computed (``"auto"``: CUDA when present).
     """
 
     name: ClassVar[str] = "medal"
@@ -434,7 +435,7 @@ class MedAL(_FeatureStrategy):
         labeled = self._labeled_features(state)
         if labeled is None:
             labeled = np.empty((0, np.asarray(unlabeled).shape[1]))
-        rows = medal_select(unlabeled, labeled, k, squared=self.squared)
+        rows = medal_select(unlabeled, labeled, k, squared=self.squared, device=self.device)
         return Query.from_pool(shortlist[rows], scores=entropy[kept][rows])
 
     def params(self) -> dict[str, Any]:

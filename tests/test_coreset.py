@@ -121,6 +121,15 @@ def test_kcenter_float64_resolution_beyond_float32():
     np.testing.assert_array_equal(picks, brute_kcenter(X, labeled, 40))
 
 
+@pytest.mark.parametrize("magnitude", [1e-20, 1e25])
+def test_kcenter_is_exact_for_very_large_and_very_small_values(magnitude):
+    # Squares of 1e25 overflow float32: the float32 screen must be rescaled, not trusted blindly.
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(300, 10)) * magnitude
+    labeled = rng.choice(300, 40, replace=False)
+    np.testing.assert_array_equal(kcenter_greedy(X, labeled, 30), brute_kcenter(X, labeled, 30))
+
+
 def test_kcenter_k_larger_than_candidates_returns_each_once():
     X = np.random.default_rng(4).normal(size=(12, 3))
     picks = kcenter_greedy(X, np.array([0, 5]), 50)

@@ -99,19 +99,24 @@ class _CentreBlock:
     is the float64 minimum, at the cost of a float32 gemm.
     """
 
-    def __init__(self, X: np.ndarray, centres: np.ndarray, mean: np.ndarray,
+    def __init__(self, X: np.ndarray, centres: np.ndarray, mean: np.ndarray, scale: float,
                  device: torch.device) -> None:
         self.device = device
         self.kappa = 2.0 * (X.shape[1] + 8) * _unit_roundoff(device)
         self.mean = torch.from_numpy(np.asarray(mean, dtype=X.dtype)).to(device)
+        self.scale = scale
         self.C64 = X[centres].astype(np.float64)
         self.C32 = self._centred32(X, centres)
         self.c_sq32 = (self.C32 * self.C32).sum(dim=1)
         self.c_norm_max = float(self.c_sq32.max().sqrt())
 
     def _centred32(self, X: np.ndarray, rows: np.ndarray) -> torch.Tensor:
-        """``float32(X[rows] - mean)``, the centring done in the input's precision."""
-        return (torch.from_numpy(X[rows]).to(self.device) - self.mean).float()
+        """``float32((X[rows] - mean) · scale)``, centred in the input's precision.
+
+        ``scale`` is a power of two (exact) that keeps squares far from float32 overflow; the
+        screen's choices do not depend on it, and the exact distances use the raw rows.
+        """
+        return ((torch.from_numpy(X[rows]).to(self.device) - self.mean) * self.scale).float()
 
     def __len__(self) -> int:
         return len(self.C64)
@@ -216,8 +221,11 @@ def kcenter_greedy(
     # The centring shift only sharpens the float32 screen (any shift is exact): a sample's mean.
     used = np.concatenate([labeled, cand])
     mean = X[used[:: max(1, len(used) // 4096)]].mean(axis=0, dtype=np.float64)
+    extent = float(max(X.max() - mean.min(), mean.max() - X.min()))  # bounds |x - mean|
+    scale = 2.0 ** -math.floor(math.log2(extent)) if extent > 0 else 1.0
 
-    levels = [_CentreBlock(X, block, mean, torch_device) for block in _centre_levels(labeled)]
+    levels = [_CentreBlock(X, block, mean, scale, torch_device)
+              for block in _centre_levels(labeled)]
     bound = np.full(len(cand), np.inf)
     if levels:
         bound = levels[0].min_sq_distances(X, cand, chunk_size)

@@ -61,6 +61,31 @@ def test_kcenter_matches_brute_force_on_random_data(seed):
     np.testing.assert_array_equal(picks, brute_kcenter(X, labeled, k))
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_kcenter_lazy_levels_match_brute_force(seed, monkeypatch):
+    # Force the multi-level lazy path (normally from 256 labeled centres on) with tiny refine
+    # batches, on random and on integer (tie-rich) data.
+    import activegen.strategies.coreset as coreset_module
+
+    monkeypatch.setattr(coreset_module, "_MIN_CENTRES_FOR_LEVELS", 2)
+    monkeypatch.setattr(coreset_module, "_REFINE_BATCH", int(1 + seed % 3 * 4))
+    rng = np.random.default_rng(100 + seed)
+    n, d = int(rng.integers(30, 250)), int(rng.integers(1, 12))
+    X = rng.normal(size=(n, d)) if seed % 2 else rng.integers(-2, 3, size=(n, d)).astype(float)
+    labeled = rng.choice(n, int(rng.integers(2, n // 2)), replace=False)
+    k = int(rng.integers(1, n))
+    picks = kcenter_greedy(X, labeled, k, chunk_size=int(rng.integers(1, 40)))
+    np.testing.assert_array_equal(picks, brute_kcenter(X, labeled, k))
+
+
+def test_kcenter_many_labeled_centres_uses_levels_and_stays_exact():
+    rng = np.random.default_rng(7)
+    X = (rng.normal(size=(40, 24)) * 5)[rng.integers(0, 40, 1500)] + rng.normal(size=(1500, 24))
+    labeled = rng.choice(1500, 400, replace=False)
+    np.testing.assert_array_equal(kcenter_greedy(X, labeled, 150),
+                                  brute_kcenter(X, labeled, 150))
+
+
 def test_kcenter_on_clustered_data_and_candidate_subset():
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(6, 16)) * 10
@@ -94,6 +119,15 @@ def test_kcenter_float64_resolution_beyond_float32():
     labeled = np.arange(5)
     picks = kcenter_greedy(X, labeled, 40)
     np.testing.assert_array_equal(picks, brute_kcenter(X, labeled, 40))
+
+
+@pytest.mark.parametrize("magnitude", [1e-20, 1e25])
+def test_kcenter_is_exact_for_very_large_and_very_small_values(magnitude):
+    # Squares of 1e25 overflow float32: the float32 screen must be rescaled, not trusted blindly.
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(300, 10)) * magnitude
+    labeled = rng.choice(300, 40, replace=False)
+    np.testing.assert_array_equal(kcenter_greedy(X, labeled, 30), brute_kcenter(X, labeled, 30))
 
 
 def test_kcenter_k_larger_than_candidates_returns_each_once():
@@ -138,6 +172,13 @@ def test_medal_select_matches_brute_force(seed, squared):
     k = int(rng.integers(1, len(U) + 3))
     picks = medal_select(U, L, k, squared=squared, chunk_size=int(rng.integers(1, 9)))
     np.testing.assert_array_equal(picks, brute_medal(U, L, k, squared))
+
+
+def test_medal_select_rejects_mismatched_labeled_features():
+    with pytest.raises(ValueError, match="features_labeled"):
+        medal_select(np.zeros((4, 6)), np.zeros((3, 4)), 1)
+    with pytest.raises(ValueError, match="k must be"):
+        medal_select(np.zeros((4, 6)), np.zeros((3, 6)), 0)
 
 
 def test_medal_uses_the_mean_not_the_min():

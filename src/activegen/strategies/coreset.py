@@ -36,6 +36,8 @@ ArrayLike = np.ndarray | torch.Tensor
 
 #: Float32 gemm output cells per chunk (64 MiB), so that memory stays bounded for any N.
 _CHUNK_CELLS = 1 << 24
+#: At most this many rows per chunk (bounds the float64 copies of the rows refined exactly).
+_CHUNK_ROWS = 8192
 
 
 def resolve_device(device: str) -> torch.device:
@@ -54,7 +56,7 @@ def _as_numpy_features(features: ArrayLike) -> np.ndarray:
         raise ValueError(f"features must be a 2-D array [N, d], got shape {array.shape}")
     if array.dtype not in (np.float32, np.float64):
         array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
+    if array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):  # no copy
         raise ValueError("features contain NaN or infinite values")
     return array
 
@@ -86,49 +88,84 @@ def squared_distances_f64(points: np.ndarray, centre: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", diff, diff)
 
 
-def _initial_min_sq_distances(
-    X: np.ndarray,
-    rows: np.ndarray,
-    centres: np.ndarray,
-    mean: np.ndarray,
-    device: torch.device,
-    chunk_size: int | None,
-) -> np.ndarray:
-    """Float64 ``min_c ||X[r] - X[c]||²`` for each row, via float32 gemm plus exact refinement.
+class _CentreBlock:
+    """A block of centres, prepared once for exact nearest-centre distances of many points.
 
     On centred data, ``D'(x, c) = ||c||² - 2 x·c`` (float32, one gemm) is within
     ``E_x = κ (||x|| + max_c ||c||)²`` of its true value, with ``κ = 2 (d + 8) u``: twice the
     classical dot-product bound γ_d plus the float32 casts, norms and additions. A centre
     whose ``D'`` exceeds the row minimum by more than ``2 E_x`` cannot be the nearest, so only
-    the remaining pairs (usually one per row) are re-measured in float64, directly.
+    the remaining pairs (usually one per row) are re-measured in float64, directly: the result
+    is the float64 minimum, at the cost of a float32 gemm.
     """
-    n_rows, d = len(rows), X.shape[1]
-    out = np.full(n_rows, np.inf)
-    if n_rows == 0 or len(centres) == 0:
+
+    def __init__(self, X: np.ndarray, centres: np.ndarray, mean: np.ndarray, scale: float,
+                 device: torch.device) -> None:
+        self.device = device
+        self.kappa = 2.0 * (X.shape[1] + 8) * _unit_roundoff(device)
+        self.mean = torch.from_numpy(np.asarray(mean, dtype=X.dtype)).to(device)
+        self.scale = scale
+        self.C64 = X[centres].astype(np.float64)
+        self.C32 = self._centred32(X, centres)
+        self.c_sq32 = (self.C32 * self.C32).sum(dim=1)
+        self.c_norm_max = float(self.c_sq32.max().sqrt())
+
+    def _centred32(self, X: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+        """``float32((X[rows] - mean) · scale)``, centred in the input's precision.
+
+        ``scale`` is a power of two (exact) that keeps squares far from float32 overflow; the
+        screen's choices do not depend on it, and the exact distances use the raw rows.
+        """
+        return ((torch.from_numpy(X[rows]).to(self.device) - self.mean) * self.scale).float()
+
+    def __len__(self) -> int:
+        return len(self.C64)
+
+    def min_sq_distances(self, X: np.ndarray, rows: np.ndarray,
+                         chunk_size: int | None = None) -> np.ndarray:
+        """Float64 ``min_c ||X[r] - c||²`` for each of ``rows``, in bounded chunks.
+
+        The exact distances use the raw rows in float64 (not centred ones), so that they
+        equal a plain float64 computation; centring only serves the float32 screen.
+        """
+        out = np.empty(len(rows))
+        step = chunk_size or max(1, min(_CHUNK_ROWS, _CHUNK_CELLS // len(self)))
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            P32 = self._centred32(X, chunk)
+            p_sq = (P32 * P32).sum(dim=1)
+            slack = (p_sq.sqrt() + self.c_norm_max).square_().mul_(2.0 * self.kappa)
+            dist = torch.addmm(self.c_sq32.expand(len(chunk), -1), P32, self.C32.T, alpha=-2.0)
+            threshold = dist.min(dim=1).values + slack
+            row_of, centre_of = (
+                t.cpu().numpy() for t in torch.nonzero(dist <= threshold[:, None], as_tuple=True)
+            )
+            del dist
+            best = np.full(len(chunk), np.inf)
+            for at in range(0, len(row_of), step):  # usually about one pair per row
+                r, c = row_of[at : at + step], centre_of[at : at + step]
+                diff = X[chunk[r]].astype(np.float64) - self.C64[c]
+                np.minimum.at(best, r, np.einsum("ij,ij->i", diff, diff))
+            out[start : start + len(chunk)] = best
         return out
-    kappa = 2.0 * (d + 8) * _unit_roundoff(device)
-    C64 = X[centres].astype(np.float64) - mean
-    c_norm_max = float(np.sqrt(np.einsum("ij,ij->i", C64, C64).max()))
-    C32 = torch.from_numpy(C64.astype(np.float32)).to(device)
-    c_sq32 = (C32 * C32).sum(dim=1)
-    step = chunk_size or max(1, _CHUNK_CELLS // max(1, len(centres)))
-    for start in range(0, n_rows, step):
-        batch = rows[start : start + step]
-        P64 = X[batch].astype(np.float64) - mean
-        p_norm = np.sqrt(np.einsum("ij,ij->i", P64, P64))
-        slack = 2.0 * kappa * (p_norm + c_norm_max) ** 2
-        P32 = torch.from_numpy(P64.astype(np.float32)).to(device)
-        dist = torch.addmm(c_sq32.expand(len(batch), -1), P32, C32.T, alpha=-2.0)
-        threshold = dist.min(dim=1).values + torch.from_numpy(slack.astype(np.float32)).to(device)
-        row_of, centre_of = (
-            t.cpu().numpy() for t in torch.nonzero(dist <= threshold[:, None], as_tuple=True)
-        )
-        del dist
-        diff = P64[row_of] - C64[centre_of]
-        best = np.full(len(batch), np.inf)
-        np.minimum.at(best, row_of, np.einsum("ij,ij->i", diff, diff))
-        out[start : start + len(batch)] = best
-    return out
+
+
+#: Fractions of the initial centres in each lazy level (see ``kcenter_greedy``).
+_LEVEL_FRACTIONS = (1 / 8, 1 / 8, 3 / 4)
+#: Fewer initial centres than this: one level (the gemm is cheap anyway).
+_MIN_CENTRES_FOR_LEVELS = 256
+#: Points refined together when they reach the top of the heap with a partial bound.
+_REFINE_BATCH = 1024
+
+
+def _centre_levels(labeled: np.ndarray) -> list[np.ndarray]:
+    """Split the initial centres into lazy levels (a fixed-seed shuffle, so any input order
+    gives representative blocks; the picks do not depend on it, only the speed)."""
+    if len(labeled) < _MIN_CENTRES_FOR_LEVELS:
+        return [labeled] if len(labeled) else []
+    shuffled = np.random.default_rng(0).permutation(labeled)
+    cuts = np.cumsum([round(f * len(labeled)) for f in _LEVEL_FRACTIONS[:-1]])
+    return [block for block in np.split(shuffled, cuts) if len(block)]
 
 
 def kcenter_greedy(
@@ -147,15 +184,24 @@ def kcenter_greedy(
         k: how many to pick; fewer when fewer candidates remain.
         candidates: indices that may be picked (default: every index not in ``labeled``);
             ``labeled`` indices among them are dropped.
-        device: where the initial float32 distance products run (``"cpu"``, ``"cuda"``, ``"auto"``).
+        device: where the float32 distance products run (``"cpu"``, ``"cuda"``, ``"auto"``).
         chunk_size: rows per distance chunk (default: about 64 MiB of float32 per chunk).
 
     Returns:
         ``int64 [min(k, |candidates|)]`` picks in pick order. Each pick maximises the float64
         squared L2 distance to its nearest centre (the labeled ones and every earlier pick;
         squared or not gives the same argmax); exact ties go to the lowest index. With no centre
-        at all, the first pick is the lowest candidate index. Memory is O(N·d) at most (no N×N
-        matrix): one chunk of distances to the initial centres, then O(N) bounds.
+        at all, the first pick is the lowest candidate index.
+
+    How: a candidate's distance to its nearest centre only shrinks as centres are added, so
+    any value measured against a *subset* of the centres is an upper bound. Every candidate
+    starts with its exact distance to a random eighth of the labeled centres; a max-heap holds
+    these bounds. The top candidate is measured against the next block of labeled centres
+    (batched with its neighbours at the top), then against the picks made since its last
+    measurement; once it is fully up to date and still on top, no other candidate can beat
+    it, so it is the exact greedy pick. Candidates whose bound falls below the picks never
+    see the other centres at all. Memory is O(N·d) at most (no N×N matrix): one chunk of
+    distances at a time, then O(N) bounds.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -172,12 +218,20 @@ def kcenter_greedy(
     if k == 0:
         return np.empty(0, dtype=np.int64)
     torch_device = resolve_device(device)
+    # The centring shift only sharpens the float32 screen (any shift is exact): a sample's mean.
     used = np.concatenate([labeled, cand])
-    mean = X[used].mean(axis=0, dtype=np.float64)
-    bound = _initial_min_sq_distances(X, cand, labeled, mean, torch_device, chunk_size)
+    mean = X[used[:: max(1, len(used) // 4096)]].mean(axis=0, dtype=np.float64)
+    extent = float(max(X.max() - mean.min(), mean.max() - X.min()))  # bounds |x - mean|
+    scale = 2.0 ** -math.floor(math.log2(extent)) if extent > 0 else 1.0
 
-    # Lazy greedy. ``bound[j]`` is the exact float64 min distance of cand[j] to the first
-    # ``stamp[j]`` picks (and every labeled centre); it can only shrink as picks are added.
+    levels = [_CentreBlock(X, block, mean, scale, torch_device)
+              for block in _centre_levels(labeled)]
+    bound = np.full(len(cand), np.inf)
+    if levels:
+        bound = levels[0].min_sq_distances(X, cand, chunk_size)
+    # ``bound[j]``: exact float64 min distance of cand[j] to the first ``level[j]`` blocks of
+    # labeled centres and the first ``stamp[j]`` picks; it only shrinks as more are measured.
+    level = np.full(len(cand), min(1, len(levels)), dtype=np.int64)
     stamp = np.zeros(len(cand), dtype=np.int64)
     heap = [(-b, int(i), j) for j, (b, i) in enumerate(zip(bound.tolist(), cand.tolist()))]
     heapq.heapify(heap)
@@ -186,13 +240,31 @@ def kcenter_greedy(
     while len(picks) < k:
         neg, index, j = heapq.heappop(heap)
         n_picked = len(picks)
+        if level[j] < len(levels):
+            # Measure the top candidates with partial bounds against their next block, in
+            # batches (one gemm each): the entries just below the top are usually needed next.
+            batch, aside = [(neg, index, j)], []
+            while heap and len(batch) < _REFINE_BATCH and len(aside) < 4 * _REFINE_BATCH:
+                entry = heapq.heappop(heap)
+                (batch if level[entry[2]] < len(levels) else aside).append(entry)
+            for entry in aside:
+                heapq.heappush(heap, entry)
+            js = np.array([entry[2] for entry in batch])
+            for lv in np.unique(level[js]):
+                group = js[level[js] == lv]
+                fresh = levels[lv].min_sq_distances(X, cand[group], chunk_size)
+                bound[group] = np.minimum(bound[group], fresh)
+                level[group] = lv + 1
+            for _, i, jj in batch:
+                heapq.heappush(heap, (-bound[jj], i, jj))
+            continue
         if stamp[j] < n_picked:
             new = squared_distances_f64(picked_rows[stamp[j] : n_picked], X[index]).min()
             stamp[j] = n_picked
-            if new < -neg:
-                neg = -new
-                if heap and (neg, index) > heap[0][:2]:
-                    heapq.heappush(heap, (neg, index, j))
+            if new < bound[j]:
+                bound[j] = new
+                if heap and (-new, index) > heap[0][:2]:
+                    heapq.heappush(heap, (-new, index, j))
                     continue
         picked_rows[n_picked] = X[index]
         picks.append(index)
@@ -273,49 +345,50 @@ def medal_select(
     k: int,
     squared: bool = False,
     chunk_size: int | None = None,
+    device: str = "cpu",
 ) -> np.ndarray:
     """MedAL's diversity step: ``k`` rows of ``features_unlabeled``, each of largest mean
     distance to the labeled rows plus the earlier picks.
 
     The sum of distances per candidate is kept and grows by one distance per pick, so each
-    pick costs O(M·d) and no M×M matrix is built. ``squared=False`` (default) averages L2
-    distances as the MedAL paper's text and code do; ``squared=True`` averages squared L2
-    distances as the VAE-augmentation paper's equation writes, which reduces to "farthest
-    from the centroid" (``mean ||u - l||² = ||u - μ||² + const``). Exact ties go to the
-    lowest row; with no labeled rows every first score is 0, so row 0 is picked first.
+    pick costs O(M·d) and no M×M matrix is built (the M×L sums go in chunks). ``squared=False``
+    (default) averages L2 distances as the MedAL paper's text and code do; ``squared=True``
+    averages squared L2 distances as the VAE-augmentation paper's equation writes, which
+    reduces to "farthest from the centroid" (``mean ||u - l||² = ||u - μ||² + const``). Float64
+    throughout, on ``device``. Exact ties go to the lowest row; with no labeled rows every
+    first score is 0, so row 0 is picked first.
 
     Returns:
         ``int64`` row indices into ``features_unlabeled``, in pick order.
     """
-    U = _as_numpy_features(features_unlabeled).astype(np.float64)
-    L = np.asarray(
-        features_labeled.detach().cpu().numpy()
-        if isinstance(features_labeled, torch.Tensor) else features_labeled,
-        dtype=np.float64,
-    ).reshape(-1, U.shape[1])
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    torch_device = resolve_device(device)
+    U = torch.from_numpy(_as_numpy_features(features_unlabeled)).to(torch_device, torch.float64)
+    labeled = (features_labeled.detach().cpu().numpy()
+               if isinstance(features_labeled, torch.Tensor) else np.asarray(features_labeled))
+    if labeled.size == 0:
+        labeled = np.empty((0, U.shape[1]))
+    if labeled.ndim != 2 or labeled.shape[1] != U.shape[1]:
+        raise ValueError(f"features_labeled must be [L, {U.shape[1]}] like the unlabeled "
+                         f"features, got shape {labeled.shape}")
+    L = torch.from_numpy(_as_numpy_features(labeled)).to(torch_device, torch.float64)
     k = min(k, len(U))
-    totals = np.zeros(len(U))
+    u_sq = (U * U).sum(dim=1)
+    l_sq = (L * L).sum(dim=1)
+    totals = torch.zeros(len(U), dtype=torch.float64, device=torch_device)
     step = chunk_size or max(1, _CHUNK_CELLS // max(1, len(L)))
     for start in range(0, len(U), step):
-        block = U[start : start + step]
-        sq = (
-            np.einsum("ij,ij->i", block, block)[:, None]
-            + np.einsum("ij,ij->i", L, L)[None, :]
-            - 2.0 * block @ L.T
-        )
-        np.maximum(sq, 0.0, out=sq)
-        totals[start : start + step] = (sq if squared else np.sqrt(sq)).sum(axis=1)
-    available = np.ones(len(U), dtype=bool)
+        sq = torch.addmm(u_sq[start : start + step, None] + l_sq[None, :],
+                         U[start : start + step], L.T, alpha=-2.0).clamp_(min=0.0)
+        totals[start : start + step] = (sq if squared else sq.sqrt_()).sum(dim=1)
     picks: list[int] = []
     for _ in range(k):
-        masked = np.where(available, totals, -np.inf)
-        best = int(np.argmax(masked))
+        best = int(torch.argmax(totals))  # first maximum: lowest row on exact ties
         picks.append(best)
-        available[best] = False
-        sq = squared_distances_f64(U, U[best])
-        totals += sq if squared else np.sqrt(sq)
+        sq = torch.addmv(u_sq + u_sq[best], U, U[best], alpha=-2.0).clamp_(min=0.0)
+        totals += sq if squared else sq.sqrt_()
+        totals[picks] = -torch.inf
     return np.asarray(picks, dtype=np.int64)
 
 
@@ -331,7 +404,7 @@ class MedAL(_FeatureStrategy):
         prefilter_fraction: fraction of the candidates kept by the pre-filter.
         squared: average squared L2 distances instead of L2 distances.
         subsample: rank only a random subset of this many unlabeled points first.
-        device: kept for symmetry with core-set (MedAL's step is O(M·d) per pick on the CPU).
+        device: where the distance sums are computed (``"auto"``: CUDA when present).
     """
 
     name: ClassVar[str] = "medal"
@@ -370,7 +443,7 @@ class MedAL(_FeatureStrategy):
         labeled = self._labeled_features(state)
         if labeled is None:
             labeled = np.empty((0, np.asarray(unlabeled).shape[1]))
-        rows = medal_select(unlabeled, labeled, k, squared=self.squared)
+        rows = medal_select(unlabeled, labeled, k, squared=self.squared, device=self.device)
         return Query.from_pool(shortlist[rows], scores=entropy[kept][rows])
 
     def params(self) -> dict[str, Any]:

@@ -133,6 +133,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+
+def _cmd_tsne(args: argparse.Namespace) -> int:
+    from activegen.experiments.config import load_config
+    from activegen.experiments.tsne import tsne_selection
+
+    result = tsne_selection(load_config(args.config), Path(args.out), n_labeled=args.labeled,
+                            candidate_fraction=args.fraction, n_picks=args.picks,
+                            alpha=args.alpha, seed=args.seed, vae_latent_dim=args.latent_dim,
+                            vae_width=args.vae_width, vae_epochs=args.vae_epochs)
+    for path in result.images:
+        print(path)
+    overlap = len(set(result.picks_plain) & set(result.picks_vae))
+    print(f"picks shared by both selections: {overlap} of {len(result.picks_plain)}; "
+          f"mean norm of task features {result.task_norm:.3f}, of alpha*VAE features "
+          f"{result.vae_norm:.3f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="activegen",
@@ -193,6 +211,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     export.add_argument("--out", help="file to write (default: standard output)")
     export.set_defaults(handler=_cmd_label_export)
+
+    tsne = sub.add_parser("tsne", help="t-SNE of core-set picks with and without VAE "
+                          "features (the VAE paper's Figs 5-6)",
+                          description="Train CONFIG's learner on a random labeled set, let "
+                          "core-set and VAE-augmented core-set pick among a random fraction of "
+                          "the unlabeled pool, and plot t-SNE maps of both selections.")
+    tsne.add_argument("config", help="TOML experiment file (its data and learner are used)")
+    tsne.add_argument("--out", required=True, help="folder for the PNG files")
+    tsne.add_argument("--labeled", type=int, default=1000, help="labeled set size (1000)")
+    tsne.add_argument("--fraction", type=float, default=0.05,
+                      help="fraction of the unlabeled pool drawn as candidates (0.05)")
+    tsne.add_argument("--picks", type=int, default=100, help="points core-set picks (100)")
+    tsne.add_argument("--alpha", type=float, default=1.0, help="weight of the VAE features")
+    tsne.add_argument("--latent-dim", type=int, default=32, help="VAE latent size (32)")
+    tsne.add_argument("--vae-width", type=int, default=32, help="VAE conv width (32)")
+    tsne.add_argument("--vae-epochs", type=int, default=20, help="VAE epochs (20)")
+    tsne.add_argument("--seed", type=int, default=0)
+    tsne.set_defaults(handler=_cmd_tsne)
 
     return parser
 

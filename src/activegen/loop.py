@@ -273,8 +273,9 @@ class ActiveLearningLoop:
         torch.manual_seed(derive_seed(self.seed, r, 1))
         learner = self.make_learner(derive_seed(self.seed, r, 2))
         X_train, y_train = self._training_set(state)
+        fit_kwargs = self.strategy.learner_fit_kwargs(X_train)
         t0 = time.perf_counter()
-        learner.fit(X_train, y_train)
+        learner.fit(X_train, y_train, **fit_kwargs)
         t1 = time.perf_counter()
         accuracy = {name: learner.score(X, y) for name, (X, y) in self.test_sets.items()}
         t2 = time.perf_counter()

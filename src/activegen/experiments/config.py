@@ -150,13 +150,15 @@ def check_components(config: ExperimentConfig) -> None:
     from activegen.oracles import ORACLES
     from activegen.strategies import STRATEGIES
 
-    LEARNERS.check_params(config.learner.name, config.learner.params, ("n_classes", "seed"))
+    LEARNERS.check_params(config.learner.name, config.learner.params, LEARNER_CONTEXT)
     ORACLES.check_params(config.oracle.name, config.oracle.params, ORACLE_CONTEXT)
     for i, strategy in enumerate(config.strategies):
         try:
             # Building checks parameter values too (a bad 'measure', say); constructors are
             # cheap by contract: heavy work happens in Strategy.prepare.
             STRATEGIES.build(strategy.name, strategy.params)
+            STRATEGIES.get(strategy.name).check_learner(config.learner.name,
+                                                        config.learner.params)
         except ConfigError as exc:
             raise ConfigError(f"strategies[{i}]: {exc}") from None
     labels = [s.display for s in config.strategies]
@@ -166,6 +168,9 @@ def check_components(config: ExperimentConfig) -> None:
             f"({', '.join(labels)})"
         )
 
+
+#: Arguments the runner passes to learners itself.
+LEARNER_CONTEXT = ("n_classes", "seed", "labels_initial", "labels_per_round")
 
 #: Arguments the runner passes to oracles itself.
 ORACLE_CONTEXT = ("pool", "seed", "cache_dir", "device", "n_classes")

@@ -130,8 +130,12 @@ def cache_dir(config: ExperimentConfig, out_dir: Path) -> Path:
 
 def make_learner_factory(config: ExperimentConfig, n_classes: int) -> Callable[[int], Learner]:
     def make(seed: int) -> Learner:
+        # labels_initial / labels_per_round let a deep learner grow its epochs per round
+        # (the VAE paper's schedule); learners that do not take them never see them.
         return LEARNERS.build(config.learner.name, config.learner.params,
-                              n_classes=n_classes, seed=seed)
+                              n_classes=n_classes, seed=seed,
+                              labels_initial=config.loop.initial,
+                              labels_per_round=config.loop.batch)
 
     return make
 

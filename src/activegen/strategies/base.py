@@ -127,6 +127,20 @@ class Strategy(ABC):
             EmptyPoolError: a pool strategy has nothing left to choose from.
         """
 
+    @classmethod
+    def check_learner(cls, learner: str, params: dict[str, Any]) -> None:
+        """Raise :class:`ConfigError` if this strategy cannot work with the configured learner
+        (checked with the config, before any work; default: any learner will do)."""
+        return None
+
+    def learner_fit_kwargs(self, X_train: np.ndarray) -> dict[str, Any]:
+        """Extra keyword arguments the loop passes to the learner's ``fit`` (default: none).
+
+        The VAE-augmented learning loss uses it to give the loss head the VAE features of the
+        training images, so that the head is trained on them jointly (as in the paper).
+        """
+        return {}
+
     def params(self) -> dict[str, Any]:
         """The settings that identify this strategy (for results)."""
         return {}

@@ -1,0 +1,134 @@
+"""t-SNE of a core-set selection with and without VAE features (the VAE paper's Figs 5 and 6).
+
+Protocol (Godwin et al. 2022): train the task model on a random initial labeled set (1,000
+ChestMNIST images there), draw a random fraction (5%) of the unlabeled pool as candidates, let
+core-set pick a batch (100) among them in the task features ``T_f``, and again in
+``[T_f ⌢ alpha·V]``; embed the labeled points, the candidates and the picks with t-SNE (in
+the feature space each strategy used) and plot them. The sizes are arguments, to scale the
+protocol to small pools.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.manifold import TSNE
+
+from activegen._atomic import atomic_write_bytes
+from activegen.errors import ConfigError
+from activegen.experiments.config import ExperimentConfig
+from activegen.experiments.runner import (
+    cache_dir,
+    load_experiment_data,
+    make_learner_factory,
+    resolve_device,
+)
+from activegen.loop import derive_seed, initial_labeled_indices
+from activegen.strategies import PrepareContext, QueryState
+from activegen.strategies.coreset import CoreSet
+from activegen.strategies.vae_augmented import VAECoreSet
+
+
+@dataclass
+class TSNEResult:
+    """What was plotted: pool indices of the labeled set, the candidates and each pick set."""
+
+    labeled: np.ndarray
+    candidates: np.ndarray
+    picks_plain: np.ndarray
+    picks_vae: np.ndarray
+    images: list[Path]
+    #: mean L2 norm of the task features and of alpha·VAE features of the plotted points
+    task_norm: float = 0.0
+    vae_norm: float = 0.0
+
+
+def _plot(points: np.ndarray, n_labeled: int, picked: np.ndarray, title: str) -> bytes:
+    """Scatter: labeled (blue), unlabeled candidates (grey), selected (red)."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    lab, cand = points[:n_labeled], points[n_labeled:]
+    ax.scatter(cand[:, 0], cand[:, 1], s=6, c="0.7", label="unlabeled")
+    ax.scatter(lab[:, 0], lab[:, 1], s=6, c="tab:blue", label="labeled")
+    sel = cand[picked]
+    ax.scatter(sel[:, 0], sel[:, 1], s=18, c="tab:red", marker="x", label="selected")
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def tsne_selection(
+    config: ExperimentConfig,
+    out_dir: Path,
+    n_labeled: int = 1000,
+    candidate_fraction: float = 0.05,
+    n_picks: int = 100,
+    alpha: float = 1.0,
+    seed: int = 0,
+    vae_latent_dim: int = 32,
+    vae_width: int = 32,
+    vae_epochs: int = 20,
+) -> TSNEResult:
+    """Make the two t-SNE pictures for ``config``'s data and learner; returns what was drawn."""
+    pool, _ = load_experiment_data(config)
+    if not 0 < candidate_fraction <= 1:
+        raise ConfigError(f"candidate_fraction must be in (0, 1], got {candidate_fraction}")
+    if n_labeled >= len(pool):
+        raise ConfigError(f"n_labeled ({n_labeled}) must be below the pool ({len(pool)})")
+    n_candidates = round(candidate_fraction * (len(pool) - n_labeled))
+    if n_picks < 1 or n_picks > n_candidates:
+        raise ConfigError(f"n_picks ({n_picks}) must be in 1..{n_candidates} (the candidates)")
+    out_dir = Path(out_dir)
+    X = pool.to_float()
+    labeled = initial_labeled_indices(pool.y, n_labeled, seed)
+    rng = np.random.default_rng(derive_seed(seed, 0x75E))
+    unlabeled = np.setdiff1d(np.arange(len(pool)), labeled)
+    candidates = np.sort(rng.choice(unlabeled, n_candidates, replace=False))
+    learner = make_learner_factory(config, pool.n_classes)(derive_seed(seed, 0, 2))
+    learner.fit(X[labeled], pool.y[labeled])
+    queried = np.ones(len(pool), dtype=bool)
+    queried[candidates] = False  # only the candidates may be picked
+
+    def state() -> QueryState:
+        return QueryState(X, queried.copy(), labeled, learner, pool.n_classes,
+                          np.random.default_rng(derive_seed(seed, 1)))
+
+    device = resolve_device(config.device)
+    plain = CoreSet(device=device)
+    vae = VAECoreSet(device=device, alpha=alpha, vae_latent_dim=vae_latent_dim,
+                     vae_width=vae_width, vae_epochs=vae_epochs)
+    vae.prepare(PrepareContext(pool=pool, cache_dir=cache_dir(config, out_dir), device=device))
+    picks = {}
+    images = []
+    order = np.concatenate([labeled, candidates])
+    for key, strategy, title in (
+        ("plain", plain, f"core-set in task features T_f ({n_picks} picks)"),
+        ("vae", vae, f"core-set in [T_f, {alpha:g}·VAE] ({n_picks} picks)"),
+    ):
+        s = state()
+        chosen = strategy.query(s, n_picks).indices
+        picks[key] = chosen
+        feats = strategy.features(s, X[order])
+        points = TSNE(n_components=2, init="pca", random_state=seed,
+                      perplexity=min(30.0, (len(order) - 1) / 3)).fit_transform(feats)
+        picked_rows = np.searchsorted(candidates, chosen)
+        path = out_dir / f"tsne_coreset_{key}.png"
+        atomic_write_bytes(path, _plot(points, len(labeled), picked_rows, title))
+        images.append(path)
+    s = state()
+    task_norm = float(np.linalg.norm(plain.features(s, X[order]), axis=1).mean())
+    vae_norm = float(np.linalg.norm(vae.vae_features(s, X[order]), axis=1).mean())
+    return TSNEResult(labeled, candidates, picks["plain"], picks["vae"], images, task_norm,
+                      vae_norm)

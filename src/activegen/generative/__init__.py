@@ -1,0 +1,1 @@
+"""Generative models: GANs for query synthesis, VAEs for task-agnostic features."""

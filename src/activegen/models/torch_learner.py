@@ -1,0 +1,337 @@
+"""Shared training code of the deep learners (small CNN, ResNet-18).
+
+A :class:`TorchLearner` trains a network from scratch on every ``fit`` (the loop retrains each
+round, as the VAE paper does), with the paper's SGD settings by default (lr 1e-3, momentum
+0.9), and one of three epoch schedules:
+
+- ``fixed``: ``epochs`` every round;
+- ``grow``: ``epochs`` on the initial labeled set and ``epochs_increment`` more per round —
+  the paper's "10 epochs, +5 per labeling iteration". The learner is rebuilt every round and is
+  not told the round, so it counts rounds from its training-set size: the runner passes the
+  experiment's ``labels_initial`` and ``labels_per_round``, and
+  ``round = round((n_train - labels_initial) / labels_per_round)`` (≥ 0). With a pool oracle
+  (no abstentions) this is exactly the loop's round;
+- ``until-accuracy``: train until the training accuracy reaches ``target_accuracy`` (0.99 in
+  the paper, after MedAL), at most ``max_epochs``.
+
+Training is seeded (initial weights from ``seed``, batch order from a ``torch.Generator``) and
+so is deterministic on the CPU. ``device="auto"`` uses CUDA when it is there. Optional
+``bf16`` autocast and ``channels_last`` memory format speed up CPU training of ResNet-18 about
+twofold (KNOWN.md: ≈116 → ≈250 images/s).
+
+With ``loss_prediction=True`` a :class:`LossPredictionModule` is trained jointly on the
+network's four stage outputs (Yoo & Kweon: ranking loss weight ``loss_weight`` λ = 1, margin
+ξ = 1, stage features detached from the loss head from epoch ``lossnet_detach_epoch``), and
+:meth:`TorchLearner.predict_loss` ranks points by predicted loss. ``fit(X, y, extra=E)`` gives
+the head extra per-example features (the VAE-augmented variant).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from scipy.special import softmax
+from torch import nn
+from torch.nn import functional as F
+
+from activegen.models.base import Learner
+from activegen.models.loss_prediction import LossPredictionModule, margin_ranking_loss
+
+Schedule = Literal["fixed", "grow", "until-accuracy"]
+SCHEDULES: tuple[str, ...] = ("fixed", "grow", "until-accuracy")
+
+#: Images per forward pass at inference (bounds memory on big pools).
+INFERENCE_BATCH = 512
+
+
+class StagedNetwork(nn.Module):
+    """A classifier whose forward returns ``(logits, features, stage_maps)``.
+
+    ``features`` is ``T_f(x)``, the input of the last (classification) layer; ``stage_maps``
+    are the outputs of its four stages, read by the loss-prediction head.
+    """
+
+    stage_channels: tuple[int, ...]
+    feature_dim: int
+
+
+def resolve_torch_device(device: str) -> torch.device:
+    """``auto`` → CUDA when visible, else CPU; anything else as given (checked)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for but CUDA is not available")
+    return dev
+
+
+def expose_training_params(cls: type[TorchLearner]) -> type[TorchLearner]:
+    """Class decorator: show :class:`TorchLearner`'s training settings in the signature of a
+    subclass whose ``__init__`` forwards them as ``**training``, so that configs are checked
+    against every real parameter before any work (the registry reads signatures)."""
+    import inspect
+
+    own = inspect.signature(cls.__init__)
+    base = inspect.signature(TorchLearner.__init__)
+    params = [p for p in own.parameters.values() if p.kind != p.VAR_KEYWORD]
+    names = {p.name for p in params}
+    params += [p for p in base.parameters.values()
+               if p.kind == p.KEYWORD_ONLY and p.name not in names]
+    cls.__init__.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
+    return cls
+
+
+class TorchLearner(Learner):
+    """A deep learner trained with SGD; subclasses build the network."""
+
+    name: ClassVar[str] = "torch-learner"
+
+    def __init__(
+        self,
+        n_classes: int,
+        seed: int = 0,
+        *,
+        schedule: Schedule = "grow",
+        epochs: int = 10,
+        epochs_increment: int = 5,
+        target_accuracy: float = 0.99,
+        max_epochs: int = 200,
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        batch_size: int = 128,
+        device: str = "auto",
+        bf16: bool = False,
+        channels_last: bool = False,
+        loss_prediction: bool = False,
+        loss_weight: float = 1.0,
+        loss_margin: float = 1.0,
+        lossnet_hidden: int = 128,
+        lossnet_detach_epoch: int | None = None,
+        labels_initial: int | None = None,
+        labels_per_round: int | None = None,
+    ) -> None:
+        super().__init__(n_classes, seed)
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+        for key, value in (("epochs", epochs), ("max_epochs", max_epochs),
+                           ("batch_size", batch_size)):
+            if value < 1:
+                raise ValueError(f"{key} must be >= 1, got {value}")
+        if epochs_increment < 0:
+            raise ValueError(f"epochs_increment must be >= 0, got {epochs_increment}")
+        if not 0 < target_accuracy <= 1:
+            raise ValueError(f"target_accuracy must be in (0, 1], got {target_accuracy}")
+        if lr <= 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"need lr > 0, momentum >= 0, weight_decay >= 0; got "
+                             f"{lr}, {momentum}, {weight_decay}")
+        self.schedule = schedule
+        self.epochs = epochs
+        self.epochs_increment = epochs_increment
+        self.target_accuracy = target_accuracy
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.device = resolve_torch_device(device)
+        self.bf16 = bf16
+        self.channels_last = channels_last
+        self.loss_prediction = loss_prediction
+        self.loss_weight = loss_weight
+        self.loss_margin = loss_margin
+        self.lossnet_hidden = lossnet_hidden
+        self.lossnet_detach_epoch = lossnet_detach_epoch
+        self.labels_initial = labels_initial
+        self.labels_per_round = labels_per_round
+        self.network: StagedNetwork | None = None
+        self.loss_head: LossPredictionModule | None = None
+        self.history: list[dict[str, float]] = []
+
+    # -- the network ----------------------------------------------------------------------
+    @abstractmethod
+    def build_network(self, in_channels: int, image_size: tuple[int, int]) -> StagedNetwork:
+        """A fresh network for ``in_channels``-channel images of ``image_size`` (H, W)."""
+
+    def epochs_for(self, n_train: int) -> int:
+        """Epochs the ``fixed``/``grow`` schedules train on ``n_train`` examples."""
+        if self.schedule != "grow" or not self.labels_initial or not self.labels_per_round:
+            return self.epochs
+        round_ = max(0, round((n_train - self.labels_initial) / self.labels_per_round))
+        return self.epochs + self.epochs_increment * round_
+
+    # -- training -------------------------------------------------------------------------
+    def fit(self, X: np.ndarray, y: np.ndarray, extra: np.ndarray | None = None) -> TorchLearner:
+        """Train from scratch; ``extra`` ``[N, e]`` feeds the loss head (VAE features)."""
+        if extra is not None:
+            if not self.loss_prediction:
+                raise ValueError(f"{self.name}: extra features need loss_prediction = true")
+            extra = np.asarray(extra, dtype=np.float32)
+            if extra.ndim != 2 or len(extra) != len(X):
+                raise ValueError(f"extra features must be [{len(X)}, e], got {extra.shape}")
+        self._extra_train = extra
+        return super().fit(X, y)  # type: ignore[return-value]
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _autocast(self) -> Any:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        extra = getattr(self, "_extra_train", None)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            network = self.build_network(X.shape[1], (X.shape[2], X.shape[3]))
+            head = None
+            if self.loss_prediction:
+                head = LossPredictionModule(network.stage_channels, self.lossnet_hidden,
+                                            extra_dim=0 if extra is None else extra.shape[1])
+        network.to(self.device)
+        if self.channels_last:
+            network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        params = list(network.parameters())
+        if head is not None:
+            head.to(self.device)
+            params += list(head.parameters())
+        optimizer = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
+                                    weight_decay=self.weight_decay)
+        X_t = torch.from_numpy(np.ascontiguousarray(X))
+        y_t = torch.from_numpy(y)
+        E_t = None if extra is None else torch.from_numpy(extra)
+        generator = torch.Generator().manual_seed(self.seed)
+        n = len(y)
+        planned = self.max_epochs if self.schedule == "until-accuracy" else self.epochs_for(n)
+        detach_at = (self.lossnet_detach_epoch if self.lossnet_detach_epoch is not None
+                     else math.ceil(0.6 * planned))  # Yoo & Kweon: 120 of 200 epochs
+        self.history = []
+        for epoch in range(planned):
+            network.train()
+            if head is not None:
+                head.train()
+            order = torch.randperm(n, generator=generator)
+            correct, task_sum, rank_sum, batches = 0, 0.0, 0.0, 0
+            for start in range(0, n, self.batch_size):
+                idx = order[start:start + self.batch_size]
+                xb, yb = self._to_device(X_t[idx]), y_t[idx].to(self.device)
+                with self._autocast():
+                    logits, _features, stages = network(xb)
+                    losses = F.cross_entropy(logits.float(), yb, reduction="none")
+                    loss = losses.mean()
+                    if head is not None:
+                        if epoch >= detach_at:
+                            stages = [s.detach() for s in stages]
+                        eb = None if E_t is None else E_t[idx].to(self.device)
+                        predicted = head(stages, eb).float()
+                        rank = margin_ranking_loss(predicted, losses, self.loss_margin)
+                        loss = loss + self.loss_weight * rank
+                        rank_sum += float(rank.detach())
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                correct += int((logits.argmax(1) == yb).sum())
+                task_sum += float(losses.detach().mean())
+                batches += 1
+            record = {"epoch": epoch, "train_accuracy": correct / n,
+                      "task_loss": task_sum / batches}
+            if head is not None:
+                record["ranking_loss"] = rank_sum / batches
+            self.history.append(record)
+            if self.schedule == "until-accuracy" and correct / n >= self.target_accuracy:
+                break
+        network.eval()
+        if head is not None:
+            head.eval()
+        self.network, self.loss_head = network, head
+        self._extra_train = None
+
+    # -- inference ------------------------------------------------------------------------
+    def _forward_all(self, X: np.ndarray, extra: np.ndarray | None = None,
+                     want_loss: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Logits, features and (``want_loss``) predicted losses, in bounded batches."""
+        assert self.network is not None
+        logits, feats, preds = [], [], []
+        X_t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        with torch.inference_mode():
+            for start in range(0, len(X_t), INFERENCE_BATCH):
+                xb = self._to_device(X_t[start:start + INFERENCE_BATCH])
+                with self._autocast():
+                    out, feat, stages = self.network(xb)
+                    if want_loss:
+                        assert self.loss_head is not None
+                        eb = None if extra is None else torch.from_numpy(
+                            extra[start:start + INFERENCE_BATCH]).to(self.device)
+                        preds.append(self.loss_head(stages, eb).float().cpu())
+                logits.append(out.float().cpu())
+                feats.append(feat.float().reshape(len(xb), -1).cpu())
+        pred = torch.cat(preds).numpy() if preds else None
+        return torch.cat(logits).numpy(), torch.cat(feats).numpy(), pred
+
+    def _decision_function(self, X: np.ndarray) -> np.ndarray:
+        logits = self._forward_all(X)[0].astype(np.float64)
+        return logits[:, 1] - logits[:, 0] if self.n_classes == 2 else logits
+
+    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return softmax(self._forward_all(X)[0].astype(np.float64), axis=1)
+
+    def _embed(self, X: np.ndarray) -> np.ndarray:
+        """``T_f(x)``: the network's penultimate features."""
+        self._check_fitted()
+        if self.network is None:  # one class only: no network was trained
+            return X.reshape(len(X), -1).astype(np.float32)
+        return self._forward_all(X)[1]
+
+    def _torch_decision(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.network is not None
+        logits = self.network(self._to_device(x))[0].float()
+        return logits[:, 1] - logits[:, 0] if self.n_classes == 2 else logits
+
+    @property
+    def has_loss_head(self) -> bool:
+        return self.loss_prediction
+
+    @property
+    def loss_head_extra_dim(self) -> int:
+        """Size of the extra features the fitted loss head takes (0: none)."""
+        return 0 if self.loss_head is None else self.loss_head.extra_dim
+
+    def predict_loss(self, X: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """Predicted loss ``[N]`` of each image (higher = the learner expects to be wronger).
+
+        ``extra`` must be given exactly when the learner was fitted with extra features.
+        """
+        self._check_fitted()
+        if not self.loss_prediction:
+            raise ValueError(f"{self.name} has no loss head; set loss_prediction = true")
+        if self.loss_head is None:  # one class only: every point is equally uncertain
+            return np.zeros(len(X))
+        if (extra is None) != (self.loss_head.extra_dim == 0):
+            raise ValueError(f"this loss head takes {self.loss_head.extra_dim} extra features; "
+                             f"got {'none' if extra is None else extra.shape}")
+        if extra is not None:
+            extra = np.asarray(extra, dtype=np.float32)
+            if extra.shape != (len(X), self.loss_head.extra_dim):
+                raise ValueError(f"extra must be [{len(X)}, {self.loss_head.extra_dim}], "
+                                 f"got {extra.shape}")
+        pred = self._forward_all(np.asarray(X, dtype=np.float32), extra, want_loss=True)[2]
+        assert pred is not None
+        return pred.astype(np.float64)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "schedule": self.schedule, "epochs": self.epochs,
+            "epochs_increment": self.epochs_increment, "lr": self.lr,
+            "momentum": self.momentum, "weight_decay": self.weight_decay,
+            "batch_size": self.batch_size, "loss_prediction": self.loss_prediction,
+        }

@@ -9,6 +9,7 @@ from activegen.strategies.base import (
     check_batch,
     top_k,
 )
+from activegen.strategies.gaal import GAAL, GAALRetrieve, MixedSchedule, SimpleGAN, synthesize
 from activegen.strategies.uncertainty import (
     EntropySampling,
     LeastConfidence,
@@ -22,19 +23,26 @@ STRATEGIES: Registry[Strategy] = Registry("strategy")
 for _cls in (RandomSampling, UncertaintySampling, SVMActive, LeastConfidence, MarginSampling,
              EntropySampling):
     STRATEGIES.register(_cls.name)(_cls)
+for _cls in (GAAL, SimpleGAN, GAALRetrieve, MixedSchedule):
+    STRATEGIES.register(_cls.name)(_cls)
 
 __all__ = [
+    "GAAL",
     "STRATEGIES",
     "EntropySampling",
+    "GAALRetrieve",
     "LeastConfidence",
     "MarginSampling",
+    "MixedSchedule",
     "PrepareContext",
     "Query",
     "QueryState",
     "RandomSampling",
     "SVMActive",
+    "SimpleGAN",
     "Strategy",
     "UncertaintySampling",
     "check_batch",
+    "synthesize",
     "top_k",
 ]

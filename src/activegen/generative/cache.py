@@ -120,6 +120,7 @@ def load_or_train(
                 buffer_path = tmp / "model.pt"
                 torch.save({k: v.cpu() for k, v in gen.state_dict().items()}, buffer_path)
                 _write_meta(tmp / "settings.json", key, settings, report, X)
+                os.chmod(tmp, 0o755)  # mkdtemp makes it private; the entry is shared
                 os.replace(tmp, entry)  # atomic: the entry appears whole or not at all
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)

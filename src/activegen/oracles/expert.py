@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import json
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -35,8 +36,13 @@ _MEMORY: dict[str, Any] = {}
 def _fit_expert(X: np.ndarray, y: np.ndarray, C: float) -> Any:
     from sklearn.svm import SVC
 
+    # SVC's built-in Platt scaling; scikit-learn 1.9 deprecates the flag (to be removed in
+    # 1.11) in favour of CalibratedClassifierCV, which calibrates slightly differently: kept
+    # so that the documented runs reproduce exactly.
     model = SVC(kernel="rbf", C=C, gamma="scale", probability=True, random_state=0)
-    return model.fit(X.reshape(len(X), -1), y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return model.fit(X.reshape(len(X), -1), y)
 
 
 @contextlib.contextmanager

@@ -133,7 +133,8 @@ def synthesize(
             z0 = generator.sample_latent(n, torch_generator, device).clamp(-bound, bound)
             u0 = torch.atanh((z0 / bound).clamp(-0.999, 0.999)) if constraint == "tanh" else z0
             u = u0.clone().requires_grad_(True)
-            opt = torch.optim.SGD([u], lr=lr, momentum=momentum)
+            velocity = torch.zeros_like(u0)  # heavy-ball momentum, as torch.optim.SGD (whose
+            # first construction imports torch's compiler stack: seconds on a cold process)
             for step in range(steps + 1):
                 z = to_z(u)
                 images = generator(z)
@@ -166,10 +167,11 @@ def synthesize(
                 # Each start's gradient is scaled to unit length, so that ``lr`` is a distance
                 # in latent space whatever the scale of the learner's decision values (an SVM
                 # on raw pixels and a CNN differ by orders of magnitude).
-                u.grad = grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
-                opt.step()
-                if constraint == "clip":
-                    with torch.no_grad():
+                with torch.no_grad():
+                    velocity.mul_(momentum).add_(grad / grad.norm(dim=1, keepdim=True)
+                                                 .clamp_min(1e-12))
+                    u.add_(velocity, alpha=-lr)
+                    if constraint == "clip":
                         u.clamp_(-bound, bound)
         # Per query, the start that reached the smallest objective.
         per_slot = best_obj.view(starts, k)

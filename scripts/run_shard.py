@@ -1,0 +1,28 @@
+"""Run one shard of an experiment's pending runs (for a few processes side by side).
+
+Usage: python scripts/run_shard.py CONFIG OUT SHARD N_SHARDS
+Runs every N_SHARDS-th pending run starting at SHARD; generators are shared through the
+cache's lock, and each run's CSV is written atomically, so shards never collide. Rebuild the
+table afterwards with ``activegen report OUT`` (it reads runs/*.csv).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from activegen.experiments.config import load_config
+from activegen.experiments.runner import pending, run_experiment
+
+if __name__ == "__main__":
+    config_path, out, shard, n_shards = sys.argv[1], Path(sys.argv[2]), *map(int, sys.argv[3:5])
+    torch.set_num_threads(1)
+    config = load_config(config_path)
+    todo = pending(config, out) if (out / "config.json").exists() else None
+    if todo is None:
+        from activegen.experiments.runner import run_specs
+
+        todo = run_specs(config)
+    run_experiment(config, out, specs=todo[shard::n_shards], progress=False)

@@ -5,7 +5,7 @@ synthesize one batch of 10 GAAL queries (default settings: 2 starts x 2 restarts
 per query, all queries in one batch); and one round of the pool-based uncertainty baseline
 (SVMactive: fit the linear SVM on 50 labels, score the pool, take the top 10) on the same pool.
 
-    PYTHONPATH=src python benchmarks/bench_gaal.py [--threads 2] [--repeats 5] [--cache DIR]
+    PYTHONPATH=src python benchmarks/bench_gaal.py [--threads 1] [--repeats 5] [--cache DIR]
 
 With ``--cache`` the synthesis uses the experiment's cached generator (the gaal-mnist5k
 settings); without it, a generator trained for ``--epochs`` epochs here.
@@ -41,7 +41,7 @@ def _timed(fn, repeats: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=None)

@@ -73,7 +73,7 @@ def main() -> None:
     lines += ["| strategy | abstained queries | queries asked | rate |",
               "| --- | --- | --- | --- |"]
     for strategy, row in abst.iterrows():
-        asked = row["labels"] - frame[frame.round == 0].n_labels.min()
+        asked = row["labels"] - frame[frame["round"] == 0]["n_labels"].min()
         rate = row["abstained"] / asked if asked > 0 else float("nan")
         lines.append(f"| {strategy} | {row['abstained']:.1f} | {asked:.0f} | {rate:.3f} |")
     (args.docs / f"{args.prefix}_tables.md").write_text("\n".join(lines) + "\n")

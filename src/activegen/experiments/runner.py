@@ -128,14 +128,23 @@ def cache_dir(config: ExperimentConfig, out_dir: Path) -> Path:
     return Path(config.cache_dir) if config.cache_dir else out_dir / "cache"
 
 
-def make_learner_factory(config: ExperimentConfig, n_classes: int) -> Callable[[int], Learner]:
+def make_learner_factory(config: ExperimentConfig, n_classes: int, pool: Dataset | None = None,
+                         cache: Path | None = None) -> Callable[[int], Learner]:
+    """Builds fresh learners; a learner with a ``prepare(pool_images, cache_dir)`` hook (e.g.
+    self-taught learning, whose basis is learned on the unlabeled pool) gets the pool."""
+    pool_images = pool.to_float() if pool is not None else None
+
     def make(seed: int) -> Learner:
         # labels_initial / labels_per_round let a deep learner grow its epochs per round
         # (the VAE paper's schedule); learners that do not take them never see them.
-        return LEARNERS.build(config.learner.name, config.learner.params,
-                              n_classes=n_classes, seed=seed,
-                              labels_initial=config.loop.initial,
-                              labels_per_round=config.loop.batch)
+        learner = LEARNERS.build(config.learner.name, config.learner.params,
+                                 n_classes=n_classes, seed=seed,
+                                 labels_initial=config.loop.initial,
+                                 labels_per_round=config.loop.batch)
+        prepare = getattr(learner, "prepare", None)
+        if prepare is not None and pool_images is not None:
+            prepare(pool_images, cache)
+        return learner
 
     return make
 
@@ -171,6 +180,16 @@ def save_query(path: Path, round_: int, query: Query, labels: np.ndarray) -> Non
         arrays["latents"] = np.asarray(query.latents)
     if query.scores is not None:
         arrays["scores"] = np.asarray(query.scores)
+    # Query.meta: arrays (e.g. the synthesized images behind retrieved pool images) as
+    # ``meta_<key>``, everything else (e.g. the generator's cache key) as one JSON string.
+    plain = {}
+    for key, value in query.meta.items():
+        if isinstance(value, np.ndarray):
+            arrays[f"meta_{key}"] = value
+        else:
+            plain[key] = value
+    if plain:
+        arrays["meta"] = np.array(json.dumps(plain, default=str))
     import io
 
     buffer = io.BytesIO()
@@ -179,14 +198,14 @@ def save_query(path: Path, round_: int, query: Query, labels: np.ndarray) -> Non
 
 
 def run_supervised(config: ExperimentConfig, pool: Dataset, tests: dict[str, Dataset],
-                   seed: int) -> list[dict[str, Any]]:
+                   seed: int, cache: Path | None = None) -> list[dict[str, Any]]:
     """The learner trained on the whole pool with its true labels: the reference line."""
     import time
 
     import torch
 
     torch.manual_seed(derive_seed(seed, 0, 1))
-    learner = make_learner_factory(config, pool.n_classes)(derive_seed(seed, 0, 2))
+    learner = make_learner_factory(config, pool.n_classes, pool, cache)(derive_seed(seed, 0, 2))
     t0 = time.perf_counter()
     learner.fit(pool.to_float(), pool.y)
     fit_seconds = time.perf_counter() - t0
@@ -220,7 +239,7 @@ def run_one(
         return result_path
     pool, tests = data if data is not None else load_experiment_data(config)
     if spec.strategy == SUPERVISED:
-        rows = run_supervised(config, pool, tests, spec.seed)
+        rows = run_supervised(config, pool, tests, spec.seed, cache_dir(config, out_dir))
         write_csv(frame_from_rows(rows), result_path)
         return result_path
     device = resolve_device(config.device)
@@ -237,7 +256,8 @@ def run_one(
     query_dir = out_dir / "queries" / spec.run_id
     loop = ActiveLearningLoop(
         pool=pool,
-        make_learner=make_learner_factory(config, pool.n_classes),
+        make_learner=make_learner_factory(config, pool.n_classes, pool,
+                                          cache_dir(config, out_dir)),
         strategy=strategy,
         oracle=build_oracle(config, pool, spec.seed, out_dir),
         settings=LoopSettings(config.loop.initial, config.loop.batch, config.loop.budget,

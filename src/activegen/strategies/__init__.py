@@ -11,6 +11,8 @@ from activegen.strategies.base import (
     top_k,
 )
 from activegen.strategies.coreset import CoreSet, MedAL, kcenter_greedy, medal_select
+from activegen.strategies.gaal import GAAL, GAALRetrieve, MixedSchedule, SimpleGAN, synthesize
+from activegen.strategies.learning_loss import LearningLoss
 from activegen.strategies.uncertainty import (
     EntropySampling,
     LeastConfidence,
@@ -19,43 +21,46 @@ from activegen.strategies.uncertainty import (
     SVMActive,
     UncertaintySampling,
 )
+from activegen.strategies.vae_augmented import VAECoreSet, VAELearningLoss, VAEMedAL
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
-for _cls in (RandomSampling, UncertaintySampling, SVMActive, LeastConfidence, MarginSampling,
-             EntropySampling):
-    STRATEGIES.register(_cls.name)(_cls)
-for _cls in (CoreSet, MedAL, BADGE):
+for _cls in (
+    # pool uncertainty (GAAL paper's SVMactive among them)
+    RandomSampling, UncertaintySampling, SVMActive, LeastConfidence, MarginSampling,
+    EntropySampling,
+    # query synthesis (GAAL)
+    GAAL, SimpleGAN, GAALRetrieve, MixedSchedule,
+    # feature-space and task-based (VAE paper), plain and VAE-augmented
+    CoreSet, MedAL, BADGE, LearningLoss, VAECoreSet, VAEMedAL, VAELearningLoss,
+):
     STRATEGIES.register(_cls.name)(_cls)
 
 __all__ = [
     "BADGE",
+    "GAAL",
     "STRATEGIES",
     "CoreSet",
     "EntropySampling",
+    "GAALRetrieve",
+    "LearningLoss",
     "LeastConfidence",
     "MarginSampling",
     "MedAL",
+    "MixedSchedule",
     "PrepareContext",
     "Query",
     "QueryState",
     "RandomSampling",
     "SVMActive",
+    "SimpleGAN",
     "Strategy",
     "UncertaintySampling",
+    "VAECoreSet",
+    "VAELearningLoss",
+    "VAEMedAL",
     "check_batch",
     "kcenter_greedy",
     "medal_select",
+    "synthesize",
     "top_k",
 ]
-
-# Learning loss and VAE-augmented strategies (issue #4).
-from activegen.strategies.learning_loss import LearningLoss  # noqa: E402
-from activegen.strategies.vae_augmented import (  # noqa: E402
-    VAECoreSet,
-    VAELearningLoss,
-    VAEMedAL,
-)
-
-for _cls in (LearningLoss, VAELearningLoss, VAECoreSet, VAEMedAL):
-    STRATEGIES.register(_cls.name)(_cls)
-__all__ += ["LearningLoss", "VAECoreSet", "VAELearningLoss", "VAEMedAL"]

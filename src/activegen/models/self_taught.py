@@ -1,0 +1,140 @@
+"""Self-taught learning (Raina et al. 2007), the GAAL paper's transfer-learning baseline.
+
+A sparse-coding basis is learned on the unlabeled pool (scikit-learn's
+``MiniBatchDictionaryLearning``), every image is represented by its sparse code on that
+basis, and a linear SVM is trained on the codes of the labeled images. The basis is learned
+once per pool and settings (cached on disk and in memory), not once per round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from scipy.special import expit, softmax
+
+from activegen._atomic import atomic_write_bytes
+from activegen.errors import ActivegenError
+from activegen.models.base import Learner
+
+#: Bump when the basis learning changes (invalidates cached bases).
+BASIS_VERSION = 1
+
+_BASES: dict[str, Any] = {}
+
+
+class SelfTaughtSVM(Learner):
+    """Linear SVM on sparse codes of a basis learned on the unlabeled pool.
+
+    Args:
+        n_components: atoms of the basis.
+        alpha: sparsity penalty when learning the basis and when coding images.
+        C: the SVM's ``C``.
+        basis_iterations: passes of the mini-batch dictionary learner over the pool.
+
+    The runner calls :meth:`prepare` with the pool before the first ``fit``. There is no
+    differentiable decision (a code is the solution of a lasso), so synthesis strategies
+    cannot be combined with this learner.
+    """
+
+    name: ClassVar[str] = "self-taught-svm"
+
+    def __init__(self, n_classes: int, seed: int = 0, n_components: int = 64,
+                 alpha: float = 0.5, C: float = 1.0, basis_iterations: int = 20) -> None:
+        super().__init__(n_classes, seed)
+        if n_components < 1 or basis_iterations < 1:
+            raise ValueError("n_components and basis_iterations must be >= 1")
+        if alpha <= 0 or C <= 0:
+            raise ValueError(f"alpha and C must be positive, got alpha={alpha}, C={C}")
+        self.n_components = n_components
+        self.alpha = alpha
+        self.C = C
+        self.basis_iterations = basis_iterations
+        self.basis: Any = None
+
+    def prepare(self, pool_images: np.ndarray, cache_dir: Path | None = None) -> None:
+        """Learn (or load) the basis from the pool's images ``float32 [N, C, H, W]``."""
+        from activegen.generative.cache import data_fingerprint
+
+        X = np.asarray(pool_images, dtype=np.float32)
+        key = hashlib.sha256(json.dumps({
+            "data": data_fingerprint(X), "n_components": self.n_components,
+            "alpha": self.alpha, "iterations": self.basis_iterations,
+            "version": BASIS_VERSION}, sort_keys=True).encode()).hexdigest()[:24]
+        if key not in _BASES:
+            path = Path(cache_dir) / "bases" / f"{key}.pkl" if cache_dir else None
+            if path is not None and path.is_file():
+                with open(path, "rb") as handle:
+                    _BASES[key] = pickle.load(handle)  # our own cache file, written below
+            else:
+                _BASES[key] = self._learn_basis(X.reshape(len(X), -1))
+                if path is not None:
+                    atomic_write_bytes(path, pickle.dumps(_BASES[key]))
+        self.basis = _BASES[key]
+
+    def _learn_basis(self, flat: np.ndarray) -> Any:
+        from sklearn.decomposition import MiniBatchDictionaryLearning
+
+        learner = MiniBatchDictionaryLearning(
+            n_components=self.n_components, alpha=self.alpha, batch_size=256,
+            max_iter=self.basis_iterations, transform_algorithm="lasso_lars",
+            transform_alpha=self.alpha, random_state=0)
+        return learner.fit(flat)
+
+    def _codes(self, X: np.ndarray) -> np.ndarray:
+        if self.basis is None:
+            raise ActivegenError("self-taught-svm needs prepare(pool) (its basis is learned on "
+                                 "the unlabeled pool) before it is fitted")
+        return self.basis.transform(X.reshape(len(X), -1))
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.svm import LinearSVC
+
+        self.svm = LinearSVC(C=self.C, loss="hinge", dual=True, max_iter=5000,
+                             random_state=self.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.svm.fit(self._codes(X), y)
+
+    def _decision_function(self, X: np.ndarray) -> np.ndarray:
+        d = self.svm.decision_function(self._codes(X))
+        if self.n_classes > 2 and d.ndim == 1:  # only two classes labeled so far
+            full = np.full((len(X), self.n_classes), -1e6)
+            full[:, self.svm.classes_[0]], full[:, self.svm.classes_[1]] = -d, d
+            return full
+        return d
+
+    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
+        d = self._decision_function(X)
+        if d.ndim == 1:
+            p1 = expit(d)
+            return np.stack([1.0 - p1, p1], axis=1)
+        return softmax(d, axis=1)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        if self._constant is not None:
+            return super().predict(X)
+        d = self._decision_function(np.asarray(X, dtype=np.float32))
+        return (d > 0).astype(np.int64) if d.ndim == 1 else d.argmax(axis=1)
+
+    def _embed(self, X: np.ndarray) -> np.ndarray:
+        return self._codes(X).astype(np.float32)
+
+    def _torch_decision(self, x: torch.Tensor) -> torch.Tensor:
+        raise ActivegenError(
+            "self-taught-svm has no differentiable decision function (its sparse codes are "
+            "lasso solutions), so it cannot drive query synthesis (gaal, gaal-retrieve); "
+            "evaluate it with pool strategies such as random"
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {"name": self.name, "n_components": self.n_components, "alpha": self.alpha,
+                "C": self.C, "basis_iterations": self.basis_iterations}

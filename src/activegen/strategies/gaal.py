@@ -1,0 +1,394 @@
+"""GAAL query synthesis (Zhu & Bento 2017) and the strategies built on a trained generator.
+
+:func:`synthesize` minimises the learner's margin at ``G(z)`` over the latent ``z``:
+``|f(G(z))|`` for a binary learner (``f = w·φ(x) + b``; ``φ`` is whatever the learner's
+``torch_decision`` applies: raw pixels for the linear SVM, a CNN's penultimate layer for a CNN
+learner), and the gap between the two best class scores for several classes (the paper's
+one-vs-rest extension). Gradient descent with momentum from ``k × starts`` random starts at once
+(one batched forward/backward per step), restarted ``restarts`` times from fresh draws; each
+query keeps the best point any of its starts reached. ``z`` stays in the prior's support by
+clipping, a ``tanh`` reparametrisation, or a prior penalty followed by a final projection.
+
+Beyond the paper: a diversity term (RBF similarity to the batch's other queries and to the
+labeled images, in pixel space), the remedy the paper proposes for its same-distribution
+collapse; and synthesize-then-retrieve (label the real pool image nearest each query).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+
+from activegen.generative.cache import load_or_train
+from activegen.generative.dcgan import Generator
+from activegen.generative.training import GAN_KINDS, GeneratorSettings
+from activegen.strategies.base import PrepareContext, Query, QueryState, Strategy, check_batch
+
+Constraint = Literal["clip", "tanh", "penalty"]
+CONSTRAINTS: tuple[str, ...] = ("clip", "tanh", "penalty")
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """``k`` synthesized queries: images in ``[0, 1]``, their latents and margins, and the
+    margins of random draws from the prior (what descent started from) for comparison."""
+
+    images: np.ndarray  # float32 [k, C, H, W]
+    latents: np.ndarray  # float32 [k, d]
+    margins: np.ndarray  # float64 [k]
+    start_margins: np.ndarray  # float64 [k]
+
+
+def margin(decision: torch.Tensor) -> torch.Tensor:
+    """Per-sample margin: ``|f|`` for ``[N]`` decisions, top-1 − top-2 gap for ``[N, K]``."""
+    if decision.ndim == 1:
+        return decision.abs()
+    top2 = decision.topk(2, dim=1).values
+    return top2[:, 0] - top2[:, 1]
+
+
+def _sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # ‖a‖² + ‖b‖² − 2ab: one matmul, and a cheap backward (torch.cdist's is far slower here).
+    return ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T).clamp_min(0.0)
+
+
+def _rbf(a: torch.Tensor, b: torch.Tensor, bandwidth: float) -> torch.Tensor:
+    return torch.exp(-_sq_dist(a, b) / (2.0 * bandwidth**2))
+
+
+def synthesize(
+    generator: Generator,
+    decision_fn: Callable[[torch.Tensor], torch.Tensor],
+    k: int,
+    *,
+    steps: int = 50,
+    lr: float = 0.05,
+    momentum: float = 0.9,
+    starts: int = 2,
+    restarts: int = 2,
+    constraint: Constraint = "clip",
+    penalty_weight: float = 0.01,
+    diversity_weight: float = 0.0,
+    diversity_bandwidth: float | None = None,
+    labeled: torch.Tensor | None = None,
+    torch_generator: torch.Generator | None = None,
+) -> Synthesis:
+    """Synthesize ``k`` queries near the decision boundary of ``decision_fn``.
+
+    Args:
+        generator: maps ``z`` to images in ``[0, 1]``; its prior and support are used.
+        decision_fn: differentiable decision values of images (``learner.torch_decision``).
+        k: number of queries (each from its own starts, so they are distinct).
+        steps: descent steps per restart.
+        lr, momentum: SGD with momentum on ``z`` (or on ``u`` with ``z = B·tanh(u)``), each
+            start's gradient normalised to unit length (``lr`` is a step in latent space).
+        starts: parallel starts per query; restarts: fresh draws, run one after another.
+        constraint: ``clip`` (project onto the support box after every step), ``tanh``
+            (``z = B·tanh(u)``), or ``penalty`` (add ``penalty_weight ×`` the prior's negative
+            log-density, then project at the end).
+        diversity_weight: weight of the RBF similarity of a query to the other queries of the
+            batch plus its largest similarity to a ``labeled`` image (0 = the paper's GAAL).
+        diversity_bandwidth: RBF width in pixel space; ``None`` = median distance of the
+            first random draws.
+        labeled: images already labeled ``[M, C, H, W]`` in ``[0, 1]`` (for the diversity term).
+        torch_generator: seeds the random starts.
+    """
+    if k < 1:
+        raise ValueError(f"synthesize needs k >= 1, got {k}")
+    for name, value in (("steps", steps), ("starts", starts), ("restarts", restarts)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if constraint not in CONSTRAINTS:
+        raise ValueError(f"unknown constraint {constraint!r}; known: {', '.join(CONSTRAINTS)}")
+    if lr <= 0 or not 0 <= momentum < 1:
+        raise ValueError(f"need lr > 0 and 0 <= momentum < 1, got lr={lr}, momentum={momentum}")
+    if diversity_weight < 0:
+        raise ValueError(f"diversity_weight must be >= 0, got {diversity_weight}")
+    device = next(generator.parameters()).device
+    bound = generator.latent_bound
+    n = k * starts
+    slot = torch.arange(n, device=device) % k  # start i serves query i % k
+    other_slot = slot[:, None] != slot[None, :]
+    was_training = generator.training
+    generator.eval()
+    grads = [p.requires_grad for p in generator.parameters()]
+    for p in generator.parameters():
+        p.requires_grad_(False)
+    if labeled is not None:
+        labeled = labeled.to(device).reshape(len(labeled), -1)
+    best_obj = torch.full((n,), float("inf"), device=device)
+    best_z = torch.zeros(n, generator.latent_dim, device=device)
+    start_margins = torch.zeros(k, device=device)
+    bandwidth = diversity_bandwidth
+
+    def to_z(u: torch.Tensor) -> torch.Tensor:
+        return bound * torch.tanh(u) if constraint == "tanh" else u
+
+    try:
+        for period in range(restarts):
+            z0 = generator.sample_latent(n, torch_generator, device).clamp(-bound, bound)
+            u0 = torch.atanh((z0 / bound).clamp(-0.999, 0.999)) if constraint == "tanh" else z0
+            u = u0.clone().requires_grad_(True)
+            velocity = torch.zeros_like(u0)  # heavy-ball momentum, as torch.optim.SGD (whose
+            # first construction imports torch's compiler stack: seconds on a cold process)
+            for step in range(steps + 1):
+                z = to_z(u)
+                images = generator(z)
+                m = margin(decision_fn(images))
+                objective = m
+                if constraint == "penalty":
+                    nll = (0.5 * z.pow(2) if generator.prior == "normal"
+                           else torch.relu(z.abs() - 1.0).pow(2))
+                    objective = objective + penalty_weight * nll.sum(dim=1)
+                if diversity_weight > 0:
+                    flat = images.reshape(n, -1)
+                    if bandwidth is None:
+                        with torch.no_grad():
+                            d = _sq_dist(flat, flat).sqrt()
+                            bandwidth = float(d[d > 0].median()) if (d > 0).any() else 1.0
+                    sim = _rbf(flat, flat, bandwidth) * other_slot
+                    spread = sim.sum(dim=1) / starts
+                    if labeled is not None and len(labeled):
+                        spread = spread + _rbf(flat, labeled, bandwidth).max(dim=1).values
+                    objective = objective + diversity_weight * spread
+                with torch.no_grad():
+                    if step == 0 and period == 0:
+                        start_margins = m[:k].detach().clone()
+                    better = objective.detach() < best_obj
+                    best_obj = torch.where(better, objective.detach(), best_obj)
+                    best_z = torch.where(better[:, None], z.detach(), best_z)
+                if step == steps:
+                    break
+                grad, = torch.autograd.grad(objective.sum(), u)
+                # Each start's gradient is scaled to unit length, so that ``lr`` is a distance
+                # in latent space whatever the scale of the learner's decision values (an SVM
+                # on raw pixels and a CNN differ by orders of magnitude).
+                with torch.no_grad():
+                    velocity.mul_(momentum).add_(grad / grad.norm(dim=1, keepdim=True)
+                                                 .clamp_min(1e-12))
+                    u.add_(velocity, alpha=-lr)
+                    if constraint == "clip":
+                        u.clamp_(-bound, bound)
+        # Per query, the start that reached the smallest objective.
+        per_slot = best_obj.view(starts, k)
+        chosen = per_slot.argmin(dim=0) * k + torch.arange(k, device=device)
+        z_final = best_z[chosen].clamp(-bound, bound)  # the support, whatever the constraint
+        with torch.no_grad():
+            images = generator(z_final)
+            final_margins = margin(decision_fn(images))
+    finally:
+        for p, g in zip(generator.parameters(), grads, strict=True):
+            p.requires_grad_(g)
+        generator.train(was_training)
+    return Synthesis(
+        images=images.detach().cpu().numpy().astype(np.float32),
+        latents=z_final.cpu().numpy().astype(np.float32),
+        margins=final_margins.detach().cpu().double().numpy(),
+        start_margins=start_margins.cpu().double().numpy(),
+    )
+
+
+def _torch_seed(rng: np.random.Generator) -> torch.Generator:
+    return torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
+
+
+class _GeneratorStrategy(Strategy):
+    """Shared part of strategies that need a generator trained on the pool (cached).
+
+    Generator settings: ``gan`` (``dcgan`` | ``wgan-gp``), ``gan_epochs``, ``latent_dim``,
+    ``prior`` (``normal`` | ``uniform``), ``gan_width``, ``gan_batch_size``, ``gan_lr``
+    (default 2e-4 for DCGAN, 1e-4 for WGAN-GP). Every run of an experiment shares one
+    generator: it is trained with the experiment's ``artifact_seed`` and cached.
+    """
+
+    synthesizes: ClassVar[bool] = True
+
+    def __init__(self, gan: str = "dcgan", gan_epochs: int = 50, latent_dim: int = 100,
+                 prior: str = "normal", gan_width: int = 32, gan_batch_size: int = 64,
+                 gan_lr: float | None = None) -> None:
+        if gan not in GAN_KINDS:
+            raise ValueError(f"unknown gan {gan!r}; known: {', '.join(GAN_KINDS)}")
+        lr = gan_lr if gan_lr is not None else (1e-4 if gan == "wgan-gp" else 2e-4)
+        # Validated here, so a bad setting fails when the config is built, before any training.
+        self.gan_settings = GeneratorSettings(kind=gan, latent_dim=latent_dim, prior=prior,  # type: ignore[arg-type]
+                                              width=gan_width, epochs=gan_epochs,
+                                              batch_size=gan_batch_size, lr=lr)
+        self.generator: Generator | None = None
+        self.generator_key: str | None = None
+
+    def prepare(self, context: PrepareContext) -> None:
+        from dataclasses import replace
+
+        settings = replace(self.gan_settings, seed=context.artifact_seed)
+        cached = load_or_train(context.pool.to_float(), settings, context.cache_dir,
+                               context.device, context.show_progress)
+        self.generator, self.generator_key = cached.generator, cached.key
+
+    def _require_generator(self) -> Generator:
+        if self.generator is None:
+            raise RuntimeError(f"strategy {self.name!r} needs prepare() (it trains or loads "
+                               "the generator) before its first query")
+        return self.generator
+
+    def params(self) -> dict[str, Any]:
+        s = self.gan_settings
+        return {"gan": s.kind, "gan_epochs": s.epochs, "latent_dim": s.latent_dim,
+                "prior": s.prior, "gan_width": s.width, "gan_batch_size": s.batch_size,
+                "gan_lr": s.lr}
+
+
+class SimpleGAN(_GeneratorStrategy):
+    """The paper's "simple GAN" baseline: label random samples ``G(z)``, ``z`` from the prior."""
+
+    name: ClassVar[str] = "simple-gan"
+
+    def query(self, state: QueryState, k: int) -> Query:
+        if k < 1:
+            raise ValueError(f"a query needs k >= 1, got {k}")
+        gen = self._require_generator()
+        z = gen.sample_latent(k, _torch_seed(state.rng))
+        with torch.no_grad():
+            gen.eval()
+            images = gen(z)
+        return Query.synthesized(images.cpu().numpy(), z.cpu().numpy(), None,
+                                 generator=self.generator_key)
+
+
+class GAAL(_GeneratorStrategy):
+    """GAAL: synthesize the batch on the learner's decision boundary (see :func:`synthesize`).
+
+    Synthesis settings: ``steps``, ``lr``, ``momentum``, ``starts``, ``restarts``,
+    ``constraint``, ``penalty_weight``, ``diversity`` (weight; 0 = the paper's GAAL),
+    ``diversity_bandwidth``; plus the generator settings of :class:`_GeneratorStrategy`.
+    """
+
+    name: ClassVar[str] = "gaal"
+
+    def __init__(self, steps: int = 50, lr: float = 0.05, momentum: float = 0.9,
+                 starts: int = 2, restarts: int = 2, constraint: str = "clip",
+                 penalty_weight: float = 0.01, diversity: float = 0.0,
+                 diversity_bandwidth: float | None = None, gan: str = "dcgan",
+                 gan_epochs: int = 50, latent_dim: int = 100, prior: str = "normal",
+                 gan_width: int = 32, gan_batch_size: int = 64,
+                 gan_lr: float | None = None) -> None:
+        # Explicit (not **kwargs) so that the config check names an unknown key at once.
+        super().__init__(gan, gan_epochs, latent_dim, prior, gan_width, gan_batch_size, gan_lr)
+        if constraint not in CONSTRAINTS:
+            raise ValueError(f"unknown constraint {constraint!r}; known: {', '.join(CONSTRAINTS)}")
+        for name, value in (("steps", steps), ("starts", starts), ("restarts", restarts)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if diversity < 0:
+            raise ValueError(f"diversity must be >= 0, got {diversity}")
+        self.synthesis = {"steps": steps, "lr": lr, "momentum": momentum, "starts": starts,
+                          "restarts": restarts, "constraint": constraint,
+                          "penalty_weight": penalty_weight, "diversity_weight": diversity,
+                          "diversity_bandwidth": diversity_bandwidth}
+
+    def _synthesize(self, state: QueryState, k: int) -> Synthesis:
+        gen = self._require_generator()
+        labeled = None
+        if self.synthesis["diversity_weight"] > 0:
+            parts = [state.X_pool[state.labeled_indices]]
+            if state.X_extra is not None and len(state.X_extra):
+                parts.append(state.X_extra)
+            labeled = torch.from_numpy(np.concatenate(parts))
+        return synthesize(gen, state.learner.torch_decision, k, labeled=labeled,
+                          torch_generator=_torch_seed(state.rng), **self.synthesis)
+
+    def query(self, state: QueryState, k: int) -> Query:
+        result = self._synthesize(state, k)
+        return Query.synthesized(result.images, result.latents, -result.margins,
+                                 generator=self.generator_key,
+                                 start_margins=result.start_margins)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), **self.synthesis}
+
+
+class GAALRetrieve(GAAL):
+    """Synthesize-then-retrieve: label the unqueried pool image nearest (in pixels) each GAAL
+    query, so a person always sees a real image (the idea of ASAL, Mayer & Timofte 2020).
+
+    Returns pool indices (distinct; the pool oracle works); the synthesized images and their
+    latents are kept in the query's ``meta`` and saved with it.
+    """
+
+    name: ClassVar[str] = "gaal-retrieve"
+
+    def query(self, state: QueryState, k: int) -> Query:
+        available = check_batch(state, k)
+        k = min(k, len(available))
+        result = self._synthesize(state, k)
+        picks = nearest_distinct(result.images, state.X_pool, available)
+        return Query(indices=picks, samples=None, latents=result.latents,
+                     scores=-result.margins,
+                     meta={"generator": self.generator_key, "synthesized": result.images})
+
+
+def nearest_distinct(queries: np.ndarray, X_pool: np.ndarray, candidates: np.ndarray,
+                     chunk: int = 4096) -> np.ndarray:
+    """For each query in turn, the nearest candidate pool image not already taken.
+
+    Distances are computed in chunks of the pool (memory ``k × chunk``, never ``N × N``).
+    """
+    q = torch.from_numpy(np.asarray(queries, dtype=np.float32).reshape(len(queries), -1))
+    dist = np.empty((len(q), len(candidates)), dtype=np.float32)
+    for start in range(0, len(candidates), chunk):
+        idx = candidates[start:start + chunk]
+        block = torch.from_numpy(X_pool[idx].reshape(len(idx), -1))
+        dist[:, start:start + len(idx)] = torch.cdist(q, block).numpy()
+    picks: list[int] = []
+    taken = np.zeros(len(candidates), dtype=bool)
+    for row in dist:
+        row = np.where(taken, np.inf, row)
+        j = int(np.argmin(row))
+        taken[j] = True
+        picks.append(int(candidates[j]))
+    return np.asarray(picks, dtype=np.int64)
+
+
+class MixedSchedule(Strategy):
+    """The paper's mixed scheme: one ``secondary`` round after every ``every`` ``primary``
+    rounds (default: one random round after five GAAL rounds, the paper's Figure 6).
+
+    ``primary_params`` / ``secondary_params`` are the sub-strategies' parameters (TOML inline
+    tables), checked when the strategy is built.
+    """
+
+    name: ClassVar[str] = "mixed"
+    synthesizes: ClassVar[bool] = True
+
+    def __init__(self, primary: str = "gaal", secondary: str = "random", every: int = 5,
+                 primary_params: dict[str, Any] | None = None,
+                 secondary_params: dict[str, Any] | None = None) -> None:
+        from activegen.strategies import STRATEGIES  # the registry imports this module
+
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        if "mixed" in (primary, secondary):
+            raise ValueError("a mixed schedule cannot contain another mixed schedule")
+        self.primary = STRATEGIES.build(primary, dict(primary_params or {}))
+        self.secondary = STRATEGIES.build(secondary, dict(secondary_params or {}))
+        self.every = every
+
+    def uses_secondary(self, round_: int) -> bool:
+        """Rounds ``every``, ``2·every + 1``, … (0-based) are secondary rounds."""
+        return round_ % (self.every + 1) == self.every
+
+    def prepare(self, context: PrepareContext) -> None:
+        self.primary.prepare(context)
+        self.secondary.prepare(context)
+
+    def query(self, state: QueryState, k: int) -> Query:
+        chosen = self.secondary if self.uses_secondary(state.round) else self.primary
+        return chosen.query(state, k)
+
+    def params(self) -> dict[str, Any]:
+        return {"primary": self.primary.name, "secondary": self.secondary.name,
+                "every": self.every, "primary_params": self.primary.params(),
+                "secondary_params": self.secondary.params()}

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import time
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch
 
 from activegen._atomic import atomic_write_bytes
 from activegen.data.dataset import Dataset
-from activegen.errors import ConfigError, EmptyPoolError
+from activegen.errors import ConfigError, DataError, EmptyPoolError
 from activegen.models.base import Learner
 from activegen.oracles.base import ABSTAIN, Oracle
 from activegen.strategies.base import Query, QueryState, Strategy
@@ -147,7 +148,28 @@ class LoopState:
 
     @classmethod
     def from_file(cls, path: Path) -> LoopState:
-        with np.load(path) as data:
+        """Read a checkpoint.
+
+        Checkpoints are written atomically, so a damaged one was damaged after the fact (a
+        failing disk, a copy cut short). It is refused, never silently discarded: with a
+        human oracle it holds labels nobody can recompute.
+
+        Raises:
+            DataError: the file is not a readable checkpoint; the message names it and says
+                how to restart that run.
+        """
+        try:
+            return cls._read(path)
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(
+                f"{path}: damaged checkpoint ({type(exc).__name__}: {exc}); delete this file to "
+                "restart that run from its first round (other runs keep their progress), or "
+                "run again with --fresh"
+            ) from None
+
+    @classmethod
+    def _read(cls, path: Path) -> LoopState:
+        with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["meta"]).decode())
             return cls(
                 round=meta["round"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -93,6 +94,25 @@ class ReportConfig(_Strict):
     thresholds: list[float] = [0.95, 0.99]
 
 
+class ExecutionConfig(_Strict):
+    """Where and how many runs at once. It never changes results, so it is left out of the
+    fingerprint: an experiment begun with one executor resumes with another.
+
+    Attributes:
+        executor: ``local`` (this machine: in-process for ``jobs = 1``, worker processes
+            otherwise) or ``ray`` (a Ray cluster, or a local Ray instance).
+        jobs: runs at once on this machine (``local``); CPUs of a local Ray instance (``ray``).
+        ray_address: address of a running Ray cluster (e.g. ``ray://head:10001`` or
+            ``auto``); none starts a local Ray instance.
+        ray_num_cpus: CPUs of the local Ray instance (default: ``jobs``).
+    """
+
+    executor: Literal["local", "ray"] = "local"
+    jobs: int = Field(default=1, ge=1)
+    ray_address: str | None = None
+    ray_num_cpus: int | None = Field(default=None, ge=1)
+
+
 class ExperimentConfig(_Strict):
     """One experiment: strategies × seeds on one pool, evaluated on named test sets."""
 
@@ -108,6 +128,14 @@ class ExperimentConfig(_Strict):
     device: str = "auto"
     cache_dir: Path | None = None
     report: ReportConfig = ReportConfig()
+    execution: ExecutionConfig = ExecutionConfig()
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", device):
+            raise ValueError(f"{device!r} is not one of: auto, cpu, cuda, cuda:<index>, mps")
+        return device
 
     @field_validator("seeds")
     @classmethod
@@ -132,9 +160,32 @@ class ExperimentConfig(_Strict):
         return self
 
     def fingerprint(self) -> str:
-        """A hash of everything that changes results (the report section excluded)."""
-        payload = self.model_dump(mode="json", exclude={"report"})
+        """A hash of everything that decides results.
+
+        Left out: ``report`` (presentation), ``execution`` (which executor, how many jobs) and
+        ``device`` (where the computation runs), so that an experiment started on a laptop
+        resumes on a cluster or a GPU machine. On the CPU the rows are bitwise identical
+        whichever executor ran them; a GPU may differ from the CPU in the last bits.
+        """
+        payload = self.model_dump(mode="json", exclude={"report", "execution", "device"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def with_overrides(config: ExperimentConfig, *, device: str | None = None,
+                   executor: str | None = None, jobs: int | None = None,
+                   ray_address: str | None = None) -> ExperimentConfig:
+    """``config`` with command-line overrides of where it runs (validated like the file)."""
+    data = config.model_dump(mode="json")
+    execution = dict(data["execution"])
+    for key, value in (("executor", executor), ("jobs", jobs), ("ray_address", ray_address)):
+        if value is not None:
+            execution[key] = value
+    if ray_address is not None and executor is None:
+        execution["executor"] = "ray"
+    data["execution"] = execution
+    if device is not None:
+        data["device"] = device
+    return parse_config(data, "command line")
 
 
 def check_components(config: ExperimentConfig) -> None:
@@ -143,7 +194,7 @@ def check_components(config: ExperimentConfig) -> None:
     from activegen.oracles import ORACLES
     from activegen.strategies import STRATEGIES
 
-    LEARNERS.check_params(config.learner.name, config.learner.params, ("n_classes", "seed"))
+    LEARNERS.check_params(config.learner.name, config.learner.params, LEARNER_CONTEXT)
     ORACLES.check_params(config.oracle.name, config.oracle.params, ORACLE_CONTEXT)
     for i, strategy in enumerate(config.strategies):
         try:
@@ -152,6 +203,8 @@ def check_components(config: ExperimentConfig) -> None:
             raise ConfigError(f"strategies[{i}]: {exc}") from None
 
 
+#: Arguments the runner passes to learners itself (a learner takes those it accepts).
+LEARNER_CONTEXT = ("n_classes", "seed", "device")
 #: Arguments the runner passes to oracles itself.
 ORACLE_CONTEXT = ("pool", "seed", "cache_dir", "device", "n_classes")
 

@@ -14,9 +14,11 @@ in its checkpoint (written atomically), so the next ``activegen run`` resumes fr
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import queue
+import shutil
 import signal
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -252,19 +254,25 @@ def _run_on_ray(config: ExperimentConfig, spec: Any, out_dir: str, events: Any,
     target = Path(out_dir)
     shared = target.is_dir()
     if not shared:
-        # No shared file system: work in a node-local folder and send the files back.
-        target = Path(tempfile.gettempdir()) / "activegen-ray" / key
+        # No shared file system: work in a node-local folder (one per output folder and
+        # config, so a run rescheduled on this node resumes) and send the files back.
+        scratch = hashlib.sha256(f"{out_dir}|{key}".encode()).hexdigest()[:16]
+        target = Path(tempfile.gettempdir()) / "activegen-ray" / scratch
     path = run_one(config, spec, target, _RAY_DATA[key],
                    on_round=lambda rec: events.put((spec.run_id, rec.round)))
     files: dict[str, bytes] = {}
     if not shared:
-        for folder in (target / "queries" / spec.run_id,):
-            for file in sorted(folder.glob("*.npz")):
-                files[str(file.relative_to(target))] = file.read_bytes()
+        for file in sorted((target / "queries" / spec.run_id).glob("*.npz")):
+            files[str(file.relative_to(target))] = file.read_bytes()
         checkpoint = target / "checkpoints" / f"{spec.run_id}.npz"
         if checkpoint.exists():
             files[str(checkpoint.relative_to(target))] = checkpoint.read_bytes()
-    return FinishedRun(spec.run_id, path.read_text(), files)
+    csv_text = path.read_text()
+    if not shared:  # the driver gets everything; leave no stale copy on the node
+        shutil.rmtree(target / "queries" / spec.run_id, ignore_errors=True)
+        for leftover in (target / "checkpoints" / f"{spec.run_id}.npz", path):
+            leftover.unlink(missing_ok=True)
+    return FinishedRun(spec.run_id, csv_text, files)
 
 
 class RayExecutor:

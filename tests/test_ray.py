@@ -65,7 +65,7 @@ def test_worker_without_the_output_folder_returns_its_files(tmp_path: Path,
     events = ListQueue()
     unseen = tmp_path / "not-on-this-node"
     finished = _run_on_ray(config, RunSpec("random", 0), str(unseen), events,
-                           registry_snapshot())
+                           registry_snapshot(config))
     assert not unseen.exists()
     assert [r for _, r in events.items] == list(range(26))
     assert len([f for f in finished.files if f.startswith("queries/")]) == 25

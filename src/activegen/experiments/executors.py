@@ -106,15 +106,20 @@ def worker_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
-def registry_snapshot() -> dict[str, dict[str, type]]:
-    """Every registered component, so workers know the strategies, learners and oracles a user
-    registered in the driver (a spawned worker imports activegen afresh)."""
+def registry_snapshot(config: ExperimentConfig) -> dict[str, dict[str, type]]:
+    """The classes of the components ``config`` names, so that a worker knows a strategy,
+    learner or oracle the user registered in the driver (a spawned worker imports activegen
+    afresh). Classes travel by reference: their module must be importable in the worker
+    (Ray pickles classes defined in the driver's ``__main__`` by value)."""
     from activegen.models import LEARNERS
     from activegen.oracles import ORACLES
     from activegen.strategies import STRATEGIES
 
-    return {"strategy": dict(STRATEGIES.items()), "learner": dict(LEARNERS.items()),
-            "oracle": dict(ORACLES.items())}
+    return {
+        "strategy": {s.name: STRATEGIES.get(s.name) for s in config.strategies},
+        "learner": {config.learner.name: LEARNERS.get(config.learner.name)},
+        "oracle": {config.oracle.name: ORACLES.get(config.oracle.name)},
+    }
 
 
 def restore_registries(snapshot: dict[str, dict[str, type]]) -> None:
@@ -190,7 +195,7 @@ class ProcessExecutor:
             max_workers=workers,
             mp_context=context,
             initializer=_init_process_worker,
-            initargs=(config, worker_threads(self.jobs), events, registry_snapshot(),
+            initargs=(config, worker_threads(self.jobs), events, registry_snapshot(config),
                       os.getpid()),
         )
         completed = False
@@ -320,7 +325,7 @@ class RayExecutor:
         try:
             events = Queue()
             task = ray.remote(num_cpus=1, max_retries=0)(_run_on_ray)
-            registries = registry_snapshot()
+            registries = registry_snapshot(config)
             out = str(Path(out_dir).resolve())
             refs = [task.remote(config, spec, out, events, registries) for spec in specs]
             remaining = list(refs)

@@ -16,8 +16,16 @@ from typing import IO
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file that replaces ``path`` only if the block exits cleanly."""
+def atomic_open(path: str | os.PathLike[str], mode: str = "w",
+                durable_rename: bool = True) -> Iterator[IO]:
+    """Open a temporary file that replaces ``path`` only if the block exits cleanly.
+
+    The data is always fsynced before the rename, so even after a power cut ``path`` holds
+    the old or the new content, complete. ``durable_rename=False`` skips the directory fsync
+    that makes the rename itself survive a power cut (a crash of the process never loses it):
+    for files rewritten every round whose previous version is an acceptable fallback, like
+    checkpoints, it halves the fsyncs.
+    """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports 'w' and 'wb', not {mode!r}")
     target = Path(path)
@@ -36,7 +44,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    _fsync_dir(target.parent)
+    if durable_rename:
+        _fsync_dir(target.parent)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -45,10 +54,16 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         handle.write(text)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_open(path, "wb") as handle:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes,
+                       durable_rename: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open`)."""
+    with atomic_open(path, "wb", durable_rename=durable_rename) as handle:
         handle.write(data)
+
+
+def sync_directory(directory: str | os.PathLike[str]) -> None:
+    """Make the renames done in ``directory`` durable (after ``durable_rename=False`` writes)."""
+    _fsync_dir(Path(directory))
 
 
 def _read_umask() -> int:

@@ -268,7 +268,10 @@ class ActiveLearningLoop:
 
     def _save(self, state: LoopState) -> None:
         if self.checkpoint is not None:
-            atomic_write_bytes(self.checkpoint, state.to_bytes())
+            # Atomic and fsynced: a kill leaves the previous or this round's checkpoint, whole.
+            # The directory is not fsynced each round: after a power cut the run may resume a
+            # round or two earlier, and recomputes them exactly (the loop is deterministic).
+            atomic_write_bytes(self.checkpoint, state.to_bytes(), durable_rename=False)
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> list[RoundRecord]:

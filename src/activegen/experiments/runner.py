@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from activegen._atomic import atomic_write_bytes, atomic_write_text
+from activegen._atomic import atomic_write_bytes, atomic_write_text, sync_directory
 from activegen._device import resolve_device
 from activegen.data.dataset import Dataset, float_to_images
 from activegen.data.registry import load_dataset
@@ -206,7 +206,9 @@ def save_query(path: Path, round_: int, query: Query, labels: np.ndarray) -> Non
 
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    atomic_write_bytes(path / f"round_{round_:04d}.npz", buffer.getvalue())
+    # Written before the round's checkpoint; its rename is made durable with the run's
+    # final results (see ActiveLearningLoop._save), the data itself is fsynced now.
+    atomic_write_bytes(path / f"round_{round_:04d}.npz", buffer.getvalue(), durable_rename=False)
 
 
 def run_supervised(config: ExperimentConfig, pool: Dataset, tests: dict[str, Dataset],
@@ -273,6 +275,9 @@ def run_one(
         device=device,
     )
     records = loop.run()
+    for folder in (query_dir, out_dir / "checkpoints"):  # the per-round renames, made durable
+        if folder.is_dir():
+            sync_directory(folder)
     rows = records_to_rows(records, dataset=pool.name, strategy=spec.strategy, seed=spec.seed,
                           n_classes=pool.n_classes)
     write_csv(frame_from_rows(rows), result_path)

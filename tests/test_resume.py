@@ -52,6 +52,7 @@ def _start_and_stop_midway(cmd: list[str], out: Path,
     """Start ``cmd``; once a checkpoint exists and runs remain unfinished, send ``sig``.
 
     Returns the process and the runs that had a checkpoint but no result when it was stopped.
+    ``sig`` 0 sends nothing (the caller stops it).
     """
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -60,7 +61,8 @@ def _start_and_stop_midway(cmd: list[str], out: Path,
         checkpoints = {p.stem for p in (out / "checkpoints").glob("*.npz")}
         finished = {p.stem for p in (out / "runs").glob("*.csv")}
         if checkpoints - finished and len(finished) < N_RUNS:
-            os.kill(proc.pid, sig)
+            if sig:
+                os.kill(proc.pid, sig)
             return proc, checkpoints - finished
         if proc.poll() is not None:
             break
@@ -105,12 +107,48 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted(
         assert rounds == list(range(len(rounds)))
 
 
+def _descendants(pid: int) -> list[int]:
+    listing = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                             text=True).stdout.split()
+    children = [int(c) for c in listing]
+    return children + [d for c in children for d in _descendants(c)]
+
+
+def _wait_until_gone(pids: list[int], seconds: float = 60) -> list[int]:
+    deadline = time.monotonic() + seconds
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [p for p in pids if Path(f"/proc/{p}").exists()
+                 and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]
+    return alive
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to follow the workers")
+def test_sigkill_of_the_driver_ends_its_workers_and_rerun_completes(
+    tmp_path: Path, reference: pd.DataFrame
+) -> None:
+    config = write_toml(tmp_path / "small.toml", SMALL)
+    out = tmp_path / "out"
+    proc, interrupted = _start_and_stop_midway(_cli(config, out, "--jobs", "2"), out, 0)
+    workers = _descendants(proc.pid)
+    assert workers, "the driver should have worker processes"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert not _wait_until_gone(workers), "orphaned workers outlived the killed driver"
+    assert interrupted
+    run_experiment(small_config(), out, progress=False)
+    _assert_complete(out, reference)
+
+
 def test_ctrl_c_exits_130_and_resumes(tmp_path: Path, reference: pd.DataFrame) -> None:
     config = write_toml(tmp_path / "small.toml", SMALL)
     out = tmp_path / "out"
     proc, _ = _start_and_stop_midway(_cli(config, out, "--jobs", "2"), out, signal.SIGINT)
+    workers = _descendants(proc.pid)
     _stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
+    assert not _wait_until_gone(workers, seconds=10), "workers outlived the interrupted driver"
     assert "run the same command again to resume" in stderr.lower()
     assert "Traceback" not in stderr
     assert not list(out.rglob("*.tmp"))

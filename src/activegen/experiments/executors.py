@@ -21,6 +21,8 @@ import queue
 import shutil
 import signal
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -77,7 +79,7 @@ def make_executor(config: ExperimentConfig,
                            num_cpus=execution.ray_num_cpus or execution.jobs)
     if execution.jobs == 1:
         return SerialExecutor(data)
-    return ProcessExecutor(execution.jobs)
+    return ProcessExecutor(execution.jobs, data)
 
 
 # -- in this process ----------------------------------------------------------------------
@@ -140,55 +142,101 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_process_worker(config: ExperimentConfig, threads: int, events: Any,
-                         registries: dict[str, dict[str, type]], parent_pid: int) -> None:
+                         registries: dict[str, dict[str, type]], driver_pid: int,
+                         data: tuple[Dataset, dict[str, Dataset]] | None) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the driver alone decides what
     # happens (it ends the workers), so the workers do not print a traceback each.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
+    # numpy's BLAS and OpenMP pools too (threadpoolctl comes with scikit-learn): ``jobs``
+    # workers each using every core would oversubscribe the machine.
+    _WORKER["thread_limits"] = threadpool_limits(threads)
     restore_registries(registries)
     from activegen.experiments.runner import load_experiment_data
 
-    _WORKER.update(config=config, data=load_experiment_data(config), events=events,
-                   parent_pid=parent_pid)
+    threading.Thread(target=_exit_when_gone, args=(driver_pid,), daemon=True,
+                     name="activegen-driver-watch").start()
+    _WORKER.update(config=config, events=events,
+                   data=data if data is not None else load_experiment_data(config))
+
+
+def _exit_when_gone(driver_pid: int, every_seconds: float = 1.0) -> None:
+    """End this worker once the driver is gone. A driver killed by SIGKILL cannot end its
+    workers, and an orphaned worker would otherwise finish its run (competing with the next
+    ``activegen run`` for that run's files) or wait for work forever."""
+    while True:
+        time.sleep(every_seconds)
+        if not _process_alive(driver_pid):
+            os._exit(1)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a killed one not yet reaped, a zombie, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # the pid now belongs to another user's process
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS): the signal test is all there is
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _run_in_process_worker(spec: Any, out_dir: str) -> FinishedRun:
     from activegen.experiments.runner import run_one
 
-    events, parent_pid = _WORKER["events"], _WORKER["parent_pid"]
+    events = _WORKER["events"]
 
     def on_round(record: Any) -> None:
-        if os.getppid() != parent_pid:
-            # The driver was killed (SIGKILL leaves no chance to end us): stop rather than
-            # compete with the next `activegen run` for this run's files.
-            os._exit(1)
         events.put((spec.run_id, record.round))
 
     path = run_one(_WORKER["config"], spec, Path(out_dir), _WORKER["data"], on_round=on_round)
     return FinishedRun(spec.run_id, path.read_text())
 
 
+#: Modules a fresh worker needs; the fork server imports them once for all workers.
+_PRELOAD = ["activegen.experiments.runner"]
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """``forkserver`` where the platform has it, else ``spawn``; never a plain fork of the
+    driver, whose torch may already hold thread pools (a forked copy can deadlock). The fork
+    server is a fresh process that imports activegen once; each worker is forked from it, so
+    start-up costs one import instead of one per worker."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(_PRELOAD)
+        return context
+    return multiprocessing.get_context("spawn")
+
+
 class ProcessExecutor:
     """``jobs`` worker processes on this machine.
 
-    Workers are *spawned* (not forked: a forked torch with live threads can deadlock), each
-    loads the experiment's data once and uses ``cores // jobs`` torch threads.
+    Each worker gets the experiment's data once (the driver's copy when given, else it loads
+    it) and uses ``cores // jobs`` threads for torch and for numpy's BLAS.
     """
 
     parallel = True
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int,
+                 data: tuple[Dataset, dict[str, Dataset]] | None = None) -> None:
         if jobs < 1:
             raise ConfigError(f"jobs must be >= 1, got {jobs}")
         self.jobs = jobs
+        self.data = data
 
     def run(self, config: ExperimentConfig, specs: Sequence[Any], out_dir: Path,
             on_round: RoundCallback) -> Iterator[FinishedRun]:
         if not specs:
             return
-        context = multiprocessing.get_context("spawn")
+        context = _worker_context()
         events = context.Queue()
         workers = min(self.jobs, len(specs))
         pool = ProcessPoolExecutor(
@@ -196,7 +244,7 @@ class ProcessExecutor:
             mp_context=context,
             initializer=_init_process_worker,
             initargs=(config, worker_threads(self.jobs), events, registry_snapshot(config),
-                      os.getpid()),
+                      os.getpid(), self.data),
         )
         completed = False
         try:

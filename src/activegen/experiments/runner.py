@@ -348,6 +348,7 @@ def run_experiment(
     data = load_experiment_data(config)  # every data error surfaces before any work
     out_dir.mkdir(parents=True, exist_ok=True)
     with output_lock(out_dir):
+        remove_stale_temporaries(out_dir)
         prepare_output(config, out_dir, fresh=fresh)
         todo = list(specs) if specs is not None else pending(config, out_dir)
         executor = executor if executor is not None else make_executor(config, data)
@@ -394,6 +395,20 @@ def store_finished(out_dir: Path, finished: FinishedRun) -> None:
     result_path = out_dir / "runs" / f"{finished.run_id}.csv"
     if not result_path.exists():
         atomic_write_text(result_path, finished.csv_text)
+
+
+def remove_stale_temporaries(out_dir: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left (``.<name>.<random>.tmp``, never
+    renamed over anything); call it only while holding :func:`output_lock`."""
+    stale = list(out_dir.glob(".*.tmp"))
+    for sub in ("runs", "checkpoints", "queries"):
+        if (out_dir / sub).is_dir():
+            stale += (out_dir / sub).rglob(".*.tmp")
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d temporary file(s) left by an interrupted run", len(stale))
+    return stale
 
 
 @contextlib.contextmanager

@@ -172,3 +172,30 @@ def test_cuda_index_beyond_the_visible_gpus_is_refused() -> None:
     assert resolve_device("cuda") == "cuda"
     with pytest.raises(ConfigError, match="visible"):
         resolve_device(f"cuda:{torch.cuda.device_count()}")
+
+
+class DeviceProbe(CachedArtifactStrategy):
+    """Records the device it was built with."""
+
+    name: ClassVar[str] = "test-device-probe"
+
+    def __init__(self, size: int = 1, device: str = "auto") -> None:
+        super().__init__(size)
+        self.device = device
+
+
+if DeviceProbe.name not in STRATEGIES.names():
+    STRATEGIES.register(DeviceProbe.name)(DeviceProbe)
+
+
+def test_the_experiment_device_reaches_components_that_take_one() -> None:
+    from activegen.experiments.runner import build_strategy
+
+    config = small_config(device="cpu", strategies=[
+        {"name": "test-device-probe", "label": "follows"},
+        {"name": "test-device-probe", "label": "own", "device": "cuda:3"},
+        {"name": "random"},
+    ])
+    assert build_strategy(config, "follows").device == "cpu"
+    assert build_strategy(config, "own").device == "cuda:3"  # its own setting wins
+    assert build_strategy(config, "random").name == "random"  # takes no device: none passed

@@ -203,8 +203,10 @@ def check_components(config: ExperimentConfig) -> None:
             raise ConfigError(f"strategies[{i}]: {exc}") from None
 
 
-#: Arguments the runner passes to learners itself (a learner takes those it accepts).
-LEARNER_CONTEXT = ("n_classes", "seed", "device")
+#: Arguments the runner passes to learners itself (a learner takes those it accepts). The
+#: experiment's ``device`` is passed too, as a default: a ``device`` parameter set on the
+#: learner (or a strategy) in the config wins.
+LEARNER_CONTEXT = ("n_classes", "seed")
 #: Arguments the runner passes to oracles itself.
 ORACLE_CONTEXT = ("pool", "seed", "cache_dir", "device", "n_classes")
 

@@ -8,6 +8,7 @@ processes or Ray elsewhere) can schedule runs in any order and get the same rows
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import shutil
@@ -120,19 +121,32 @@ def cache_dir(config: ExperimentConfig, out_dir: Path) -> Path:
     return Path(config.cache_dir) if config.cache_dir else out_dir / "cache"
 
 
+def device_default(config: ExperimentConfig, cls: type, params: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """The experiment's device as a constructor argument for a component class that takes
+    ``device`` (torch learners, GPU strategies) and whose config does not set its own, so
+    one ``device`` / ``--device`` moves every torch path."""
+    if "device" in params or "device" not in inspect.signature(cls).parameters:
+        return {}
+    return {"device": resolve_device(config.device)}
+
+
 def make_learner_factory(config: ExperimentConfig, n_classes: int) -> Callable[[int], Learner]:
-    device = resolve_device(config.device)
+    params = config.learner.params
+    context = device_default(config, LEARNERS.get(config.learner.name), params)
 
     def make(seed: int) -> Learner:
-        return LEARNERS.build(config.learner.name, config.learner.params,
-                              n_classes=n_classes, seed=seed, device=device)
+        return LEARNERS.build(config.learner.name, params, n_classes=n_classes, seed=seed,
+                              **context)
 
     return make
 
 
 def build_strategy(config: ExperimentConfig, label: str) -> Strategy:
     component = next(s for s in config.strategies if s.display == label)
-    return STRATEGIES.build(component.name, component.params)
+    cls = STRATEGIES.get(component.name)
+    return STRATEGIES.build(component.name, component.params,
+                            **device_default(config, cls, component.params))
 
 
 def prepare_context(config: ExperimentConfig, pool: Dataset, out_dir: Path,
@@ -167,7 +181,7 @@ def warm_up_artifacts(config: ExperimentConfig, pool: Dataset, out_dir: Path,
         if key in seen:
             continue
         seen.add(key)
-        strategy = STRATEGIES.build(component.name, component.params)
+        strategy = build_strategy(config, component.display)
         if type(strategy).prepare is Strategy.prepare:
             continue
         log.info("preparing %s once before the parallel runs", component.display)

@@ -22,7 +22,7 @@ import torch
 
 import activegen.experiments.runner as runner_module
 import activegen.loop as loop_module
-from activegen.experiments.config import ExperimentConfig, load_config
+from activegen.experiments.config import ExperimentConfig, load_config, parse_config
 from activegen.experiments.runner import RunSpec, load_experiment_data, run_one
 
 try:  # run as a script or imported by run_all
@@ -88,22 +88,30 @@ def cases(quick: bool) -> list[tuple[str, ExperimentConfig, str]]:
     return found
 
 
+def without_fsync(config: ExperimentConfig) -> ExperimentConfig:
+    data = config.model_dump(mode="json")
+    data["execution"]["fsync"] = False
+    return parse_config(data, "benchmark")
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     torch.set_num_threads(1)
     rows = []
-    for name, config, strategy in cases(quick):
-        m = measure(config, strategy)
-        case = f"{name}, {strategy}, {m['rounds']} rounds"
-        rows.append(row("loop overhead per round", case, m["overhead"] * 1e3, "ms",
-                        "learner fit per round", m["fit"] * 1e3))
-        rows.append(row("loop overhead share", case, 100 * m["overhead"] / m["wall"],
-                        "% of round", "whole round (ms)", m["wall"] * 1e3,
-                        ratio=m["overhead"] / m["wall"]))
-        rest = m["overhead"] - m["writes"]
-        rows.append(row("  of which checkpoint+query writes", case, m["writes"] * 1e3, "ms",
-                        "whole round (ms)", m["wall"] * 1e3))
-        rows.append(row("  of which the rest (bookkeeping)", case, rest * 1e3, "ms",
-                        "whole round (ms)", m["wall"] * 1e3))
+    for name, base, strategy in cases(quick):
+        for fsync in (True, False):
+            config = base if fsync else without_fsync(base)
+            m = measure(config, strategy)
+            case = f"{name}, {strategy}, {m['rounds']} rounds, fsync={'on' if fsync else 'off'}"
+            rows.append(row("loop overhead per round", case, m["overhead"] * 1e3, "ms",
+                            "learner fit per round", m["fit"] * 1e3))
+            rows.append(row("loop overhead share", case, 100 * m["overhead"] / m["wall"],
+                            "% of round", "whole round (ms)", m["wall"] * 1e3,
+                            ratio=m["overhead"] / m["wall"]))
+            rest = m["overhead"] - m["writes"]
+            rows.append(row("  of which checkpoint+query writes", case, m["writes"] * 1e3, "ms",
+                            "whole round (ms)", m["wall"] * 1e3))
+            rows.append(row("  of which the rest (bookkeeping)", case, rest * 1e3, "ms",
+                            "whole round (ms)", m["wall"] * 1e3))
     return rows
 
 

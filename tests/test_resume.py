@@ -283,3 +283,24 @@ def test_checkpoint_round_trip_keeps_every_field(tmp_path: Path) -> None:
     assert back.round == 3 and back.n_spent == 6 and back.n_abstained == 1
     np.testing.assert_array_equal(back.queried, state.queried)
     np.testing.assert_array_equal(back.X_extra, state.X_extra)
+
+
+def test_fsync_off_skips_per_round_fsyncs_and_changes_no_row(
+    tmp_path: Path, reference: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        calls["n"] += 1
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    run_experiment(small_config(execution={"fsync": False}), tmp_path / "off", progress=False)
+    without = calls["n"]
+    calls["n"] = 0
+    run_experiment(small_config(), tmp_path / "on", progress=False)
+    # 4 runs × 26 rounds × (checkpoint + query) are fsynced only when asked to.
+    assert calls["n"] - without >= 4 * 25 * 2
+    assert without < 4 * 26  # what remains: config, run CSVs, results.csv, directories
+    pd.testing.assert_frame_equal(results_without_timings(tmp_path / "off"), reference)

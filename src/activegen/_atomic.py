@@ -17,14 +17,15 @@ from typing import IO
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w",
-                durable_rename: bool = True) -> Iterator[IO]:
+                durable_rename: bool = True, sync: bool = True) -> Iterator[IO]:
     """Open a temporary file that replaces ``path`` only if the block exits cleanly.
 
     The data is always fsynced before the rename, so even after a power cut ``path`` holds
     the old or the new content, complete. ``durable_rename=False`` skips the directory fsync
     that makes the rename itself survive a power cut (a crash of the process never loses it):
     for files rewritten every round whose previous version is an acceptable fallback, like
-    checkpoints, it halves the fsyncs.
+    checkpoints, it halves the fsyncs. ``sync=False`` skips every fsync: the replacement is
+    still atomic for readers and survives the writer being killed, but not a power cut.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports 'w' and 'wb', not {mode!r}")
@@ -38,13 +39,14 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w",
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    if durable_rename:
+    if durable_rename and sync:
         _fsync_dir(target.parent)
 
 
@@ -55,9 +57,9 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes,
-                       durable_rename: bool = True) -> None:
+                       durable_rename: bool = True, sync: bool = True) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_open`)."""
-    with atomic_open(path, "wb", durable_rename=durable_rename) as handle:
+    with atomic_open(path, "wb", durable_rename=durable_rename, sync=sync) as handle:
         handle.write(data)
 
 

@@ -202,7 +202,8 @@ def build_oracle(config: ExperimentConfig, pool: Dataset, seed: int, out_dir: Pa
     )
 
 
-def save_query(path: Path, round_: int, query: Query, labels: np.ndarray) -> None:
+def save_query(path: Path, round_: int, query: Query, labels: np.ndarray,
+               fsync: bool = True) -> None:
     """Persist one labeled query (atomically); synthesized images keep their latents."""
     arrays: dict[str, np.ndarray] = {
         "round": np.array(round_),
@@ -222,7 +223,8 @@ def save_query(path: Path, round_: int, query: Query, labels: np.ndarray) -> Non
     np.savez_compressed(buffer, **arrays)
     # Written before the round's checkpoint; its rename is made durable with the run's
     # final results (see ActiveLearningLoop._save), the data itself is fsynced now.
-    atomic_write_bytes(path / f"round_{round_:04d}.npz", buffer.getvalue(), durable_rename=False)
+    atomic_write_bytes(path / f"round_{round_:04d}.npz", buffer.getvalue(), durable_rename=False,
+                       sync=fsync)
 
 
 def run_supervised(config: ExperimentConfig, pool: Dataset, tests: dict[str, Dataset],
@@ -285,8 +287,9 @@ def run_one(
         test_sets=tests,
         checkpoint=out_dir / "checkpoints" / f"{spec.run_id}.npz",
         on_round=on_round,
-        query_sink=lambda r, q, y: save_query(query_dir, r, q, y),
+        query_sink=lambda r, q, y: save_query(query_dir, r, q, y, config.execution.fsync),
         device=device,
+        fsync=config.execution.fsync,
     )
     records = loop.run()
     for folder in (query_dir, out_dir / "checkpoints"):  # the per-round renames, made durable

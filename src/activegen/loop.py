@@ -14,7 +14,7 @@ import logging
 import time
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,8 @@ class LoopState:
             "n_abstained": self.n_abstained,
             "empty_rounds": self.empty_rounds,
             "finished": self.finished,
-            "records": [asdict(r) for r in self.records],
+            # vars(), not dataclasses.asdict: asdict deep-copies every record, every round
+            "records": [vars(r) for r in self.records],
         }
         buffer = io.BytesIO()
         np.savez(

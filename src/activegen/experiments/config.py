@@ -101,10 +101,11 @@ class ExecutionConfig(_Strict):
     Attributes:
         executor: ``local`` (this machine: in-process for ``jobs = 1``, worker processes
             otherwise) or ``ray`` (a Ray cluster, or a local Ray instance).
-        jobs: runs at once on this machine (``local``); CPUs of a local Ray instance (``ray``).
+        jobs: runs at once on this machine (``local``); CPUs of a local Ray instance
+            (``ray``; default there: every core).
         ray_address: address of a running Ray cluster (e.g. ``ray://head:10001`` or
             ``auto``); none starts a local Ray instance.
-        ray_num_cpus: CPUs of the local Ray instance (default: ``jobs``).
+        ray_num_cpus: CPUs of the local Ray instance (default: ``jobs`` if above 1, else all).
         fsync: fsync every round's checkpoint and query file. ``false`` keeps every write
             atomic (a killed run still resumes, nothing is half-written) but a power cut may
             lose recent rounds; use it where a disk's fsync costs more than a round.

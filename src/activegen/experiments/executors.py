@@ -75,8 +75,9 @@ def make_executor(config: ExperimentConfig,
     """The executor ``config.execution`` asks for (``data``: already loaded, for in-process)."""
     execution = config.execution
     if execution.executor == "ray":
-        return RayExecutor(address=execution.ray_address,
-                           num_cpus=execution.ray_num_cpus or execution.jobs)
+        # A local instance gets ray_num_cpus, else jobs when set above 1, else every core.
+        cpus = execution.ray_num_cpus or (execution.jobs if execution.jobs > 1 else None)
+        return RayExecutor(address=execution.ray_address, num_cpus=cpus)
     if execution.jobs == 1:
         return SerialExecutor(data)
     return ProcessExecutor(execution.jobs, data)

@@ -220,7 +220,7 @@ def save_query(path: Path, round_: int, query: Query, labels: np.ndarray,
     import io
 
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez(buffer, **arrays)  # a few KB a round: zip compression costs more than it saves
     # Written before the round's checkpoint; its rename is made durable with the run's
     # final results (see ActiveLearningLoop._save), the data itself is fsynced now.
     atomic_write_bytes(path / f"round_{round_:04d}.npz", buffer.getvalue(), durable_rename=False,

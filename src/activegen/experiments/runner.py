@@ -374,6 +374,8 @@ def run_experiment(
         try:
             _drive(config, out_dir, todo, executor, progress)
         finally:
+            # Workers ended mid-write (Ctrl-C, an error elsewhere) leave temporary files.
+            remove_stale_temporaries(out_dir)
             write_results(out_dir)  # atomic; holds every finished run, even after Ctrl-C
     return out_dir / "results.csv"
 

@@ -304,3 +304,19 @@ def test_fsync_off_skips_per_round_fsyncs_and_changes_no_row(
     assert calls["n"] - without >= 4 * 25 * 2
     assert without < 4 * 26  # what remains: config, run CSVs, results.csv, directories
     pd.testing.assert_frame_equal(results_without_timings(tmp_path / "off"), reference)
+
+
+def test_a_folder_made_before_the_execution_table_still_resumes(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "out"
+    config = small_config(seeds=[0], strategies=[{"name": "random"}])
+    run_experiment(config, out, progress=False)
+    stamp = json.loads((out / "config.json").read_text())
+    stamp["fingerprint"] = config.legacy_fingerprint()  # as the previous version wrote it
+    del stamp["config"]["execution"]
+    (out / "config.json").write_text(json.dumps(stamp))
+    run_experiment(config, out, progress=False)  # not refused
+    with pytest.raises(ConfigError, match="different configuration"):
+        run_experiment(small_config(seeds=[1], strategies=[{"name": "random"}]), out,
+                       progress=False)

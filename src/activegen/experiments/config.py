@@ -172,8 +172,16 @@ class ExperimentConfig(_Strict):
         resumes on a cluster or a GPU machine. On the CPU the rows are bitwise identical
         whichever executor ran them; a GPU may differ from the CPU in the last bits.
         """
-        payload = self.model_dump(mode="json", exclude={"report", "execution", "device"})
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return _hash(self.model_dump(mode="json", exclude={"report", "execution", "device"}))
+
+    def legacy_fingerprint(self) -> str:
+        """The fingerprint folders made before ``[execution]`` existed hold (it included
+        ``device``), so that they still resume."""
+        return _hash(self.model_dump(mode="json", exclude={"report", "execution"}))
+
+
+def _hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def with_overrides(config: ExperimentConfig, *, device: str | None = None,

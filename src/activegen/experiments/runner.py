@@ -319,7 +319,7 @@ def prepare_output(config: ExperimentConfig, out_dir: Path, fresh: bool = False)
             previous = json.loads(stamp.read_text())
         except json.JSONDecodeError:
             raise DataError(f"{stamp}: unreadable; delete the folder or use --fresh") from None
-        if previous.get("fingerprint") != config.fingerprint():
+        if previous.get("fingerprint") not in (config.fingerprint(), config.legacy_fingerprint()):
             raise ConfigError(
                 f"{out_dir} holds results of a different configuration; use another --out "
                 "folder, or --fresh to delete them"

@@ -25,13 +25,14 @@ def demo_config_path() -> Path:
 def _cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from activegen.experiments.config import load_config
+    from activegen.experiments.config import load_config, with_overrides
     from activegen.experiments.report import make_report
     from activegen.experiments.runner import run_experiment
 
     console = Console(stderr=True)
     path = Path(args.config) if args.config else demo_config_path()
-    config = load_config(path)
+    config = with_overrides(load_config(path), device=args.device, executor=args.executor,
+                            jobs=args.jobs, ray_address=args.ray_address)
     out = Path(args.out) if args.out else Path("runs") / path.stem
     # Nothing is printed before the run: a refused input leaves a single error line.
     results = run_experiment(config, out, fresh=args.fresh, progress=not args.quiet)
@@ -167,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true",
                      help="delete earlier results in --out instead of resuming")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--jobs", "-j", type=int, metavar="N",
+                     help="runs at once (local worker processes, or CPUs of a local Ray); "
+                     "overrides execution.jobs")
+    run.add_argument("--executor", choices=("local", "ray"),
+                     help="where runs execute; overrides execution.executor")
+    run.add_argument("--ray-address", metavar="ADDR",
+                     help="join this Ray cluster (implies --executor ray)")
+    run.add_argument("--device", metavar="DEV",
+                     help="auto, cpu, cuda, cuda:<i> or mps; overrides the config's device")
     run.set_defaults(handler=_cmd_run)
 
     report = sub.add_parser("report", help="plots, statistics and report.md from results.csv",
@@ -244,8 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"activegen: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("activegen: interrupted; finished rounds are saved, run again to resume",
-              file=sys.stderr)
+        print("activegen: interrupted; every finished round is saved. Run the same command "
+              "again to resume.", file=sys.stderr)
         return 130
 
 

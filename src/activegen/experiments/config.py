@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -100,6 +101,30 @@ class ReportConfig(_Strict):
     thresholds: list[float] = [0.95, 0.99]
 
 
+class ExecutionConfig(_Strict):
+    """Where and how many runs at once. It never changes results, so it is left out of the
+    fingerprint: an experiment begun with one executor resumes with another.
+
+    Attributes:
+        executor: ``local`` (this machine: in-process for ``jobs = 1``, worker processes
+            otherwise) or ``ray`` (a Ray cluster, or a local Ray instance).
+        jobs: runs at once on this machine (``local``); CPUs of a local Ray instance
+            (``ray``; default there: every core).
+        ray_address: address of a running Ray cluster (e.g. ``ray://head:10001`` or
+            ``auto``); none starts a local Ray instance.
+        ray_num_cpus: CPUs of the local Ray instance (default: ``jobs`` if above 1, else all).
+        fsync: fsync every round's checkpoint and query file. ``false`` keeps every write
+            atomic (a killed run still resumes, nothing is half-written) but a power cut may
+            lose recent rounds; use it where a disk's fsync costs more than a round.
+    """
+
+    executor: Literal["local", "ray"] = "local"
+    jobs: int = Field(default=1, ge=1)
+    ray_address: str | None = None
+    ray_num_cpus: int | None = Field(default=None, ge=1)
+    fsync: bool = True
+
+
 class ExperimentConfig(_Strict):
     """One experiment: strategies × seeds on one pool, evaluated on named test sets."""
 
@@ -115,6 +140,14 @@ class ExperimentConfig(_Strict):
     device: str = "auto"
     cache_dir: Path | None = None
     report: ReportConfig = ReportConfig()
+    execution: ExecutionConfig = ExecutionConfig()
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", device):
+            raise ValueError(f"{device!r} is not one of: auto, cpu, cuda, cuda:<index>, mps")
+        return device
 
     @field_validator("seeds")
     @classmethod
@@ -139,9 +172,40 @@ class ExperimentConfig(_Strict):
         return self
 
     def fingerprint(self) -> str:
-        """A hash of everything that changes results (the report section excluded)."""
-        payload = self.model_dump(mode="json", exclude={"report"})
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        """A hash of everything that decides results.
+
+        Left out: ``report`` (presentation), ``execution`` (which executor, how many jobs) and
+        ``device`` (where the computation runs), so that an experiment started on a laptop
+        resumes on a cluster or a GPU machine. On the CPU the rows are bitwise identical
+        whichever executor ran them; a GPU may differ from the CPU in the last bits.
+        """
+        return _hash(self.model_dump(mode="json", exclude={"report", "execution", "device"}))
+
+    def legacy_fingerprint(self) -> str:
+        """The fingerprint folders made before ``[execution]`` existed hold (it included
+        ``device``), so that they still resume."""
+        return _hash(self.model_dump(mode="json", exclude={"report", "execution"}))
+
+
+def _hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def with_overrides(config: ExperimentConfig, *, device: str | None = None,
+                   executor: str | None = None, jobs: int | None = None,
+                   ray_address: str | None = None) -> ExperimentConfig:
+    """``config`` with command-line overrides of where it runs (validated like the file)."""
+    data = config.model_dump(mode="json")
+    execution = dict(data["execution"])
+    for key, value in (("executor", executor), ("jobs", jobs), ("ray_address", ray_address)):
+        if value is not None:
+            execution[key] = value
+    if ray_address is not None and executor is None:
+        execution["executor"] = "ray"
+    data["execution"] = execution
+    if device is not None:
+        data["device"] = device
+    return parse_config(data, "command line")
 
 
 def check_components(config: ExperimentConfig) -> None:
@@ -169,7 +233,10 @@ def check_components(config: ExperimentConfig) -> None:
         )
 
 
-#: Arguments the runner passes to learners itself.
+#: Arguments the runner passes to learners itself (a learner takes those it accepts):
+#: labels_initial / labels_per_round let a deep learner grow its epochs per round. The
+#: experiment's ``device`` is passed too, as a default: a ``device`` parameter set on the
+#: learner (or a strategy) in the config wins.
 LEARNER_CONTEXT = ("n_classes", "seed", "labels_initial", "labels_per_round")
 
 #: Arguments the runner passes to oracles itself.

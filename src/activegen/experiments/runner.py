@@ -7,21 +7,25 @@ processes or Ray elsewhere) can schedule runs in any order and get the same rows
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import logging
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from activegen._atomic import atomic_write_bytes, atomic_write_text
+from activegen._atomic import atomic_write_bytes, atomic_write_text, sync_directory
+from activegen._device import resolve_device
 from activegen.data.dataset import Dataset, float_to_images
 from activegen.data.registry import load_dataset
 from activegen.errors import ConfigError, DataError
 from activegen.experiments.config import ExperimentConfig, load_config
+from activegen.experiments.executors import Executor, FinishedRun, make_executor
 from activegen.experiments.results import SUPERVISED, frame_from_rows, write_csv, write_results
 from activegen.loop import (
     ActiveLearningLoop,
@@ -37,15 +41,9 @@ from activegen.strategies import STRATEGIES, PrepareContext, Query, Strategy
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
+LOCK_FILE = ".lock"
 
-
-def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; anything else as given."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+__all__ = ["RunSpec", "load_experiment_data", "resolve_device", "run_experiment", "run_one"]
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -128,19 +126,30 @@ def cache_dir(config: ExperimentConfig, out_dir: Path) -> Path:
     return Path(config.cache_dir) if config.cache_dir else out_dir / "cache"
 
 
+def device_default(config: ExperimentConfig, cls: type, params: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """The experiment's device as a constructor argument for a component class that takes
+    ``device`` (torch learners, GPU strategies) and whose config does not set its own, so
+    one ``device`` / ``--device`` moves every torch path."""
+    if "device" in params or "device" not in inspect.signature(cls).parameters:
+        return {}
+    return {"device": resolve_device(config.device)}
+
+
 def make_learner_factory(config: ExperimentConfig, n_classes: int, pool: Dataset | None = None,
                          cache: Path | None = None) -> Callable[[int], Learner]:
     """Builds fresh learners; a learner with a ``prepare(pool_images, cache_dir)`` hook (e.g.
     self-taught learning, whose basis is learned on the unlabeled pool) gets the pool."""
+    params = config.learner.params
+    context = device_default(config, LEARNERS.get(config.learner.name), params)
     pool_images = pool.to_float() if pool is not None else None
 
     def make(seed: int) -> Learner:
         # labels_initial / labels_per_round let a deep learner grow its epochs per round
         # (the VAE paper's schedule); learners that do not take them never see them.
-        learner = LEARNERS.build(config.learner.name, config.learner.params,
-                                 n_classes=n_classes, seed=seed,
+        learner = LEARNERS.build(config.learner.name, params, n_classes=n_classes, seed=seed,
                                  labels_initial=config.loop.initial,
-                                 labels_per_round=config.loop.batch)
+                                 labels_per_round=config.loop.batch, **context)
         prepare = getattr(learner, "prepare", None)
         if prepare is not None and pool_images is not None:
             prepare(pool_images, cache)
@@ -151,7 +160,50 @@ def make_learner_factory(config: ExperimentConfig, n_classes: int, pool: Dataset
 
 def build_strategy(config: ExperimentConfig, label: str) -> Strategy:
     component = next(s for s in config.strategies if s.display == label)
-    return STRATEGIES.build(component.name, component.params)
+    cls = STRATEGIES.get(component.name)
+    return STRATEGIES.build(component.name, component.params,
+                            **device_default(config, cls, component.params))
+
+
+def prepare_context(config: ExperimentConfig, pool: Dataset, out_dir: Path,
+                    show_progress: bool = False) -> PrepareContext:
+    """What :meth:`Strategy.prepare` gets: one ``artifact_seed`` for the whole experiment, so
+    one generator or VAE (cached under ``cache_dir``) serves every strategy and seed."""
+    return PrepareContext(
+        pool=pool,
+        cache_dir=cache_dir(config, out_dir),
+        device=resolve_device(config.device),
+        artifact_seed=0,
+        show_progress=show_progress,
+        outputs_dir=out_dir,
+    )
+
+
+def warm_up_artifacts(config: ExperimentConfig, pool: Dataset, out_dir: Path,
+                      specs: Iterable[RunSpec], show_progress: bool = False) -> int:
+    """Call ``prepare`` once in the driver for each distinct (strategy, parameters) among
+    ``specs`` whose class overrides it, so that its cached artifact (a generator, a VAE) is
+    trained once before parallel runs start, instead of once per worker racing each other.
+
+    Returns how many strategies were prepared.
+    """
+    seen: set[str] = set()
+    prepared = 0
+    labels = {spec.strategy for spec in specs if spec.strategy != SUPERVISED}
+    for component in config.strategies:
+        if component.display not in labels:
+            continue
+        key = json.dumps([component.name, component.params], sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        strategy = build_strategy(config, component.display)
+        if type(strategy).prepare is Strategy.prepare:
+            continue
+        log.info("preparing %s once before the parallel runs", component.display)
+        strategy.prepare(prepare_context(config, pool, out_dir, show_progress))
+        prepared += 1
+    return prepared
 
 
 def build_oracle(config: ExperimentConfig, pool: Dataset, seed: int, out_dir: Path) -> Oracle:
@@ -166,7 +218,8 @@ def build_oracle(config: ExperimentConfig, pool: Dataset, seed: int, out_dir: Pa
     )
 
 
-def save_query(path: Path, round_: int, query: Query, labels: np.ndarray) -> None:
+def save_query(path: Path, round_: int, query: Query, labels: np.ndarray,
+               fsync: bool = True) -> None:
     """Persist one labeled query (atomically); synthesized images keep their latents."""
     arrays: dict[str, np.ndarray] = {
         "round": np.array(round_),
@@ -193,8 +246,11 @@ def save_query(path: Path, round_: int, query: Query, labels: np.ndarray) -> Non
     import io
 
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    atomic_write_bytes(path / f"round_{round_:04d}.npz", buffer.getvalue())
+    np.savez(buffer, **arrays)  # a few KB a round: zip compression costs more than it saves
+    # Written before the round's checkpoint; its rename is made durable with the run's
+    # final results (see ActiveLearningLoop._save), the data itself is fsynced now.
+    atomic_write_bytes(path / f"round_{round_:04d}.npz", buffer.getvalue(), durable_rename=False,
+                       sync=fsync)
 
 
 def run_supervised(config: ExperimentConfig, pool: Dataset, tests: dict[str, Dataset],
@@ -244,15 +300,7 @@ def run_one(
         return result_path
     device = resolve_device(config.device)
     strategy = build_strategy(config, spec.strategy)
-    strategy.prepare(
-        PrepareContext(
-            pool=pool,
-            cache_dir=cache_dir(config, out_dir),
-            device=device,
-            artifact_seed=0,
-            outputs_dir=out_dir,
-        )
-    )
+    strategy.prepare(prepare_context(config, pool, out_dir))
     query_dir = out_dir / "queries" / spec.run_id
     loop = ActiveLearningLoop(
         pool=pool,
@@ -266,10 +314,14 @@ def run_one(
         test_sets=tests,
         checkpoint=out_dir / "checkpoints" / f"{spec.run_id}.npz",
         on_round=on_round,
-        query_sink=lambda r, q, y: save_query(query_dir, r, q, y),
+        query_sink=lambda r, q, y: save_query(query_dir, r, q, y, config.execution.fsync),
         device=device,
+        fsync=config.execution.fsync,
     )
     records = loop.run()
+    for folder in (query_dir, out_dir / "checkpoints"):  # the per-round renames, made durable
+        if folder.is_dir():
+            sync_directory(folder)
     rows = records_to_rows(records, dataset=pool.name, strategy=spec.strategy, seed=spec.seed,
                           n_classes=pool.n_classes)
     write_csv(frame_from_rows(rows), result_path)
@@ -296,7 +348,7 @@ def prepare_output(config: ExperimentConfig, out_dir: Path, fresh: bool = False)
             previous = None
         if not isinstance(previous, dict):
             raise DataError(f"{stamp}: unreadable; delete the folder or use --fresh")
-        if previous.get("fingerprint") != config.fingerprint():
+        if previous.get("fingerprint") not in (config.fingerprint(), config.legacy_fingerprint()):
             raise ConfigError(
                 f"{out_dir} holds results of a different configuration; use another --out "
                 "folder, or --fresh to delete them"
@@ -340,25 +392,106 @@ def run_experiment(
     fresh: bool = False,
     progress: bool = True,
     specs: Iterable[RunSpec] | None = None,
+    executor: Executor | None = None,
 ) -> Path:
-    """Run every pending run in this process and rebuild ``results.csv``; returns its path."""
+    """Run every pending run with the executor ``config.execution`` names (or ``executor``),
+    then rebuild ``results.csv``; returns its path.
+
+    Finished runs are skipped and unfinished ones resume from their last round. On Ctrl-C
+    (``KeyboardInterrupt``) the runs still going are stopped, ``results.csv`` is rebuilt from
+    the finished runs, and the interrupt is re-raised.
+    """
     out_dir = Path(out_dir)
+    resolve_device(config.device)  # a GPU this machine lacks is refused before any work
     data = load_experiment_data(config)  # every data error surfaces before any work
-    prepare_output(config, out_dir, fresh=fresh)
-    todo = list(specs) if specs is not None else pending(config, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with output_lock(out_dir):
+        remove_stale_temporaries(out_dir)
+        prepare_output(config, out_dir, fresh=fresh)
+        todo = list(specs) if specs is not None else pending(config, out_dir)
+        executor = executor if executor is not None else make_executor(config, data)
+        if executor.parallel and todo:
+            warm_up_artifacts(config, data[0], out_dir, todo, show_progress=progress)
+        try:
+            _drive(config, out_dir, todo, executor, progress)
+        finally:
+            # Workers ended mid-write (Ctrl-C, an error elsewhere) leave temporary files.
+            remove_stale_temporaries(out_dir)
+            write_results(out_dir)  # atomic; holds every finished run, even after Ctrl-C
+    return out_dir / "results.csv"
+
+
+def _drive(config: ExperimentConfig, out_dir: Path, todo: list[RunSpec], executor: Executor,
+           progress: bool) -> None:
+    """Dispatch ``todo`` and show one progress display for all the runs, wherever they run."""
     rounds_per_run = len(LoopSettings(config.loop.initial, config.loop.batch,
                                       config.loop.budget).label_counts)
+    totals = {s.run_id: 1 if s.strategy == SUPERVISED else rounds_per_run for s in todo}
     with _progress(progress) as bar:
-        task = bar.add_task(config.name, total=len(todo))
-        for spec in todo:
-            sub = bar.add_task(f"  {spec.run_id}", total=1 if spec.strategy == SUPERVISED
-                               else rounds_per_run)
-            run_one(config, spec, out_dir, data,
-                    on_round=lambda _rec, sub=sub: bar.advance(sub))
-            bar.update(sub, completed=bar.tasks[sub].total, visible=False)
-            bar.advance(task)
-            write_results(out_dir)
-    return write_results(out_dir)
+        overall = bar.add_task(config.name, total=len(todo))
+        bars: dict[str, Any] = {}
+
+        def on_round(run_id: str, round_: int) -> None:
+            if run_id not in bars:
+                bars[run_id] = bar.add_task(f"  {run_id}", total=totals.get(run_id, 1))
+            bar.update(bars[run_id], completed=min(round_ + 1, totals.get(run_id, 1)))
+
+        events = executor.run(config, todo, out_dir, on_round)
+        with contextlib.closing(events):
+            for finished in events:
+                store_finished(out_dir, finished)
+                if finished.run_id in bars:
+                    bar.update(bars[finished.run_id], visible=False)
+                bar.advance(overall)
+                write_results(out_dir)
+
+
+def store_finished(out_dir: Path, finished: FinishedRun) -> None:
+    """Write what a worker returned but could not write itself (no shared file system)."""
+    for relative, payload in finished.files.items():
+        target = out_dir / relative
+        if not target.exists():
+            atomic_write_bytes(target, payload)
+    result_path = out_dir / "runs" / f"{finished.run_id}.csv"
+    if not result_path.exists():
+        atomic_write_text(result_path, finished.csv_text)
+
+
+def remove_stale_temporaries(out_dir: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left (``.<name>.<random>.tmp``, never
+    renamed over anything); call it only while holding :func:`output_lock`."""
+    stale = list(out_dir.glob(".*.tmp"))
+    for sub in ("runs", "checkpoints", "queries"):
+        if (out_dir / sub).is_dir():
+            stale += (out_dir / sub).rglob(".*.tmp")
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d temporary file(s) left by an interrupted run", len(stale))
+    return stale
+
+
+@contextlib.contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out_dir`` so that two ``activegen run`` never write one
+    folder at once. The OS releases it when the process ends, however it ends."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no advisory locks; run one experiment per folder
+        yield
+        return
+    with open(out_dir / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"{out_dir} is in use by another 'activegen run'; wait for it to finish or "
+                "choose another --out folder"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _progress(enabled: bool):

@@ -38,6 +38,8 @@ from scipy.special import softmax
 from torch import nn
 from torch.nn import functional as F
 
+from activegen._device import resolve_device
+from activegen.errors import ConfigError
 from activegen.models.base import Learner
 from activegen.models.loss_prediction import LossPredictionModule, margin_ranking_loss
 
@@ -59,17 +61,15 @@ class StagedNetwork(nn.Module):
     feature_dim: int
 
 
-def resolve_torch_device(device: str) -> torch.device:
-    """``auto`` → CUDA when visible, else CPU; anything else as given (checked)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def resolve_torch_device(device: str | torch.device) -> torch.device:
+    """``auto`` → CUDA when visible, else CPU; anything else as given (checked by
+    :mod:`activegen._device`, whose ConfigError is a clear ValueError-like refusal)."""
+    if isinstance(device, torch.device):
+        return device
     try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"unknown device {device!r}: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for but CUDA is not available")
-    return dev
+        return torch.device(resolve_device(device))
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def expose_training_params(cls: type[TorchLearner]) -> type[TorchLearner]:

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from activegen._device import resolve_device as resolve_device_name
 from activegen.strategies.base import Query, QueryState, Strategy, check_batch
 from activegen.strategies.uncertainty import entropy_scores
 
@@ -40,11 +41,11 @@ _CHUNK_CELLS = 1 << 24
 _CHUNK_ROWS = 8192
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` → CUDA when present, else CPU; anything else as torch spells it."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` → CUDA when present, else CPU (checked by :mod:`activegen._device`)."""
+    if isinstance(device, torch.device):
+        return device
+    return torch.device(resolve_device_name(device))
 
 
 def _as_numpy_features(features: ArrayLike) -> np.ndarray:

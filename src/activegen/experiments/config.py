@@ -268,15 +268,19 @@ def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConf
     return config
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate a TOML experiment file."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file, refusing a missing, binary or malformed one with a one-line error."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file") from None
-    return parse_config(data, str(path))
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a TOML experiment file."""
+    return parse_config(read_toml(path), str(path))

@@ -12,7 +12,7 @@ import inspect
 import json
 import logging
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from activegen._device import resolve_device
 from activegen.data.dataset import Dataset, float_to_images
 from activegen.data.registry import load_dataset
 from activegen.errors import ConfigError, DataError
-from activegen.experiments.config import ExperimentConfig, load_config
+from activegen.experiments.config import DataConfig, ExperimentConfig, TestSetConfig, load_config
 from activegen.experiments.executors import Executor, FinishedRun, make_executor
 from activegen.experiments.results import SUPERVISED, frame_from_rows, write_csv, write_results
 from activegen.loop import (
@@ -63,19 +63,23 @@ def prepare_dataset(spec: Any, name: str | None = None) -> Dataset:
     return ds.renamed(name or spec.dataset)
 
 
-def load_experiment_data(config: ExperimentConfig) -> tuple[Dataset, dict[str, Dataset]]:
-    """The pool and the named test sets, checked for compatibility with each other."""
-    pool = prepare_dataset(config.data)
+def load_pool_and_tests(data: DataConfig, test_sets: Sequence[TestSetConfig]
+                        ) -> tuple[Dataset, dict[str, Dataset]]:
+    """The pool (less any held-out split) and the named test sets, checked to match it.
+
+    Shared by experiments and labeling sessions, so both refuse the same bad data alike.
+    """
+    pool = prepare_dataset(data)
     if pool.n_classes < 2:
         raise ConfigError(
             f"data: the pool has {pool.n_classes} class ({list(pool.classes)}); active learning "
             "needs at least 2 (check 'classes')"
         )
     tests: dict[str, Dataset] = {}
-    if config.data.test_fraction is not None:
-        pool, held_out = pool.split(config.data.test_fraction, config.data.split_seed)
+    if data.test_fraction is not None:
+        pool, held_out = pool.split(data.test_fraction, data.split_seed)
         tests[held_out.name] = held_out
-    for spec in config.test_sets:
+    for spec in test_sets:
         tests[spec.name] = prepare_dataset(spec, spec.name)
     for name, test in tests.items():
         if test.image_shape != pool.image_shape:
@@ -88,6 +92,12 @@ def load_experiment_data(config: ExperimentConfig) -> tuple[Dataset, dict[str, D
                 f"test set {name!r} has classes {list(test.classes)} but the pool has "
                 f"{list(pool.classes)}; select the same 'classes' in both"
             )
+    return pool, tests
+
+
+def load_experiment_data(config: ExperimentConfig) -> tuple[Dataset, dict[str, Dataset]]:
+    """The pool and the named test sets, checked against each other and the loop's sizes."""
+    pool, tests = load_pool_and_tests(config.data, config.test_sets)
     if config.loop.initial > len(pool):
         raise ConfigError(
             f"loop.initial ({config.loop.initial}) exceeds the pool ({len(pool)} images)"

@@ -11,15 +11,12 @@ waits for the first to finish training instead of training again or reading half
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from activegen._atomic import atomic_write_text
+from activegen._atomic import atomic_write_text, exclusive_lock
 from activegen.generative.dcgan import Generator
 from activegen.generative.training import GeneratorSettings, TrainReport, train_generator
 
@@ -66,15 +63,6 @@ class CachedGenerator:
     loaded_from_cache: bool
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _load(entry: Path, image_shape: tuple[int, int, int], settings: GeneratorSettings,
@@ -107,7 +95,7 @@ def load_or_train(
     image_shape = tuple(X.shape[1:])
     if memo in _MEMORY and (entry / "model.pt").is_file():
         return CachedGenerator(_MEMORY[memo], key, entry, _read_report(entry), True)
-    with _locked(root / f"{key}.lock"):
+    with exclusive_lock(root / f"{key}.lock"):
         loaded = (entry / "model.pt").is_file()
         if not loaded:
             log.info("training a %s generator on %d pool images (cache key %s)",

@@ -19,7 +19,6 @@ setting, so that one VAE serves every strategy and seed of an experiment.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import json
@@ -32,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from activegen._atomic import atomic_write_bytes
+from activegen._atomic import atomic_write_bytes, exclusive_lock
 from activegen.errors import DataError
 
 #: Images per forward pass when encoding (bounds memory on big pools).
@@ -219,12 +218,8 @@ def load_or_train_vae(X: np.ndarray, cache_dir: Path | None, settings: VAESettin
     path.parent.mkdir(parents=True, exist_ok=True)
     # One trainer at a time per VAE: runs of an experiment in parallel processes wait for the
     # first one's VAE instead of each training their own (POSIX advisory lock).
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return _load_or_train_locked(X, path, settings, seed, device)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with exclusive_lock(path.with_suffix(".lock")):
+        return _load_or_train_locked(X, path, settings, seed, device)
 
 
 def _load_or_train_locked(X: np.ndarray, path: Path, settings: VAESettings, seed: int,

@@ -10,8 +10,6 @@ below ``threshold``. Whether an abstention costs budget is the loop's
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import pickle
@@ -21,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from activegen._atomic import atomic_write_bytes
+from activegen._atomic import atomic_write_bytes, exclusive_lock
 from activegen.data.dataset import Dataset
 from activegen.generative.cache import data_fingerprint
 from activegen.oracles.base import ABSTAIN, Oracle, OracleError
@@ -45,15 +43,6 @@ def _fit_expert(X: np.ndarray, y: np.ndarray, C: float) -> Any:
         return model.fit(X.reshape(len(X), -1), y)
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def load_or_fit_expert(pool: Dataset, C: float, cache_dir: Path | None) -> Any:
@@ -68,7 +57,7 @@ def load_or_fit_expert(pool: Dataset, C: float, cache_dir: Path | None) -> Any:
         model = _fit_expert(X, pool.y, C)
     else:
         path = Path(cache_dir) / "experts" / f"{digest}.pkl"
-        with _locked(path.with_suffix(".lock")):
+        with exclusive_lock(path.with_suffix(".lock")):
             if path.is_file():
                 with open(path, "rb") as handle:
                     model = pickle.load(handle)  # our own cache file, written below

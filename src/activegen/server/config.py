@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from activegen.errors import ConfigError
-from activegen.experiments.config import ComponentConfig, DataConfig, TestSetConfig
+from activegen.experiments.config import ComponentConfig, DataConfig, TestSetConfig, read_toml
 
 
 class _Strict(BaseModel):
@@ -105,15 +104,7 @@ def parse_label_config(data: dict[str, Any], source: str = "config") -> LabelCon
 
 def load_label_config(path: str | Path) -> LabelConfig:
     """Read and validate a labeling-session TOML file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file") from None
+    data = read_toml(path)
     return parse_label_config(data, str(path))
 
 

@@ -405,21 +405,9 @@ class LabelSession:
 
 def load_session_data(config: LabelConfig) -> tuple[Dataset, dict[str, Dataset]]:
     """The pool and the held-out test sets of a labeling session, checked to match."""
-    from activegen.experiments.runner import prepare_dataset
+    from activegen.experiments.runner import load_pool_and_tests
 
-    pool = prepare_dataset(config.data)
-    tests: dict[str, Dataset] = {}
-    if config.data.test_fraction is not None:
-        pool, held_out = pool.split(config.data.test_fraction, config.data.split_seed)
-        tests[held_out.name] = held_out
-    for spec in config.test_sets:
-        tests[spec.name] = prepare_dataset(spec, spec.name)
-    for name, test in tests.items():
-        if test.image_shape != pool.image_shape or test.classes != pool.classes:
-            raise ConfigError(
-                f"test set {name!r} has images {test.image_shape} and classes "
-                f"{list(test.classes)}, the pool {pool.image_shape} and {list(pool.classes)}"
-            )
+    pool, tests = load_pool_and_tests(config.data, config.test_sets)
     if config.labeling.first_batch > len(pool):
         raise ConfigError(f"labeling.initial ({config.labeling.first_batch}) exceeds the pool "
                           f"({len(pool)} images)")

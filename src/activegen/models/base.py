@@ -17,6 +17,26 @@ import torch
 from activegen.errors import ActivegenError
 
 
+def proba_from_margins(decision: np.ndarray) -> np.ndarray:
+    """Probabilities ``[N, K]`` from margins: logistic for ``[N]`` (two classes), else softmax.
+
+    Monotone in the margin, which is all uncertainty sampling needs from a margin classifier.
+    """
+    from scipy.special import expit, softmax
+
+    if decision.ndim == 1:
+        p1 = expit(decision)
+        return np.stack([1.0 - p1, p1], axis=1)
+    return softmax(decision, axis=1)
+
+
+def labels_from_margins(decision: np.ndarray) -> np.ndarray:
+    """Predicted labels from margins: the sign for ``[N]``, the largest for ``[N, K]``."""
+    if decision.ndim == 1:
+        return (decision > 0).astype(np.int64)
+    return decision.argmax(axis=1).astype(np.int64)
+
+
 class NotFittedError(ActivegenError):
     """A learner was asked for predictions before :meth:`Learner.fit`."""
 

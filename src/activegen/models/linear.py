@@ -11,11 +11,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from scipy.special import expit, softmax
 from sklearn.linear_model import LogisticRegression as _SkLogisticRegression
 from sklearn.svm import LinearSVC
 
-from activegen.models.base import Learner
+from activegen.models.base import Learner, labels_from_margins, proba_from_margins
 
 
 class _LinearLearner(Learner):
@@ -96,18 +95,13 @@ class LinearSVM(_LinearLearner):
             raise AssertionError("binary LinearSVC must see classes 0 and 1")
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        d = self._decision_function(X)
-        if self.n_classes == 2:
-            p1 = expit(d)
-            return np.stack([1.0 - p1, p1], axis=1)
-        return softmax(d, axis=1)
+        return proba_from_margins(self._decision_function(X))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         self._check_fitted()
         if self._constant is not None:
             return super().predict(X)
-        d = self._decision_function(np.asarray(X, dtype=np.float32))
-        return (d > 0).astype(np.int64) if self.n_classes == 2 else d.argmax(axis=1)
+        return labels_from_margins(self._decision_function(np.asarray(X, dtype=np.float32)))
 
     def params(self) -> dict[str, Any]:
         return {"name": self.name, "C": self.C}
@@ -137,11 +131,7 @@ class LogisticRegression(_LinearLearner):
         self._set_weights(model.coef_, model.intercept_, model.classes_)
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        d = self._decision_function(X)
-        if self.n_classes == 2:
-            p1 = expit(d)
-            return np.stack([1.0 - p1, p1], axis=1)
-        return softmax(d, axis=1)
+        return proba_from_margins(self._decision_function(X))
 
     def params(self) -> dict[str, Any]:
         return {"name": self.name, "C": self.C}

@@ -17,11 +17,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from scipy.special import expit, softmax
 
 from activegen._atomic import atomic_write_bytes
 from activegen.errors import ActivegenError
-from activegen.models.base import Learner
+from activegen.models.base import Learner, labels_from_margins, proba_from_margins
 
 #: Bump when the basis learning changes (invalidates cached bases).
 BASIS_VERSION = 1
@@ -112,18 +111,13 @@ class SelfTaughtSVM(Learner):
         return d
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        d = self._decision_function(X)
-        if d.ndim == 1:
-            p1 = expit(d)
-            return np.stack([1.0 - p1, p1], axis=1)
-        return softmax(d, axis=1)
+        return proba_from_margins(self._decision_function(X))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         self._check_fitted()
         if self._constant is not None:
             return super().predict(X)
-        d = self._decision_function(np.asarray(X, dtype=np.float32))
-        return (d > 0).astype(np.int64) if d.ndim == 1 else d.argmax(axis=1)
+        return labels_from_margins(self._decision_function(np.asarray(X, dtype=np.float32)))
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
         return self._codes(X).astype(np.float32)

@@ -1,4 +1,5 @@
-"""Imports flow one way: data/models → strategies → oracles → loop → experiments → cli."""
+"""Imports flow one way: data/models/generative → strategies → oracles → loop →
+experiments/server → cli."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "activegen"
 
 #: For each part, the parts it must never import (at module level or inside functions).
 FORBIDDEN = {
-    "data": ("models", "strategies", "oracles", "loop", "experiments", "cli"),
-    "models": ("strategies", "oracles", "loop", "experiments", "cli"),
-    "strategies": ("oracles", "loop", "experiments", "cli"),
-    "oracles": ("loop", "experiments", "cli"),
-    "loop": ("experiments", "cli"),
-    "experiments": ("cli",),
+    "data": ("models", "generative", "strategies", "oracles", "loop", "experiments", "server",
+             "cli"),
+    "models": ("strategies", "oracles", "loop", "experiments", "server", "cli"),
+    "generative": ("strategies", "oracles", "loop", "experiments", "server", "cli"),
+    "strategies": ("oracles", "loop", "experiments", "server", "cli"),
+    "oracles": ("loop", "experiments", "server", "cli"),
+    "loop": ("experiments", "server", "cli"),
+    "experiments": ("server", "cli"),
+    "server": ("cli",),
 }
 
 

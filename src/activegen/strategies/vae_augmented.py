@@ -99,6 +99,11 @@ class VAEFeatures:
             return self.alpha * self._pool_features  # the pool never changes: encoded once
         return self.alpha * encode(self._vae, X)
 
+    def augmented(self, task: np.ndarray, state: QueryState, X: np.ndarray) -> np.ndarray:
+        """The paper's feature space ``[T_f(x) ⌢ alpha·V(x)]`` for task features ``task``."""
+        return np.concatenate([np.asarray(task, dtype=np.float32),
+                               self.vae_features(state, X).astype(np.float32)], axis=1)
+
     def vae_params(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "vae_kind": self.vae_kind,
                 "vae_latent_dim": self.vae_settings.latent_dim,
@@ -151,8 +156,7 @@ class VAECoreSet(CoreSet, VAEFeatures):
         self.prepare_vae(context)
 
     def features(self, state: QueryState, X: np.ndarray) -> np.ndarray:
-        task = np.asarray(super().features(state, X), dtype=np.float32)
-        return np.concatenate([task, self.vae_features(state, X).astype(np.float32)], axis=1)
+        return self.augmented(super().features(state, X), state, X)
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), **self.vae_params()}
@@ -176,8 +180,7 @@ class VAEMedAL(MedAL, VAEFeatures):
         self.prepare_vae(context)
 
     def features(self, state: QueryState, X: np.ndarray) -> np.ndarray:
-        task = np.asarray(super().features(state, X), dtype=np.float32)
-        return np.concatenate([task, self.vae_features(state, X).astype(np.float32)], axis=1)
+        return self.augmented(super().features(state, X), state, X)
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), **self.vae_params()}

@@ -30,13 +30,6 @@ def proba_from_margins(decision: np.ndarray) -> np.ndarray:
     return softmax(decision, axis=1)
 
 
-def labels_from_margins(decision: np.ndarray) -> np.ndarray:
-    """Predicted labels from margins: the sign for ``[N]``, the largest for ``[N, K]``."""
-    if decision.ndim == 1:
-        return (decision > 0).astype(np.int64)
-    return decision.argmax(axis=1).astype(np.int64)
-
-
 class NotFittedError(ActivegenError):
     """A learner was asked for predictions before :meth:`Learner.fit`."""
 

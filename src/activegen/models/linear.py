@@ -14,7 +14,7 @@ import torch
 from sklearn.linear_model import LogisticRegression as _SkLogisticRegression
 from sklearn.svm import LinearSVC
 
-from activegen.models.base import Learner, labels_from_margins, proba_from_margins
+from activegen.models.base import Learner, proba_from_margins
 
 
 class _LinearLearner(Learner):
@@ -46,6 +46,10 @@ class _LinearLearner(Learner):
     def _decision_function(self, X: np.ndarray) -> np.ndarray:
         scores = self._flat(X).astype(np.float64) @ self.coef_.T + self.intercept_
         return scores[:, 0] if self.n_classes == 2 else scores
+
+    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
+        # The base predict() takes the argmax of these: the margin's sign / largest margin.
+        return proba_from_margins(self._decision_function(X))
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
         return self._flat(X).astype(np.float32, copy=False)
@@ -94,15 +98,6 @@ class LinearSVM(_LinearLearner):
         if self.n_classes == 2 and list(model.classes_) != [0, 1]:  # pragma: no cover
             raise AssertionError("binary LinearSVC must see classes 0 and 1")
 
-    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return proba_from_margins(self._decision_function(X))
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        if self._constant is not None:
-            return super().predict(X)
-        return labels_from_margins(self._decision_function(np.asarray(X, dtype=np.float32)))
-
     def params(self) -> dict[str, Any]:
         return {"name": self.name, "C": self.C}
 
@@ -129,9 +124,6 @@ class LogisticRegression(_LinearLearner):
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(self._flat(X), y)
         self._set_weights(model.coef_, model.intercept_, model.classes_)
-
-    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return proba_from_margins(self._decision_function(X))
 
     def params(self) -> dict[str, Any]:
         return {"name": self.name, "C": self.C}

@@ -20,7 +20,7 @@ import torch
 
 from activegen._atomic import atomic_write_bytes
 from activegen.errors import ActivegenError
-from activegen.models.base import Learner, labels_from_margins, proba_from_margins
+from activegen.models.base import Learner, proba_from_margins
 
 #: Bump when the basis learning changes (invalidates cached bases).
 BASIS_VERSION = 1
@@ -112,12 +112,6 @@ class SelfTaughtSVM(Learner):
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         return proba_from_margins(self._decision_function(X))
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        if self._constant is not None:
-            return super().predict(X)
-        return labels_from_margins(self._decision_function(np.asarray(X, dtype=np.float32)))
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
         return self._codes(X).astype(np.float32)

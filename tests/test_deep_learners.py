@@ -12,6 +12,7 @@ from scipy.stats import spearmanr
 from activegen.data.registry import load_dataset
 from activegen.errors import ConfigError
 from activegen.models import LEARNERS, ResNet18, SmallCNN
+from activegen.models.capabilities import FitContext
 from activegen.models.loss_prediction import LossPredictionModule, margin_ranking_loss
 from activegen.models.resnet import ResNet18Network, load_imagenet_weights
 
@@ -60,10 +61,12 @@ def test_two_classes_decision_is_the_logit_margin(digits: tuple[np.ndarray, np.n
 
 def test_schedules(digits: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = digits
-    grow = SmallCNN(10, schedule="grow", epochs=10, epochs_increment=5, labels_initial=100,
-                    labels_per_round=50)
-    assert [grow.epochs_for(n) for n in (100, 150, 200, 400)] == [10, 15, 20, 40]
-    assert SmallCNN(10, schedule="grow", epochs=7).epochs_for(999) == 7  # no round info
+    grow = SmallCNN(10, schedule="grow", epochs=10, epochs_increment=5)
+    assert [grow.epochs_for(r) for r in (0, 1, 2, 6)] == [10, 15, 20, 40]
+    assert SmallCNN(10, schedule="fixed", epochs=7).epochs_for(9) == 7
+    grown = quick_cnn(schedule="grow", epochs=1, epochs_increment=1)
+    grown.fit(X[:64], y[:64], FitContext(round=2))
+    assert len(grown.history) == 3  # the round comes from the context, not from len(y)
     until = quick_cnn(schedule="until-accuracy", target_accuracy=0.9, max_epochs=40)
     until.fit(X[:300], y[:300])
     accs = [h["train_accuracy"] for h in until.history]

@@ -208,21 +208,36 @@ def with_overrides(config: ExperimentConfig, *, device: str | None = None,
     return parse_config(data, "command line")
 
 
-def check_components(config: ExperimentConfig) -> None:
-    """Check every component name and parameter against the registries."""
+def build_probe_learner(name: str, params: dict[str, Any]) -> Any:
+    """The configured learner, unfitted, on the CPU: constructors are cheap, and building it
+    checks parameter values and tells which capabilities it has."""
     from activegen.models import LEARNERS
+
+    probe = dict(params)
+    if "device" in probe:
+        probe["device"] = "cpu"
+    try:
+        return LEARNERS.build(name, probe, n_classes=2, seed=0)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"learner {name!r}: {exc}") from None
+
+
+def check_components(config: ExperimentConfig) -> None:
+    """Check every component name and parameter against the registries, and every strategy
+    against the learner's capabilities."""
+    from activegen.models import LEARNERS
+    from activegen.models.capabilities import check_compatible
     from activegen.oracles import ORACLES
     from activegen.strategies import STRATEGIES
 
     LEARNERS.check_params(config.learner.name, config.learner.params, LEARNER_CONTEXT)
     ORACLES.check_params(config.oracle.name, config.oracle.params, ORACLE_CONTEXT)
+    learner = build_probe_learner(config.learner.name, config.learner.params)
     for i, strategy in enumerate(config.strategies):
         try:
             # Building checks parameter values too (a bad 'measure', say); constructors are
             # cheap by contract: heavy work happens in Strategy.prepare.
-            STRATEGIES.build(strategy.name, strategy.params)
-            STRATEGIES.get(strategy.name).check_learner(config.learner.name,
-                                                        config.learner.params)
+            check_compatible(STRATEGIES.build(strategy.name, strategy.params), learner)
         except ConfigError as exc:
             raise ConfigError(f"strategies[{i}]: {exc}") from None
     labels = [s.display for s in config.strategies]
@@ -233,11 +248,10 @@ def check_components(config: ExperimentConfig) -> None:
         )
 
 
-#: Arguments the runner passes to learners itself (a learner takes those it accepts):
-#: labels_initial / labels_per_round let a deep learner grow its epochs per round. The
-#: experiment's ``device`` is passed too, as a default: a ``device`` parameter set on the
-#: learner (or a strategy) in the config wins.
-LEARNER_CONTEXT = ("n_classes", "seed", "labels_initial", "labels_per_round")
+#: Arguments the runner passes to learners itself. The experiment's ``device`` is passed too,
+#: as a default: a ``device`` parameter set on the learner (or a strategy) in the config wins.
+#: (The round and the per-example extras reach a learner by its ``FitContext``.)
+LEARNER_CONTEXT = ("n_classes", "seed")
 
 #: Arguments the runner passes to oracles itself.
 ORACLE_CONTEXT = ("pool", "seed", "cache_dir", "device", "n_classes")

@@ -23,6 +23,7 @@ from activegen._atomic import atomic_write_bytes, atomic_write_text, sync_direct
 from activegen._device import resolve_device
 from activegen.data.dataset import Dataset, float_to_images
 from activegen.data.registry import load_dataset
+from activegen.engine import fit_learner
 from activegen.errors import ConfigError, DataError
 from activegen.experiments.config import DataConfig, ExperimentConfig, TestSetConfig, load_config
 from activegen.experiments.executors import Executor, FinishedRun, make_executor
@@ -31,10 +32,10 @@ from activegen.loop import (
     ActiveLearningLoop,
     LoopSettings,
     RoundRecord,
-    derive_seed,
     records_to_rows,
 )
 from activegen.models import LEARNERS, Learner
+from activegen.models.capabilities import FitContext
 from activegen.oracles import ORACLES, Oracle
 from activegen.strategies import STRATEGIES, PrepareContext, Query, Strategy
 
@@ -146,24 +147,14 @@ def device_default(config: ExperimentConfig, cls: type, params: dict[str, Any]
     return {"device": resolve_device(config.device)}
 
 
-def make_learner_factory(config: ExperimentConfig, n_classes: int, pool: Dataset | None = None,
-                         cache: Path | None = None) -> Callable[[int], Learner]:
-    """Builds fresh learners; a learner with a ``prepare(pool_images, cache_dir)`` hook (e.g.
-    self-taught learning, whose basis is learned on the unlabeled pool) gets the pool."""
+def make_learner_factory(config: ExperimentConfig, n_classes: int) -> Callable[[int], Learner]:
+    """Builds fresh learners of the config (the engine prepares pool-prepared ones)."""
     params = config.learner.params
     context = device_default(config, LEARNERS.get(config.learner.name), params)
-    pool_images = pool.to_float() if pool is not None else None
 
     def make(seed: int) -> Learner:
-        # labels_initial / labels_per_round let a deep learner grow its epochs per round
-        # (the VAE paper's schedule); learners that do not take them never see them.
-        learner = LEARNERS.build(config.learner.name, params, n_classes=n_classes, seed=seed,
-                                 labels_initial=config.loop.initial,
-                                 labels_per_round=config.loop.batch, **context)
-        prepare = getattr(learner, "prepare", None)
-        if prepare is not None and pool_images is not None:
-            prepare(pool_images, cache)
-        return learner
+        return LEARNERS.build(config.learner.name, params, n_classes=n_classes, seed=seed,
+                              **context)
 
     return make
 
@@ -265,16 +256,18 @@ def save_query(path: Path, round_: int, query: Query, labels: np.ndarray,
 
 def run_supervised(config: ExperimentConfig, pool: Dataset, tests: dict[str, Dataset],
                    seed: int, cache: Path | None = None) -> list[dict[str, Any]]:
-    """The learner trained on the whole pool with its true labels: the reference line."""
-    import time
+    """The learner trained on the whole pool with its true labels: the reference line.
 
-    import torch
-
-    torch.manual_seed(derive_seed(seed, 0, 1))
-    learner = make_learner_factory(config, pool.n_classes, pool, cache)(derive_seed(seed, 0, 2))
-    t0 = time.perf_counter()
-    learner.fit(pool.to_float(), pool.y)
-    fit_seconds = time.perf_counter() - t0
+    It takes the engine's fit path; its fit context is the round at which a run would have
+    labeled the whole pool (the ``grow`` schedule trains as long as it would then).
+    """
+    X = pool.to_float()
+    rounds = max(0, round((len(pool) - config.loop.initial) / config.loop.batch))
+    context = FitContext(round=rounds, labels_initial=config.loop.initial,
+                         labels_per_round=config.loop.batch)
+    learner, fit_seconds = fit_learner(make_learner_factory(config, pool.n_classes), X, pool.y,
+                                       seed=seed, round_=0, context=context, X_pool=X,
+                                       cache_dir=cache)
     record = RoundRecord(
         round=0,
         n_labels=len(pool),
@@ -308,14 +301,13 @@ def run_one(
         rows = run_supervised(config, pool, tests, spec.seed, cache_dir(config, out_dir))
         write_csv(frame_from_rows(rows), result_path)
         return result_path
-    device = resolve_device(config.device)
+    resolve_device(config.device)
     strategy = build_strategy(config, spec.strategy)
     strategy.prepare(prepare_context(config, pool, out_dir))
     query_dir = out_dir / "queries" / spec.run_id
     loop = ActiveLearningLoop(
         pool=pool,
-        make_learner=make_learner_factory(config, pool.n_classes, pool,
-                                          cache_dir(config, out_dir)),
+        make_learner=make_learner_factory(config, pool.n_classes),
         strategy=strategy,
         oracle=build_oracle(config, pool, spec.seed, out_dir),
         settings=LoopSettings(config.loop.initial, config.loop.batch, config.loop.budget,
@@ -325,8 +317,8 @@ def run_one(
         checkpoint=out_dir / "checkpoints" / f"{spec.run_id}.npz",
         on_round=on_round,
         query_sink=lambda r, q, y: save_query(query_dir, r, q, y, config.execution.fsync),
-        device=device,
         fsync=config.execution.fsync,
+        cache_dir=cache_dir(config, out_dir),
     )
     records = loop.run()
     for folder in (query_dir, out_dir / "checkpoints"):  # the per-round renames, made durable

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from activegen.errors import ActivegenError
+from activegen.models.capabilities import FitContext
 
 
 def proba_from_margins(decision: np.ndarray) -> np.ndarray:
@@ -53,8 +54,13 @@ class Learner(ABC):
         self._fitted = False
 
     # -- training -------------------------------------------------------------------------
-    def fit(self, X: np.ndarray, y: np.ndarray) -> Learner:
-        """Train from scratch on ``X`` (``float32 [N, C, H, W]``) and labels ``y``.
+    #: Capabilities (:mod:`activegen.models.capabilities`) this learner has the method for
+    #: but cannot honour with its settings.
+    lacks: tuple[type, ...] = ()
+
+    def fit(self, X: np.ndarray, y: np.ndarray, context: FitContext | None = None) -> Learner:
+        """Train from scratch on ``X`` (``float32 [N, C, H, W]``) and labels ``y``;
+        ``context`` says which round this is and carries per-example extra features.
 
         With a single class present (possible with tiny initial sets) the learner predicts it
         everywhere instead of failing, and every point is equally uncertain.
@@ -66,13 +72,17 @@ class Learner(ABC):
             raise ValueError("fit needs at least one labeled example")
         present = np.unique(y)
         self._constant = int(present[0]) if len(present) == 1 else None
+        context = context if context is not None else FitContext()
+        if context.extra is not None and len(context.extra) != len(y):
+            raise ValueError(f"fit got {len(y)} labels but {len(context.extra)} rows of extra "
+                             "features")
         if self._constant is None:
-            self._fit(np.asarray(X, dtype=np.float32), y)
+            self._fit(np.asarray(X, dtype=np.float32), y, context)
         self._fitted = True
         return self
 
     @abstractmethod
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None: ...
+    def _fit(self, X: np.ndarray, y: np.ndarray, context: FitContext) -> None: ...
 
     # -- inference ------------------------------------------------------------------------
     def predict(self, X: np.ndarray) -> np.ndarray:

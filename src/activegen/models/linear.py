@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression as _SkLogisticRegression
 from sklearn.svm import LinearSVC
 
 from activegen.models.base import Learner, proba_from_margins
+from activegen.models.capabilities import FitContext
 
 
 class _LinearLearner(Learner):
@@ -84,7 +85,7 @@ class LinearSVM(_LinearLearner):
         self.C = C
         self.max_iter = max_iter
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, context: FitContext) -> None:
         model = LinearSVC(C=self.C, loss="hinge", dual=True, max_iter=self.max_iter,
                           random_state=self.seed, tol=1e-4)
         import warnings
@@ -114,7 +115,7 @@ class LogisticRegression(_LinearLearner):
         self.C = C
         self.max_iter = max_iter
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, context: FitContext) -> None:
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning

@@ -21,6 +21,7 @@ import torch
 from activegen._atomic import atomic_write_bytes
 from activegen.errors import ActivegenError
 from activegen.models.base import Learner, proba_from_margins
+from activegen.models.capabilities import FitContext
 
 #: Bump when the basis learning changes (invalidates cached bases).
 BASIS_VERSION = 1
@@ -92,7 +93,7 @@ class SelfTaughtSVM(Learner):
                                  "the unlabeled pool) before it is fitted")
         return self.basis.transform(X.reshape(len(X), -1))
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, context: FitContext) -> None:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.svm import LinearSVC
 

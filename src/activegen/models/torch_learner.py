@@ -6,11 +6,8 @@ round, as the VAE paper does), with the paper's SGD settings by default (lr 1e-3
 
 - ``fixed``: ``epochs`` every round;
 - ``grow``: ``epochs`` on the initial labeled set and ``epochs_increment`` more per round —
-  the paper's "10 epochs, +5 per labeling iteration". The learner is rebuilt every round and is
-  not told the round, so it counts rounds from its training-set size: the runner passes the
-  experiment's ``labels_initial`` and ``labels_per_round``, and
-  ``round = round((n_train - labels_initial) / labels_per_round)`` (≥ 0). With a pool oracle
-  (no abstentions) this is exactly the loop's round;
+  the paper's "10 epochs, +5 per labeling iteration". The learner is rebuilt every round and
+  is told the round by its :class:`~activegen.models.capabilities.FitContext`;
 - ``until-accuracy``: train until the training accuracy reaches ``target_accuracy`` (0.99 in
   the paper, after MedAL), at most ``max_epochs``.
 
@@ -22,8 +19,8 @@ twofold (KNOWN.md: ≈116 → ≈250 images/s).
 With ``loss_prediction=True`` a :class:`LossPredictionModule` is trained jointly on the
 network's four stage outputs (Yoo & Kweon: ranking loss weight ``loss_weight`` λ = 1, margin
 ξ = 1, stage features detached from the loss head from epoch ``lossnet_detach_epoch``), and
-:meth:`TorchLearner.predict_loss` ranks points by predicted loss. ``fit(X, y, extra=E)`` gives
-the head extra per-example features (the VAE-augmented variant).
+:meth:`TorchLearner.predict_loss` ranks points by predicted loss. ``FitContext.extra`` gives the
+head extra per-example features (the VAE-augmented variant).
 """
 
 from __future__ import annotations
@@ -41,6 +38,7 @@ from torch.nn import functional as F
 from activegen._device import resolve_device
 from activegen.errors import ConfigError
 from activegen.models.base import Learner
+from activegen.models.capabilities import FitContext, LossPredicting
 from activegen.models.loss_prediction import LossPredictionModule, margin_ranking_loss
 
 Schedule = Literal["fixed", "grow", "until-accuracy"]
@@ -115,8 +113,6 @@ class TorchLearner(Learner):
         loss_margin: float = 1.0,
         lossnet_hidden: int = 128,
         lossnet_detach_epoch: int | None = None,
-        labels_initial: int | None = None,
-        labels_per_round: int | None = None,
     ) -> None:
         super().__init__(n_classes, seed)
         if schedule not in SCHEDULES:
@@ -149,8 +145,6 @@ class TorchLearner(Learner):
         self.loss_margin = loss_margin
         self.lossnet_hidden = lossnet_hidden
         self.lossnet_detach_epoch = lossnet_detach_epoch
-        self.labels_initial = labels_initial
-        self.labels_per_round = labels_per_round
         self.network: StagedNetwork | None = None
         self.loss_head: LossPredictionModule | None = None
         self.history: list[dict[str, float]] = []
@@ -160,24 +154,15 @@ class TorchLearner(Learner):
     def build_network(self, in_channels: int, image_size: tuple[int, int]) -> StagedNetwork:
         """A fresh network for ``in_channels``-channel images of ``image_size`` (H, W)."""
 
-    def epochs_for(self, n_train: int) -> int:
-        """Epochs the ``fixed``/``grow`` schedules train on ``n_train`` examples."""
-        if self.schedule != "grow" or not self.labels_initial or not self.labels_per_round:
+    def epochs_for(self, round_: int) -> int:
+        """Epochs the ``fixed``/``grow`` schedules train in round ``round_``."""
+        if self.schedule != "grow":
             return self.epochs
-        round_ = max(0, round((n_train - self.labels_initial) / self.labels_per_round))
-        return self.epochs + self.epochs_increment * round_
+        return self.epochs + self.epochs_increment * max(0, round_)
 
-    # -- training -------------------------------------------------------------------------
-    def fit(self, X: np.ndarray, y: np.ndarray, extra: np.ndarray | None = None) -> TorchLearner:
-        """Train from scratch; ``extra`` ``[N, e]`` feeds the loss head (VAE features)."""
-        if extra is not None:
-            if not self.loss_prediction:
-                raise ValueError(f"{self.name}: extra features need loss_prediction = true")
-            extra = np.asarray(extra, dtype=np.float32)
-            if extra.ndim != 2 or len(extra) != len(X):
-                raise ValueError(f"extra features must be [{len(X)}, e], got {extra.shape}")
-        self._extra_train = extra
-        return super().fit(X, y)  # type: ignore[return-value]
+    @property
+    def lacks(self) -> tuple[type, ...]:  # type: ignore[override]
+        return () if self.loss_prediction else (LossPredicting,)
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
@@ -188,8 +173,14 @@ class TorchLearner(Learner):
     def _autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
-        extra = getattr(self, "_extra_train", None)
+    def _fit(self, X: np.ndarray, y: np.ndarray, context: FitContext) -> None:
+        extra = context.extra
+        if extra is not None:
+            if not self.loss_prediction:
+                raise ValueError(f"{self.name}: extra features need loss_prediction = true")
+            extra = np.asarray(extra, dtype=np.float32)
+            if extra.ndim != 2:
+                raise ValueError(f"extra features must be [{len(X)}, e], got {extra.shape}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             network = self.build_network(X.shape[1], (X.shape[2], X.shape[3]))
@@ -211,7 +202,8 @@ class TorchLearner(Learner):
         E_t = None if extra is None else torch.from_numpy(extra)
         generator = torch.Generator().manual_seed(self.seed)
         n = len(y)
-        planned = self.max_epochs if self.schedule == "until-accuracy" else self.epochs_for(n)
+        planned = (self.max_epochs if self.schedule == "until-accuracy"
+                   else self.epochs_for(context.round))
         detach_at = (self.lossnet_detach_epoch if self.lossnet_detach_epoch is not None
                      else math.ceil(0.6 * planned))  # Yoo & Kweon: 120 of 200 epochs
         self.history = []
@@ -253,7 +245,6 @@ class TorchLearner(Learner):
         if head is not None:
             head.eval()
         self.network, self.loss_head = network, head
-        self._extra_train = None
 
     # -- inference ------------------------------------------------------------------------
     def _forward_all(self, X: np.ndarray, extra: np.ndarray | None = None,

@@ -86,8 +86,13 @@ class LabelConfig(_Strict):
 
 def parse_label_config(data: dict[str, Any], source: str = "config") -> LabelConfig:
     """Validate a labeling-session dictionary; raise :class:`ConfigError` naming each bad key."""
-    from activegen.experiments.config import _format_validation_error
+    from activegen.experiments.config import (
+        LEARNER_CONTEXT,
+        _format_validation_error,
+        build_probe_learner,
+    )
     from activegen.models import LEARNERS
+    from activegen.models.capabilities import check_compatible
     from activegen.strategies import STRATEGIES
 
     try:
@@ -95,8 +100,10 @@ def parse_label_config(data: dict[str, Any], source: str = "config") -> LabelCon
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, source)) from None
     try:
-        LEARNERS.check_params(config.learner.name, config.learner.params, ("n_classes", "seed"))
-        STRATEGIES.check_params(config.strategy.name, config.strategy.params)
+        # The experiment's checks: names, parameters, values, and strategy × learner.
+        LEARNERS.check_params(config.learner.name, config.learner.params, LEARNER_CONTEXT)
+        check_compatible(STRATEGIES.build(config.strategy.name, config.strategy.params),
+                         build_probe_learner(config.learner.name, config.learner.params))
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return config

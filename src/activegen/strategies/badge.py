@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from activegen.models.capabilities import Embedding, Probabilistic
 from activegen.strategies.base import Query, QueryState, Strategy, check_batch
 
 FirstCentre = Literal["max-norm", "random"]
@@ -108,6 +109,7 @@ class BADGE(Strategy):
     """
 
     name: ClassVar[str] = "badge"
+    requires: ClassVar[tuple[type, ...]] = (Embedding, Probabilistic)
 
     def __init__(self, first: FirstCentre = "max-norm", subsample: int | None = None) -> None:
         if first not in ("max-norm", "random"):

@@ -115,6 +115,10 @@ class Strategy(ABC):
     #: True for strategies whose queries are synthesized images (they need an oracle that can
     #: label images no dataset holds).
     synthesizes: ClassVar[bool] = False
+    #: The learner capabilities (protocols of :mod:`activegen.models.capabilities`) this
+    #: strategy reads; :func:`~activegen.models.capabilities.check_compatible` refuses a
+    #: learner without them before any work.
+    requires: ClassVar[tuple[type, ...]] = ()
 
     def prepare(self, context: PrepareContext) -> None:  # noqa: B027 - optional hook
         """Build what the strategy needs once per run (default: nothing)."""
@@ -127,19 +131,14 @@ class Strategy(ABC):
             EmptyPoolError: a pool strategy has nothing left to choose from.
         """
 
-    @classmethod
-    def check_learner(cls, learner: str, params: dict[str, Any]) -> None:
-        """Raise :class:`ConfigError` if this strategy cannot work with the configured learner
-        (checked with the config, before any work; default: any learner will do)."""
-        return None
+    def fit_features(self, X_train: np.ndarray) -> np.ndarray | None:
+        """Per-example extra features the engine hands the learner's fit as
+        ``FitContext.extra`` (default: none).
 
-    def learner_fit_kwargs(self, X_train: np.ndarray) -> dict[str, Any]:
-        """Extra keyword arguments the loop passes to the learner's ``fit`` (default: none).
-
-        The VAE-augmented learning loss uses it to give the loss head the VAE features of the
-        training images, so that the head is trained on them jointly (as in the paper).
+        The VAE-augmented learning loss gives the loss head the VAE features of the training
+        images, so that the head is trained on them jointly (as in the paper).
         """
-        return {}
+        return None
 
     def params(self) -> dict[str, Any]:
         """The settings that identify this strategy (for results)."""

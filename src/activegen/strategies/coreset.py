@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from activegen._device import resolve_device as resolve_device_name
+from activegen.models.capabilities import Embedding, Probabilistic
 from activegen.strategies.base import Query, QueryState, Strategy, check_batch
 from activegen.strategies.uncertainty import entropy_scores
 
@@ -275,6 +276,8 @@ def kcenter_greedy(
 class _FeatureStrategy(Strategy):
     """Shared parts of feature-space strategies: the ``features`` hook and the candidate set."""
 
+    requires: ClassVar[tuple[type, ...]] = (Embedding,)
+
     def __init__(self, subsample: int | None = None, device: str = "auto") -> None:
         if subsample is not None and subsample < 1:
             raise ValueError(f"subsample must be >= 1, got {subsample}")
@@ -409,6 +412,7 @@ class MedAL(_FeatureStrategy):
     """
 
     name: ClassVar[str] = "medal"
+    requires: ClassVar[tuple[type, ...]] = (Embedding, Probabilistic)
 
     def __init__(
         self,

@@ -26,6 +26,7 @@ import torch
 from activegen.generative.cache import load_or_train
 from activegen.generative.dcgan import Generator
 from activegen.generative.training import GAN_KINDS, GeneratorSettings
+from activegen.models.capabilities import Differentiable
 from activegen.strategies.base import PrepareContext, Query, QueryState, Strategy, check_batch
 
 Constraint = Literal["clip", "tanh", "penalty"]
@@ -267,6 +268,7 @@ class GAAL(_GeneratorStrategy):
     """
 
     name: ClassVar[str] = "gaal"
+    requires: ClassVar[tuple[type, ...]] = (Differentiable,)
 
     def __init__(self, steps: int = 50, lr: float = 0.05, momentum: float = 0.9,
                  starts: int = 2, restarts: int = 2, constraint: str = "clip",
@@ -375,6 +377,11 @@ class MixedSchedule(Strategy):
         self.primary = STRATEGIES.build(primary, dict(primary_params or {}))
         self.secondary = STRATEGIES.build(secondary, dict(secondary_params or {}))
         self.every = every
+
+    @property
+    def requires(self) -> tuple[type, ...]:  # type: ignore[override]
+        """What either sub-strategy requires."""
+        return tuple(dict.fromkeys((*self.primary.requires, *self.secondary.requires)))
 
     def uses_secondary(self, round_: int) -> bool:
         """Rounds ``every``, ``2·every + 1``, … (0-based) are secondary rounds."""

@@ -13,13 +13,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from activegen.errors import ConfigError
+from activegen.models.capabilities import LossPredicting, has_capability
 from activegen.strategies.base import Query, QueryState, Strategy, check_batch, top_k
 
 
 def loss_head_learner(state: QueryState, strategy: str) -> Any:
     """The state's learner, checked to have a loss-prediction head."""
     learner = state.learner
-    if not getattr(learner, "has_loss_head", False):
+    if not has_capability(learner, LossPredicting):
         raise ConfigError(
             f"strategy {strategy!r} needs a learner with a loss-prediction head: use "
             f"'small-cnn' or 'resnet18' with loss_prediction = true (got "
@@ -32,24 +33,12 @@ class LearningLoss(Strategy):
     """Highest predicted loss among a random unlabeled subset (Yoo & Kweon 2019)."""
 
     name: ClassVar[str] = "learning-loss"
+    requires: ClassVar[tuple[type, ...]] = (LossPredicting,)
 
     def __init__(self, subsample: int | None = 10_000) -> None:
         if subsample is not None and subsample < 1:
             raise ValueError(f"subsample must be >= 1 (or omitted for all), got {subsample}")
         self.subsample = subsample
-
-    @classmethod
-    def check_learner(cls, learner: str, params: dict[str, Any]) -> None:
-        from activegen.models import LEARNERS
-        from activegen.models.torch_learner import TorchLearner
-
-        if not (issubclass(LEARNERS.get(learner), TorchLearner)
-                and params.get("loss_prediction") is True):
-            raise ConfigError(
-                f"strategy {cls.name!r} needs a learner with a loss-prediction head: set "
-                f"learner.name = 'small-cnn' or 'resnet18' and loss_prediction = true "
-                f"(got {learner!r} with loss_prediction = {params.get('loss_prediction')})"
-            )
 
     def candidates(self, state: QueryState, k: int) -> np.ndarray:
         """The random unlabeled subset ranked this round (sorted pool indices)."""

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from activegen.models.capabilities import Probabilistic
 from activegen.strategies.base import Query, QueryState, Strategy, check_batch, top_k
 
 Measure = Literal["auto", "distance", "least-confidence", "margin", "entropy"]
@@ -82,6 +83,7 @@ class UncertaintySampling(Strategy):
     """
 
     name: ClassVar[str] = "uncertainty"
+    requires: ClassVar[tuple[type, ...]] = (Probabilistic,)
 
     def __init__(self, measure: Measure = "auto", subsample: int | None = None) -> None:
         if measure not in MEASURES:

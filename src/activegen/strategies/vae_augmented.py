@@ -4,7 +4,7 @@ A VAE trained once on the whole pool (cached; one per experiment, from the share
 ``artifact_seed``) gives task-agnostic features ``V(x)`` (the posterior means). Core-set and
 MedAL measure distances in ``[T_f(x) ⌢ alpha·V(x)]``; learning loss concatenates
 ``alpha·V(x)`` to the loss head's concatenated block features before its last layer, during
-training (through :meth:`Strategy.learner_fit_kwargs`) and ranking. With ``alpha = 0`` each
+training (through :meth:`Strategy.fit_features`) and ranking. With ``alpha = 0`` each
 selects exactly what its plain counterpart selects (tested).
 
 ``vae_kind = "cvae"`` is the paper's proposed future work, a class-conditional VAE. A CVAE
@@ -128,10 +128,10 @@ class VAELearningLoss(LearningLoss, VAEFeatures):
     def prepare(self, context: PrepareContext) -> None:
         self.prepare_vae(context)
 
-    def learner_fit_kwargs(self, X_train: np.ndarray) -> dict[str, Any]:
+    def fit_features(self, X_train: np.ndarray) -> np.ndarray | None:
         if self._vae is None:
             raise RuntimeError("prepare() must run before the learner is fitted")
-        return {"extra": self.alpha * encode(self._vae, X_train)}
+        return self.alpha * encode(self._vae, X_train)
 
     def head_extra(self, state: QueryState, indices: np.ndarray) -> np.ndarray | None:
         return self.vae_features(state, state.X_pool)[indices]

@@ -71,7 +71,7 @@ class LabelConfig(_Strict):
     learner: ComponentConfig = ComponentConfig(name="linear-svm")
     strategy: ComponentConfig = ComponentConfig(name="uncertainty")
     labeling: LabelingConfig
-    device: str = "cpu"
+    device: str = "auto"
     cache_dir: Path | None = None
 
     def fingerprint(self) -> str:

@@ -23,20 +23,21 @@ import json
 import logging
 import pickle
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from activegen._atomic import atomic_write_bytes
+from activegen._device import resolve_device
 from activegen.data.dataset import Dataset, float_to_images, images_to_float
+from activegen.engine import choose_batch, derive_seed, fit_learner
 from activegen.errors import ConfigError, EmptyPoolError
-from activegen.loop import derive_seed
 from activegen.models import LEARNERS, Learner
+from activegen.models.capabilities import FitContext
 from activegen.oracles.base import ABSTAIN
 from activegen.server.config import LabelConfig
 from activegen.server.store import LabelStore, NewQuery, QueryRow
@@ -128,6 +129,9 @@ class LabelSession:
         self.store_path = Path(store_path)
         self.model_path = self.store_path.with_name(self.store_path.name + ".model.pkl")
         self.strategy = strategy or STRATEGIES.build(config.strategy.name, config.strategy.params)
+        self.cache_dir = (Path(config.cache_dir) if config.cache_dir
+                          else self.store_path.parent / "cache")
+        self.make_learner = session_learner_factory(config, self.n_classes)
         self.learner: Learner | None = None
         self.finished = False
         self.store = LabelStore(self.store_path)
@@ -135,9 +139,8 @@ class LabelSession:
             self._claim_store()
             self.strategy.prepare(PrepareContext(
                 pool=self.pool,
-                cache_dir=Path(config.cache_dir) if config.cache_dir
-                else self.store_path.parent / "cache",
-                device=config.device,
+                cache_dir=self.cache_dir,
+                device=resolve_device(config.device),
                 artifact_seed=config.seed,
                 outputs_dir=self.store_path.parent,
             ))
@@ -229,13 +232,15 @@ class LabelSession:
         pool_idx, pool_y, X_extra, y_extra = self._training_set(round_)
         if len(pool_y) + len(y_extra) == 0:
             return None
-        torch.manual_seed(derive_seed(self.config.seed, round_, 1))
-        learner = LEARNERS.build(self.config.learner.name, self.config.learner.params,
-                                 n_classes=self.n_classes,
-                                 seed=derive_seed(self.config.seed, round_, 2))
         X = np.concatenate([self.X_pool[pool_idx], X_extra])
         y = np.concatenate([pool_y, y_extra])
-        learner.fit(X, y)
+        # The engine's fit path (seeds, pool preparation, fit context with the strategy's
+        # extra features); session round r is the experiment's round r - 1.
+        context = FitContext(round=round_ - 1, labels_initial=self.settings.first_batch,
+                             labels_per_round=self.settings.batch)
+        learner, _ = fit_learner(self.make_learner, X, y, seed=self.config.seed, round_=round_,
+                                 context=context, strategy=self.strategy, X_pool=self.X_pool,
+                                 cache_dir=self.cache_dir)
         accuracy = {name: learner.score(Xt, yt) for name, (Xt, yt) in self.test_sets.items()}
         self.store.record_fit(round_, len(y), self.store.n_asked(), accuracy)
         atomic_write_bytes(self.model_path, pickle.dumps(learner))
@@ -253,33 +258,29 @@ class LabelSession:
         queried[self.store.queried_pool_indices()] = True
         rng = np.random.default_rng(derive_seed(self.config.seed, round_, 3))
         if learner is None:
-            available = np.flatnonzero(~queried)
-            if len(available) == 0:
-                raise EmptyPoolError("every pool image has been asked")
-            picks = rng.choice(available, size=min(k, len(available)), replace=False)
-            return [NewQuery(kind="pool", pool_index=int(i)) for i in np.sort(picks)]
-        pool_idx, _, X_extra, y_extra = self._training_set(round_)
+            pool_idx = np.empty(0, dtype=np.int64)
+            X_extra = y_extra = None
+        else:
+            pool_idx, _, X_extra, y_extra = self._training_set(round_)
         state = QueryState(
             X_pool=self.X_pool,
             queried=queried,
             labeled_indices=pool_idx,
-            learner=learner,
+            learner=learner,  # type: ignore[arg-type]
             n_classes=self.n_classes,
             rng=rng,
             round=round_,
             X_extra=X_extra,
             y_extra=y_extra,
         )
-        torch.manual_seed(derive_seed(self.config.seed, round_, 4))
-        query = self.strategy.query(state, k)
-        return self._to_new_queries(query, queried)
+        # The engine's choice: a seeded random draw before any label, else the strategy's,
+        # checked (not empty, at most k, no pool image twice).
+        return self._to_new_queries(choose_batch(self.strategy, state, k, self.config.seed))
 
-    def _to_new_queries(self, query: Query, queried: np.ndarray) -> list[NewQuery]:
+    def _to_new_queries(self, query: Query) -> list[NewQuery]:
         scores = None if query.scores is None else np.asarray(query.scores, dtype=np.float64)
         if not query.is_synthesized:
             idx = np.asarray(query.indices, dtype=np.int64)
-            if len(np.unique(idx)) != len(idx) or queried[idx].any():
-                raise RuntimeError(f"strategy {self.strategy.name!r} asked a pool image twice")
             return [NewQuery(kind="pool", pool_index=int(i),
                              score=None if scores is None else float(scores[j]))
                     for j, i in enumerate(idx)]
@@ -401,6 +402,20 @@ class LabelSession:
                 "curve": self.store.fits(),
                 "time": time.time(),
             }
+
+
+def session_learner_factory(config: LabelConfig, n_classes: int) -> Callable[[int], Learner]:
+    """Fresh learners of the session, on the session's resolved device (as in a run)."""
+    from activegen.experiments.runner import device_default
+
+    params = config.learner.params
+    context = device_default(config, LEARNERS.get(config.learner.name), params)  # type: ignore[arg-type]
+
+    def make(seed: int) -> Learner:
+        return LEARNERS.build(config.learner.name, params, n_classes=n_classes, seed=seed,
+                              **context)
+
+    return make
 
 
 def load_session_data(config: LabelConfig) -> tuple[Dataset, dict[str, Dataset]]:

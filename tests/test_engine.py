@@ -1,0 +1,180 @@
+"""The ask/tell engine: answers are checked, runs are seeded, and the labeling session stands
+on the same fit path as the experiment loop (prepare hooks, fit context, extra features)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from activegen.data import load_dataset
+from activegen.engine import ActiveLearner, MemoryStore
+from activegen.errors import ConfigError, DataError
+from activegen.experiments.config import parse_config
+from activegen.models import LinearSVM
+from activegen.models.capabilities import (
+    Differentiable,
+    Embedding,
+    FitContext,
+    LossPredicting,
+    PoolPrepared,
+    Probabilistic,
+    check_compatible,
+    has_capability,
+)
+from activegen.server.config import parse_label_config
+from activegen.strategies import STRATEGIES
+from label_support import make_session
+
+
+@pytest.fixture(scope="module")
+def pool() -> tuple[np.ndarray, np.ndarray]:
+    ds = load_dataset("digits").select_classes([3, 8])
+    return ds.to_float(), ds.y
+
+
+def _engine(pool, strategy: str = "margin", seed: int = 0, **kw: Any) -> ActiveLearner:
+    X, y = pool
+    return ActiveLearner(X, 2, LinearSVM(2), STRATEGIES.build(strategy, {}), seed=seed,
+                         initial=(np.array([0, 1, 2, 3]), y[[0, 1, 2, 3]]), **kw)
+
+
+def _run(engine: ActiveLearner, y: np.ndarray, rounds: int) -> list[np.ndarray]:
+    asked = []
+    for _ in range(rounds):
+        q = engine.ask(3)
+        asked.append(q.indices.copy())
+        engine.tell(q, y[q.indices])
+    return asked
+
+
+def test_same_seed_same_queries_and_labels_grow(pool) -> None:
+    _, y = pool
+    a, b = _engine(pool, seed=5), _engine(pool, seed=5)
+    runs = _run(a, y, 4), _run(b, y, 4)
+    for qa, qb in zip(*runs, strict=True):
+        np.testing.assert_array_equal(qa, qb)
+    assert len(a.state.labeled_indices) == 4 + 12
+    assert len(np.unique(np.concatenate(runs[0]))) == 12  # never asked twice
+    assert [r.n_train for r in a.records] == [4, 7, 10, 13]
+
+
+def test_answers_are_checked(pool) -> None:
+    _, y = pool
+    engine = _engine(pool)
+    q = engine.ask(3)
+    with pytest.raises(DataError, match="labels for 3 queries"):
+        engine.tell(q, y[q.indices][:2])
+    with pytest.raises(DataError, match=r"outside 0\.\.1"):
+        engine.tell(q, np.array([0, 2, 1]))
+    with pytest.raises(RuntimeError, match="last ask"):
+        engine.tell(type(q).from_pool(q.indices), y[q.indices])
+    engine.tell(q, np.array([-1, 0, 1]))  # an abstention is an answer
+    assert engine.state.n_abstained == 1 and engine.state.queried[q.indices].all()
+    with pytest.raises(RuntimeError, match="last ask"):
+        engine.tell(q, y[q.indices])  # the same query twice
+
+
+def test_nothing_labeled_starts_with_a_seeded_random_draw_and_the_budget_ends_it(pool) -> None:
+    X, y = pool
+    make = lambda: ActiveLearner(X, 2, LinearSVM(2), STRATEGIES.build("margin", {}),  # noqa: E731
+                                 seed=1, budget=9, batch_size=4)
+    a, b = make(), make()
+    qa, qb = a.ask(), b.ask()
+    np.testing.assert_array_equal(qa.indices, qb.indices)
+    assert a.learner is None and len(qa) == 4
+    a.tell(qa, y[qa.indices])
+    q2 = a.ask()
+    assert a.learner is not None and len(q2) == 4
+    a.tell(q2, y[q2.indices])
+    q3 = a.ask()
+    assert len(q3) == 1  # the budget caps the batch
+    a.tell(q3, y[q3.indices])
+    assert len(a.ask()) == 0 and a.done
+    assert [r.n_labels for r in a.records] == [0, 4, 8, 9]
+
+
+def test_a_stored_state_resumes_identically(pool) -> None:
+    _, y = pool
+    store = MemoryStore()
+    first = _engine(pool, store=store)
+    _run(first, y, 2)
+    resumed = _engine(pool, store=store)
+    full = _engine(pool)
+    _run(full, y, 2)
+    np.testing.assert_array_equal(_run(resumed, y, 2)[1], _run(full, y, 2)[1])
+
+
+def test_capabilities_and_the_generic_check() -> None:
+    from activegen.models import SelfTaughtSVM, SmallCNN
+
+    svm = LinearSVM(2)
+    for cap in (Probabilistic, Embedding, Differentiable):
+        assert has_capability(svm, cap)
+    assert not has_capability(svm, LossPredicting) and not has_capability(svm, PoolPrepared)
+    assert has_capability(SelfTaughtSVM(2), PoolPrepared)
+    assert not has_capability(SmallCNN(2, device="cpu"), LossPredicting)
+    assert has_capability(SmallCNN(2, device="cpu", loss_prediction=True), LossPredicting)
+    with pytest.raises(ConfigError, match=r"'learning-loss'.*LossPredicting.*'linear-svm'"):
+        check_compatible(STRATEGIES.build("learning-loss", {}), svm)
+
+    class NoEmbed:  # a user's object: probabilistic only
+        name = "mine"
+
+        def predict_proba(self, X: np.ndarray) -> np.ndarray:
+            return np.full((len(X), 2), 0.5)
+
+    check_compatible(STRATEGIES.build("entropy", {}), NoEmbed())
+    with pytest.raises(ConfigError, match=r"'coreset'.*Embedding.*'mine'"):
+        check_compatible(STRATEGIES.build("coreset", {}), NoEmbed())
+    with pytest.raises(ConfigError, match=r"'mixed'.*Differentiable"):
+        check_compatible(STRATEGIES.build("mixed", {}), NoEmbed())
+
+
+def test_configs_refuse_a_strategy_the_learner_cannot_serve() -> None:
+    base = {"name": "x", "data": {"dataset": "digits", "test_fraction": 0.3},
+            "learner": {"name": "linear-svm"},
+            "loop": {"initial": 10, "batch": 5, "budget": 30}}
+    with pytest.raises(ConfigError, match=r"strategies\[0\].*learning-loss.*LossPredicting"):
+        parse_config({**base, "strategies": [{"name": "learning-loss"}]})
+    with pytest.raises(ConfigError, match=r"learning-loss.*LossPredicting"):
+        parse_label_config({"name": "x", "data": {"dataset": "digits"},
+                            "strategy": {"name": "learning-loss"},
+                            "labeling": {"batch": 4, "budget": 20}})
+
+
+def _label_round(session, pool_y: np.ndarray) -> None:
+    for row in session.batch("a"):
+        session.label(row.id, int(pool_y[row.pool_index]), "a")
+
+
+@pytest.mark.parametrize("learner,strategy", [
+    ({"name": "self-taught-svm", "n_components": 8, "basis_iterations": 2}, {"name": "margin"}),
+    ({"name": "small-cnn", "loss_prediction": True, "epochs": 1, "epochs_increment": 1},
+     {"name": "vae-learning-loss", "vae_latent_dim": 4, "vae_width": 4, "vae_epochs": 1}),
+    ({"name": "small-cnn", "schedule": "grow", "epochs": 1, "epochs_increment": 2},
+     {"name": "entropy"}),
+])
+def test_the_labeling_session_fits_like_a_run(tmp_path: Path, learner, strategy) -> None:
+    config = parse_label_config({
+        "name": "s", "seed": 2, "data": {"dataset": "digits", "classes": [3, 8]},
+        "learner": learner, "strategy": strategy, "labeling": {"batch": 4, "budget": 16}})
+    session, pool = make_session(tmp_path / "s.sqlite", config)
+    try:
+        _label_round(session, pool.y)  # round 1 (random) answered: round 2 is fitted, chosen
+        assert session.learner is not None and session.store.current_round() == 2
+        if learner.get("schedule") == "grow":  # session round 2 = the run's round 1
+            assert len(session.learner.history) == 1 + 2 * 1
+        _label_round(session, pool.y)
+        assert session.store.current_round() == 3
+        assert session.learner.is_fitted
+    finally:
+        session.close()
+
+
+def test_fit_context_extra_must_match_the_labels() -> None:
+    X = np.random.default_rng(0).random((6, 1, 4, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match="extra"):
+        LinearSVM(2).fit(X, np.array([0, 1] * 3), FitContext(extra=np.zeros((5, 2))))

@@ -6,10 +6,11 @@ from activegen.models.cnn import SmallCNN
 from activegen.models.linear import LinearSVM, LogisticRegression
 from activegen.models.resnet import ResNet18
 from activegen.models.self_taught import SelfTaughtSVM
+from activegen.models.sklearn_learner import SklearnLearner
 from activegen.models.torch_learner import TorchLearner
 
 LEARNERS: Registry[Learner] = Registry("learner")
-for _cls in (LinearSVM, LogisticRegression, SelfTaughtSVM, SmallCNN, ResNet18):
+for _cls in (LinearSVM, LogisticRegression, SelfTaughtSVM, SmallCNN, ResNet18, SklearnLearner):
     LEARNERS.register(_cls.name)(_cls)
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "NotFittedError",
     "ResNet18",
     "SelfTaughtSVM",
+    "SklearnLearner",
     "SmallCNN",
     "TorchLearner",
 ]

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from activegen._registry import Registry
 from activegen.data.dataset import Dataset
 from activegen.errors import ActivegenError
 from activegen.strategies.base import Query
@@ -54,3 +55,8 @@ class PoolOracle(Oracle):
         if len(idx) and (idx.min() < 0 or idx.max() >= len(self.y_pool)):
             raise OracleError(f"query indices outside the pool of {len(self.y_pool)}")
         return self.y_pool[idx].copy()
+
+
+#: Oracles by name (filled by :mod:`activegen.oracles`; defined here so that an oracle that
+#: wraps another by name, ``noisy``, needs no import of the package that registers it).
+ORACLES: Registry[Oracle] = Registry("oracle")

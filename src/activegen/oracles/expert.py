@@ -22,7 +22,7 @@ import numpy as np
 from activegen._atomic import atomic_write_bytes, exclusive_lock
 from activegen.data.dataset import Dataset
 from activegen.generative.cache import data_fingerprint
-from activegen.oracles.base import ABSTAIN, Oracle, OracleError
+from activegen.oracles.base import ABSTAIN, ORACLES, Oracle, OracleError
 from activegen.strategies.base import Query
 
 #: Bump when the expert's model or features change (invalidates cached experts).
@@ -148,8 +148,6 @@ class NoisyOracle(Oracle):
     def __init__(self, pool: Dataset, n_classes: int, seed: int = 0,
                  cache_dir: Path | None = None, device: str = "cpu", base: str = "expert",
                  flip_rate: float = 0.1, base_params: dict[str, Any] | None = None) -> None:
-        from activegen.oracles import ORACLES
-
         if not 0.0 <= flip_rate <= 1.0:
             raise ValueError(f"flip_rate must be in [0, 1], got {flip_rate}")
         if base == "noisy":

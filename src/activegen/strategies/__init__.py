@@ -1,8 +1,8 @@
 """Query strategies, registered by name for configs; see :mod:`activegen.strategies.base`."""
 
-from activegen._registry import Registry
 from activegen.strategies.badge import BADGE
 from activegen.strategies.base import (
+    STRATEGIES,
     PrepareContext,
     Query,
     QueryState,
@@ -23,7 +23,6 @@ from activegen.strategies.uncertainty import (
 )
 from activegen.strategies.vae_augmented import VAECoreSet, VAELearningLoss, VAEMedAL
 
-STRATEGIES: Registry[Strategy] = Registry("strategy")
 for _cls in (
     # pool uncertainty (GAAL paper's SVMactive among them)
     RandomSampling, UncertaintySampling, SVMActive, LeastConfidence, MarginSampling,

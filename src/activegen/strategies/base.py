@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from activegen._registry import Registry
 from activegen.data.dataset import Dataset
 from activegen.errors import EmptyPoolError
 from activegen.models.base import Learner
@@ -144,6 +145,11 @@ class Strategy(ABC):
         """The settings that identify this strategy (for results)."""
         return {}
 
+
+
+#: Strategies by name (filled by :mod:`activegen.strategies`; defined here so that a strategy
+#: composed of others by name, ``mixed``, needs no import of the package that registers it).
+STRATEGIES: Registry[Strategy] = Registry("strategy")
 
 def check_batch(state: QueryState, k: int) -> np.ndarray:
     """Validate ``k`` and return the available pool indices (raising on an empty pool)."""

@@ -27,7 +27,14 @@ from activegen.generative.cache import load_or_train
 from activegen.generative.dcgan import Generator
 from activegen.generative.training import GAN_KINDS, GeneratorSettings
 from activegen.models.capabilities import Differentiable
-from activegen.strategies.base import PrepareContext, Query, QueryState, Strategy, check_batch
+from activegen.strategies.base import (
+    STRATEGIES,
+    PrepareContext,
+    Query,
+    QueryState,
+    Strategy,
+    check_batch,
+)
 
 Constraint = Literal["clip", "tanh", "penalty"]
 CONSTRAINTS: tuple[str, ...] = ("clip", "tanh", "penalty")
@@ -368,8 +375,6 @@ class MixedSchedule(Strategy):
     def __init__(self, primary: str = "gaal", secondary: str = "random", every: int = 5,
                  primary_params: dict[str, Any] | None = None,
                  secondary_params: dict[str, Any] | None = None) -> None:
-        from activegen.strategies import STRATEGIES  # the registry imports this module
-
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         if "mixed" in (primary, secondary):

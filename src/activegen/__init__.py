@@ -11,6 +11,7 @@ _LAZY = {
     "ActiveLearner": "activegen.engine",
     "FitContext": "activegen.models.capabilities",
     "SklearnLearner": "activegen.models.sklearn_learner",
+    "TorchModuleLearner": "activegen.models.torch_module",
     "STRATEGIES": "activegen.strategies",
     "LEARNERS": "activegen.models",
 }

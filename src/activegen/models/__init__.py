@@ -8,9 +8,11 @@ from activegen.models.resnet import ResNet18
 from activegen.models.self_taught import SelfTaughtSVM
 from activegen.models.sklearn_learner import SklearnLearner
 from activegen.models.torch_learner import TorchLearner
+from activegen.models.torch_module import TorchModuleLearner
 
 LEARNERS: Registry[Learner] = Registry("learner")
-for _cls in (LinearSVM, LogisticRegression, SelfTaughtSVM, SmallCNN, ResNet18, SklearnLearner):
+for _cls in (LinearSVM, LogisticRegression, SelfTaughtSVM, SmallCNN, ResNet18, SklearnLearner,
+             TorchModuleLearner):
     LEARNERS.register(_cls.name)(_cls)
 
 __all__ = [
@@ -24,4 +26,5 @@ __all__ = [
     "SklearnLearner",
     "SmallCNN",
     "TorchLearner",
+    "TorchModuleLearner",
 ]

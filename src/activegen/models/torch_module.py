@@ -1,0 +1,185 @@
+"""Bring your own network: any ``torch.nn.Module`` classifier as an activegen learner.
+
+:class:`TorchModuleLearner` trains a module that maps ``float32 [N, C, H, W]`` images in
+``[0, 1]`` to logits ``[N, K]``, from the same initial weights on every fit (a factory is
+called under the fit's seed; a module object is copied), with SGD for ``epochs`` epochs (the
+``grow`` schedule adds ``epochs_increment`` per round, read from the fit context). ``embed``
+is the output of the submodule named ``embedding`` (a forward hook), or by default the input
+of the module's last ``nn.Linear`` layer: the penultimate features. Its decision function is
+differentiable, so synthesis strategies (GAAL) can use it. From a config:
+``learner = { name = "torch-module", module = "mypackage.nets.make_net", params = {...} }``.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from scipy.special import softmax
+from torch import nn
+from torch.nn import functional as F
+
+from activegen._device import resolve_device
+from activegen.errors import ConfigError
+from activegen.models.base import Learner
+from activegen.models.capabilities import FitContext
+
+INFERENCE_BATCH = 1024
+
+
+class ModuleFactory:
+    """Builds fresh modules: copies a module object, or calls a factory with ``params``
+    (a class, not a closure, so that a fitted learner pickles)."""
+
+    def __init__(self, source: Any, params: dict[str, Any], label: str) -> None:
+        self.source, self.params, self.label = source, params, label
+
+    def __call__(self) -> nn.Module:
+        if isinstance(self.source, nn.Module):
+            return copy.deepcopy(self.source)
+        built = self.source(**self.params)
+        if not isinstance(built, nn.Module):
+            raise ConfigError(f"learner 'torch-module': {self.label} built a "
+                              f"{type(built).__name__}, not an nn.Module")
+        return built
+
+
+def resolve_module(module: Any, params: dict[str, Any] | None = None) -> ModuleFactory:
+    """A factory of fresh modules from a module object, a callable or a dotted path.
+
+    Raises:
+        ConfigError: the path does not import, or names neither a module nor a callable.
+    """
+    obj = module
+    if isinstance(module, str):
+        module_name, _, attr = module.rpartition(".")
+        try:
+            obj = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigError(f"learner 'torch-module': cannot import {module!r} ({exc})") from None
+    if isinstance(obj, nn.Module):
+        if params:
+            raise ConfigError("learner 'torch-module': params apply to a factory, not a module")
+    elif not callable(obj):
+        raise ConfigError(f"learner 'torch-module': {module!r} is neither an nn.Module nor a "
+                          "callable that builds one")
+    return ModuleFactory(obj, dict(params or {}), repr(module))
+
+
+class TorchModuleLearner(Learner):
+    """A user's ``nn.Module`` classifier behind the learner contract (see the module docstring).
+
+    Args:
+        n_classes: number of classes (the module's output width).
+        seed: seeds the initial weights (factories) and the batch order.
+        module: an ``nn.Module``, a callable returning one, or a dotted path to either.
+        params: keyword arguments of the factory.
+        embedding: name of the submodule whose output is ``embed`` (default: the input of
+            the last ``nn.Linear``).
+        epochs, epochs_increment, schedule: ``fixed`` trains ``epochs``; ``grow`` adds
+            ``epochs_increment`` per round of the fit context.
+        lr, momentum, weight_decay, batch_size: SGD settings.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda[:i]``, ``mps``.
+    """
+
+    name: ClassVar[str] = "torch-module"
+
+    def __init__(self, n_classes: int, seed: int = 0, module: Any = None,
+                 params: dict[str, Any] | None = None, embedding: str | None = None,
+                 epochs: int = 10, epochs_increment: int = 0, schedule: str = "fixed",
+                 lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
+                 batch_size: int = 64, device: str = "auto") -> None:
+        super().__init__(n_classes, seed)
+        if module is None:
+            raise ConfigError("learner 'torch-module' needs module (an nn.Module, a factory "
+                              "or a dotted path)")
+        if schedule not in ("fixed", "grow"):
+            raise ConfigError(f"learner 'torch-module': schedule must be fixed or grow, got "
+                              f"{schedule!r}")
+        if epochs < 1 or batch_size < 1 or lr <= 0:
+            raise ConfigError("learner 'torch-module': need epochs >= 1, batch_size >= 1, lr > 0")
+        self.make_module = resolve_module(module, params)
+        self.embedding = embedding
+        self.epochs, self.epochs_increment, self.schedule = epochs, epochs_increment, schedule
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.batch_size = batch_size
+        self.device = torch.device(resolve_device(device))
+        self.network: nn.Module | None = None
+
+    def _hook_target(self, network: nn.Module) -> tuple[nn.Module, bool]:
+        """The submodule whose output (True) or input (False) is the embedding."""
+        if self.embedding is not None:
+            found = dict(network.named_modules()).get(self.embedding)
+            if found is None:
+                raise ConfigError(f"learner 'torch-module': no submodule {self.embedding!r}")
+            return found, True
+        linears = [m for m in network.modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise ConfigError("learner 'torch-module': no nn.Linear layer to embed before; "
+                              "name the embedding submodule")
+        return linears[-1], False
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, context: FitContext) -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            network = self.make_module().to(self.device)
+        optimizer = torch.optim.SGD(network.parameters(), lr=self.lr, momentum=self.momentum,
+                                    weight_decay=self.weight_decay)
+        X_t, y_t = torch.from_numpy(np.ascontiguousarray(X)), torch.from_numpy(y)
+        generator = torch.Generator().manual_seed(self.seed)
+        epochs = self.epochs + (self.epochs_increment * max(0, context.round)
+                                if self.schedule == "grow" else 0)
+        network.train()
+        for _ in range(epochs):
+            order = torch.randperm(len(y), generator=generator)
+            for start in range(0, len(y), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                logits = network(X_t[idx].to(self.device))
+                loss = F.cross_entropy(logits, y_t[idx].to(self.device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        network.eval()
+        self.network = network
+
+    def _outputs(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        assert self.network is not None
+        target, output = self._hook_target(self.network)
+        captured: list[torch.Tensor] = []
+
+        def hook(_m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+            captured.append((out if output else inputs[0]).detach().float().cpu())
+
+        handle = target.register_forward_hook(hook)
+        logits = []
+        try:
+            with torch.inference_mode():
+                X_t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+                for start in range(0, len(X_t), INFERENCE_BATCH):
+                    logits.append(self.network(
+                        X_t[start:start + INFERENCE_BATCH].to(self.device)).float().cpu())
+        finally:
+            handle.remove()
+        feats = torch.cat([c.reshape(len(c), -1) for c in captured]).numpy()
+        return torch.cat(logits).numpy().astype(np.float64), feats
+
+    def _decision_function(self, X: np.ndarray) -> np.ndarray:
+        logits = self._outputs(X)[0]
+        return logits[:, 1] - logits[:, 0] if self.n_classes == 2 else logits
+
+    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return softmax(self._outputs(X)[0], axis=1)
+
+    def _embed(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        if self.network is None:  # one class only: no network was trained
+            return X.reshape(len(X), -1).astype(np.float32)
+        return self._outputs(X)[1].astype(np.float32)
+
+    def _torch_decision(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.network is not None
+        logits = self.network(x.to(self.device)).float()
+        return logits[:, 1] - logits[:, 0] if self.n_classes == 2 else logits

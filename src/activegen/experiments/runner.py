@@ -25,7 +25,7 @@ from activegen.data.dataset import Dataset, float_to_images
 from activegen.data.registry import load_dataset
 from activegen.engine import fit_learner
 from activegen.errors import ConfigError, DataError
-from activegen.experiments.config import DataConfig, ExperimentConfig, TestSetConfig, load_config
+from activegen.experiments.config import DataConfig, ExperimentConfig, TestSetConfig
 from activegen.experiments.executors import Executor, FinishedRun, make_executor
 from activegen.experiments.results import SUPERVISED, frame_from_rows, write_csv, write_results
 from activegen.loop import (
@@ -176,7 +176,6 @@ def prepare_context(config: ExperimentConfig, pool: Dataset, out_dir: Path,
         device=resolve_device(config.device),
         artifact_seed=0,
         show_progress=show_progress,
-        outputs_dir=out_dir,
     )
 
 
@@ -507,7 +506,3 @@ def _progress(enabled: bool):
         disable=not enabled,
         transient=False,
     )
-
-
-def run_config_file(path: Path, out_dir: Path, **kwargs: Any) -> Path:
-    return run_experiment(load_config(path), out_dir, **kwargs)

@@ -142,7 +142,6 @@ class LabelSession:
                 cache_dir=self.cache_dir,
                 device=resolve_device(config.device),
                 artifact_seed=config.seed,
-                outputs_dir=self.store_path.parent,
             ))
             with self.store.lock:
                 if seed_labels:

@@ -45,7 +45,6 @@ class QueryState:
     round: int = 0
     X_extra: np.ndarray | None = None
     y_extra: np.ndarray | None = None
-    cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def available_indices(self) -> np.ndarray:
@@ -106,7 +105,6 @@ class PrepareContext:
     device: str = "cpu"
     artifact_seed: int = 0
     show_progress: bool = False
-    outputs_dir: Path | None = None
 
 
 class Strategy(ABC):

@@ -8,8 +8,11 @@ known, before any work starts.
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
+
+import pydantic
 
 from activegen.errors import ConfigError, UnknownNameError
 
@@ -73,6 +76,7 @@ class Registry(Generic[T]):
                     f"{self.kind} {name!r} has no parameter {key!r}; "
                     f"its parameters are: {', '.join(allowed) or '(none)'}"
                 )
+        _check_types(self.kind, name, cls, params)
 
     def build(self, name: str, params: dict[str, Any], **context: Any) -> T:
         """Instantiate ``name`` with ``params`` plus the ``context`` arguments it accepts."""
@@ -85,6 +89,34 @@ class Registry(Generic[T]):
             return cls(**context, **params)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{self.kind} {name!r}: {exc}") from exc
+
+
+def _check_types(kind: str, name: str, cls: type, params: dict[str, Any]) -> None:
+    """Refuse a parameter value that does not fit its annotation (``C = "big"`` for a
+    float), naming the parameter, before anything is built. Annotations that cannot be
+    resolved or checked are skipped."""
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:
+        return
+    for key, value in params.items():
+        if key not in hints:
+            continue
+        try:
+            adapter = pydantic.TypeAdapter(hints[key])
+        except Exception:
+            continue
+        try:
+            adapter.validate_python(value)
+        except pydantic.ValidationError:
+            raise ConfigError(
+                f"{kind} {name!r}: parameter {key!r} = {value!r} is not a valid "
+                f"{_type_name(hints[key])}"
+            ) from None
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def first_doc_line(obj: object) -> str:

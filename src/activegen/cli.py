@@ -36,7 +36,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / path.stem
     # Nothing is printed before the run: a refused input leaves a single error line.
     results = run_experiment(config, out, fresh=args.fresh, progress=not args.quiet)
-    report = make_report(results, baseline=config.report.baseline,
+    report = make_report(results, baseline=config.baseline,
                          label_counts=config.report.label_counts,
                          thresholds=tuple(config.report.thresholds), title=config.name)
     console.print(f"[bold]activegen run[/bold] {path} → {out}\nresults: {results}\n"
@@ -53,7 +53,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except ConfigError as exc:  # e.g. made by a version with other strategies: the table
         logging.getLogger("activegen").warning("ignoring the saved config: %s", exc)
         config = None  # alone is enough, with the default report settings
-    baseline = args.baseline or (config.report.baseline if config else "random")
+    baseline = args.baseline or (config.baseline if config else "random")
     counts = args.at or (config.report.label_counts if config else None)
     report = make_report(args.dir, baseline=baseline, label_counts=counts,
                          title=args.title or (config.name if config else None),

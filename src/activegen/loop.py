@@ -168,6 +168,29 @@ class LoopState:
                 "run again with --fresh"
             ) from None
 
+    def problem(self, n_pool: int, n_classes: int) -> str | None:
+        """What makes this state impossible for a pool of ``n_pool`` images and ``n_classes``
+        classes (an index or label out of range, arrays that disagree), or ``None``."""
+        idx, y = self.labeled_indices, self.labeled_y
+        if idx.ndim != 1 or y.ndim != 1 or len(idx) != len(y):
+            return "labeled indices and labels disagree in shape"
+        if len(self.y_extra) != len(self.X_extra):
+            return "synthesized images and their labels disagree in number"
+        for name, values in (("labeled index", idx), ("label", y), ("synthesized label",
+                                                                    self.y_extra)):
+            if values.size and not np.issubdtype(values.dtype, np.integer):
+                return f"{name}s are not integers"
+        if idx.size and (idx.min() < 0 or idx.max() >= n_pool):
+            return f"a labeled index is outside the pool of {n_pool} images"
+        if len(np.unique(idx)) != len(idx):
+            return "a pool image is labeled twice"
+        for name, values in (("label", y), ("synthesized label", self.y_extra)):
+            if values.size and (values.min() < 0 or values.max() >= n_classes):
+                return f"a {name} is outside the {n_classes} classes"
+        if self.round < 0 or self.n_spent < 0 or self.n_abstained < 0:
+            return "a negative round or label count"
+        return None
+
     @classmethod
     def _read(cls, path: Path) -> LoopState:
         with np.load(path, allow_pickle=False) as data:
@@ -269,6 +292,13 @@ class ActiveLearningLoop:
                 raise ConfigError(
                     f"{self.checkpoint}: checkpoint is for a pool of {len(state.queried)} "
                     f"images, not {len(self.pool)}"
+                )
+            problem = state.problem(len(self.pool), self.pool.n_classes)
+            if problem is not None:
+                raise DataError(
+                    f"{self.checkpoint}: damaged checkpoint ({problem}); delete this file to "
+                    "restart that run from its first round (other runs keep their progress), "
+                    "or run again with --fresh"
                 )
             return state
         return self._initial_state()

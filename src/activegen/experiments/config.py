@@ -12,11 +12,18 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from activegen.errors import ConfigError
+
+#: an image side in pixels (a zero or negative one is refused here, not by torch later)
+_Side = Annotated[int, Field(ge=1)]
+#: a seed: numpy's SeedSequence takes only non-negative integers
+_Seed = Annotated[int, Field(ge=0)]
+#: a fraction of the fully supervised accuracy
+_Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
 
 
 class _Strict(BaseModel):
@@ -35,12 +42,12 @@ class DataConfig(_Strict):
     task: str | None = None
     classes: list[int | str] | None = Field(default=None, min_length=2)
     subset: int | None = Field(default=None, ge=2)
-    pad_to: tuple[int, int] | None = None
-    size: tuple[int, int] | None = None
+    pad_to: tuple[_Side, _Side] | None = None
+    size: tuple[_Side, _Side] | None = None
     channels: Literal[1, 3] | None = None
     #: hold out this fraction of the data as a test set named "<name>-test" (seeded, stratified)
     test_fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
-    split_seed: int = 0
+    split_seed: int = Field(default=0, ge=0)
 
 
 class TestSetConfig(DataConfig):
@@ -96,9 +103,11 @@ class LoopConfig(_Strict):
 
 
 class ReportConfig(_Strict):
-    baseline: str = "random"
-    label_counts: list[int] | None = None
-    thresholds: list[float] = [0.95, 0.99]
+    #: the strategy the others are tested against; none: ``random`` if it is one of the
+    #: strategies, else the first strategy (see :attr:`ExperimentConfig.baseline`)
+    baseline: str | None = None
+    label_counts: list[Annotated[int, Field(ge=1)]] | None = Field(default=None, min_length=1)
+    thresholds: list[_Fraction] = Field(default=[0.95, 0.99], min_length=1)
 
 
 class ExecutionConfig(_Strict):
@@ -129,7 +138,7 @@ class ExperimentConfig(_Strict):
     """One experiment: strategies × seeds on one pool, evaluated on named test sets."""
 
     name: str = "experiment"
-    seeds: list[int] = Field(default_factory=lambda: list(range(5)), min_length=1)
+    seeds: list[_Seed] = Field(default_factory=lambda: list(range(5)), min_length=1)
     data: DataConfig = DataConfig()
     test_sets: list[TestSetConfig] = []
     learner: ComponentConfig = ComponentConfig(name="linear-svm")
@@ -170,6 +179,15 @@ class ExperimentConfig(_Strict):
         if not self.test_sets and self.data.test_fraction is None:
             raise ValueError("no test set: add [[test_sets]] or set data.test_fraction")
         return self
+
+    @property
+    def baseline(self) -> str:
+        """The strategy label the report tests the others against: ``report.baseline`` if
+        set, else ``random`` if it is one of the strategies, else the first strategy."""
+        labels = [s.display for s in self.strategies]
+        if self.report.baseline is not None:
+            return self.report.baseline
+        return "random" if "random" in labels else labels[0]
 
     def fingerprint(self) -> str:
         """A hash of everything that decides results.
@@ -226,7 +244,7 @@ def check_components(config: ExperimentConfig) -> None:
         except ConfigError as exc:
             raise ConfigError(f"strategies[{i}]: {exc}") from None
     labels = [s.display for s in config.strategies]
-    if "baseline" in config.report.model_fields_set and config.report.baseline not in labels:
+    if config.report.baseline is not None and config.report.baseline not in labels:
         raise ConfigError(
             f"report.baseline: {config.report.baseline!r} is not one of the strategies "
             f"({', '.join(labels)})"

@@ -26,7 +26,15 @@ from activegen.data.registry import load_dataset
 from activegen.errors import ConfigError, DataError
 from activegen.experiments.config import DataConfig, ExperimentConfig, TestSetConfig, load_config
 from activegen.experiments.executors import Executor, FinishedRun, make_executor
-from activegen.experiments.results import SUPERVISED, frame_from_rows, write_csv, write_results
+from activegen.experiments.results import (
+    SUPERVISED,
+    discard_damaged_run,
+    frame_from_rows,
+    is_finished_run,
+    write_results,
+    write_run_csv,
+    write_run_frame,
+)
 from activegen.loop import (
     ActiveLearningLoop,
     LoopSettings,
@@ -301,12 +309,12 @@ def run_one(
     """
     out_dir = Path(out_dir)
     result_path = out_dir / "runs" / f"{spec.run_id}.csv"
-    if result_path.exists():
+    if is_finished_run(result_path):
         return result_path
     pool, tests = data if data is not None else load_experiment_data(config)
     if spec.strategy == SUPERVISED:
         rows = run_supervised(config, pool, tests, spec.seed, cache_dir(config, out_dir))
-        write_csv(frame_from_rows(rows), result_path)
+        write_run_frame(frame_from_rows(rows), result_path)
         return result_path
     device = resolve_device(config.device)
     strategy = build_strategy(config, spec.strategy)
@@ -334,7 +342,7 @@ def run_one(
             sync_directory(folder)
     rows = records_to_rows(records, dataset=pool.name, strategy=spec.strategy, seed=spec.seed,
                           n_classes=pool.n_classes)
-    write_csv(frame_from_rows(rows), result_path)
+    write_run_frame(frame_from_rows(rows), result_path)
     return result_path
 
 
@@ -392,8 +400,9 @@ def saved_config(out_dir: Path) -> ExperimentConfig | None:
 
 
 def pending(config: ExperimentConfig, out_dir: Path) -> list[RunSpec]:
-    """The runs without a finished CSV."""
-    return [s for s in run_specs(config) if not (out_dir / "runs" / f"{s.run_id}.csv").exists()]
+    """The runs without a finished CSV that matches its manifest."""
+    return [s for s in run_specs(config)
+            if not is_finished_run(out_dir / "runs" / f"{s.run_id}.csv")]
 
 
 def run_experiment(
@@ -418,6 +427,8 @@ def run_experiment(
     with output_lock(out_dir):
         remove_stale_temporaries(out_dir)
         prepare_output(config, out_dir, fresh=fresh)
+        for spec in run_specs(config):  # a damaged finished run is recomputed, with a warning
+            discard_damaged_run(out_dir / "runs" / f"{spec.run_id}.csv")
         todo = list(specs) if specs is not None else pending(config, out_dir)
         executor = executor if executor is not None else make_executor(config, data)
         if executor.parallel and todo:
@@ -463,8 +474,8 @@ def store_finished(out_dir: Path, finished: FinishedRun) -> None:
         if not target.exists():
             atomic_write_bytes(target, payload)
     result_path = out_dir / "runs" / f"{finished.run_id}.csv"
-    if not result_path.exists():
-        atomic_write_text(result_path, finished.csv_text)
+    if not is_finished_run(result_path):
+        write_run_csv(result_path, finished.csv_text)
 
 
 def remove_stale_temporaries(out_dir: Path) -> list[Path]:

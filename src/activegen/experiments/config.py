@@ -154,9 +154,7 @@ class ExperimentConfig(_Strict):
     @field_validator("device")
     @classmethod
     def _known_device(cls, device: str) -> str:
-        if not re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", device):
-            raise ValueError(f"{device!r} is not one of: auto, cpu, cuda, cuda:<index>, mps")
-        return device
+        return check_device_name(device)
 
     @field_validator("seeds")
     @classmethod
@@ -203,6 +201,14 @@ class ExperimentConfig(_Strict):
         """The fingerprint folders made before ``[execution]`` existed hold (it included
         ``device``), so that they still resume."""
         return _hash(self.model_dump(mode="json", exclude={"report", "execution"}))
+
+
+def check_device_name(device: str) -> str:
+    """``device`` if it names a device kind activegen knows, else ``ValueError`` listing them
+    (whether this machine has it is checked later, before any work)."""
+    if not re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", device):
+        raise ValueError(f"{device!r} is not one of: auto, cpu, cuda, cuda:<index>, mps")
+    return device
 
 
 def _hash(payload: dict[str, Any]) -> str:

@@ -177,4 +177,14 @@ def read_results(path: str | Path) -> pd.DataFrame:
                 f"{frame[col].iloc[row]!r}"
             )
         frame[col] = values
+    out_of_range = ~frame["accuracy"].between(0.0, 1.0)
+    if out_of_range.any():
+        row = int(np.flatnonzero(out_of_range.to_numpy())[0])
+        raise DataError(f"{path}: column 'accuracy' must lie in [0, 1]; row {row + 2} has "
+                        f"{frame['accuracy'].iloc[row]!r}")
+    negative = (frame["n_labels"] < 0) | (frame["round"] < 0)
+    if negative.any():
+        row = int(np.flatnonzero(negative.to_numpy())[0])
+        raise DataError(f"{path}: columns 'round' and 'n_labels' must be non-negative; row "
+                        f"{row + 2} is not")
     return frame

@@ -100,7 +100,31 @@ def load_pool_and_tests(data: DataConfig, test_sets: Sequence[TestSetConfig]
                 f"test set {name!r} has classes {list(test.classes)} but the pool has "
                 f"{list(pool.classes)}; select the same 'classes' in both"
             )
+        check_test_set_size(name, test, data.test_fraction if name not in
+                            {t.name for t in test_sets} else None)
     return pool, tests
+
+
+#: Below this many images a test set's accuracy moves in steps of 2 % or more: warned.
+SMALL_TEST_SET = 50
+
+
+def check_test_set_size(name: str, test: Dataset, fraction: float | None = None) -> None:
+    """Refuse a test set that lacks a class of the pool (its accuracy cannot speak for that
+    class; a 1-image set scores only 0 or 1) and warn about one under
+    :data:`SMALL_TEST_SET` images."""
+    where = f"data.test_fraction = {fraction} gives the test set {name!r}" if fraction \
+        else f"test set {name!r} has"
+    present = np.unique(test.y)
+    if len(present) < test.n_classes:
+        raise ConfigError(
+            f"{where} {len(test)} image(s), covering {len(present)} of the {test.n_classes} "
+            "classes; every class needs at least one test image (raise the fraction, or "
+            "give a larger test set)"
+        )
+    if len(test) < SMALL_TEST_SET:
+        log.warning("%s only %d images: each accuracy moves in steps of %.1f %%; %d or more "
+                    "are advised", where, len(test), 100 / len(test), SMALL_TEST_SET)
 
 
 def load_experiment_data(config: ExperimentConfig) -> tuple[Dataset, dict[str, Dataset]]:
@@ -422,8 +446,14 @@ def run_experiment(
     """
     out_dir = Path(out_dir)
     resolve_device(config.device)  # a GPU this machine lacks is refused before any work
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir}: the output folder is a file; choose another --out")
     data = load_experiment_data(config)  # every data error surfaces before any work
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{out_dir}: cannot create the output folder "
+                          f"({exc.strerror or exc})") from None
     with output_lock(out_dir):
         remove_stale_temporaries(out_dir)
         prepare_output(config, out_dir, fresh=fresh)

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from activegen.server.app import REQUEST_HEADERS
 from activegen.server.run import prepare_server
 from activegen.server.session import load_session_data
 from label_support import digits_config
@@ -66,9 +67,9 @@ def test_a_person_labels_in_the_browser(server, tmp_path: Path) -> None:
         return int(pool.y[session.store.query(query_id).pool_index])
 
     # Two rounds answered beforehand through the API, so the learning curve has points.
-    with httpx.Client(base_url=prepared.url) as client:
+    with httpx.Client(headers=REQUEST_HEADERS, base_url=prepared.url) as client:
         for _ in range(2):
-            for q in client.get("/api/batch", params={"labeler": "earlier"}).json()["queries"]:
+            for q in client.post("/api/batch", json={"labeler": "earlier"}).json()["queries"]:
                 client.post("/api/label", json={"query_id": q["id"], "label": truth(q["id"]),
                                                 "labeler": "earlier"})
     assert session.store.current_round() == 3

@@ -181,7 +181,7 @@ def read_results(path: str | Path) -> pd.DataFrame:
     if out_of_range.any():
         row = int(np.flatnonzero(out_of_range.to_numpy())[0])
         raise DataError(f"{path}: column 'accuracy' must lie in [0, 1]; row {row + 2} has "
-                        f"{frame['accuracy'].iloc[row]!r}")
+                        f"{float(frame['accuracy'].iloc[row])}")
     negative = (frame["n_labels"] < 0) | (frame["round"] < 0)
     if negative.any():
         row = int(np.flatnonzero(negative.to_numpy())[0])

@@ -23,9 +23,15 @@ from activegen.cli import main
 from activegen.errors import ConfigError, DataError
 from activegen.experiments.config import parse_config, with_overrides
 from activegen.experiments.results import manifest_path, read_results
-from activegen.experiments.runner import load_experiment_data, run_experiment, saved_config
+from activegen.experiments.runner import (
+    load_experiment_data,
+    run_experiment,
+    run_specs,
+    saved_config,
+)
 from activegen.experiments.stats import labels_to_reach
 from activegen.loop import LoopState
+from activegen.server.app import create_app
 from label_support import api_client, digits_config, make_session
 
 #: Two classes, one seed, tiny budget: a whole experiment in about a second.
@@ -222,8 +228,7 @@ def test_7_accuracy_outside_0_1_is_refused(tmp_path: Path) -> None:
 @pytest.fixture
 def client(tmp_path: Path):
     session, _ = make_session(tmp_path / "s.sqlite", digits_config())
-    yield api_client(__import__("activegen.server.app", fromlist=["create_app"])
-                     .create_app(session)), session
+    yield api_client(create_app(session)), session
     session.close()
 
 
@@ -319,3 +324,26 @@ def test_12_report_prints_counts_as_integers_and_savings_as_percentages(tmp_path
     assert not any(".000 |" in line and "×full" in line for line in text.splitlines())
     assert " %" in text or "–" in text
     assert "not* corrected for multiple comparisons" in text
+
+
+# -- 2. thread counts chosen deliberately on the in-process path ---------------------------
+@pytest.mark.parametrize("threads", [1, 2])
+def test_2_in_process_runs_use_the_configured_thread_counts(tmp_path: Path, threads) -> None:
+    import threadpoolctl
+    import torch
+
+    from activegen.experiments.executors import SerialExecutor
+
+    config = parse_config(_tiny(**{"execution": {"threads": threads},
+                                   "strategies": [{"name": "margin"}]}), "exp.toml")
+    seen: list[tuple[int, set[int]]] = []
+
+    def on_round(run_id: str, round_: int) -> None:  # called inside the run
+        pools = {p["num_threads"] for p in threadpoolctl.threadpool_info()}
+        seen.append((torch.get_num_threads(), pools))
+
+    before = torch.get_num_threads()
+    (tmp_path / "runs").mkdir()
+    list(SerialExecutor().run(config, run_specs(config)[:1], tmp_path, on_round))
+    assert seen and all(t == threads and pools <= {threads} for t, pools in seen)
+    assert torch.get_num_threads() == before  # restored after the run

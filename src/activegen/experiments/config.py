@@ -125,6 +125,9 @@ class ExecutionConfig(_Strict):
         fsync: fsync every round's checkpoint and query file. ``false`` keeps every write
             atomic (a killed run still resumes, nothing is half-written) but a power cut may
             lose recent rounds; use it where a disk's fsync costs more than a round.
+        threads: threads each run uses for torch and numpy's BLAS/OpenMP, in this process and
+            in workers alike (default: the cores this process may use, divided by ``jobs``).
+            On a machine busy with other work, ``1`` avoids threads waiting on each other.
     """
 
     executor: Literal["local", "ray"] = "local"
@@ -132,6 +135,7 @@ class ExecutionConfig(_Strict):
     ray_address: str | None = None
     ray_num_cpus: int | None = Field(default=None, ge=1)
     fsync: bool = True
+    threads: int | None = Field(default=None, ge=1)
 
 
 class ExperimentConfig(_Strict):

@@ -8,6 +8,7 @@ known, before any work starts.
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
@@ -120,6 +121,11 @@ def _type_name(hint: Any) -> str:
 
 
 def first_doc_line(obj: object) -> str:
-    """The first line of an object's docstring (for listings)."""
+    """The first sentence-paragraph of an object's docstring as plain text (for listings):
+    the whole first paragraph, even where it wraps, with reST markup (roles, ````code````,
+    emphasis) removed."""
     doc = inspect.getdoc(obj) or ""
-    return doc.splitlines()[0] if doc else ""
+    paragraph = " ".join(doc.split("\n\n")[0].split())
+    paragraph = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", paragraph)  # :func:`x` -> x
+    paragraph = re.sub(r"``([^`]+)``", r"\1", paragraph)
+    return re.sub(r"(?<![\w*])\*{1,2}([^*]+?)\*{1,2}(?![\w*])", r"\1", paragraph)

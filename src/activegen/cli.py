@@ -70,7 +70,9 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
     table = Table(title="datasets")
     for col in ("name", "present", "description", "files", "where"):
-        table.add_column(col, overflow="fold")
+        # file names and paths are never broken mid-word; descriptions wrap at spaces
+        table.add_column(col, overflow="fold" if col == "where" else "ellipsis",
+                         no_wrap=col in ("name", "present"))
     for info in list_datasets():
         where = "(ships with a package)" if info.embedded else str(data_root(info.name))
         table.add_row(info.name, "yes" if is_present(info.name) else "no", info.description,
@@ -164,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run every strategy at every seed of CONFIG, resuming "
                          "unfinished runs in --out, then write results.csv and the report.")
     run.add_argument("config", nargs="?", help="TOML experiment file (default: the built-in demo)")
-    run.add_argument("--out", help="output folder (default: runs/<config name>)")
+    run.add_argument("--out", help="output folder (default: runs/<config file name without "
+                     ".toml>)")
     run.add_argument("--fresh", action="store_true",
                      help="delete earlier results in --out instead of resuming")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -240,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     tsne.add_argument("--seed", type=int, default=0)
     tsne.set_defaults(handler=_cmd_tsne)
 
+    for command in sub.choices.values():  # '-v' after the subcommand works too
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="log progress details")
     return parser
 
 

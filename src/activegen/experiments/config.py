@@ -126,8 +126,11 @@ class ExecutionConfig(_Strict):
             atomic (a killed run still resumes, nothing is half-written) but a power cut may
             lose recent rounds; use it where a disk's fsync costs more than a round.
         threads: threads each run uses for torch and numpy's BLAS/OpenMP, in this process and
-            in workers alike (default: the cores this process may use, divided by ``jobs``).
-            On a machine busy with other work, ``1`` avoids threads waiting on each other.
+            in workers alike. Default 1: a learner's floating-point sums depend on the thread
+            count (a logistic regression's accuracies differ with 1 and 2 threads), so a fixed
+            count keeps rows identical whatever the executor, ``jobs`` or machine; runs go in
+            parallel with ``jobs`` instead, and a busy machine has no threads waiting on
+            each other.
     """
 
     executor: Literal["local", "ray"] = "local"
@@ -135,7 +138,7 @@ class ExecutionConfig(_Strict):
     ray_address: str | None = None
     ray_num_cpus: int | None = Field(default=None, ge=1)
     fsync: bool = True
-    threads: int | None = Field(default=None, ge=1)
+    threads: int = Field(default=1, ge=1)
 
 
 class ExperimentConfig(_Strict):

@@ -141,7 +141,7 @@ def worker_threads(jobs: int) -> int:
 
 def run_threads(jobs: int, threads: int | None = None) -> int:
     """Threads each run uses for torch and BLAS/OpenMP, on every path (in this process, in a
-    worker): ``execution.threads`` if set, else the available cores shared by ``jobs``."""
+    worker): ``execution.threads`` if given, else the available cores shared by ``jobs``."""
     return threads if threads is not None else worker_threads(jobs)
 
 
@@ -257,7 +257,7 @@ class ProcessExecutor:
     """``jobs`` worker processes on this machine.
 
     Each worker gets the experiment's data once (the driver's copy when given, else it loads
-    it) and uses ``cores // jobs`` threads for torch and for numpy's BLAS.
+    it) and uses ``execution.threads`` threads for torch and for numpy's BLAS.
     """
 
     parallel = True

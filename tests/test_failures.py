@@ -347,3 +347,66 @@ def test_2_in_process_runs_use_the_configured_thread_counts(tmp_path: Path, thre
     list(SerialExecutor().run(config, run_specs(config)[:1], tmp_path, on_round))
     assert seen and all(t == threads and pools <= {threads} for t, pools in seen)
     assert torch.get_num_threads() == before  # restored after the run
+
+
+# -- 13. progress when the output is not a terminal ----------------------------------------
+def test_13_progress_lines_with_timestamps_when_not_a_tty(tmp_path: Path, capsys) -> None:
+    path = write_toml(tmp_path / "exp.toml", _tiny())
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "2 run(s) to do" in err
+    assert "run 1 of 2 finished" in err and "run 2 of 2 finished" in err
+    assert all(line[:4].isdigit() and line[4] == "-" for line in err.splitlines()
+               if "activegen:" in line)
+
+
+# -- 14. small things ------------------------------------------------------------------------
+def test_14_shipped_label_config_advertises_only_real_commands() -> None:
+    from activegen.cli import build_parser
+
+    text = (Path(__file__).resolve().parents[1] / "src/activegen/configs/label-digits.toml"
+            ).read_text()
+    for line in text.splitlines():
+        if line.startswith("#") and "activegen label" in line:
+            command = line.lstrip("# ").split("(")[0].split()
+            build_parser().parse_args(command[1:])  # exits on an unknown option
+
+
+def test_14_verbose_works_after_the_subcommand() -> None:
+    from activegen.cli import build_parser
+
+    assert build_parser().parse_args(["run", "x.toml", "-v"]).verbose
+    assert build_parser().parse_args(["-v", "run", "x.toml"]).verbose
+    assert not build_parser().parse_args(["run", "x.toml"]).verbose
+
+
+def test_14_run_help_names_the_real_default_out() -> None:
+    from activegen.cli import build_parser
+
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    assert "config file name" in run.format_help().replace("\n", " ").replace("  ", " ")
+
+
+def test_14_strategies_list_is_plain_text_and_whole_sentences(capsys) -> None:
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    assert "``" not in out and ":func:" not in out and ":class:" not in out
+    for line in out.splitlines():
+        assert line.rstrip().endswith((".", ")")), line
+
+
+def test_14_datasets_table_keeps_file_names_whole(capsys, monkeypatch) -> None:
+    from activegen.data.registry import list_datasets
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    for info in list_datasets():
+        for name in info.files:
+            assert f"  file:  {name}" in lines, name
+
+
+def test_14_readme_says_when_the_browser_test_is_skipped() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "test_server_browser.py" in readme and "skipped" in readme and "chromium" in readme

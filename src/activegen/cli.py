@@ -63,21 +63,24 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
+    import shutil
+    import textwrap
 
     from activegen.data.registry import data_root, is_present, list_datasets
 
-    table = Table(title="datasets")
-    for col in ("name", "present", "description", "files", "where"):
-        # file names and paths are never broken mid-word; descriptions wrap at spaces
-        table.add_column(col, overflow="fold" if col == "where" else "ellipsis",
-                         no_wrap=col in ("name", "present"))
+    # One block per dataset, not a table: a table squeezed to 80 columns broke file names
+    # and paths mid-word. Only the description wraps, at spaces; names are printed whole.
+    width = max(40, shutil.get_terminal_size().columns)
     for info in list_datasets():
         where = "(ships with a package)" if info.embedded else str(data_root(info.name))
-        table.add_row(info.name, "yes" if is_present(info.name) else "no", info.description,
-                      ", ".join(info.files), where)
-    Console().print(table)
+        present = "present" if is_present(info.name) else "not present"
+        print(f"{info.name} ({present})")
+        print(textwrap.fill(info.description, width, initial_indent="  ",
+                            subsequent_indent="  ", break_long_words=False,
+                            break_on_hyphens=False))
+        for name in info.files:
+            print(f"  file:  {name}")
+        print(f"  where: {where}")
     return 0
 
 

@@ -52,7 +52,8 @@ class Registry(Generic[T]):
     def items(self) -> Iterable[tuple[str, type[T]]]:
         return sorted(self._items.items())
 
-    def check_params(self, name: str, params: dict[str, Any], context: Iterable[str] = ()) -> None:
+    def check_params(self, name: str, params: dict[str, Any], context: Iterable[str] = (),
+                     check_types: bool = True) -> None:
         """Raise :class:`ConfigError` if ``params`` do not fit ``name``'s constructor.
 
         ``context`` names the arguments the framework passes itself (e.g. ``n_classes``).
@@ -77,19 +78,22 @@ class Registry(Generic[T]):
                     f"{self.kind} {name!r} has no parameter {key!r}; "
                     f"its parameters are: {', '.join(allowed) or '(none)'}"
                 )
-        _check_types(self.kind, name, cls, params)
+        if check_types:
+            _check_types(self.kind, name, cls, params)
 
     def build(self, name: str, params: dict[str, Any], **context: Any) -> T:
         """Instantiate ``name`` with ``params`` plus the ``context`` arguments it accepts."""
-        self.check_params(name, params, context)
+        self.check_params(name, params, context, check_types=False)
         cls = self.get(name)
         signature = inspect.signature(cls.__init__)
         if not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
             context = {k: v for k, v in context.items() if k in signature.parameters}
         try:
-            return cls(**context, **params)
-        except (TypeError, ValueError) as exc:
+            built = cls(**context, **params)
+        except (TypeError, ValueError) as exc:  # the component's own message first
             raise ConfigError(f"{self.kind} {name!r}: {exc}") from exc
+        _check_types(self.kind, name, cls, params)  # what its constructor let through
+        return built
 
 
 def _check_types(kind: str, name: str, cls: type, params: dict[str, Any]) -> None:

@@ -410,3 +410,10 @@ def test_14_datasets_table_keeps_file_names_whole(capsys, monkeypatch) -> None:
 def test_14_readme_says_when_the_browser_test_is_skipped() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "test_server_browser.py" in readme and "skipped" in readme and "chromium" in readme
+
+
+def test_corrupt_label_store_is_refused_naming_it(tmp_path: Path) -> None:
+    store = tmp_path / "s.sqlite"
+    store.write_bytes(b"SQLite format 3\x00" + b"\x07" * 2000)  # a damaged database
+    with pytest.raises(DataError, match=r"s\.sqlite: not a usable label store"):
+        make_session(store)

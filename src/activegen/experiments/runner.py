@@ -12,11 +12,9 @@ import inspect
 import json
 import logging
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from activegen.data.registry import load_dataset
 from activegen.errors import ConfigError, DataError
 from activegen.experiments.config import DataConfig, ExperimentConfig, TestSetConfig, load_config
 from activegen.experiments.executors import Executor, FinishedRun, make_executor
+from activegen.experiments.progress import phase, plain_progress, say
 from activegen.experiments.results import (
     SUPERVISED,
     discard_damaged_run,
@@ -345,6 +344,8 @@ def run_one(
         return result_path
     device = resolve_device(config.device)
     strategy = build_strategy(config, spec.strategy)
+    phase(f"{spec.run_id}: preparing the strategy (a generator or VAE is trained or loaded "
+          "here)")
     strategy.prepare(prepare_context(config, pool, out_dir))
     query_dir = out_dir / "queries" / spec.run_id
     loop = ActiveLearningLoop(
@@ -465,8 +466,8 @@ def run_experiment(
         todo = list(specs) if specs is not None else pending(config, out_dir)
         executor = executor if executor is not None else make_executor(config, data)
         if executor.parallel and todo:
-            if progress and not sys.stderr.isatty():
-                _say("preparing what the runs share (generators, VAEs, experts)")
+            if progress and plain_progress():
+                say("preparing what the runs share (generators, VAEs, experts)")
             warm_up_artifacts(config, data[0], out_dir, todo, show_progress=progress)
         try:
             _drive(config, out_dir, todo, executor, progress)
@@ -484,10 +485,10 @@ def _drive(config: ExperimentConfig, out_dir: Path, todo: list[RunSpec], executo
                                       config.loop.budget).label_counts)
     totals = {s.run_id: 1 if s.strategy == SUPERVISED else rounds_per_run for s in todo}
     # Not a terminal (nohup, a pipe, a batch job): no bars, but a timestamped line per phase.
-    plain = progress and not sys.stderr.isatty()
+    plain = progress and plain_progress()
     started = time.monotonic()
     if plain:
-        _say(f"{config.name}: {len(todo)} run(s) to do")
+        say(f"{config.name}: {len(todo)} run(s) to do")
     done = 0
     with _progress(progress and not plain) as bar:
         overall = bar.add_task(config.name, total=len(todo))
@@ -504,18 +505,12 @@ def _drive(config: ExperimentConfig, out_dir: Path, todo: list[RunSpec], executo
                 store_finished(out_dir, finished)
                 done += 1
                 if plain:
-                    _say(f"run {done} of {len(todo)} finished: {finished.run_id} "
+                    say(f"run {done} of {len(todo)} finished: {finished.run_id} "
                          f"({time.monotonic() - started:.0f} s so far)")
                 if finished.run_id in bars:
                     bar.update(bars[finished.run_id], visible=False)
                 bar.advance(overall)
                 write_results(out_dir)
-
-
-def _say(message: str) -> None:
-    """One timestamped progress line on stderr (for output that is not a terminal)."""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    print(f"{stamp} activegen: {message}", file=sys.stderr, flush=True)
 
 
 def store_finished(out_dir: Path, finished: FinishedRun) -> None:

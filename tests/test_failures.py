@@ -271,8 +271,19 @@ def test_10_page_cannot_be_framed_and_has_a_strict_csp(client) -> None:
         csp = r.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
         assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
-    # the inlined script is allowed by its hash, so the page still runs under the CSP
-    assert "'sha256-" in http.get("/").headers["content-security-policy"]
+    # the inlined script (and style) are allowed by their exact hashes: the page runs
+    import base64
+    import hashlib
+    import re
+
+    page = http.get("/")
+    for tag in ("script", "style"):
+        bodies = re.findall(rf"<{tag}[^>]*>(.*?)</{tag}>", page.text, flags=re.S)
+        assert bodies
+        for body in bodies:
+            digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+            assert f"'sha256-{digest}'" in page.headers["content-security-policy"]
+    assert ' style="' not in page.text and " onclick=" not in page.text  # CSP would block
 
 
 def test_10_leases_need_a_post_with_the_request_header(client) -> None:

@@ -56,16 +56,19 @@ def manifest_path(run_csv: Path) -> Path:
 
 
 def write_run_csv(path: Path, csv_text: str) -> None:
-    """Write a finished run's CSV, then its manifest (row count and sha256), each atomically.
+    """Write a finished run's manifest (row count and sha256), then its CSV, each atomically.
 
-    The manifest comes second: a run whose CSV has no matching manifest is not finished (a
-    kill between the two writes, or a file damaged later) and :func:`run_csv_problem` says so.
+    A kill between the two leaves a manifest without a CSV: the run is not finished and runs
+    again. A CSV that does not match its manifest was damaged later; :func:`run_csv_problem`
+    says how.
     """
     frame = pd.read_csv(io.StringIO(csv_text))
-    atomic_write_text(path, csv_text)
     manifest = {"file": path.name, "rows": len(frame),
                 "sha256": hashlib.sha256(csv_text.encode()).hexdigest()}
+    # The manifest first: a CSV that exists always has its manifest, so a reader that sees
+    # the CSV (results.csv rebuilt while other runs finish) never takes it for a damaged one.
     atomic_write_text(manifest_path(path), json.dumps(manifest, indent=2))
+    atomic_write_text(path, csv_text)
 
 
 def write_run_frame(frame: pd.DataFrame, path: Path) -> None:
@@ -85,7 +88,8 @@ def run_csv_problem(path: Path) -> str | None:
         manifest = json.loads(manifest_file.read_text())
         rows, digest = int(manifest["rows"]), str(manifest["sha256"])
     except FileNotFoundError:
-        return f"no manifest {manifest_file.name} (the run did not finish writing)"
+        return (f"no manifest {manifest_file.name} (deleted, or written by an activegen "
+                "without manifests)")
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
         return f"its manifest {manifest_file.name} is unreadable"
     data = path.read_bytes()

@@ -73,10 +73,12 @@ def serve(port: int, store: str) -> None:
 def client(name: str, base: str, truth: np.ndarray, deadline: float, out: dict) -> None:
     import httpx
 
+    from activegen.server.app import REQUEST_HEADERS
+
     latencies, closing, acked, errors, waits = [], [], {}, [], 0
-    with httpx.Client(base_url=base, timeout=30.0) as http:
+    with httpx.Client(headers=REQUEST_HEADERS, base_url=base, timeout=30.0) as http:
         while time.monotonic() < deadline:
-            reply = http.get("/api/batch", params={"labeler": name})
+            reply = http.post("/api/batch", json={"labeler": name})
             if reply.status_code != 200:
                 errors.append(f"batch {reply.status_code} {reply.text}")
                 break

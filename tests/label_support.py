@@ -47,3 +47,12 @@ class FakeSynthesis(Strategy):
         samples = weights[:, None, None, None] * a + (1 - weights[:, None, None, None]) * b
         latents = np.stack([pairs[:, 0], pairs[:, 1], weights], axis=1).astype(np.float32)
         return Query.synthesized(samples, latents, scores=weights, generator_id="fake-gen-v1")
+
+
+def api_client(app: Any, **kwargs: Any) -> Any:
+    """A test client that sends the header every state change needs, as the page does."""
+    from fastapi.testclient import TestClient
+
+    from activegen.server.app import REQUEST_HEADERS
+
+    return TestClient(app, headers=REQUEST_HEADERS, **kwargs)

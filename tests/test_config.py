@@ -64,7 +64,7 @@ def test_shipped_configs_exist() -> None:
 def test_valid_config_and_defaults() -> None:
     config = parse_config(BASE)
     assert config.learner.name == "linear-svm" and config.oracle.name == "pool"
-    assert config.supervised and config.report.baseline == "random"
+    assert config.supervised and config.baseline == "random"
     assert [s.display for s in config.strategies] == ["random", "svm-active"]
     labeled = parse_config(_with(strategies=[{"name": "margin", "label": "m", "subsample": 5},
                                              {"name": "random"}]))

@@ -7,6 +7,7 @@ import io
 import json
 import sqlite3
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from activegen.errors import ConfigError, DataError
 from activegen.server.app import LOOPBACK_HOSTS, create_app
 from activegen.server.config import load_label_config
 from activegen.server.session import LabelSession, load_session_data
-from label_support import FakeSynthesis, digits_config, make_session
+from label_support import FakeSynthesis, api_client, digits_config, make_session
 
 ME = "alice"
 
@@ -26,7 +27,7 @@ ME = "alice"
 @pytest.fixture
 def setup(tmp_path: Path):
     session, pool = make_session(tmp_path / "s.sqlite")
-    client = TestClient(create_app(session))
+    client = api_client(create_app(session))
     yield session, pool, client
     session.close()
 
@@ -45,7 +46,7 @@ def truth(pool: Dataset, query: dict) -> int:
 
 
 def answer_batch(client: TestClient, pool: Dataset, labeler: str = ME) -> list[dict]:
-    queries = client.get("/api/batch", params={"labeler": labeler}).json()["queries"]
+    queries = client.post("/api/batch", json={"labeler": labeler}).json()["queries"]
     for q in queries:
         r = client.post("/api/label", json={"query_id": q["id"], "label": truth(pool, q),
                                             "labeler": labeler})
@@ -76,13 +77,13 @@ def test_state_before_any_answer(setup) -> None:
 # -- batches and leases -------------------------------------------------------------------
 def test_batch_is_leased_to_one_labeler(setup) -> None:
     session, _, client = setup
-    first = client.get("/api/batch", params={"labeler": ME}).json()
+    first = client.post("/api/batch", json={"labeler": ME}).json()
     assert len(first["queries"]) == 4 and first["round"] == 1
     assert all(q["status"] == "assigned" for q in first["queries"])
     # Asking again returns the same lease; another labeler gets nothing meanwhile.
-    again = client.get("/api/batch", params={"labeler": ME}).json()
+    again = client.post("/api/batch", json={"labeler": ME}).json()
     assert [q["id"] for q in again["queries"]] == [q["id"] for q in first["queries"]]
-    assert client.get("/api/batch", params={"labeler": "bob"}).json()["queries"] == []
+    assert client.post("/api/batch", json={"labeler": "bob"}).json()["queries"] == []
     # Bob cannot answer Alice's query while her lease lasts.
     qid = first["queries"][0]["id"]
     r = client.post("/api/label", json={"query_id": qid, "label": 1, "labeler": "bob"})
@@ -92,22 +93,22 @@ def test_batch_is_leased_to_one_labeler(setup) -> None:
 
 def test_two_labelers_share_a_batch_without_overlap(tmp_path: Path) -> None:
     session, _pool = make_session(tmp_path / "s.sqlite", digits_config(lease_size=2))
-    client = TestClient(create_app(session))
-    a = {q["id"] for q in client.get("/api/batch", params={"labeler": "a"}).json()["queries"]}
-    b = {q["id"] for q in client.get("/api/batch", params={"labeler": "b"}).json()["queries"]}
+    client = api_client(create_app(session))
+    a = {q["id"] for q in client.post("/api/batch", json={"labeler": "a"}).json()["queries"]}
+    b = {q["id"] for q in client.post("/api/batch", json={"labeler": "b"}).json()["queries"]}
     assert len(a) == 2 and len(b) == 2 and not a & b
-    assert client.get("/api/batch", params={"labeler": "c"}).json()["queries"] == []
+    assert client.post("/api/batch", json={"labeler": "c"}).json()["queries"] == []
     session.close()
 
 
 def test_expired_lease_is_handed_on(tmp_path: Path) -> None:
     session, _pool = make_session(tmp_path / "s.sqlite", digits_config(lease_seconds=0.05))
-    client = TestClient(create_app(session))
-    a = client.get("/api/batch", params={"labeler": "a"}).json()["queries"]
+    client = api_client(create_app(session))
+    a = client.post("/api/batch", json={"labeler": "a"}).json()["queries"]
     import time
 
     time.sleep(0.1)
-    b = client.get("/api/batch", params={"labeler": "b"}).json()["queries"]
+    b = client.post("/api/batch", json={"labeler": "b"}).json()["queries"]
     assert {q["id"] for q in a} == {q["id"] for q in b}
     session.close()
 
@@ -115,13 +116,13 @@ def test_expired_lease_is_handed_on(tmp_path: Path) -> None:
 @pytest.mark.parametrize("params", [{}, {"labeler": ""}, {"labeler": "x" * 65}])
 def test_batch_needs_a_labeler(setup, params) -> None:
     _, _, client = setup
-    assert client.get("/api/batch", params=params).status_code == 422
+    assert client.post("/api/batch", json=params).status_code == 422
 
 
 # -- images -------------------------------------------------------------------------------
 def test_image_is_the_pool_image(setup) -> None:
     _session, pool, client = setup
-    q = client.get("/api/batch", params={"labeler": ME}).json()["queries"][0]
+    q = client.post("/api/batch", json={"labeler": ME}).json()["queries"][0]
     r = client.get(f"/api/image/{q['id']}.png")
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     pixels = np.asarray(Image.open(io.BytesIO(r.content)))
@@ -142,7 +143,7 @@ def test_image_routes_cannot_reach_anything_else(setup, path) -> None:
 # -- labels -------------------------------------------------------------------------------
 def test_label_is_idempotent_and_conflicts_are_refused(setup) -> None:
     session, _pool, client = setup
-    q = client.get("/api/batch", params={"labeler": ME}).json()["queries"][0]
+    q = client.post("/api/batch", json={"labeler": ME}).json()["queries"][0]
     body = {"query_id": q["id"], "label": 2, "labeler": ME}
     first = client.post("/api/label", json=body)
     assert first.status_code == 200 and first.json()["status"] == "recorded"
@@ -170,7 +171,7 @@ def test_label_is_idempotent_and_conflicts_are_refused(setup) -> None:
 ])
 def test_bad_label_posts_change_nothing(setup, body, status) -> None:
     session, _, client = setup
-    q = client.get("/api/batch", params={"labeler": ME}).json()["queries"][0]
+    q = client.post("/api/batch", json={"labeler": ME}).json()["queries"][0]
     before = snapshot(session)
     r = client.post("/api/label", json={"query_id": q["id"], "label": 1, "labeler": ME, **body})
     assert r.status_code == status, r.text
@@ -213,11 +214,11 @@ def test_oversized_bodies_are_refused(setup) -> None:
 # -- rounds -------------------------------------------------------------------------------
 def test_a_finished_batch_retrains_and_brings_the_next(setup) -> None:
     session, pool, client = setup
-    first = client.get("/api/batch", params={"labeler": ME}).json()["queries"]
+    first = client.post("/api/batch", json={"labeler": ME}).json()["queries"]
     replies = [client.post("/api/label", json={"query_id": q["id"], "label": truth(pool, q),
                                                "labeler": ME}).json() for q in first]
     assert [r["round_closed"] for r in replies] == [False, False, False, True]
-    second = client.get("/api/batch", params={"labeler": ME}).json()
+    second = client.post("/api/batch", json={"labeler": ME}).json()
     assert second["round"] == 2 and len(second["queries"]) == 4
     assert not {q["pool_index"] for q in first} & {q["pool_index"] for q in second["queries"]}
     state = client.get("/api/state").json()
@@ -229,12 +230,12 @@ def test_a_finished_batch_retrains_and_brings_the_next(setup) -> None:
 
 def test_session_finishes_at_the_budget_and_learns(tmp_path: Path) -> None:
     session, pool = make_session(tmp_path / "s.sqlite", digits_config(batch=10, budget=60))
-    client = TestClient(create_app(session))
+    client = api_client(create_app(session))
     while not client.get("/api/state").json()["finished"]:
         assert answer_batch(client, pool)
     state = client.get("/api/state").json()
     assert state["answered"] == 60 and state["asked"] == 60
-    assert client.get("/api/batch", params={"labeler": ME}).json()["queries"] == []
+    assert client.post("/api/batch", json={"labeler": ME}).json()["queries"] == []
     curve = state["curve"]
     assert [p["n_labels"] for p in curve] == [10, 20, 30, 40, 50, 60]
     # Sixty true labels of ten digit classes: a linear SVM is far above chance (10%).
@@ -251,10 +252,10 @@ def test_the_pool_labels_are_never_read(tmp_path: Path) -> None:
     a = LabelSession(config, pool, tests, tmp_path / "a.sqlite")
     b = LabelSession(config, shuffled, tests, tmp_path / "b.sqlite")
     assert not a.pool.y.any()
-    ca, cb = TestClient(create_app(a)), TestClient(create_app(b))
+    ca, cb = api_client(create_app(a)), api_client(create_app(b))
     for _ in range(3):  # the same answers → the same next queries
-        qa = ca.get("/api/batch", params={"labeler": ME}).json()["queries"]
-        qb = cb.get("/api/batch", params={"labeler": ME}).json()["queries"]
+        qa = ca.post("/api/batch", json={"labeler": ME}).json()["queries"]
+        qb = cb.post("/api/batch", json={"labeler": ME}).json()["queries"]
         assert [q["pool_index"] for q in qa] == [q["pool_index"] for q in qb]
         for x, y in zip(qa, qb):
             label = int(pool.y[x["pool_index"]])
@@ -268,7 +269,7 @@ def test_the_pool_labels_are_never_read(tmp_path: Path) -> None:
 def test_undo(setup) -> None:
     session, _pool, client = setup
     assert client.post("/api/undo", json={"labeler": ME}).status_code == 409
-    queries = client.get("/api/batch", params={"labeler": ME}).json()["queries"]
+    queries = client.post("/api/batch", json={"labeler": ME}).json()["queries"]
     for q, label in zip(queries[:2], (1, -1)):
         client.post("/api/label", json={"query_id": q["id"], "label": label, "labeler": ME})
     r = client.post("/api/undo", json={"labeler": ME})
@@ -292,10 +293,10 @@ def test_undo(setup) -> None:
 def test_resume_gives_the_same_session_and_learner(tmp_path: Path) -> None:
     store = tmp_path / "s.sqlite"
     session, pool = make_session(store)
-    client = TestClient(create_app(session))
+    client = api_client(create_app(session))
     answer_batch(client, pool)
     answer_batch(client, pool)
-    held = client.get("/api/batch", params={"labeler": ME}).json()["queries"]
+    held = client.post("/api/batch", json={"labeler": ME}).json()["queries"]
     client.post("/api/label", json={"query_id": held[0]["id"], "label": 1, "labeler": ME})
     X = session.X_pool[:50]
     before_scores = session.learner.decision_function(X)
@@ -306,7 +307,7 @@ def test_resume_gives_the_same_session_and_learner(tmp_path: Path) -> None:
     again, _ = make_session(store)
     assert snapshot(again) == before
     np.testing.assert_array_equal(again.learner.decision_function(X), before_scores)
-    rest = TestClient(create_app(again)).get("/api/batch", params={"labeler": ME}).json()
+    rest = api_client(create_app(again)).post("/api/batch", json={"labeler": ME}).json()
     assert [q["id"] for q in rest["queries"]] == [q["id"] for q in held[1:]]
     again.close()
 
@@ -316,7 +317,7 @@ def test_crash_between_last_label_and_next_round_regenerates_it(tmp_path: Path) 
     session again stores exactly the round an uninterrupted session stores."""
     ref, pool = make_session(tmp_path / "ref.sqlite")
     crash, _ = make_session(tmp_path / "crash.sqlite")
-    ref_client = TestClient(create_app(ref))
+    ref_client = api_client(create_app(ref))
     queries = answer_batch(ref_client, pool)
     for q in queries:  # straight into the store: no round advance, as if killed right after
         crash.store.record_label(q["id"], truth(pool, q), ME, 300)
@@ -347,7 +348,7 @@ def test_store_is_wal_with_full_sync(setup) -> None:
 
 def test_the_schema_forbids_doubles(setup) -> None:
     session, _, client = setup
-    q = client.get("/api/batch", params={"labeler": ME}).json()["queries"][0]
+    q = client.post("/api/batch", json={"labeler": ME}).json()["queries"][0]
     client.post("/api/label", json={"query_id": q["id"], "label": 1, "labeler": ME})
     with pytest.raises(sqlite3.IntegrityError), session.store.transaction() as conn:
         conn.execute("INSERT INTO labels (query_id, label, labeler, ts) VALUES (?, 2, 'x', 0)",
@@ -361,9 +362,9 @@ def test_the_schema_forbids_doubles(setup) -> None:
 # -- synthesized queries --------------------------------------------------------------------
 def test_synthesized_queries_keep_image_latent_and_generator(tmp_path: Path) -> None:
     session, pool = make_session(tmp_path / "s.sqlite", strategy=FakeSynthesis())
-    client = TestClient(create_app(session))
+    client = api_client(create_app(session))
     answer_batch(client, pool)  # round 1: random pool images (nothing labeled yet)
-    synth = client.get("/api/batch", params={"labeler": ME}).json()["queries"]
+    synth = client.post("/api/batch", json={"labeler": ME}).json()["queries"]
     assert {q["kind"] for q in synth} == {"synth"} and all(q["pool_index"] is None for q in synth)
     assert {q["generator_id"] for q in synth} == {"fake-gen-v1"}
     for q in synth:
@@ -391,7 +392,7 @@ def test_synthesized_queries_keep_image_latent_and_generator(tmp_path: Path) -> 
 # -- export and import ----------------------------------------------------------------------
 def test_exports(setup) -> None:
     session, _pool, client = setup
-    queries = client.get("/api/batch", params={"labeler": ME}).json()["queries"]
+    queries = client.post("/api/batch", json={"labeler": ME}).json()["queries"]
     client.post("/api/label", json={"query_id": queries[0]["id"], "label": 3, "labeler": ME})
     client.post("/api/label", json={"query_id": queries[1]["id"], "label": -1, "labeler": ME})
     rows = list(csv.DictReader(io.StringIO(client.get("/api/export.csv").text)))
@@ -406,13 +407,14 @@ def test_exports(setup) -> None:
     assert tasks[0]["data"]["image"].startswith("data:image/png;base64,")
     assert tasks[0]["data"]["pool_index"] == queries[0]["pool_index"]
     xml = client.get("/api/labelstudio-config.xml").text
-    assert '<Choice value="9"/>' in xml and "can't tell" in xml
+    values = [c.get("value") for c in ElementTree.fromstring(xml).iter("Choice")]
+    assert values == [*session.classes, "can't tell"]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "labelstudio"])
 def test_export_then_import_seeds_a_new_session(tmp_path: Path, fmt: str) -> None:
     old, pool = make_session(tmp_path / "old.sqlite")
-    client = TestClient(create_app(old))
+    client = api_client(create_app(old))
     answer_batch(client, pool)
     answer_batch(client, pool)
     path = {"csv": "/api/export.csv", "json": "/api/export.json",
@@ -421,7 +423,7 @@ def test_export_then_import_seeds_a_new_session(tmp_path: Path, fmt: str) -> Non
     before = {(r[0], r[1]) for r in old.store.read(
         "SELECT q.pool_index, l.label FROM labels l JOIN queries q ON q.id = l.query_id")}
     new, _ = make_session(tmp_path / "new.sqlite", digits_config(strategy="random"))
-    new_client = TestClient(create_app(new))
+    new_client = api_client(create_app(new))
     r = new_client.post("/api/import", json={"format": fmt, "data": exported})
     assert r.status_code == 200, r.text
     assert r.json()["imported"] + r.json()["already"] == 8
@@ -515,7 +517,7 @@ def test_import_with_an_unknown_format(setup) -> None:
 
 def test_import_conflicts_are_counted_not_applied(setup) -> None:
     session, _pool, client = setup
-    q = client.get("/api/batch", params={"labeler": ME}).json()["queries"][0]
+    q = client.post("/api/batch", json={"labeler": ME}).json()["queries"][0]
     client.post("/api/label", json={"query_id": q["id"], "label": 2, "labeler": ME})
     r = client.post("/api/import", json={"format": "csv",
                                          "data": f"pool_index,label\n{q['pool_index']},5\n"})
@@ -528,8 +530,8 @@ def test_import_conflicts_are_counted_not_applied(setup) -> None:
 def test_token_is_required_on_every_route(tmp_path: Path) -> None:
     session, _ = make_session(tmp_path / "s.sqlite")
     token = "t0ken-for-the-tests-0123456789"
-    client = TestClient(create_app(session, token=token))
-    routes = ["/", "/app.js", "/api/state", "/api/batch?labeler=a", "/api/image/1.png",
+    client = api_client(create_app(session, token=token))
+    routes = ["/", "/app.js", "/api/state", "/api/image/1.png",
               "/api/export.csv", "/api/export.json", "/api/export.labelstudio.json"]
     for route in routes:
         assert client.get(route).status_code == 401, route
@@ -538,7 +540,8 @@ def test_token_is_required_on_every_route(tmp_path: Path) -> None:
     assert client.get(f"/api/state?token={token}").status_code == 200
     assert client.get("/api/state", headers={"Authorization": f"Bearer {token}"}
                       ).status_code == 200
-    for route, body in [("/api/label", {"query_id": 1, "label": 1, "labeler": "a"}),
+    for route, body in [("/api/batch", {"labeler": "a"}),
+                        ("/api/label", {"query_id": 1, "label": 1, "labeler": "a"}),
                         ("/api/undo", {"labeler": "a"}),
                         ("/api/import", {"format": "csv", "data": "pool_index,label\n1,1\n"})]:
         assert client.post(route, json=body).status_code == 401
@@ -548,7 +551,7 @@ def test_token_is_required_on_every_route(tmp_path: Path) -> None:
 
 def test_loopback_app_refuses_foreign_host_headers(tmp_path: Path) -> None:
     session, _ = make_session(tmp_path / "s.sqlite")
-    client = TestClient(create_app(session, allowed_hosts=LOOPBACK_HOSTS),
+    client = api_client(create_app(session, allowed_hosts=LOOPBACK_HOSTS),
                         base_url="http://127.0.0.1:8765")
     assert client.get("/api/state").status_code == 200
     assert client.get("/api/state", headers={"host": "localhost:8765"}).status_code == 200
@@ -615,7 +618,7 @@ def test_cli_label_export(tmp_path: Path, capsys) -> None:
     from activegen import cli
 
     session, pool = make_session(tmp_path / "s.sqlite")
-    answer_batch(TestClient(create_app(session)), pool)
+    answer_batch(api_client(create_app(session)), pool)
     out = tmp_path / "labels.csv"
     assert cli.main(["label-export", str(tmp_path / "s.sqlite"), "--out", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))

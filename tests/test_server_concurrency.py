@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from activegen.server.app import REQUEST_HEADERS
 from activegen.server.run import prepare_server
 from activegen.server.session import load_session_data
 from label_support import digits_config
@@ -32,9 +33,9 @@ def test_concurrent_labelers_never_share_a_query(tmp_path: Path) -> None:
 
     def work(name: str) -> None:
         mine: dict[int, int] = {}
-        with httpx.Client(base_url=prepared.url, timeout=30) as client:
+        with httpx.Client(headers=REQUEST_HEADERS, base_url=prepared.url, timeout=30) as client:
             while time.monotonic() < deadline:
-                queries = client.get("/api/batch", params={"labeler": name}).json()["queries"]
+                queries = client.post("/api/batch", json={"labeler": name}).json()["queries"]
                 if not queries:
                     time.sleep(0.005)
                     continue

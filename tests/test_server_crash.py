@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 import pytest
 
+from activegen.server.app import REQUEST_HEADERS
 from activegen.server.session import LabelSession, load_session_data
 from label_support import digits_config
 
@@ -83,10 +84,10 @@ class Labeler(threading.Thread):
         self.rng = random.Random(7)
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.base, timeout=5.0) as client:
+        with httpx.Client(headers=REQUEST_HEADERS, base_url=self.base, timeout=5.0) as client:
             while not self.stop.is_set():
                 try:
-                    reply = client.get("/api/batch", params={"labeler": "crash"})
+                    reply = client.post("/api/batch", json={"labeler": "crash"})
                     if reply.status_code != 200:
                         self.errors.append(f"batch {reply.status_code}: {reply.text}")
                         return
@@ -218,9 +219,9 @@ def test_the_same_command_resumes_after_sigkill(tmp_path: Path) -> None:
             for line in server.stdout:
                 if "open:" in line:
                     break
-            with httpx.Client(base_url=base, timeout=5.0) as client:
+            with httpx.Client(headers=REQUEST_HEADERS, base_url=base, timeout=5.0) as client:
                 state = client.get("/api/state").json()
-                queries = client.get("/api/batch", params={"labeler": "cli"}).json()["queries"]
+                queries = client.post("/api/batch", json={"labeler": "cli"}).json()["queries"]
                 seen.append([q["id"] for q in queries])
                 if attempt == 0:
                     for q in queries[:3]:

@@ -8,8 +8,12 @@ known, before any work starts.
 from __future__ import annotations
 
 import inspect
+import re
+import typing
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
+
+import pydantic
 
 from activegen.errors import ConfigError, UnknownNameError
 
@@ -48,7 +52,8 @@ class Registry(Generic[T]):
     def items(self) -> Iterable[tuple[str, type[T]]]:
         return sorted(self._items.items())
 
-    def check_params(self, name: str, params: dict[str, Any], context: Iterable[str] = ()) -> None:
+    def check_params(self, name: str, params: dict[str, Any], context: Iterable[str] = (),
+                     check_types: bool = True) -> None:
         """Raise :class:`ConfigError` if ``params`` do not fit ``name``'s constructor.
 
         ``context`` names the arguments the framework passes itself (e.g. ``n_classes``).
@@ -73,21 +78,58 @@ class Registry(Generic[T]):
                     f"{self.kind} {name!r} has no parameter {key!r}; "
                     f"its parameters are: {', '.join(allowed) or '(none)'}"
                 )
+        if check_types:
+            _check_types(self.kind, name, cls, params)
 
     def build(self, name: str, params: dict[str, Any], **context: Any) -> T:
         """Instantiate ``name`` with ``params`` plus the ``context`` arguments it accepts."""
-        self.check_params(name, params, context)
+        self.check_params(name, params, context, check_types=False)
         cls = self.get(name)
         signature = inspect.signature(cls.__init__)
         if not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
             context = {k: v for k, v in context.items() if k in signature.parameters}
         try:
-            return cls(**context, **params)
-        except (TypeError, ValueError) as exc:
+            built = cls(**context, **params)
+        except (TypeError, ValueError) as exc:  # the component's own message first
             raise ConfigError(f"{self.kind} {name!r}: {exc}") from exc
+        _check_types(self.kind, name, cls, params)  # what its constructor let through
+        return built
+
+
+def _check_types(kind: str, name: str, cls: type, params: dict[str, Any]) -> None:
+    """Refuse a parameter value that does not fit its annotation (``C = "big"`` for a
+    float), naming the parameter, before anything is built. Annotations that cannot be
+    resolved or checked are skipped."""
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:
+        return
+    for key, value in params.items():
+        if key not in hints:
+            continue
+        try:
+            adapter = pydantic.TypeAdapter(hints[key])
+        except Exception:
+            continue
+        try:
+            adapter.validate_python(value)
+        except pydantic.ValidationError:
+            raise ConfigError(
+                f"{kind} {name!r}: parameter {key!r} = {value!r} is not a valid "
+                f"{_type_name(hints[key])}"
+            ) from None
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def first_doc_line(obj: object) -> str:
-    """The first line of an object's docstring (for listings)."""
+    """The first sentence-paragraph of an object's docstring as plain text (for listings):
+    the whole first paragraph, even where it wraps, with reST markup (roles, ````code````,
+    emphasis) removed."""
     doc = inspect.getdoc(obj) or ""
-    return doc.splitlines()[0] if doc else ""
+    paragraph = " ".join(doc.split("\n\n")[0].split())
+    paragraph = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", paragraph)  # :func:`x` -> x
+    paragraph = re.sub(r"``([^`]+)``", r"\1", paragraph)
+    return re.sub(r"(?<![\w*])\*{1,2}([^*]+?)\*{1,2}(?![\w*])", r"\1", paragraph)

@@ -36,7 +36,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / path.stem
     # Nothing is printed before the run: a refused input leaves a single error line.
     results = run_experiment(config, out, fresh=args.fresh, progress=not args.quiet)
-    report = make_report(results, baseline=config.report.baseline,
+    report = make_report(results, baseline=config.baseline,
                          label_counts=config.report.label_counts,
                          thresholds=tuple(config.report.thresholds), title=config.name)
     console.print(f"[bold]activegen run[/bold] {path} → {out}\nresults: {results}\n"
@@ -53,7 +53,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except ConfigError as exc:  # e.g. made by a version with other strategies: the table
         logging.getLogger("activegen").warning("ignoring the saved config: %s", exc)
         config = None  # alone is enough, with the default report settings
-    baseline = args.baseline or (config.report.baseline if config else "random")
+    baseline = args.baseline or (config.baseline if config else "random")
     counts = args.at or (config.report.label_counts if config else None)
     report = make_report(args.dir, baseline=baseline, label_counts=counts,
                          title=args.title or (config.name if config else None),
@@ -63,19 +63,24 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
+    import shutil
+    import textwrap
 
     from activegen.data.registry import data_root, is_present, list_datasets
 
-    table = Table(title="datasets")
-    for col in ("name", "present", "description", "files", "where"):
-        table.add_column(col, overflow="fold")
+    # One block per dataset, not a table: a table squeezed to 80 columns broke file names
+    # and paths mid-word. Only the description wraps, at spaces; names are printed whole.
+    width = max(40, shutil.get_terminal_size().columns)
     for info in list_datasets():
         where = "(ships with a package)" if info.embedded else str(data_root(info.name))
-        table.add_row(info.name, "yes" if is_present(info.name) else "no", info.description,
-                      ", ".join(info.files), where)
-    Console().print(table)
+        present = "present" if is_present(info.name) else "not present"
+        print(f"{info.name} ({present})")
+        print(textwrap.fill(info.description, width, initial_indent="  ",
+                            subsequent_indent="  ", break_long_words=False,
+                            break_on_hyphens=False))
+        for name in info.files:
+            print(f"  file:  {name}")
+        print(f"  where: {where}")
     return 0
 
 
@@ -164,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run every strategy at every seed of CONFIG, resuming "
                          "unfinished runs in --out, then write results.csv and the report.")
     run.add_argument("config", nargs="?", help="TOML experiment file (default: the built-in demo)")
-    run.add_argument("--out", help="output folder (default: runs/<config name>)")
+    run.add_argument("--out", help="output folder (default: runs/<config file name without "
+                     ".toml>)")
     run.add_argument("--fresh", action="store_true",
                      help="delete earlier results in --out instead of resuming")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -240,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     tsne.add_argument("--seed", type=int, default=0)
     tsne.set_defaults(handler=_cmd_tsne)
 
+    for command in sub.choices.values():  # '-v' after the subcommand works too
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="log progress details")
     return parser
 
 

@@ -176,6 +176,29 @@ class LoopState:
                 "run again with --fresh"
             ) from None
 
+    def problem(self, n_pool: int, n_classes: int) -> str | None:
+        """What makes this state impossible for a pool of ``n_pool`` images and ``n_classes``
+        classes (an index or label out of range, arrays that disagree), or ``None``."""
+        idx, y = self.labeled_indices, self.labeled_y
+        if idx.ndim != 1 or y.ndim != 1 or len(idx) != len(y):
+            return "labeled indices and labels disagree in shape"
+        if len(self.y_extra) != len(self.X_extra):
+            return "synthesized images and their labels disagree in number"
+        for name, values in (("labeled index", idx), ("label", y), ("synthesized label",
+                                                                    self.y_extra)):
+            if values.size and not np.issubdtype(values.dtype, np.integer):
+                return f"{name}s are not integers"
+        if idx.size and (idx.min() < 0 or idx.max() >= n_pool):
+            return f"a labeled index is outside the pool of {n_pool} images"
+        if len(np.unique(idx)) != len(idx):
+            return "a pool image is labeled twice"
+        for name, values in (("label", y), ("synthesized label", self.y_extra)):
+            if values.size and (values.min() < 0 or values.max() >= n_classes):
+                return f"a {name} is outside the {n_classes} classes"
+        if self.round < 0 or self.n_spent < 0 or self.n_abstained < 0:
+            return "a negative round or label count"
+        return None
+
     @classmethod
     def _read(cls, path: Path) -> LoopState:
         with np.load(path, allow_pickle=False) as data:
@@ -384,10 +407,17 @@ class ActiveLearner:
     def _load_or_init(self, idx: np.ndarray, y: np.ndarray) -> LoopState:
         state = self.store.load()
         if state is not None:
+            where = getattr(self.store, "path", "the stored state")
             if len(state.queried) != len(self.X_pool):
-                where = getattr(self.store, "path", "the stored state")
                 raise ConfigError(f"{where}: checkpoint is for a pool of {len(state.queried)} "
                                   f"images, not {len(self.X_pool)}")
+            problem = state.problem(len(self.X_pool), self.n_classes)
+            if problem is not None:
+                raise DataError(
+                    f"{where}: damaged checkpoint ({problem}); delete this file to restart that "
+                    "run from its first round (other runs keep their progress), or run again "
+                    "with --fresh"
+                )
             return state
         if len(idx) != len(y):
             raise DataError(f"initial: {len(idx)} indices but {len(y)} labels")

@@ -12,11 +12,18 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from activegen.errors import ConfigError
+
+#: an image side in pixels (a zero or negative one is refused here, not by torch later)
+_Side = Annotated[int, Field(ge=1)]
+#: a seed: numpy's SeedSequence takes only non-negative integers
+_Seed = Annotated[int, Field(ge=0)]
+#: a fraction of the fully supervised accuracy
+_Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
 
 
 class _Strict(BaseModel):
@@ -35,12 +42,12 @@ class DataConfig(_Strict):
     task: str | None = None
     classes: list[int | str] | None = Field(default=None, min_length=2)
     subset: int | None = Field(default=None, ge=2)
-    pad_to: tuple[int, int] | None = None
-    size: tuple[int, int] | None = None
+    pad_to: tuple[_Side, _Side] | None = None
+    size: tuple[_Side, _Side] | None = None
     channels: Literal[1, 3] | None = None
     #: hold out this fraction of the data as a test set named "<name>-test" (seeded, stratified)
     test_fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
-    split_seed: int = 0
+    split_seed: int = Field(default=0, ge=0)
 
 
 class TestSetConfig(DataConfig):
@@ -96,9 +103,11 @@ class LoopConfig(_Strict):
 
 
 class ReportConfig(_Strict):
-    baseline: str = "random"
-    label_counts: list[int] | None = None
-    thresholds: list[float] = [0.95, 0.99]
+    #: the strategy the others are tested against; none: ``random`` if it is one of the
+    #: strategies, else the first strategy (see :attr:`ExperimentConfig.baseline`)
+    baseline: str | None = None
+    label_counts: list[Annotated[int, Field(ge=1)]] | None = Field(default=None, min_length=1)
+    thresholds: list[_Fraction] = Field(default=[0.95, 0.99], min_length=1)
 
 
 class ExecutionConfig(_Strict):
@@ -116,6 +125,12 @@ class ExecutionConfig(_Strict):
         fsync: fsync every round's checkpoint and query file. ``false`` keeps every write
             atomic (a killed run still resumes, nothing is half-written) but a power cut may
             lose recent rounds; use it where a disk's fsync costs more than a round.
+        threads: threads each run uses for torch and numpy's BLAS/OpenMP, in this process and
+            in workers alike. Default 1: a learner's floating-point sums depend on the thread
+            count (a logistic regression's accuracies differ with 1 and 2 threads), so a fixed
+            count keeps rows identical whatever the executor, ``jobs`` or machine; runs go in
+            parallel with ``jobs`` instead, and a busy machine has no threads waiting on
+            each other.
     """
 
     executor: Literal["local", "ray"] = "local"
@@ -123,13 +138,14 @@ class ExecutionConfig(_Strict):
     ray_address: str | None = None
     ray_num_cpus: int | None = Field(default=None, ge=1)
     fsync: bool = True
+    threads: int = Field(default=1, ge=1)
 
 
 class ExperimentConfig(_Strict):
     """One experiment: strategies × seeds on one pool, evaluated on named test sets."""
 
     name: str = "experiment"
-    seeds: list[int] = Field(default_factory=lambda: list(range(5)), min_length=1)
+    seeds: list[_Seed] = Field(default_factory=lambda: list(range(5)), min_length=1)
     data: DataConfig = DataConfig()
     test_sets: list[TestSetConfig] = []
     learner: ComponentConfig = ComponentConfig(name="linear-svm")
@@ -145,9 +161,7 @@ class ExperimentConfig(_Strict):
     @field_validator("device")
     @classmethod
     def _known_device(cls, device: str) -> str:
-        if not re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", device):
-            raise ValueError(f"{device!r} is not one of: auto, cpu, cuda, cuda:<index>, mps")
-        return device
+        return check_device_name(device)
 
     @field_validator("seeds")
     @classmethod
@@ -171,6 +185,15 @@ class ExperimentConfig(_Strict):
             raise ValueError("no test set: add [[test_sets]] or set data.test_fraction")
         return self
 
+    @property
+    def baseline(self) -> str:
+        """The strategy label the report tests the others against: ``report.baseline`` if
+        set, else ``random`` if it is one of the strategies, else the first strategy."""
+        labels = [s.display for s in self.strategies]
+        if self.report.baseline is not None:
+            return self.report.baseline
+        return "random" if "random" in labels else labels[0]
+
     def fingerprint(self) -> str:
         """A hash of everything that decides results.
 
@@ -185,6 +208,14 @@ class ExperimentConfig(_Strict):
         """The fingerprint folders made before ``[execution]`` existed hold (it included
         ``device``), so that they still resume."""
         return _hash(self.model_dump(mode="json", exclude={"report", "execution"}))
+
+
+def check_device_name(device: str) -> str:
+    """``device`` if it names a device kind activegen knows, else ``ValueError`` listing them
+    (whether this machine has it is checked later, before any work)."""
+    if not re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", device):
+        raise ValueError(f"{device!r} is not one of: auto, cpu, cuda, cuda:<index>, mps")
+    return device
 
 
 def _hash(payload: dict[str, Any]) -> str:
@@ -241,7 +272,7 @@ def check_components(config: ExperimentConfig) -> None:
         except ConfigError as exc:
             raise ConfigError(f"strategies[{i}]: {exc}") from None
     labels = [s.display for s in config.strategies]
-    if "baseline" in config.report.model_fields_set and config.report.baseline not in labels:
+    if config.report.baseline is not None and config.report.baseline not in labels:
         raise ConfigError(
             f"report.baseline: {config.report.baseline!r} is not one of the strategies "
             f"({', '.join(labels)})"

@@ -14,6 +14,7 @@ in its checkpoint (written atomically), so the next ``activegen run`` resumes fr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -97,16 +98,51 @@ class SerialExecutor:
         from activegen.experiments.runner import load_experiment_data, run_one
 
         data = self.data if self.data is not None else load_experiment_data(config)
+        threads = run_threads(1, config.execution.threads)
         for spec in specs:
-            path = run_one(config, spec, out_dir, data,
-                           on_round=lambda rec, rid=spec.run_id: on_round(rid, rec.round))
+            # The same deliberate thread counts as a worker process gets, set per run (and
+            # restored between runs, so code between them keeps the caller's settings).
+            with limited_threads(threads):
+                path = run_one(config, spec, out_dir, data,
+                               on_round=lambda rec, rid=spec.run_id: on_round(rid, rec.round))
             yield FinishedRun(spec.run_id, path.read_text())
 
 
+@contextlib.contextmanager
+def limited_threads(threads: int) -> Iterator[None]:
+    """Use ``threads`` threads for torch and for numpy's BLAS/OpenMP pools (threadpoolctl)
+    inside the block; restore the previous counts after it."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 # -- local worker processes ---------------------------------------------------------------
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under ``taskset`` or a
+    container's cpuset), not every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def worker_threads(jobs: int) -> int:
     """Torch threads per worker so that ``jobs`` workers share the cores without oversubscribing."""
-    return max(1, (os.cpu_count() or 1) // jobs)
+    return max(1, available_cores() // jobs)
+
+
+def run_threads(jobs: int, threads: int | None = None) -> int:
+    """Threads each run uses for torch and BLAS/OpenMP, on every path (in this process, in a
+    worker): ``execution.threads`` if given, else the available cores shared by ``jobs``."""
+    return threads if threads is not None else worker_threads(jobs)
 
 
 def registry_snapshot(config: ExperimentConfig) -> dict[str, dict[str, type]]:
@@ -221,7 +257,7 @@ class ProcessExecutor:
     """``jobs`` worker processes on this machine.
 
     Each worker gets the experiment's data once (the driver's copy when given, else it loads
-    it) and uses ``cores // jobs`` threads for torch and for numpy's BLAS.
+    it) and uses ``execution.threads`` threads for torch and for numpy's BLAS.
     """
 
     parallel = True
@@ -244,7 +280,8 @@ class ProcessExecutor:
             max_workers=workers,
             mp_context=context,
             initializer=_init_process_worker,
-            initargs=(config, worker_threads(self.jobs), events, registry_snapshot(config),
+            initargs=(config, run_threads(self.jobs, config.execution.threads), events,
+                      registry_snapshot(config),
                       os.getpid(), self.data),
         )
         completed = False

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
 from pathlib import Path
 
@@ -20,6 +21,15 @@ from activegen._atomic import atomic_write_bytes, atomic_write_text
 from activegen.errors import DataError
 from activegen.experiments import stats
 from activegen.experiments.results import read_results, write_csv
+
+log = logging.getLogger("activegen")
+
+
+def _count_range(n_labels: pd.Series) -> str:
+    values = sorted(set(n_labels.astype(int)))
+    if len(values) > 6:
+        return f"{', '.join(map(str, values[:3]))}, …, {', '.join(map(str, values[-2:]))}"
+    return ", ".join(map(str, values))
 
 
 def plot_learning_curves(frame: pd.DataFrame, path: Path, title: str | None = None,
@@ -39,8 +49,10 @@ def plot_learning_curves(frame: pd.DataFrame, path: Path, title: str | None = No
             c = c.sort_values("n_labels")
             if c.empty:
                 continue
-            n_seeds = int(c["n"].max())
-            ax.plot(c["n_labels"], c["mean"], label=f"{strategy} (n={n_seeds})",
+            # runs that stopped early leave fewer seeds at the end of the curve: say so
+            lo, hi = int(c["n"].min()), int(c["n"].max())
+            n_seeds = f"n={hi}" if lo == hi else f"n={lo}–{hi}"
+            ax.plot(c["n_labels"], c["mean"], label=f"{strategy} ({n_seeds})",
                     color=colors[strategy], lw=1.6)
             ax.fill_between(c["n_labels"], (c["mean"] - c["std"]).clip(0, 1),
                             (c["mean"] + c["std"]).clip(0, 1),
@@ -50,7 +62,9 @@ def plot_learning_curves(frame: pd.DataFrame, path: Path, title: str | None = No
                        label=f"fully supervised ({sup.loc[test_set, 'mean']:.3f})")
         ax.set_title(f"test set: {test_set}")
         ax.set_xlabel("number of labeled samples")
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel("accuracy (line: mean; band: ± 1 std over seeds)")
+        low = ax.get_ylim()[0]
+        ax.set_ylim(max(low, 0.0), 1.0)  # an accuracy never exceeds 1
         if log_x:
             ax.set_xscale("log", base=2)
         ax.grid(alpha=0.3)
@@ -100,10 +114,12 @@ def _summary_view(summary: pd.DataFrame, label_counts: list[int]) -> pd.DataFram
     view["ALC (log2)"] = [f"{m:.3f} ± {s:.3f}" for m, s in
                           zip(summary["auc_log2"], summary["auc_log2_std"], strict=True)]
     for col in summary.columns:
-        if col.startswith("labels@"):
-            view[f"labels to {col[7:]}×full"] = summary[col]
-        if col.startswith("saving@"):
-            view[f"saving vs baseline @ {col[7:]}"] = summary[col]
+        if col.startswith("labels@"):  # a count of labels: an integer, never '10.000'
+            view[f"labels to {col[7:]}×full"] = [
+                "–" if math.isnan(v) else str(int(v)) for v in summary[col]]
+        if col.startswith("saving@"):  # a share of the baseline's labels, as a percentage
+            view[f"saving vs baseline @ {col[7:]}"] = [
+                "–" if math.isnan(v) else f"{100 * v:.0f} %" for v in summary[col]]
     return view
 
 
@@ -130,6 +146,11 @@ def make_report(results: str | Path, baseline: str = "random",
         baseline = strategies[0]
     curve = stats.curves(frame)
     counts = label_counts or stats._default_counts(curve["n_labels"].to_numpy())
+    off_curve = sorted(set(counts) - set(curve["n_labels"].astype(int)))
+    if off_curve:
+        log.warning("label count(s) %s are not on any learning curve of %s (its counts run "
+                    "%s); their accuracy columns stay empty ('–')", off_curve, results,
+                    _count_range(curve["n_labels"]))
     summary = stats.summary(frame, baseline, counts, thresholds)
     pvalues = stats.paired_tests(frame, baseline)
     write_csv(summary, out_dir / "summary.csv")
@@ -151,8 +172,10 @@ def make_report(results: str | Path, baseline: str = "random",
         "Accuracy is mean ± standard deviation over seeds. AUC is the area under the learning "
         "curve over the label budget on a linear axis, ALC on a log2 axis; both are normalised "
         "as in the Active Learning Challenge (chance = 0, perfect = 1). 'labels to f×full' is "
-        "the first label count at which the mean curve reaches f times the fully supervised "
-        f"accuracy; 'saving' is the share of labels saved against `{baseline}`.",
+        "the label count from which the mean curve stays at or above f times the fully "
+        "supervised accuracy to the end of the budget (a blip above it that falls back does "
+        f"not count; '–': never); 'saving' is the percentage of labels saved against "
+        f"`{baseline}` by that measure.",
         "",
         _markdown_table(_summary_view(summary, counts)),
     ]
@@ -166,7 +189,10 @@ def make_report(results: str | Path, baseline: str = "random",
         "",
         "Per label count, over shared seeds: paired t-test and Wilcoxon signed-rank test "
         "(two-sided), Holm-corrected across the label counts of each strategy and test set. "
-        "Shown at the summary's label counts; every count is in `pvalues.csv`.",
+        "Shown at the summary's label counts; every count is in `pvalues.csv`. "
+        "Where a Wilcoxon p-value repeats down a column, the paired differences are tied "
+        "or few: with n seeds the exact test can take only a handful of values (its "
+        "smallest two-sided p is 2 / 2^n), so it is not broken, it has no more to say.",
         "",
     ]
     shown = pvalues[pvalues["n_labels"].isin(counts)] if not pvalues.empty else pvalues
@@ -182,7 +208,12 @@ def make_report(results: str | Path, baseline: str = "random",
         "## Pairwise wins (BADGE)",
         "",
         "Entry (row i, column j): the share of label counts at which i beats j by a paired "
-        "t-test over seeds at p < 0.05. Column sums show how often a strategy loses.",
+        "t-test over seeds at p < 0.05. Column sums show how often a strategy loses. "
+        "These wins are *not* corrected for multiple comparisons, unlike the Holm-corrected "
+        "p-values above: a strategy can win here at many counts yet have no count with a "
+        "corrected p < 0.05 (each uncorrected test at 5 % errs alone, many of them together "
+        "err often). Trust the corrected table for a claim of difference; read this matrix as "
+        "a description of where the curves part.",
         "",
     ]
     for test_set in sorted(frame["test_set"].unique()):

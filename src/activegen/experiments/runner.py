@@ -12,6 +12,7 @@ import inspect
 import json
 import logging
 import shutil
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,16 @@ from activegen.engine import fit_learner
 from activegen.errors import ConfigError, DataError
 from activegen.experiments.config import DataConfig, ExperimentConfig, TestSetConfig
 from activegen.experiments.executors import Executor, FinishedRun, make_executor
-from activegen.experiments.results import SUPERVISED, frame_from_rows, write_csv, write_results
+from activegen.experiments.progress import phase, plain_progress, say
+from activegen.experiments.results import (
+    SUPERVISED,
+    discard_damaged_run,
+    frame_from_rows,
+    is_finished_run,
+    write_results,
+    write_run_csv,
+    write_run_frame,
+)
 from activegen.loop import (
     ActiveLearningLoop,
     LoopSettings,
@@ -93,7 +103,31 @@ def load_pool_and_tests(data: DataConfig, test_sets: Sequence[TestSetConfig]
                 f"test set {name!r} has classes {list(test.classes)} but the pool has "
                 f"{list(pool.classes)}; select the same 'classes' in both"
             )
+        check_test_set_size(name, test, data.test_fraction if name not in
+                            {t.name for t in test_sets} else None)
     return pool, tests
+
+
+#: Below this many images a test set's accuracy moves in steps of 2 % or more: warned.
+SMALL_TEST_SET = 50
+
+
+def check_test_set_size(name: str, test: Dataset, fraction: float | None = None) -> None:
+    """Refuse a test set that lacks a class of the pool (its accuracy cannot speak for that
+    class; a 1-image set scores only 0 or 1) and warn about one under
+    :data:`SMALL_TEST_SET` images."""
+    where = f"data.test_fraction = {fraction} gives the test set {name!r}" if fraction \
+        else f"test set {name!r} has"
+    present = np.unique(test.y)
+    if len(present) < test.n_classes:
+        raise ConfigError(
+            f"{where} {len(test)} image(s), covering {len(present)} of the {test.n_classes} "
+            "classes; every class needs at least one test image (raise the fraction, or "
+            "give a larger test set)"
+        )
+    if len(test) < SMALL_TEST_SET:
+        log.warning("%s only %d images: each accuracy moves in steps of %.1f %%; %d or more "
+                    "are advised", where, len(test), 100 / len(test), SMALL_TEST_SET)
 
 
 def load_experiment_data(config: ExperimentConfig) -> tuple[Dataset, dict[str, Dataset]]:
@@ -293,15 +327,17 @@ def run_one(
     """
     out_dir = Path(out_dir)
     result_path = out_dir / "runs" / f"{spec.run_id}.csv"
-    if result_path.exists():
+    if is_finished_run(result_path):
         return result_path
     pool, tests = data if data is not None else load_experiment_data(config)
     if spec.strategy == SUPERVISED:
         rows = run_supervised(config, pool, tests, spec.seed, cache_dir(config, out_dir))
-        write_csv(frame_from_rows(rows), result_path)
+        write_run_frame(frame_from_rows(rows), result_path)
         return result_path
     resolve_device(config.device)
     strategy = build_strategy(config, spec.strategy)
+    phase(f"{spec.run_id}: preparing the strategy (a generator or VAE is trained or loaded "
+          "here)")
     strategy.prepare(prepare_context(config, pool, out_dir))
     query_dir = out_dir / "queries" / spec.run_id
     loop = ActiveLearningLoop(
@@ -325,7 +361,7 @@ def run_one(
             sync_directory(folder)
     rows = records_to_rows(records, dataset=pool.name, strategy=spec.strategy, seed=spec.seed,
                           n_classes=pool.n_classes)
-    write_csv(frame_from_rows(rows), result_path)
+    write_run_frame(frame_from_rows(rows), result_path)
     return result_path
 
 
@@ -383,8 +419,9 @@ def saved_config(out_dir: Path) -> ExperimentConfig | None:
 
 
 def pending(config: ExperimentConfig, out_dir: Path) -> list[RunSpec]:
-    """The runs without a finished CSV."""
-    return [s for s in run_specs(config) if not (out_dir / "runs" / f"{s.run_id}.csv").exists()]
+    """The runs without a finished CSV that matches its manifest."""
+    return [s for s in run_specs(config)
+            if not is_finished_run(out_dir / "runs" / f"{s.run_id}.csv")]
 
 
 def run_experiment(
@@ -404,14 +441,24 @@ def run_experiment(
     """
     out_dir = Path(out_dir)
     resolve_device(config.device)  # a GPU this machine lacks is refused before any work
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir}: the output folder is a file; choose another --out")
     data = load_experiment_data(config)  # every data error surfaces before any work
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{out_dir}: cannot create the output folder "
+                          f"({exc.strerror or exc})") from None
     with output_lock(out_dir):
         remove_stale_temporaries(out_dir)
         prepare_output(config, out_dir, fresh=fresh)
+        for spec in run_specs(config):  # a damaged finished run is recomputed, with a warning
+            discard_damaged_run(out_dir / "runs" / f"{spec.run_id}.csv")
         todo = list(specs) if specs is not None else pending(config, out_dir)
         executor = executor if executor is not None else make_executor(config, data)
         if executor.parallel and todo:
+            if progress and plain_progress():
+                say("preparing what the runs share (generators, VAEs, experts)")
             warm_up_artifacts(config, data[0], out_dir, todo, show_progress=progress)
         try:
             _drive(config, out_dir, todo, executor, progress)
@@ -428,7 +475,13 @@ def _drive(config: ExperimentConfig, out_dir: Path, todo: list[RunSpec], executo
     rounds_per_run = len(LoopSettings(config.loop.initial, config.loop.batch,
                                       config.loop.budget).label_counts)
     totals = {s.run_id: 1 if s.strategy == SUPERVISED else rounds_per_run for s in todo}
-    with _progress(progress) as bar:
+    # Not a terminal (nohup, a pipe, a batch job): no bars, but a timestamped line per phase.
+    plain = progress and plain_progress()
+    started = time.monotonic()
+    if plain:
+        say(f"{config.name}: {len(todo)} run(s) to do")
+    done = 0
+    with _progress(progress and not plain) as bar:
         overall = bar.add_task(config.name, total=len(todo))
         bars: dict[str, Any] = {}
 
@@ -441,6 +494,10 @@ def _drive(config: ExperimentConfig, out_dir: Path, todo: list[RunSpec], executo
         with contextlib.closing(events):
             for finished in events:
                 store_finished(out_dir, finished)
+                done += 1
+                if plain:
+                    say(f"run {done} of {len(todo)} finished: {finished.run_id} "
+                         f"({time.monotonic() - started:.0f} s so far)")
                 if finished.run_id in bars:
                     bar.update(bars[finished.run_id], visible=False)
                 bar.advance(overall)
@@ -454,8 +511,8 @@ def store_finished(out_dir: Path, finished: FinishedRun) -> None:
         if not target.exists():
             atomic_write_bytes(target, payload)
     result_path = out_dir / "runs" / f"{finished.run_id}.csv"
-    if not result_path.exists():
-        atomic_write_text(result_path, finished.csv_text)
+    if not is_finished_run(result_path):
+        write_run_csv(result_path, finished.csv_text)
 
 
 def remove_stale_temporaries(out_dir: Path) -> list[Path]:

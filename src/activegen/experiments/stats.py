@@ -82,11 +82,15 @@ def areas(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def labels_to_reach(n_labels: np.ndarray, mean_accuracy: np.ndarray, target: float) -> float:
-    """The first label count at which the mean curve reaches ``target`` (NaN if never)."""
+    """The label count from which the mean curve stays at or above ``target`` to the end of
+    the budget (NaN if it ends below): a one-round blip above the target that falls back
+    does not count as reaching it."""
     order = np.argsort(n_labels)
     n, acc = np.asarray(n_labels)[order], np.asarray(mean_accuracy)[order]
-    hits = np.flatnonzero(acc >= target)
-    return float(n[hits[0]]) if len(hits) else float("nan")
+    if len(acc) == 0 or not acc[-1] >= target:
+        return float("nan")
+    below = np.flatnonzero(~(acc >= target))
+    return float(n[below[-1] + 1]) if len(below) else float(n[0])
 
 
 def holm(pvalues: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from sklearn.manifold import TSNE
 from activegen._atomic import atomic_write_bytes
 from activegen.errors import ConfigError
 from activegen.experiments.config import ExperimentConfig
+from activegen.experiments.progress import phase
 from activegen.experiments.runner import (
     cache_dir,
     load_experiment_data,
@@ -97,6 +98,7 @@ def tsne_selection(
     unlabeled = np.setdiff1d(np.arange(len(pool)), labeled)
     candidates = np.sort(rng.choice(unlabeled, n_candidates, replace=False))
     learner = make_learner_factory(config, pool.n_classes)(derive_seed(seed, 0, 2))
+    phase(f"fitting the learner on {len(labeled)} labeled images")
     learner.fit(X[labeled], pool.y[labeled])
     queried = np.ones(len(pool), dtype=bool)
     queried[candidates] = False  # only the candidates may be picked
@@ -109,6 +111,7 @@ def tsne_selection(
     plain = CoreSet(device=device)
     vae = VAECoreSet(device=device, alpha=alpha, vae_latent_dim=vae_latent_dim,
                      vae_width=vae_width, vae_epochs=vae_epochs)
+    phase("training (or loading) the VAE")
     vae.prepare(PrepareContext(pool=pool, cache_dir=cache_dir(config, out_dir), device=device))
     picks = {}
     images = []
@@ -121,6 +124,7 @@ def tsne_selection(
         chosen = strategy.query(s, n_picks).indices
         picks[key] = chosen
         feats = strategy.features(s, X[order])
+        phase(f"t-SNE of {len(order)} points")
         points = TSNE(n_components=2, init="pca", random_state=seed,
                       perplexity=min(30.0, (len(order) - 1) / 3)).fit_transform(feats)
         picked_rows = np.searchsorted(candidates, chosen)

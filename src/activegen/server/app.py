@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -31,6 +31,23 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 Labeler = Annotated[str, Field(min_length=1, max_length=LABELER_MAX)]
 
+#: Largest query id: the store's ids are SQLite INTEGERs (signed 64-bit); a larger one is a 4xx.
+ID_MAX = 2**63 - 1
+
+#: Every state-changing request must carry this header. A cross-site page cannot set a
+#: custom header without a CORS preflight, which this app never grants, so an <img>, a form
+#: or a fetch from elsewhere cannot lease or label.
+REQUEST_HEADER = "X-Activegen-Request"
+REQUEST_HEADERS = {REQUEST_HEADER: "1"}
+
+#: Sent with every response: no framing (clickjacking), scripts and styles only from the
+#: page itself (the script is inlined, so by hash), images from here or data: URIs.
+SECURITY_HEADERS = {
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
 
 def is_loopback(host: str) -> bool:
     return host in LOOPBACK_HOSTS
@@ -41,12 +58,16 @@ class _Body(BaseModel):
 
 
 class LabelIn(_Body):
-    query_id: StrictInt = Field(ge=1)
+    query_id: StrictInt = Field(ge=1, le=ID_MAX)
     label: StrictInt
     labeler: Labeler
 
 
 class UndoIn(_Body):
+    labeler: Labeler
+
+
+class BatchIn(_Body):
     labeler: Labeler
 
 
@@ -142,18 +163,64 @@ class TokenMiddleware:
 
 
 class JsonOnlyMiddleware:
-    """415 for a POST that is not ``application/json`` (also blocks cross-site form posts)."""
+    """415 for a POST that is not ``application/json`` (also blocks cross-site form posts);
+    403 for one without :data:`REQUEST_HEADER` (a cross-site request cannot carry it).
+    Other methods go on to the router, which answers 405 where a route lacks them."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            if dict(scope["headers"]).get(REQUEST_HEADER.lower().encode()) != b"1":
+                await _reply(send, 403, f"state changes need the header {REQUEST_HEADER}: 1 "
+                                        "(the labeling page sends it)")
+                return
             ctype = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip()
             if ctype.lower() != b"application/json":
                 await _reply(send, 415, "send the body as application/json")
                 return
         await self.app(scope, receive, send)
+
+
+class SecurityHeadersMiddleware:
+    """Adds :data:`SECURITY_HEADERS` and ``csp`` to every response."""
+
+    def __init__(self, app: ASGIApp, csp: str) -> None:
+        self.app = app
+        self.headers = [(k.encode(), v.encode()) for k, v in
+                        {**SECURITY_HEADERS, "content-security-policy": csp}.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def content_security_policy(page: str) -> str:
+    """A strict CSP for ``page``: its inline scripts and styles allowed by hash only, nothing
+    from elsewhere, no framing, no plugins, forms and base URIs to this origin."""
+    import base64
+    import hashlib
+    import re
+
+    def hashes(tag: str) -> str:
+        bodies = re.findall(rf"<{tag}[^>]*>(.*?)</{tag}>", page, flags=re.S)
+        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'"
+                        for b in bodies)
+
+    return ("default-src 'none'; "
+            f"script-src 'self' {hashes('script')}; "
+            f"style-src 'self' {hashes('style')}; "
+            "img-src 'self' data:; connect-src 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
 
 
 # -- the app ------------------------------------------------------------------------------
@@ -198,15 +265,17 @@ def create_app(
     def state() -> dict[str, Any]:
         return session.state()
 
-    @app.get("/api/batch")
-    def batch(labeler: Annotated[str, Query(min_length=1, max_length=LABELER_MAX)]
-              ) -> dict[str, Any]:
-        rows = session.batch(labeler)
+    @app.post("/api/batch")
+    def batch(body: BatchIn) -> dict[str, Any]:
+        # POST: it leases queries (a state change), so it must not be reachable by a GET
+        rows = session.batch(body.labeler)
         return {"round": session.store.current_round(), "finished": session.finished,
                 "queries": [r.as_dict() for r in rows]}
 
     @app.get("/api/image/{query_id:int}.png")
     def image(query_id: int) -> Response:
+        if not 1 <= query_id <= ID_MAX:  # no query has such an id (SQLite ids are 64-bit)
+            raise RequestError(404, f"no query {query_id}")
         return Response(session.image_png(query_id), media_type="image/png",
                         headers={"cache-control": "private, max-age=86400"})
 
@@ -258,6 +327,7 @@ def create_app(
 
     # The last one added runs first: host check, token, body size, content type, route.
     app.add_middleware(JsonOnlyMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, csp=content_security_policy(page))
     app.add_middleware(BodyLimitMiddleware, limit=max_body, import_limit=max_import_body)
     if token is not None:
         app.add_middleware(TokenMiddleware, token=token)

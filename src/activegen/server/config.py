@@ -13,10 +13,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from activegen.errors import ConfigError
-from activegen.experiments.config import ComponentConfig, DataConfig, TestSetConfig, read_toml
+from activegen.experiments.config import (
+    ComponentConfig,
+    DataConfig,
+    TestSetConfig,
+    check_device_name,
+    read_toml,
+)
 
 
 class _Strict(BaseModel):
@@ -65,7 +78,7 @@ class LabelConfig(_Strict):
     """One labeling session: a pool, a learner, a strategy, a person."""
 
     name: str = "labeling session"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     data: DataConfig = DataConfig()
     test_sets: list[TestSetConfig] = []
     learner: ComponentConfig = ComponentConfig(name="linear-svm")
@@ -73,6 +86,11 @@ class LabelConfig(_Strict):
     labeling: LabelingConfig
     device: str = "auto"
     cache_dir: Path | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        return check_device_name(device)
 
     def fingerprint(self) -> str:
         """A hash of what decides which queries are asked (not where the app listens)."""

@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from xml.etree import ElementTree
 
 import numpy as np
 
@@ -34,6 +35,16 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat()
 
 
+#: A cell starting with one of these is run as a formula by spreadsheet programs.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_safe(text: str) -> str:
+    """``text`` with a leading apostrophe if a spreadsheet would run it as a formula (OWASP's
+    advice for CSV injection); the import strips it again."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def to_csv(rows: list[dict[str, Any]], classes: Sequence[str]) -> str:
     """One line per answer, in the order they were given."""
     buffer = io.StringIO()
@@ -42,7 +53,8 @@ def to_csv(rows: list[dict[str, Any]], classes: Sequence[str]) -> str:
     for r in rows:
         writer.writerow([r["query_id"], r["round"], r["kind"], r["source"],
                          "" if r["pool_index"] is None else r["pool_index"], r["label"],
-                         _class_name(classes, r["label"]), r["labeler"], _iso(r["ts"]),
+                         _spreadsheet_safe(_class_name(classes, r["label"])),
+                         _spreadsheet_safe(r["labeler"]), _iso(r["ts"]),
                          r["generator_id"] or ""])
     return buffer.getvalue()
 
@@ -100,14 +112,22 @@ def to_label_studio(rows: list[dict[str, Any]], classes: Sequence[str],
 
 def label_studio_config(classes: Sequence[str]) -> str:
     """The Label Studio labeling interface that matches :func:`to_label_studio`."""
-    choices = "".join(f'<Choice value="{c}"/>' for c in [*classes, CANT_TELL])
-    return (f'<View><Image name="image" value="$image" zoom="true"/>'
-            f'<Choices name="label" toName="image" choice="single">{choices}</Choices></View>')
+    # ElementTree escapes every attribute value: a class folder named 'cats & dogs' or
+    # '<img …>' stays a value and can never become markup.
+    view = ElementTree.Element("View")
+    ElementTree.SubElement(view, "Image", name="image", value="$image", zoom="true")
+    choices = ElementTree.SubElement(view, "Choices", name="label", toName="image",
+                                     choice="single")
+    for c in [*classes, CANT_TELL]:
+        ElementTree.SubElement(choices, "Choice", value=str(c))
+    return ElementTree.tostring(view, encoding="unicode")
 
 
 # -- import -------------------------------------------------------------------------------
 def _label_from(value: str, classes: Sequence[str], where: str, by_name: bool) -> int:
     value = value.strip()
+    if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        value = value[1:]  # the apostrophe our CSV export adds against formulas
     if by_name:
         if value == CANT_TELL:
             return -1

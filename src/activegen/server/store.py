@@ -125,8 +125,12 @@ class LabelStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(f"{self.path}-lock", "a+")  # noqa: SIM115 - held for life
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_file = open(f"{self.path}-lock", "a+")  # noqa: SIM115 - held for life
+        except OSError as exc:
+            raise DataError(f"{self.path}: cannot create the label store there "
+                            f"({exc.strerror or exc})") from None
         try:
             fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

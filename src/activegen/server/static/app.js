@@ -35,6 +35,7 @@ async function api(path, body) {
   if (body !== undefined) {
     options.method = "POST";
     options.headers["Content-Type"] = "application/json";
+    options.headers["X-Activegen-Request"] = "1";  // proves the request is not cross-site
     options.body = JSON.stringify(body);
   }
   const response = await fetch(path, options);
@@ -158,7 +159,7 @@ function drawCurve(state) {
     svg += `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(" ")}"/>`;
     const last = state.curve[state.curve.length - 1];
     if (name in last.accuracy) {
-      svg += `<text x="${W - R}" y="${sy(last.accuracy[name]) - 6}" text-anchor="end" style="fill:${color}">` +
+      svg += `<text x="${W - R}" y="${sy(last.accuracy[name]) - 6}" text-anchor="end" fill="${color}">` +
         `${escapeHtml(name)} ${(100 * last.accuracy[name]).toFixed(1)}%</text>`;
     }
   });
@@ -172,7 +173,7 @@ async function refreshState() {
 async function loadBatch() {
   clearTimeout(pollTimer);
   let reply;
-  try { reply = await api(`/api/batch?labeler=${encodeURIComponent(labeler)}`); }
+  try { reply = await api("/api/batch", { labeler }); }
   catch (e) { say(e.message); pollTimer = setTimeout(loadBatch, 2000); return; }
   const ids = reply.queries.map((q) => q.id).join(",");
   if (ids !== batch.map((q) => q.id).join(",")) {

@@ -10,6 +10,7 @@ from activegen.strategies.base import (
     check_batch,
     top_k,
 )
+from activegen.strategies.bayesian import BALD, BatchBALD, MCEntropy, MeanStd, VariationRatios
 from activegen.strategies.coreset import CoreSet, MedAL, kcenter_greedy, medal_select
 from activegen.strategies.gaal import GAAL, GAALRetrieve, MixedSchedule, SimpleGAN, synthesize
 from activegen.strategies.learning_loss import LearningLoss
@@ -32,13 +33,17 @@ for _cls in (
     GAAL, SimpleGAN, GAALRetrieve, MixedSchedule,
     # feature-space and task-based (VAE paper), plain and VAE-augmented
     CoreSet, MedAL, BADGE, LearningLoss, VAECoreSet, VAEMedAL, VAELearningLoss,
+    # Bayesian (MC dropout)
+    BALD, BatchBALD, MeanStd, VariationRatios, MCEntropy,
 ):
     STRATEGIES.register(_cls.name)(_cls)
 
 __all__ = [
     "BADGE",
+    "BALD",
     "GAAL",
     "STRATEGIES",
+    "BatchBALD",
     "CoreSet",
     "EntropySampling",
     "GAALRetrieve",

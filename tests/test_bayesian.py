@@ -131,13 +131,14 @@ def fitted_cnn():
     idx = rng.choice(len(data.y), 200, replace=False)
     learner = LEARNERS.build("small-cnn", {"n_classes": 10, "seed": 0, "dropout": 0.5,
                                            "epochs": 3, "schedule": "fixed", "device": "cpu"})
-    learner.fit(data.X[idx], data.y[idx])
-    return learner, data
+    X = data.to_float()
+    learner.fit(X[idx], data.y[idx])
+    return learner, X, data.y
 
 
 def test_mc_dropout_samples_are_chunk_invariant_and_stochastic(fitted_cnn) -> None:
-    learner, data = fitted_cnn
-    X = data.X[:50]
+    learner, X_all, _ = fitted_cnn
+    X = X_all[:50]
     a = learner.predict_proba_samples(X, 6, np.random.default_rng(1), chunk_size=50)
     assert a.shape == (50, 6, 10)
     np.testing.assert_allclose(a.sum(axis=2), 1.0, atol=1e-9)
@@ -151,8 +152,8 @@ def test_mc_dropout_samples_are_chunk_invariant_and_stochastic(fitted_cnn) -> No
 def test_dropout_off_keeps_results_and_mc_mean_tracks_prediction(fitted_cnn) -> None:
     from activegen.models import LEARNERS
 
-    learner, data = fitted_cnn
-    X, y = data.X[:300], data.y[:300]
+    learner, X_all, y_all = fitted_cnn
+    X, y = X_all[:300], y_all[:300]
     params = {"n_classes": 10, "seed": 0, "epochs": 2, "schedule": "fixed", "device": "cpu"}
     plain = LEARNERS.build("small-cnn", params).fit(X, y)
     off = LEARNERS.build("small-cnn", {**params, "dropout": 0.0}).fit(X, y)
@@ -163,8 +164,8 @@ def test_dropout_off_keeps_results_and_mc_mean_tracks_prediction(fitted_cnn) -> 
 
 
 def test_bald_and_batchbald_query_the_pool(fitted_cnn) -> None:
-    learner, data = fitted_cnn
-    X = data.X[:120]
+    learner, X_all, _ = fitted_cnn
+    X = X_all[:120]
     queried = np.zeros(120, dtype=bool)
     queried[:20] = True
     for name, params in (("bald", {}), ("batchbald", {"subsample": 60}),

@@ -11,6 +11,7 @@ from activegen.strategies.base import (
     top_k,
 )
 from activegen.strategies.bayesian import BALD, BatchBALD, MCEntropy, MeanStd, VariationRatios
+from activegen.strategies.cold_start import ProbCover, TypiClust
 from activegen.strategies.coreset import CoreSet, MedAL, kcenter_greedy, medal_select
 from activegen.strategies.gaal import GAAL, GAALRetrieve, MixedSchedule, SimpleGAN, synthesize
 from activegen.strategies.learning_loss import LearningLoss
@@ -35,6 +36,8 @@ for _cls in (
     CoreSet, MedAL, BADGE, LearningLoss, VAECoreSet, VAEMedAL, VAELearningLoss,
     # Bayesian (MC dropout)
     BALD, BatchBALD, MeanStd, VariationRatios, MCEntropy,
+    # cold start
+    TypiClust, ProbCover,
 ):
     STRATEGIES.register(_cls.name)(_cls)
 
@@ -53,12 +56,14 @@ __all__ = [
     "MedAL",
     "MixedSchedule",
     "PrepareContext",
+    "ProbCover",
     "Query",
     "QueryState",
     "RandomSampling",
     "SVMActive",
     "SimpleGAN",
     "Strategy",
+    "TypiClust",
     "UncertaintySampling",
     "VAECoreSet",
     "VAELearningLoss",

@@ -226,6 +226,8 @@ class ActiveLearningLoop:
         query_sink: QuerySink | None = None,
         device: str = "cpu",
         fsync: bool = True,
+        initial_selector: Callable[[], np.ndarray] | None = None,
+        on_fitted: Callable[[RoundRecord, Learner], None] | None = None,
     ) -> None:
         if settings.initial_size > len(pool):
             raise ConfigError(
@@ -244,10 +246,15 @@ class ActiveLearningLoop:
         self.query_sink = query_sink
         self.device = device
         self.fsync = fsync
+        #: chooses the initial labeled set (cold start); None: uniform random
+        self.initial_selector = initial_selector
+        #: sees each round's fitted learner (stopping criteria); never on replayed rounds
+        self.on_fitted = on_fitted
 
     # -- state ----------------------------------------------------------------------------
     def _initial_state(self) -> LoopState:
-        idx = initial_labeled_indices(self.pool.y, self.settings.initial_size, self.seed)
+        idx = (initial_labeled_indices(self.pool.y, self.settings.initial_size, self.seed)
+               if self.initial_selector is None else self.initial_selector())
         queried = np.zeros(len(self.pool), dtype=bool)
         queried[idx] = True
         c, h, w = self.X_pool.shape[1:]
@@ -321,6 +328,8 @@ class ActiveLearningLoop:
             fit_seconds=t1 - t0,
             eval_seconds=t2 - t1,
         )
+        if self.on_fitted is not None:
+            self.on_fitted(record, learner)
         remaining = self.settings.budget - state.n_spent
         if remaining <= 0 or state.empty_rounds >= MAX_EMPTY_ROUNDS:
             if state.empty_rounds >= MAX_EMPTY_ROUNDS:

@@ -68,22 +68,29 @@ def variation_ratios_scores(samples: np.ndarray) -> np.ndarray:
     return 1.0 - votes.max(axis=1) / t
 
 
+def _joint(prev: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """``P(y_prev = c, y_x = k) = 1/T Σ_t prev[c, t] p_t(x, k)`` as one matrix product:
+    ``[C, n, K]``."""
+    n, t, k = cand.shape
+    flat = np.ascontiguousarray(cand.transpose(1, 0, 2)).reshape(t, n * k)
+    return (prev @ flat).reshape(len(prev), n, k) / t
+
+
 def _joint_entropy_exact(prev: np.ndarray, cand: np.ndarray) -> np.ndarray:
     """``H(y_prev, y_c)`` per candidate: ``prev [C, T]`` holds ``Π_i p_t(y_i)`` for every
     configuration of the earlier picks, ``cand [n, T, K]`` the candidates' samples."""
-    joint = np.einsum("ct,ntk->nck", prev, cand) / prev.shape[1]
-    return _entropy(joint.reshape(len(cand), -1))
+    joint = _joint(prev, cand)  # [C, n, K]
+    return _entropy(joint.transpose(1, 0, 2).reshape(len(cand), -1))
 
 
 def _joint_entropy_sampled(prev: np.ndarray, cand: np.ndarray) -> np.ndarray:
     """Importance estimate of the joint entropy: ``prev [M, T]`` holds ``Π_i p_t(ŷ_{m,i})`` for
     ``M`` configurations drawn from ``P(y_prev)``; ``H ≈ -1/M Σ_m Σ_k P(ŷ_m, k)/P(ŷ_m) ·
     log P(ŷ_m, k)``."""
-    t = prev.shape[1]
     p_prev = prev.mean(axis=1)  # [M]
-    joint = np.einsum("mt,ntk->nmk", prev, cand) / t
-    ratio = joint / np.maximum(p_prev, _EPS)[None, :, None]
-    return -(ratio * np.log(np.clip(joint, _EPS, 1.0))).sum(axis=2).mean(axis=1)
+    joint = _joint(prev, cand)  # [M, n, K]
+    ratio = joint / np.maximum(p_prev, _EPS)[:, None, None]
+    return -(ratio * np.log(np.clip(joint, _EPS, 1.0))).sum(axis=2).mean(axis=0)
 
 
 def _sample_configs(samples: np.ndarray, picks: list[int], m: int,
@@ -135,7 +142,7 @@ def batchbald_select(
         estimate = _joint_entropy_exact if exact else _joint_entropy_sampled
         scores = np.full(n, -np.inf)
         rows = np.flatnonzero(available)
-        step = max(1, chunk_size * 64 // max(1, prev.shape[0]))
+        step = max(1, (chunk_size << 14) // (prev.shape[0] * n_classes))  # bounded cells
         for start in range(0, len(rows), step):
             chunk = rows[start:start + step]
             scores[chunk] = estimate(prev, samples[chunk]) - cond[chunk]

@@ -124,12 +124,18 @@ def stopping_table(out_dir: Path) -> pd.DataFrame:
     runs = frame.groupby(["strategy", "criterion"])["seed"].nunique().rename("runs")
     fired = frame[frame["fired"] == 1]
     if fired.empty:
-        return runs.reset_index()
-    table = fired.groupby(["strategy", "criterion", "test_set"]).agg(
-        fired_runs=("seed", "nunique"), stop_labels=("n_labels", "mean"),
-        labels_saved=("labels_saved", "mean"), accuracy_lost=("accuracy_lost", "mean"),
-    ).reset_index()
-    return table.merge(runs.reset_index(), on=["strategy", "criterion"])
+        table = pd.DataFrame(columns=["strategy", "criterion", "test_set", "fired_runs"])
+    else:
+        table = fired.groupby(["strategy", "criterion", "test_set"]).agg(
+            fired_runs=("seed", "nunique"), stop_labels=("n_labels", "mean"),
+            labels_saved=("labels_saved", "mean"), accuracy_lost=("accuracy_lost", "mean"),
+        ).reset_index()
+    # criteria that never fired on a strategy still get a row (fired_runs = 0)
+    table = runs.reset_index().merge(table, on=["strategy", "criterion"], how="left")
+    table["fired_runs"] = table["fired_runs"].fillna(0).astype(int)
+    return table[["strategy", "criterion", "test_set", "fired_runs", "runs",
+                  *[c for c in ("stop_labels", "labels_saved", "accuracy_lost")
+                    if c in table]]]
 
 
 def stopping_report_lines(out_dir: Path) -> list[str]:

@@ -80,3 +80,14 @@ def test_cold_start_initial_set_is_the_one_the_run_starts_from(tmp_path) -> None
     for ckpt in (out / "checkpoints").glob("*.npz"):
         with np.load(ckpt, allow_pickle=False) as data:
             assert np.isin(expected, data["labeled_indices"]).all()
+
+
+def test_docs_table_lists_every_registered_strategy() -> None:
+    from pathlib import Path
+
+    from activegen.strategies import STRATEGIES
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "strategies.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`") for line in text.splitlines()
+            if line.startswith("| `")}
+    assert set(STRATEGIES.names()) <= rows, set(STRATEGIES.names()) - rows

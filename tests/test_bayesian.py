@@ -147,6 +147,8 @@ def test_mc_dropout_samples_are_chunk_invariant_and_stochastic(fitted_cnn) -> No
     np.testing.assert_array_equal(a, again)
     chunks = list(learner.iter_proba_samples(X, 6, np.random.default_rng(1), chunk_size=7))
     assert max(len(c) for c in chunks) == 7 and sum(len(c) for c in chunks) == 50
+    # the masks are one seeded stream, so the chunking does not change the samples
+    np.testing.assert_allclose(np.concatenate(chunks), a, rtol=1e-6, atol=1e-9)
 
 
 def test_dropout_off_keeps_results_and_mc_mean_tracks_prediction(fitted_cnn) -> None:

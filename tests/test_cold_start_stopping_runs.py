@@ -90,4 +90,6 @@ def test_docs_table_lists_every_registered_strategy() -> None:
     text = (Path(__file__).resolve().parents[1] / "docs" / "strategies.md").read_text()
     rows = {line.split("|")[1].strip().strip("`") for line in text.splitlines()
             if line.startswith("| `")}
-    assert set(STRATEGIES.names()) <= rows, set(STRATEGIES.names()) - rows
+    shipped = {n for n in STRATEGIES.names()  # other tests register their own helpers
+               if STRATEGIES.get(n).__module__.startswith("activegen.")}
+    assert len(shipped) >= 24 and shipped <= rows, shipped - rows

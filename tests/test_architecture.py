@@ -22,6 +22,8 @@ FORBIDDEN = {
     "loop": ("experiments", "server", "cli"),
     "experiments": ("server", "cli"),
     "server": ("cli",),
+    "stopping": ("models", "generative", "strategies", "oracles", "loop", "experiments",
+                 "server", "cli"),
 }
 
 

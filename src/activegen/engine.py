@@ -356,6 +356,8 @@ class ActiveLearner:
         store: where the state is kept (default: memory); a stored state is resumed.
         cache_dir: where a :class:`PoolPrepared` learner caches what it learns from the pool.
         on_round: called with each finished :class:`RoundRecord`.
+        on_fitted: called with each round's record and its fitted learner, right after the
+            evaluation (stopping criteria read the learner here).
         query_sink: called with every answered query.
     """
 
@@ -375,6 +377,7 @@ class ActiveLearner:
         store: StateStore | None = None,
         cache_dir: Path | None = None,
         on_round: Callable[[RoundRecord], None] | None = None,
+        on_fitted: Callable[[RoundRecord, Learner], None] | None = None,
         query_sink: QuerySink | None = None,
     ) -> None:
         X_pool = np.asarray(X_pool, dtype=np.float32)
@@ -394,6 +397,8 @@ class ActiveLearner:
         self.store: StateStore = store if store is not None else MemoryStore()
         self.cache_dir = cache_dir
         self.on_round = on_round
+        #: sees each round's fitted learner (stopping criteria); never on replayed rounds
+        self.on_fitted = on_fitted
         self.query_sink = query_sink
         idx, y = initial if initial is not None else (np.empty(0, np.int64), np.empty(0, np.int64))
         self.labels_initial = len(idx) or None
@@ -471,6 +476,8 @@ class ActiveLearner:
                                    n_abstained=s.n_abstained, accuracy=accuracy,
                                    fit_seconds=fit_seconds,
                                    eval_seconds=time.perf_counter() - t1)
+        if self.on_fitted is not None and self.learner is not None:
+            self.on_fitted(self._record, self.learner)
         return self._record
 
     def ask(self, k: int | None = None) -> Query:

@@ -81,6 +81,8 @@ class ActiveLearningLoop:
         query_sink: QuerySink | None = None,
         fsync: bool = True,
         cache_dir: Path | None = None,
+        initial_selector: Callable[[], np.ndarray] | None = None,
+        on_fitted: Callable[[RoundRecord, Learner], None] | None = None,
     ) -> None:
         if settings.initial_size > len(pool):
             raise ConfigError(
@@ -99,18 +101,23 @@ class ActiveLearningLoop:
         self.query_sink = query_sink
         self.fsync = fsync
         self.cache_dir = cache_dir
+        #: chooses the initial labeled set (cold start); None: uniform random
+        self.initial_selector = initial_selector
+        #: sees each round's fitted learner (stopping criteria); never on replayed rounds
+        self.on_fitted = on_fitted
 
     def run(self) -> list[RoundRecord]:
         """Run (or resume) until the budget is spent; returns every round's record."""
         store = NpzStore(self.checkpoint, self.fsync) if self.checkpoint is not None else None
-        initial = initial_labeled_indices(self.pool.y, self.settings.initial_size, self.seed)
+        initial = (initial_labeled_indices(self.pool.y, self.settings.initial_size, self.seed)
+                   if self.initial_selector is None else self.initial_selector())
         engine = ActiveLearner(
             self.X_pool, self.pool.n_classes, self.make_learner, self.strategy, seed=self.seed,
             initial=(initial, self.pool.y[initial]), budget=self.settings.budget,
             batch_size=self.settings.batch_size,
             abstain_costs_budget=self.settings.abstain_costs_budget,
             test_sets=self.test_sets, store=store, cache_dir=self.cache_dir,
-            on_round=self.on_round, query_sink=self.query_sink)
+            on_round=self.on_round, query_sink=self.query_sink, on_fitted=self.on_fitted)
         for record in engine.records:  # the rounds of a resumed run
             if self.on_round is not None:
                 self.on_round(record)

@@ -14,7 +14,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from activegen.errors import ConfigError
 
@@ -87,6 +95,20 @@ class LoopConfig(_Strict):
     batch: int = Field(ge=1)
     budget: int = Field(ge=1)
     abstain_costs_budget: bool = True
+    #: how the initial labeled set is chosen: uniform ``random`` (default), or the cold-start
+    #: ``typiclust`` / ``probcover`` on ``initial_features`` (``pixels`` or the pool ``vae``)
+    initial_strategy: Literal["random", "typiclust", "probcover"] = "random"
+    initial_features: Literal["pixels", "vae"] = "pixels"
+
+    @model_serializer(mode="wrap")
+    def _drop_defaults(self, handler: Any) -> dict[str, Any]:
+        # The cold-start keys are left out at their defaults, so that fingerprints (and the
+        # folders of experiments made before they existed) stay as they were.
+        data = handler(self)
+        if self.initial_strategy == "random":
+            data.pop("initial_strategy", None)
+            data.pop("initial_features", None)
+        return data
 
     @model_validator(mode="after")
     def _budget_fits(self) -> LoopConfig:
@@ -100,6 +122,17 @@ class LoopConfig(_Strict):
                 f"initial set, fewer than one batch ({self.batch})"
             )
         return self
+
+
+class StoppingConfig(_Strict):
+    """Stopping criteria recorded on every run (:mod:`activegen.stopping`): each criterion
+    (a name → its parameters) is fed the model's predictions on a fixed random stop set of
+    ``stop_set`` pool points every round; the run records the round each first fires."""
+
+    criteria: dict[str, dict[str, Any]] = Field(default_factory=lambda: {
+        "stabilizing-predictions": {}, "max-uncertainty": {}, "overall-uncertainty": {},
+        "classification-change": {}})
+    stop_set: int = Field(default=1000, ge=1)
 
 
 class ReportConfig(_Strict):
@@ -157,6 +190,14 @@ class ExperimentConfig(_Strict):
     cache_dir: Path | None = None
     report: ReportConfig = ReportConfig()
     execution: ExecutionConfig = ExecutionConfig()
+    stopping: StoppingConfig | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_stopping(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if self.stopping is None:  # fingerprints of configs without [stopping] stay as before
+            data.pop("stopping", None)
+        return data
 
     @field_validator("device")
     @classmethod
@@ -271,6 +312,14 @@ def check_components(config: ExperimentConfig) -> None:
             check_compatible(STRATEGIES.build(strategy.name, strategy.params), learner)
         except ConfigError as exc:
             raise ConfigError(f"strategies[{i}]: {exc}") from None
+    if config.stopping is not None:
+        from activegen.stopping import build_criterion
+
+        for name, params in config.stopping.criteria.items():
+            try:
+                build_criterion(name, params)
+            except ConfigError as exc:
+                raise ConfigError(f"stopping.criteria: {exc}") from None
     labels = [s.display for s in config.strategies]
     if config.report.baseline is not None and config.report.baseline not in labels:
         raise ConfigError(

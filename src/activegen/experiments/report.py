@@ -220,6 +220,9 @@ def make_report(results: str | Path, baseline: str = "random",
         wins = stats.wins_matrix(frame, test_set)
         write_csv(wins.reset_index(names="strategy"), out_dir / f"wins_{test_set}.csv")
         lines += [f"### {test_set}", "", _markdown_table(wins.reset_index(names="row beats →"))]
+    from activegen.experiments.stopping_record import stopping_report_lines
+
+    lines += stopping_report_lines(out_dir)
     report = out_dir / "report.md"
     atomic_write_text(report, "\n".join(lines))
     return report

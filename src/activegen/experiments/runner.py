@@ -314,6 +314,28 @@ def run_supervised(config: ExperimentConfig, pool: Dataset, tests: dict[str, Dat
                            n_classes=pool.n_classes)
 
 
+def _cold_start_and_stopping(config: ExperimentConfig, spec: RunSpec, pool: Dataset,
+                             out_dir: Path) -> tuple[Callable[[], np.ndarray] | None, Any]:
+    """The run's initial-set selector (``[loop] initial_strategy``; None: random) and its
+    stopping recorder (``[stopping]``; None without)."""
+    selector = None
+    if config.loop.initial_strategy != "random":
+        from activegen.strategies.cold_start import initial_selection, vae_pool_features
+
+        def selector() -> np.ndarray:
+            features = (vae_pool_features(prepare_context(config, pool, out_dir))
+                        if config.loop.initial_features == "vae" else None)
+            return initial_selection(config.loop.initial_strategy, pool.to_float(),
+                                     config.loop.initial, spec.seed, pool.n_classes, features)
+    recorder = None
+    if config.stopping is not None:
+        from activegen.experiments.stopping_record import StoppingRecorder
+
+        recorder = StoppingRecorder(config.stopping, pool.to_float(), spec.seed, out_dir,
+                                    spec.run_id)
+    return selector, recorder
+
+
 def run_one(
     config: ExperimentConfig,
     spec: RunSpec,
@@ -340,6 +362,7 @@ def run_one(
           "here)")
     strategy.prepare(prepare_context(config, pool, out_dir))
     query_dir = out_dir / "queries" / spec.run_id
+    initial_selector, recorder = _cold_start_and_stopping(config, spec, pool, out_dir)
     loop = ActiveLearningLoop(
         pool=pool,
         make_learner=make_learner_factory(config, pool.n_classes),
@@ -354,8 +377,12 @@ def run_one(
         query_sink=lambda r, q, y: save_query(query_dir, r, q, y, config.execution.fsync),
         fsync=config.execution.fsync,
         cache_dir=cache_dir(config, out_dir),
+        initial_selector=initial_selector,
+        on_fitted=None if recorder is None else recorder.on_fitted,
     )
     records = loop.run()
+    if recorder is not None:
+        recorder.finish(config.loop.budget, spec.strategy, spec.seed)
     for folder in (query_dir, out_dir / "checkpoints"):  # the per-round renames, made durable
         if folder.is_dir():
             sync_directory(folder)

@@ -10,6 +10,7 @@ method but cannot use it with its settings (a torch learner without a loss head 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -73,8 +74,17 @@ class PoolPrepared(Protocol):
     def prepare(self, pool_images: np.ndarray, cache_dir: Path | None = None) -> None: ...
 
 
+@runtime_checkable
+class MCDropout(Protocol):
+    """Posterior samples of class probabilities ``[n, T, K]`` from dropout kept active at query
+    time (Gal et al. 2017), yielded chunk by chunk so memory stays bounded."""
+
+    def iter_proba_samples(self, X: np.ndarray, n_samples: int, rng: np.random.Generator,
+                           chunk_size: int = ...) -> Iterator[np.ndarray]: ...
+
+
 CAPABILITIES: tuple[type, ...] = (Probabilistic, Embedding, Differentiable, LossPredicting,
-                                  PoolPrepared)
+                                  PoolPrepared, MCDropout)
 
 
 def has_capability(learner: Any, capability: type) -> bool:

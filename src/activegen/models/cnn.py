@@ -36,6 +36,7 @@ class SmallCNNNetwork(StagedNetwork):
         self.stage_channels = channels
         self.feature_dim = feature_dim
         self.hidden = nn.Sequential(nn.Linear(channels[-1], feature_dim), nn.ReLU(inplace=True))
+        self.head_dropout: nn.Module = nn.Identity()
         self.fc = nn.Linear(feature_dim, n_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -44,7 +45,7 @@ class SmallCNNNetwork(StagedNetwork):
             x = stage(x)
             maps.append(x)
         features = self.hidden(x.mean(dim=(2, 3)))
-        return self.fc(features), features, maps
+        return self.fc(self.head_dropout(features)), features, maps
 
 
 @expose_training_params

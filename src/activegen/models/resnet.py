@@ -59,6 +59,7 @@ class ResNet18Network(StagedNetwork):
             previous = p
         self.stage_channels = planes
         self.feature_dim = 512
+        self.head_dropout: nn.Module = nn.Identity()
         self.fc = nn.Linear(512, n_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -68,7 +69,7 @@ class ResNet18Network(StagedNetwork):
             x = getattr(self, name)(x)
             maps.append(x)
         features = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return self.fc(features), features, maps
+        return self.fc(self.head_dropout(features)), features, maps
 
 
 def load_imagenet_weights(network: ResNet18Network, path: Path) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
+from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -38,7 +39,7 @@ from torch.nn import functional as F
 from activegen._device import resolve_device
 from activegen.errors import ConfigError
 from activegen.models.base import Learner
-from activegen.models.capabilities import FitContext, LossPredicting
+from activegen.models.capabilities import FitContext, LossPredicting, MCDropout
 from activegen.models.loss_prediction import LossPredictionModule, margin_ranking_loss
 
 Schedule = Literal["fixed", "grow", "until-accuracy"]
@@ -57,6 +58,9 @@ class StagedNetwork(nn.Module):
 
     stage_channels: tuple[int, ...]
     feature_dim: int
+    #: applied to the features before the classification layer (``TorchLearner(dropout=p)``
+    #: swaps in ``nn.Dropout(p)``; the identity keeps results unchanged when it is off).
+    head_dropout: nn.Module
 
 
 def resolve_torch_device(device: str | torch.device) -> torch.device:
@@ -113,8 +117,11 @@ class TorchLearner(Learner):
         loss_margin: float = 1.0,
         lossnet_hidden: int = 128,
         lossnet_detach_epoch: int | None = None,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__(n_classes, seed)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         for key, value in (("epochs", epochs), ("max_epochs", max_epochs),
@@ -145,6 +152,7 @@ class TorchLearner(Learner):
         self.loss_margin = loss_margin
         self.lossnet_hidden = lossnet_hidden
         self.lossnet_detach_epoch = lossnet_detach_epoch
+        self.dropout = dropout
         self.network: StagedNetwork | None = None
         self.loss_head: LossPredictionModule | None = None
         self.history: list[dict[str, float]] = []
@@ -162,7 +170,8 @@ class TorchLearner(Learner):
 
     @property
     def lacks(self) -> tuple[type, ...]:  # type: ignore[override]
-        return () if self.loss_prediction else (LossPredicting,)
+        return (() if self.loss_prediction else (LossPredicting,)) + \
+            (() if self.dropout > 0 else (MCDropout,))
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
@@ -184,6 +193,8 @@ class TorchLearner(Learner):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             network = self.build_network(X.shape[1], (X.shape[2], X.shape[3]))
+            if self.dropout > 0:  # no parameters: the initial weights do not change
+                network.head_dropout = nn.Dropout(self.dropout)
             head = None
             if self.loss_prediction:
                 head = LossPredictionModule(network.stage_channels, self.lossnet_hidden,
@@ -289,6 +300,52 @@ class TorchLearner(Learner):
         return logits[:, 1] - logits[:, 0] if self.n_classes == 2 else logits
 
     @property
+    def supports_mc_dropout(self) -> bool:
+        """True when the network has a dropout layer before its classification layer."""
+        return self.dropout > 0
+
+    def iter_proba_samples(self, X: np.ndarray, n_samples: int, rng: np.random.Generator,
+                           chunk_size: int = INFERENCE_BATCH) -> Iterator[np.ndarray]:
+        """MC dropout posterior samples, one chunk of rows at a time: ``[n, T, K]`` each.
+
+        Dropout sits before the last linear layer, so the features are computed once per
+        chunk (BatchNorm in eval mode) and the ``T`` dropout masks go through ``fc`` in one
+        batched product. Masks come from ``rng`` (seeded, reproducible). Memory: one chunk's
+        ``[n, T, d]`` masks and ``[n, T, K]`` probabilities.
+        """
+        self._check_fitted()
+        if n_samples < 1 or chunk_size < 1:
+            raise ValueError(f"need n_samples >= 1 and chunk_size >= 1, got {n_samples}, "
+                             f"{chunk_size}")
+        if not self.supports_mc_dropout:
+            raise ValueError(f"{self.name}: MC dropout needs dropout > 0 (got {self.dropout})")
+        X = np.asarray(X, dtype=np.float32)
+        if self._constant is not None:  # one class only: every sample is certain
+            for start in range(0, len(X), chunk_size):
+                out = np.zeros((len(X[start:start + chunk_size]), n_samples, self.n_classes))
+                out[:, :, self._constant] = 1.0
+                yield out
+            return
+        assert self.network is not None
+        generator = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
+        keep = 1.0 - self.dropout
+        fc = self.network.fc  # type: ignore[attr-defined]
+        for start in range(0, len(X), chunk_size):
+            feats = torch.from_numpy(self._forward_all(X[start:start + chunk_size])[1])
+            mask = torch.rand((len(feats), n_samples, feats.shape[1]), generator=generator)
+            dropped = feats[:, None, :] * (mask < keep).float() / keep
+            with torch.inference_mode():
+                logits = fc(dropped.to(self.device)).float().cpu().double()
+            yield torch.softmax(logits, dim=2).numpy()
+
+    def predict_proba_samples(self, X: np.ndarray, n_samples: int, rng: np.random.Generator,
+                              chunk_size: int = INFERENCE_BATCH) -> np.ndarray:
+        """All MC dropout samples ``[N, T, K]`` (see :meth:`iter_proba_samples`)."""
+        parts = list(self.iter_proba_samples(X, n_samples, rng, chunk_size))
+        return (np.concatenate(parts) if parts
+                else np.empty((0, n_samples, self.n_classes)))
+
+    @property
     def has_loss_head(self) -> bool:
         return self.loss_prediction
 
@@ -325,4 +382,5 @@ class TorchLearner(Learner):
             "epochs_increment": self.epochs_increment, "lr": self.lr,
             "momentum": self.momentum, "weight_decay": self.weight_decay,
             "batch_size": self.batch_size, "loss_prediction": self.loss_prediction,
+            **({"dropout": self.dropout} if self.dropout else {}),
         }

@@ -10,6 +10,8 @@ from activegen.strategies.base import (
     check_batch,
     top_k,
 )
+from activegen.strategies.bayesian import BALD, BatchBALD, MCEntropy, MeanStd, VariationRatios
+from activegen.strategies.cold_start import ProbCover, TypiClust
 from activegen.strategies.coreset import CoreSet, MedAL, kcenter_greedy, medal_select
 from activegen.strategies.gaal import GAAL, GAALRetrieve, MixedSchedule, SimpleGAN, synthesize
 from activegen.strategies.learning_loss import LearningLoss
@@ -31,13 +33,19 @@ for _cls in (
     GAAL, SimpleGAN, GAALRetrieve, MixedSchedule,
     # feature-space and task-based (VAE paper), plain and VAE-augmented
     CoreSet, MedAL, BADGE, LearningLoss, VAECoreSet, VAEMedAL, VAELearningLoss,
+    # Bayesian (MC dropout)
+    BALD, BatchBALD, MeanStd, VariationRatios, MCEntropy,
+    # cold start
+    TypiClust, ProbCover,
 ):
     STRATEGIES.register(_cls.name)(_cls)
 
 __all__ = [
     "BADGE",
+    "BALD",
     "GAAL",
     "STRATEGIES",
+    "BatchBALD",
     "CoreSet",
     "EntropySampling",
     "GAALRetrieve",
@@ -47,12 +55,14 @@ __all__ = [
     "MedAL",
     "MixedSchedule",
     "PrepareContext",
+    "ProbCover",
     "Query",
     "QueryState",
     "RandomSampling",
     "SVMActive",
     "SimpleGAN",
     "Strategy",
+    "TypiClust",
     "UncertaintySampling",
     "VAECoreSet",
     "VAELearningLoss",

@@ -30,7 +30,7 @@ def test_default_config_keeps_the_fingerprint_and_random_initial_set() -> None:
 def test_bad_stopping_and_strategy_learner_mismatch_are_refused_before_work(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"stopping.criteria: unknown stopping criterion"):
         run_experiment(small_config(stopping={"criteria": {"nope": {}}}), tmp_path / "a")
-    with pytest.raises(ConfigError, match=r"'bald' needs capability 'mc_dropout'.*linear-svm"):
+    with pytest.raises(ConfigError, match=r"'bald' needs a learner that is MCDropout.*linear"):
         run_experiment(small_config(strategies=[{"name": "bald"}]), tmp_path / "b")
     assert not (tmp_path / "a" / "runs").exists() and not (tmp_path / "b" / "runs").exists()
 

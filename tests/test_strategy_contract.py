@@ -16,7 +16,12 @@ import torch
 from activegen.data import load_dataset
 from activegen.errors import EmptyPoolError
 from activegen.models import LinearSVM, SmallCNN
-from activegen.models.capabilities import FitContext, LossPredicting, check_compatible
+from activegen.models.capabilities import (
+    FitContext,
+    LossPredicting,
+    MCDropout,
+    check_compatible,
+)
 from activegen.strategies import STRATEGIES, PrepareContext, QueryState, Strategy
 
 GAN = {"gan_epochs": 2, "latent_dim": 4}
@@ -49,6 +54,8 @@ def _strategy(name: str, pool, cache: Path) -> Strategy:
 def _learner(strategy: Strategy, X: np.ndarray, y: np.ndarray):
     if LossPredicting in strategy.requires:
         learner = SmallCNN(2, seed=0, device="cpu", loss_prediction=True, epochs=1)
+    elif MCDropout in strategy.requires:
+        learner = SmallCNN(2, seed=0, device="cpu", dropout=0.5, epochs=1)
     else:
         learner = LinearSVM(2)
     check_compatible(strategy, learner)

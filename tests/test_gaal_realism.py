@@ -49,7 +49,7 @@ def test_realism_term_lowers_the_experts_abstention_rate(setup) -> None:
 
 
 def test_margin_band_and_realism_settings_are_checked(setup) -> None:
-    _, X, gen, _ = setup
+    _, _, gen, _ = setup
     f = lambda x: x.flatten(1).sum(1) - 10.0  # noqa: E731
     with pytest.raises(ValueError, match="realism"):
         synthesize(gen, f, 2, realism_weight=-1.0)

@@ -21,6 +21,7 @@ from activegen.errors import ConfigError
 from activegen.experiments.config import ExperimentConfig
 from activegen.experiments.runner import build_strategy, cache_dir, load_experiment_data
 from activegen.generative import GeneratorSettings, load_or_train
+from activegen.generative.cache import shared_cache_dir
 from activegen.generative.quality import SampleQuality, sample_quality
 from activegen.oracles.expert import load_or_fit_expert
 
@@ -90,7 +91,7 @@ def gaal_quality(config: ExperimentConfig, out_dir: Path, n: int = 1000,
                     for name, t in tests.items()}
     results: list[GeneratorQuality] = []
     for settings, labels in generators.values():
-        cached = load_or_train(real, settings, cache)
+        cached = load_or_train(real, settings, cache, shared_dir=shared_cache_dir())
         fake = cached.generator.sample(n, torch.Generator().manual_seed(seed)).cpu().numpy()
         results.append(GeneratorQuality(tuple(labels), cached.key, settings.to_dict(),
                                         dict(cached.report.get("report", {})),

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from activegen.generative.cache import load_or_train
+from activegen.generative.cache import load_or_train, shared_cache_dir
 from activegen.generative.dcgan import Generator
 from activegen.generative.training import GAN_KINDS, GeneratorSettings
 from activegen.strategies.base import PrepareContext, Query, QueryState, Strategy, check_batch
@@ -275,7 +275,8 @@ class _GeneratorStrategy(Strategy):
 
         settings = replace(self.gan_settings, seed=context.artifact_seed)
         cached = load_or_train(context.pool.to_float(), settings, context.cache_dir,
-                               context.device, context.show_progress)
+                               context.device, context.show_progress,
+                               shared_dir=shared_cache_dir())
         self.generator, self.generator_key = cached.generator, cached.key
 
     def _require_generator(self) -> Generator:

@@ -50,7 +50,7 @@ class GeneratorSettings:
     seed: int = 0
     augment: str = ""  # DiffAugment ops, e.g. "translation,cutout"
     spectral_norm: bool = False
-    ema: float = 0.0  # decay of the generator's weight average; 0 = no average
+    ema: float = 0.0  # decay of the generator's weight average (warmed up); 0 = no average
     eval_every: int = 0  # epochs between quality evaluations; 0 = train all epochs, keep last
     holdout: float = 0.1  # share of the pool held out for the quality evaluation
     patience: int = 0  # evaluations without improvement before stopping; 0 = never stop
@@ -202,6 +202,7 @@ def train_generator(
     disc.to(device)
     ema_gen = copy.deepcopy(gen).eval() if settings.ema > 0 else None
     evaluations: list[dict[str, float]] = []
+    g_steps = 0
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     real_all = torch.from_numpy(X).to(device) * 2.0 - 1.0  # the tanh scale of G.raw
     wgan = settings.kind == "wgan-gp"
@@ -247,7 +248,8 @@ def train_generator(
                 g_loss.backward()
                 opt_g.step()
                 if ema_gen is not None:
-                    _ema_update(ema_gen, gen, settings.ema)
+                    g_steps += 1
+                    _ema_update(ema_gen, gen, min(settings.ema, (1 + g_steps) / (10 + g_steps)))
             bar.advance(task)
             if quality_fn is not None and settings.eval_every and (
                     epoch % settings.eval_every == 0 or epoch == settings.epochs):
@@ -281,7 +283,10 @@ def train_generator(
 
 @torch.no_grad()
 def _ema_update(ema_gen: Generator, gen: Generator, decay: float) -> None:
-    """``θ_ema ← decay·θ_ema + (1 − decay)·θ``; buffers (batch-norm statistics) copied."""
+    """``θ_ema ← decay·θ_ema + (1 − decay)·θ``; buffers (batch-norm statistics) copied.
+
+    The caller warms the decay up (``min(ema, (1 + t) / (10 + t))`` at generator step ``t``),
+    so that a short training does not leave the average dominated by the initial weights."""
     for p_ema, p in zip(ema_gen.parameters(), gen.parameters(), strict=True):
         p_ema.lerp_(p, 1.0 - decay)
     for b_ema, b in zip(ema_gen.buffers(), gen.buffers(), strict=True):

@@ -4,14 +4,16 @@
 ``|f(G(z))|`` for a binary learner (``f = w·φ(x) + b``; ``φ`` is whatever the learner's
 ``torch_decision`` applies: raw pixels for the linear SVM, a CNN's penultimate layer for a CNN
 learner), and the gap between the two best class scores for several classes (the paper's
-one-vs-rest extension). Gradient descent with momentum from ``k × starts`` random starts at once
-(one batched forward/backward per step), restarted ``restarts`` times from fresh draws; each
-query keeps the best point any of its starts reached. ``z`` stays in the prior's support by
+one-vs-rest extension). Gradient descent with momentum from ``k × starts × restarts`` random
+starts at once (one batched forward/backward per step; ``restarts`` multiplies the starts, it
+no longer runs them one after another); each query keeps the best point any of its starts
+reached. ``z`` stays in the prior's support by
 clipping, a ``tanh`` reparametrisation, or a prior penalty followed by a final projection.
 
-Beyond the paper: a diversity term (RBF similarity to the batch's other queries and to the
-labeled images, in pixel space), the remedy the paper proposes for its same-distribution
-collapse; and synthesize-then-retrieve (label the real pool image nearest each query).
+Beyond the paper: a realism term (distance to the nearest pool image, or the prior's density)
+and a margin band, so that a person can label the queries; a diversity term (RBF similarity to
+the batch's other queries and to the labeled images, in pixel space), the remedy the paper
+proposes for its same-distribution collapse; and synthesize-then-retrieve (label the real pool image nearest each query).
 """
 
 from __future__ import annotations
@@ -89,10 +91,10 @@ def synthesize(
         generator: maps ``z`` to images in ``[0, 1]``; its prior and support are used.
         decision_fn: differentiable decision values of images (``learner.torch_decision``).
         k: number of queries (each from its own starts, so they are distinct).
-        steps: descent steps per restart.
+        steps: descent steps.
         lr, momentum: SGD with momentum on ``z`` (or on ``u`` with ``z = B·tanh(u)``), each
             start's gradient normalised to unit length (``lr`` is a step in latent space).
-        starts: parallel starts per query; restarts: fresh draws, run one after another.
+        starts, restarts: each query gets ``starts × restarts`` starts, all in one batch.
         constraint: ``clip`` (project onto the support box after every step), ``tanh``
             (``z = B·tanh(u)``), or ``penalty`` (add ``penalty_weight ×`` the prior's negative
             log-density, then project at the end).

@@ -251,8 +251,8 @@ def load_dataset(
     """Load the named dataset's ``split`` from its data root (see :func:`data_root`).
 
     ``digits``, ``mnist5k``, ``mnist10k`` and ``folder`` have no fixed splits: ``"train"`` and
-    ``"all"`` both return everything and the caller splits. ``task`` chooses the binary task of a multi-label
-    MedMNIST set (``chestmnist``: ``"any-finding"`` or a finding name).
+    ``"all"`` both return everything and the caller splits. ``task`` chooses the binary task of
+    a multi-label MedMNIST set (``chestmnist``: ``"any-finding"`` or a finding name).
 
     Raises:
         UnknownNameError: ``name`` is not a known dataset.

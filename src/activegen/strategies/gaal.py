@@ -13,7 +13,8 @@ clipping, a ``tanh`` reparametrisation, or a prior penalty followed by a final p
 Beyond the paper: a realism term (distance to the nearest pool image, or the prior's density)
 and a margin band, so that a person can label the queries; a diversity term (RBF similarity to
 the batch's other queries and to the labeled images, in pixel space), the remedy the paper
-proposes for its same-distribution collapse; and synthesize-then-retrieve (label the real pool image nearest each query).
+proposes for its same-distribution collapse; and synthesize-then-retrieve (label the real pool
+image nearest each query).
 """
 
 from __future__ import annotations

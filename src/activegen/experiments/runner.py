@@ -22,6 +22,7 @@ import numpy as np
 
 from activegen._atomic import atomic_write_bytes, atomic_write_text, sync_directory
 from activegen._device import resolve_device
+from activegen.data.combine import check_disjoint, concatenate
 from activegen.data.dataset import Dataset, float_to_images
 from activegen.data.registry import load_dataset
 from activegen.engine import fit_learner
@@ -59,8 +60,11 @@ __all__ = ["RunSpec", "load_experiment_data", "resolve_device", "run_experiment"
 
 # -- data ---------------------------------------------------------------------------------
 def prepare_dataset(spec: Any, name: str | None = None) -> Dataset:
-    """Load and transform one dataset as a :class:`DataConfig` describes it."""
-    ds = load_dataset(spec.dataset, split=spec.split, root=spec.root, task=spec.task)
+    """Load and transform one dataset as a :class:`DataConfig` describes it (a list of
+    splits is concatenated in order)."""
+    splits = [spec.split] if isinstance(spec.split, str) else list(spec.split)
+    parts = [load_dataset(spec.dataset, split=s, root=spec.root, task=spec.task) for s in splits]
+    ds = parts[0] if len(parts) == 1 else concatenate(parts, spec.dataset)
     if spec.classes is not None:
         ds = ds.select_classes(spec.classes)
     if spec.subset is not None:
@@ -105,6 +109,7 @@ def load_pool_and_tests(data: DataConfig, test_sets: Sequence[TestSetConfig]
             )
         check_test_set_size(name, test, data.test_fraction if name not in
                             {t.name for t in test_sets} else None)
+        check_disjoint(pool, test, name)
     return pool, tests
 
 

@@ -7,6 +7,12 @@ An entry is a folder ``<cache_dir>/generators/<key>/`` holding ``model.pt`` (sta
 ``settings.json`` (settings, key, training report) and ``samples.png``. It is written in a
 temporary folder and renamed into place, under an exclusive file lock, so a second process
 waits for the first to finish training instead of training again or reading half a file.
+
+Besides the experiment's own cache, a shared cache (:func:`shared_cache_dir`:
+``$ACTIVEGEN_CACHE`` or ``~/.cache/activegen``; ``ACTIVEGEN_CACHE=off`` disables it) holds a
+copy of every generator trained, under the same key: a second config with the same pool and
+settings copies it into its own cache instead of training again, so each output folder stays
+self-contained.
 """
 
 from __future__ import annotations
@@ -34,6 +40,34 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 
 _MEMORY: dict[tuple[str, str], Generator] = {}
+
+#: Names the shared generator cache; ``off`` (or empty) disables it.
+SHARED_ENV = "ACTIVEGEN_CACHE"
+
+
+def shared_cache_dir() -> Path | None:
+    """The shared cache folder (``$ACTIVEGEN_CACHE``, default ``~/.cache/activegen``)."""
+    value = os.environ.get(SHARED_ENV)
+    if value is None:
+        return Path.home() / ".cache" / "activegen"
+    if value.strip().lower() in ("", "off", "none", "0"):
+        return None
+    return Path(value).expanduser()
+
+
+def _copy_entry(src: Path, root: Path, key: str) -> None:
+    """Copy entry ``src`` to ``root/key`` atomically (temporary folder, then rename)."""
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+    try:
+        for name in ("model.pt", "settings.json", "samples.png"):
+            if (src / name).is_file():
+                shutil.copy2(src / name, tmp / name)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, root / key)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def data_fingerprint(X: np.ndarray) -> str:
@@ -80,12 +114,14 @@ def load_or_train(
     cache_dir: Path,
     device: str = "cpu",
     progress: bool = False,
+    shared_dir: Path | None = None,
 ) -> CachedGenerator:
     """The generator for pool images ``X`` (``float32 [N, C, H, W]`` in ``[0, 1]``).
 
-    Loads it from ``cache_dir`` when an entry with the same key exists, else trains it (on
-    the pool only) and stores it atomically. Within one process the loaded generator is
-    reused from memory.
+    Loads it from ``cache_dir`` when an entry with the same key exists; else copies it from
+    ``shared_dir`` when that has the key; else trains it (on the pool only), stores it
+    atomically and publishes a copy to ``shared_dir`` (a failure to publish is logged, not
+    raised). Within one process the loaded generator is reused from memory.
     """
     X = np.asarray(X, dtype=np.float32)
     key = cache_key(X, settings)
@@ -97,6 +133,11 @@ def load_or_train(
         return CachedGenerator(_MEMORY[memo], key, entry, _read_report(entry), True)
     with exclusive_lock(root / f"{key}.lock"):
         loaded = (entry / "model.pt").is_file()
+        shared = Path(shared_dir) / "generators" / key if shared_dir is not None else None
+        if not loaded and shared is not None and (shared / "model.pt").is_file():
+            log.info("copying generator %s from the shared cache %s", key, shared_dir)
+            _copy_entry(shared, root, key)
+            loaded = True
         if not loaded:
             log.info("training a %s generator on %d pool images (cache key %s)",
                      settings.kind, len(X), key)
@@ -113,9 +154,20 @@ def load_or_train(
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+            if shared is not None:
+                _publish(entry, shared, key)
         gen = _load(entry, image_shape, settings, device)  # type: ignore[arg-type]
     _MEMORY[memo] = gen
     return CachedGenerator(gen, key, entry, _read_report(entry), loaded)
+
+
+def _publish(entry: Path, shared: Path, key: str) -> None:
+    try:
+        with exclusive_lock(shared.parent / f"{key}.lock"):
+            if not (shared / "model.pt").is_file():
+                _copy_entry(entry, shared.parent, key)
+    except OSError as exc:
+        log.warning("could not share generator %s in %s: %s", key, shared.parent, exc)
 
 
 def _write_meta(path: Path, key: str, settings: GeneratorSettings, report: TrainReport,

@@ -3,12 +3,23 @@
 WGAN-GP (Gulrajani et al. 2017) is the GAAL paper's "future work": a critic without batch
 norm, ``n_critic`` critic steps per generator step, and a penalty ``λ(‖∇D(x̂)‖ − 1)²`` on
 random interpolates of real and generated images.
+
+Data-efficient options (Zhao et al. 2020; Miyato et al. 2018), all off by default so that
+existing configs train the same generator (and keep their cache keys): ``augment``
+(DiffAugment on real and fake images in D's step and on fakes in G's step), ``spectral_norm``
+(on every layer of the discriminator, replacing its batch norm), ``ema`` (the generator used is
+an exponential moving average of the trained one), and ``eval_every`` (every so many epochs, the
+Fréchet distance between samples and ``holdout`` of the pool, in a PCA space fitted on the rest
+of the pool, never on test data; the checkpoint with the smallest distance is kept, training
+stops after ``patience`` evaluations without improvement).
 """
 
 from __future__ import annotations
 
+import copy
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from activegen.generative.augment import diff_augment, parse_policy
 from activegen.generative.dcgan import PRIORS, Discriminator, Generator
 
 GanKind = Literal["dcgan", "wgan-gp"]
@@ -36,6 +48,12 @@ class GeneratorSettings:
     n_critic: int = 5
     gp_weight: float = 10.0
     seed: int = 0
+    augment: str = ""  # DiffAugment ops, e.g. "translation,cutout"
+    spectral_norm: bool = False
+    ema: float = 0.0  # decay of the generator's weight average (warmed up); 0 = no average
+    eval_every: int = 0  # epochs between quality evaluations; 0 = train all epochs, keep last
+    holdout: float = 0.1  # share of the pool held out for the quality evaluation
+    patience: int = 0  # evaluations without improvement before stopping; 0 = never stop
 
     def __post_init__(self) -> None:
         if self.kind not in GAN_KINDS:
@@ -47,9 +65,26 @@ class GeneratorSettings:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        parse_policy(self.augment)
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if self.eval_every < 0 or self.patience < 0:
+            raise ValueError("eval_every and patience must be >= 0")
+        if not 0.0 < self.holdout < 1.0:
+            raise ValueError(f"holdout must be in (0, 1), got {self.holdout}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings; the data-efficient ones only when they differ from their defaults,
+        so the cache keys of generators trained before they existed stay valid."""
+        full = asdict(self)
+        for name, default in _NEW_DEFAULTS.items():
+            if full[name] == default:
+                del full[name]
+        return full
+
+
+_NEW_DEFAULTS: dict[str, Any] = {"augment": "", "spectral_norm": False, "ema": 0.0,
+                                 "eval_every": 0, "holdout": 0.1, "patience": 0}
 
 
 @dataclass(frozen=True)
@@ -62,13 +97,46 @@ class TrainReport:
     final_d_loss: float
     final_g_loss: float
     device: str
+    #: one ``{"epoch", "frechet"}`` per quality evaluation (empty without ``eval_every``)
+    evaluations: list[dict[str, float]] = field(default_factory=list)
+    chosen_epoch: int | None = None  # the epoch of the kept checkpoint (None: the last)
+    frechet_floor: float | None = None  # pool-training part vs holdout, real vs real
 
 
 def build_networks(image_shape: tuple[int, int, int], settings: GeneratorSettings
                    ) -> tuple[Generator, Discriminator]:
     gen = Generator(image_shape, settings.latent_dim, settings.prior, settings.width)  # type: ignore[arg-type]
-    norm = "none" if settings.kind == "wgan-gp" else "batch"
-    return gen, Discriminator(image_shape, settings.width, norm=norm)
+    norm = "none" if settings.kind == "wgan-gp" or settings.spectral_norm else "batch"
+    disc = Discriminator(image_shape, settings.width, norm=norm)
+    if settings.spectral_norm:
+        from torch.nn.utils.parametrizations import spectral_norm
+
+        for name, module in list(disc.named_modules()):
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                parent = disc.get_submodule(name.rsplit(".", 1)[0]) if "." in name else disc
+                setattr(parent, name.rsplit(".", 1)[-1], spectral_norm(module))
+    return gen, disc
+
+
+QualityFn = Callable[[Generator, int], float]
+
+
+def frechet_quality(holdout: np.ndarray, reference: np.ndarray, n_samples: int = 500,
+                    seed: int = 0) -> tuple[QualityFn, float]:
+    """A quality function (Fréchet distance of ``n_samples`` generated images to ``holdout``
+    in a PCA-32 space fitted on ``reference``, smaller is better) and its real-vs-real floor
+    (``reference`` vs ``holdout``)."""
+    from activegen.generative.quality import frechet_distance, pca_features
+
+    features = pca_features(reference)
+    target = features(holdout)
+    floor = frechet_distance(target, features(reference))
+
+    def quality(gen: Generator, _epoch: int) -> float:
+        images = gen.sample(n_samples, torch.Generator().manual_seed(seed)).cpu().numpy()
+        return frechet_distance(target, features(images))
+
+    return quality, floor
 
 
 def _init_weights(module: torch.nn.Module) -> None:
@@ -96,24 +164,46 @@ def train_generator(
     device: str = "cpu",
     progress: bool = False,
     sample_path: Path | None = None,
+    quality_fn: QualityFn | None = None,
 ) -> tuple[Generator, TrainReport]:
     """Train on pool images ``X`` (``float32 [N, C, H, W]`` in ``[0, 1]``; no labels).
 
     Deterministic on the CPU for a given ``settings.seed``. Saves a grid of 64 samples to
-    ``sample_path`` (PNG) when given. Returns the generator in eval mode and what was measured.
+    ``sample_path`` (PNG) when given. With ``settings.eval_every``, ``quality_fn(generator,
+    epoch)`` (smaller is better; default: :func:`frechet_quality` on a held-out part of ``X``)
+    is measured every so many epochs and the best checkpoint returned. Returns the generator in
+    eval mode and what was measured.
     """
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 4 or len(X) < 2:
         raise ValueError(f"train_generator needs images [N>=2, C, H, W], got shape {X.shape}")
     if X.min() < 0.0 or X.max() > 1.0:
         raise ValueError("train_generator needs images in [0, 1] (Dataset.to_float())")
+    floor: float | None = None
+    if settings.eval_every and quality_fn is None:
+        order = np.random.default_rng(settings.seed).permutation(len(X))
+        n_hold = max(2, round(settings.holdout * len(X)))
+        if len(X) - n_hold < 2:
+            raise ValueError(f"a pool of {len(X)} images is too small to hold out "
+                             f"{settings.holdout:.0%} for the quality evaluation")
+        hold, X = X[order[:n_hold]], X[order[n_hold:]]
+        quality_fn, floor = frechet_quality(hold, X, seed=settings.seed)
+    ops = parse_policy(settings.augment)
     torch.manual_seed(settings.seed)
     rng = torch.Generator().manual_seed(settings.seed)
+    aug_rng = torch.Generator().manual_seed(settings.seed + 7919)
+
+    def aug(x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, ops, aug_rng) if ops else x
     gen, disc = build_networks(tuple(X.shape[1:]), settings)  # type: ignore[arg-type]
     gen.apply(_init_weights)
     disc.apply(_init_weights)
     gen.to(device)
     disc.to(device)
+    ema_gen = copy.deepcopy(gen).eval() if settings.ema > 0 else None
+    evaluations: list[dict[str, float]] = []
+    g_steps = 0
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     real_all = torch.from_numpy(X).to(device) * 2.0 - 1.0  # the tanh scale of G.raw
     wgan = settings.kind == "wgan-gp"
     betas = (0.0, 0.9) if wgan else (0.5, 0.999)
@@ -129,20 +219,21 @@ def train_generator(
 
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task(f"training {settings.kind} on {n} images", total=settings.epochs)
-        for _epoch in range(settings.epochs):
+        for epoch in range(1, settings.epochs + 1):
             order = torch.randperm(n, generator=rng).to(device)
             for step in range(steps_per_epoch):
                 real = real_all[order[step * batch:(step + 1) * batch]]
                 z = gen.sample_latent(len(real), rng, device)
                 fake = gen.raw(z)
+                real_d, fake_d = aug(real), aug(fake.detach())
                 if wgan:
-                    d_loss = (disc(fake.detach()).mean() - disc(real).mean()
-                              + settings.gp_weight * _gradient_penalty(disc, real, fake.detach(),
+                    d_loss = (disc(fake_d).mean() - disc(real_d).mean()
+                              + settings.gp_weight * _gradient_penalty(disc, real_d, fake_d,
                                                                        rng))
                 else:
-                    d_loss = (F.binary_cross_entropy_with_logits(disc(real), torch.ones(len(real),
-                              device=device))
-                              + F.binary_cross_entropy_with_logits(disc(fake.detach()),
+                    d_loss = (F.binary_cross_entropy_with_logits(disc(real_d),
+                              torch.ones(len(real), device=device))
+                              + F.binary_cross_entropy_with_logits(disc(fake_d),
                               torch.zeros(len(real), device=device)))
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
@@ -150,14 +241,34 @@ def train_generator(
                 seen += len(real)
                 if wgan and step % settings.n_critic != settings.n_critic - 1:
                     continue
-                logits = disc(fake)
+                logits = disc(aug(fake))
                 g_loss = (-logits.mean() if wgan else F.binary_cross_entropy_with_logits(
                     logits, torch.ones(len(real), device=device)))
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()
+                if ema_gen is not None:
+                    g_steps += 1
+                    _ema_update(ema_gen, gen, min(settings.ema, (1 + g_steps) / (10 + g_steps)))
             bar.advance(task)
+            if quality_fn is not None and settings.eval_every and (
+                    epoch % settings.eval_every == 0 or epoch == settings.epochs):
+                current = ema_gen if ema_gen is not None else gen
+                value = float(quality_fn(current, epoch))
+                current.train(current is gen)
+                evaluations.append({"epoch": epoch, "frechet": value})
+                if best is None or value < best[0]:
+                    best = (value, epoch, copy.deepcopy(current.state_dict()))
+                elif settings.patience and epoch - best[1] >= settings.patience * \
+                        settings.eval_every:
+                    break
     seconds = time.perf_counter() - t0
+    if ema_gen is not None:
+        gen = ema_gen
+    chosen_epoch: int | None = None
+    if best is not None:
+        gen.load_state_dict(best[2])
+        chosen_epoch = best[1]
     gen.eval()
     if sample_path is not None:
         from activegen.generative.grid import save_image_grid
@@ -166,5 +277,17 @@ def train_generator(
         save_image_grid(images, sample_path)
     report = TrainReport(seconds, seen, seen / max(seconds, 1e-9), float(d_loss.detach()),
                          float(g_loss.detach()),
-                         device)
+                         device, evaluations, chosen_epoch, floor)
     return gen, report
+
+
+@torch.no_grad()
+def _ema_update(ema_gen: Generator, gen: Generator, decay: float) -> None:
+    """``θ_ema ← decay·θ_ema + (1 − decay)·θ``; buffers (batch-norm statistics) copied.
+
+    The caller warms the decay up (``min(ema, (1 + t) / (10 + t))`` at generator step ``t``),
+    so that a short training does not leave the average dominated by the initial weights."""
+    for p_ema, p in zip(ema_gen.parameters(), gen.parameters(), strict=True):
+        p_ema.lerp_(p, 1.0 - decay)
+    for b_ema, b in zip(ema_gen.buffers(), gen.buffers(), strict=True):
+        b_ema.copy_(b)

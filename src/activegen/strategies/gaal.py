@@ -4,14 +4,17 @@
 ``|f(G(z))|`` for a binary learner (``f = w·φ(x) + b``; ``φ`` is whatever the learner's
 ``torch_decision`` applies: raw pixels for the linear SVM, a CNN's penultimate layer for a CNN
 learner), and the gap between the two best class scores for several classes (the paper's
-one-vs-rest extension). Gradient descent with momentum from ``k × starts`` random starts at once
-(one batched forward/backward per step), restarted ``restarts`` times from fresh draws; each
-query keeps the best point any of its starts reached. ``z`` stays in the prior's support by
+one-vs-rest extension). Gradient descent with momentum from ``k × starts × restarts`` random
+starts at once (one batched forward/backward per step; ``restarts`` multiplies the starts, it
+no longer runs them one after another); each query keeps the best point any of its starts
+reached. ``z`` stays in the prior's support by
 clipping, a ``tanh`` reparametrisation, or a prior penalty followed by a final projection.
 
-Beyond the paper: a diversity term (RBF similarity to the batch's other queries and to the
-labeled images, in pixel space), the remedy the paper proposes for its same-distribution
-collapse; and synthesize-then-retrieve (label the real pool image nearest each query).
+Beyond the paper: a realism term (distance to the nearest pool image, or the prior's density)
+and a margin band, so that a person can label the queries; a diversity term (RBF similarity to
+the batch's other queries and to the labeled images, in pixel space), the remedy the paper
+proposes for its same-distribution collapse; and synthesize-then-retrieve (label the real pool
+image nearest each query).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from activegen.generative.cache import load_or_train
+from activegen.generative.cache import load_or_train, shared_cache_dir
 from activegen.generative.dcgan import Generator
 from activegen.generative.training import GAN_KINDS, GeneratorSettings
 from activegen.models.capabilities import Differentiable
@@ -38,6 +41,8 @@ from activegen.strategies.base import (
 
 Constraint = Literal["clip", "tanh", "penalty"]
 CONSTRAINTS: tuple[str, ...] = ("clip", "tanh", "penalty")
+Realism = Literal["nearest", "prior"]
+REALISMS: tuple[str, ...] = ("nearest", "prior")
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,10 @@ def synthesize(
     diversity_bandwidth: float | None = None,
     labeled: torch.Tensor | None = None,
     torch_generator: torch.Generator | None = None,
+    realism_weight: float = 0.0,
+    realism: Realism = "nearest",
+    reference: torch.Tensor | None = None,
+    band: float = 0.0,
 ) -> Synthesis:
     """Synthesize ``k`` queries near the decision boundary of ``decision_fn``.
 
@@ -91,10 +100,10 @@ def synthesize(
         generator: maps ``z`` to images in ``[0, 1]``; its prior and support are used.
         decision_fn: differentiable decision values of images (``learner.torch_decision``).
         k: number of queries (each from its own starts, so they are distinct).
-        steps: descent steps per restart.
+        steps: descent steps.
         lr, momentum: SGD with momentum on ``z`` (or on ``u`` with ``z = B·tanh(u)``), each
             start's gradient normalised to unit length (``lr`` is a step in latent space).
-        starts: parallel starts per query; restarts: fresh draws, run one after another.
+        starts, restarts: each query gets ``starts × restarts`` starts, all in one batch.
         constraint: ``clip`` (project onto the support box after every step), ``tanh``
             (``z = B·tanh(u)``), or ``penalty`` (add ``penalty_weight ×`` the prior's negative
             log-density, then project at the end).
@@ -104,6 +113,15 @@ def synthesize(
             first random draws.
         labeled: images already labeled ``[M, C, H, W]`` in ``[0, 1]`` (for the diversity term).
         torch_generator: seeds the random starts.
+        realism_weight: weight of a term that keeps queries on the data manifold, so a person
+            can label them: ``nearest`` = squared pixel distance of ``G(z)`` to its nearest
+            ``reference`` image (real pool images), divided by the median nearest-neighbour
+            distance among them; ``prior`` = the prior's negative log-density of ``z`` per
+            dimension. 0 = the paper's objective.
+        band: margin band: ``max(0, margin − band)`` replaces the margin, so any point with
+            ``|f| <= band`` is on the boundary and the realism term alone ranks those.
+
+    All ``k × starts × restarts`` starts run in one batch (one forward/backward per step).
     """
     if k < 1:
         raise ValueError(f"synthesize needs k >= 1, got {k}")
@@ -116,9 +134,26 @@ def synthesize(
         raise ValueError(f"need lr > 0 and 0 <= momentum < 1, got lr={lr}, momentum={momentum}")
     if diversity_weight < 0:
         raise ValueError(f"diversity_weight must be >= 0, got {diversity_weight}")
+    if realism_weight < 0 or band < 0:
+        raise ValueError(f"need realism_weight >= 0 and band >= 0, got {realism_weight}, {band}")
+    if realism not in REALISMS:
+        raise ValueError(f"unknown realism {realism!r}; known: {', '.join(REALISMS)}")
+    if realism_weight > 0 and realism == "nearest" and (reference is None or len(reference) < 2):
+        raise ValueError("realism 'nearest' needs reference images (at least 2 pool images)")
     device = next(generator.parameters()).device
     bound = generator.latent_bound
+    starts = starts * restarts  # every start of the round in one batch
     n = k * starts
+    ref_flat: torch.Tensor | None = None
+    ref_scale = 1.0
+    if realism_weight > 0 and realism == "nearest":
+        assert reference is not None
+        ref_flat = reference.to(device).reshape(len(reference), -1).float()
+        with torch.no_grad():
+            sample = ref_flat[:512]
+            d = _sq_dist(sample, ref_flat)
+            d[torch.arange(len(sample)), torch.arange(len(sample))] = float("inf")
+            ref_scale = float(d.min(dim=1).values.median().clamp_min(1e-12))
     slot = torch.arange(n, device=device) % k  # start i serves query i % k
     other_slot = slot[:, None] != slot[None, :]
     was_training = generator.training
@@ -137,50 +172,57 @@ def synthesize(
         return bound * torch.tanh(u) if constraint == "tanh" else u
 
     try:
-        for period in range(restarts):
-            z0 = generator.sample_latent(n, torch_generator, device).clamp(-bound, bound)
-            u0 = torch.atanh((z0 / bound).clamp(-0.999, 0.999)) if constraint == "tanh" else z0
-            u = u0.clone().requires_grad_(True)
-            velocity = torch.zeros_like(u0)  # heavy-ball momentum, as torch.optim.SGD (whose
-            # first construction imports torch's compiler stack: seconds on a cold process)
-            for step in range(steps + 1):
-                z = to_z(u)
-                images = generator(z)
-                m = margin(decision_fn(images))
-                objective = m
-                if constraint == "penalty":
+        z0 = generator.sample_latent(n, torch_generator, device).clamp(-bound, bound)
+        u0 = torch.atanh((z0 / bound).clamp(-0.999, 0.999)) if constraint == "tanh" else z0
+        u = u0.clone().requires_grad_(True)
+        velocity = torch.zeros_like(u0)  # heavy-ball momentum, as torch.optim.SGD (whose
+        # first construction imports torch's compiler stack: seconds on a cold process)
+        for step in range(steps + 1):
+            z = to_z(u)
+            images = generator(z)
+            m = margin(decision_fn(images))
+            objective = (m - band).clamp_min(0.0) if band > 0 else m
+            if realism_weight > 0:
+                if ref_flat is not None:
+                    near = _sq_dist(images.reshape(n, -1), ref_flat).min(dim=1).values
+                    objective = objective + realism_weight * near / ref_scale
+                else:
                     nll = (0.5 * z.pow(2) if generator.prior == "normal"
                            else torch.relu(z.abs() - 1.0).pow(2))
-                    objective = objective + penalty_weight * nll.sum(dim=1)
-                if diversity_weight > 0:
-                    flat = images.reshape(n, -1)
-                    if bandwidth is None:
-                        with torch.no_grad():
-                            d = _sq_dist(flat, flat).sqrt()
-                            bandwidth = float(d[d > 0].median()) if (d > 0).any() else 1.0
-                    sim = _rbf(flat, flat, bandwidth) * other_slot
-                    spread = sim.sum(dim=1) / starts
-                    if labeled is not None and len(labeled):
-                        spread = spread + _rbf(flat, labeled, bandwidth).max(dim=1).values
-                    objective = objective + diversity_weight * spread
-                with torch.no_grad():
-                    if step == 0 and period == 0:
-                        start_margins = m[:k].detach().clone()
-                    better = objective.detach() < best_obj
-                    best_obj = torch.where(better, objective.detach(), best_obj)
-                    best_z = torch.where(better[:, None], z.detach(), best_z)
-                if step == steps:
-                    break
-                grad, = torch.autograd.grad(objective.sum(), u)
-                # Each start's gradient is scaled to unit length, so that ``lr`` is a distance
-                # in latent space whatever the scale of the learner's decision values (an SVM
-                # on raw pixels and a CNN differ by orders of magnitude).
-                with torch.no_grad():
-                    velocity.mul_(momentum).add_(grad / grad.norm(dim=1, keepdim=True)
-                                                 .clamp_min(1e-12))
-                    u.add_(velocity, alpha=-lr)
-                    if constraint == "clip":
-                        u.clamp_(-bound, bound)
+                    objective = objective + realism_weight * nll.mean(dim=1)
+            if constraint == "penalty":
+                nll = (0.5 * z.pow(2) if generator.prior == "normal"
+                       else torch.relu(z.abs() - 1.0).pow(2))
+                objective = objective + penalty_weight * nll.sum(dim=1)
+            if diversity_weight > 0:
+                flat = images.reshape(n, -1)
+                if bandwidth is None:
+                    with torch.no_grad():
+                        d = _sq_dist(flat, flat).sqrt()
+                        bandwidth = float(d[d > 0].median()) if (d > 0).any() else 1.0
+                sim = _rbf(flat, flat, bandwidth) * other_slot
+                spread = sim.sum(dim=1) / starts
+                if labeled is not None and len(labeled):
+                    spread = spread + _rbf(flat, labeled, bandwidth).max(dim=1).values
+                objective = objective + diversity_weight * spread
+            with torch.no_grad():
+                if step == 0:
+                    start_margins = m[:k].detach().clone()
+                better = objective.detach() < best_obj
+                best_obj = torch.where(better, objective.detach(), best_obj)
+                best_z = torch.where(better[:, None], z.detach(), best_z)
+            if step == steps:
+                break
+            grad, = torch.autograd.grad(objective.sum(), u)
+            # Each start's gradient is scaled to unit length, so that ``lr`` is a distance
+            # in latent space whatever the scale of the learner's decision values (an SVM
+            # on raw pixels and a CNN differ by orders of magnitude).
+            with torch.no_grad():
+                velocity.mul_(momentum).add_(grad / grad.norm(dim=1, keepdim=True)
+                                             .clamp_min(1e-12))
+                u.add_(velocity, alpha=-lr)
+                if constraint == "clip":
+                    u.clamp_(-bound, bound)
         # Per query, the start that reached the smallest objective.
         per_slot = best_obj.view(starts, k)
         chosen = per_slot.argmin(dim=0) * k + torch.arange(k, device=device)
@@ -209,22 +251,33 @@ class _GeneratorStrategy(Strategy):
 
     Generator settings: ``gan`` (``dcgan`` | ``wgan-gp``), ``gan_epochs``, ``latent_dim``,
     ``prior`` (``normal`` | ``uniform``), ``gan_width``, ``gan_batch_size``, ``gan_lr``
-    (default 2e-4 for DCGAN, 1e-4 for WGAN-GP). Every run of an experiment shares one
-    generator: it is trained with the experiment's ``artifact_seed`` and cached.
+    (default 2e-4 for DCGAN, 1e-4 for WGAN-GP); data-efficient training: ``gan_augment``
+    (DiffAugment ops, e.g. ``"translation,cutout"``), ``gan_spectral_norm``, ``gan_ema``
+    (decay), ``gan_eval_every`` (epochs between Fréchet evaluations on held-out pool images;
+    the best checkpoint is kept), ``gan_holdout``, ``gan_patience``. Every run of an
+    experiment shares one generator: it is trained with the experiment's ``artifact_seed`` and
+    cached.
     """
 
     synthesizes: ClassVar[bool] = True
 
     def __init__(self, gan: str = "dcgan", gan_epochs: int = 50, latent_dim: int = 100,
                  prior: str = "normal", gan_width: int = 32, gan_batch_size: int = 64,
-                 gan_lr: float | None = None) -> None:
+                 gan_lr: float | None = None, gan_augment: str = "",
+                 gan_spectral_norm: bool = False, gan_ema: float = 0.0,
+                 gan_eval_every: int = 0, gan_holdout: float = 0.1,
+                 gan_patience: int = 0) -> None:
         if gan not in GAN_KINDS:
             raise ValueError(f"unknown gan {gan!r}; known: {', '.join(GAN_KINDS)}")
         lr = gan_lr if gan_lr is not None else (1e-4 if gan == "wgan-gp" else 2e-4)
         # Validated here, so a bad setting fails when the config is built, before any training.
         self.gan_settings = GeneratorSettings(kind=gan, latent_dim=latent_dim, prior=prior,  # type: ignore[arg-type]
                                               width=gan_width, epochs=gan_epochs,
-                                              batch_size=gan_batch_size, lr=lr)
+                                              batch_size=gan_batch_size, lr=lr,
+                                              augment=gan_augment,
+                                              spectral_norm=gan_spectral_norm, ema=gan_ema,
+                                              eval_every=gan_eval_every, holdout=gan_holdout,
+                                              patience=gan_patience)
         self.generator: Generator | None = None
         self.generator_key: str | None = None
 
@@ -233,7 +286,8 @@ class _GeneratorStrategy(Strategy):
 
         settings = replace(self.gan_settings, seed=context.artifact_seed)
         cached = load_or_train(context.pool.to_float(), settings, context.cache_dir,
-                               context.device, context.show_progress)
+                               context.device, context.show_progress,
+                               shared_dir=shared_cache_dir())
         self.generator, self.generator_key = cached.generator, cached.key
 
     def _require_generator(self) -> Generator:
@@ -246,7 +300,9 @@ class _GeneratorStrategy(Strategy):
         s = self.gan_settings
         return {"gan": s.kind, "gan_epochs": s.epochs, "latent_dim": s.latent_dim,
                 "prior": s.prior, "gan_width": s.width, "gan_batch_size": s.batch_size,
-                "gan_lr": s.lr}
+                "gan_lr": s.lr, "gan_augment": s.augment, "gan_spectral_norm": s.spectral_norm,
+                "gan_ema": s.ema, "gan_eval_every": s.eval_every, "gan_holdout": s.holdout,
+                "gan_patience": s.patience}
 
 
 class SimpleGAN(_GeneratorStrategy):
@@ -271,7 +327,9 @@ class GAAL(_GeneratorStrategy):
 
     Synthesis settings: ``steps``, ``lr``, ``momentum``, ``starts``, ``restarts``,
     ``constraint``, ``penalty_weight``, ``diversity`` (weight; 0 = the paper's GAAL),
-    ``diversity_bandwidth``; plus the generator settings of :class:`_GeneratorStrategy`.
+    ``diversity_bandwidth``, ``realism`` (weight of the realism term; 0 = the paper's
+    GAAL), ``realism_kind`` (``nearest``: distance to the nearest pool image; ``prior``),
+    ``band`` (margin band ε); plus the generator settings of :class:`_GeneratorStrategy`.
     """
 
     name: ClassVar[str] = "gaal"
@@ -283,9 +341,20 @@ class GAAL(_GeneratorStrategy):
                  diversity_bandwidth: float | None = None, gan: str = "dcgan",
                  gan_epochs: int = 50, latent_dim: int = 100, prior: str = "normal",
                  gan_width: int = 32, gan_batch_size: int = 64,
-                 gan_lr: float | None = None) -> None:
+                 gan_lr: float | None = None, realism: float = 0.0,
+                 realism_kind: str = "nearest", band: float = 0.0, gan_augment: str = "",
+                 gan_spectral_norm: bool = False, gan_ema: float = 0.0,
+                 gan_eval_every: int = 0, gan_holdout: float = 0.1,
+                 gan_patience: int = 0) -> None:
         # Explicit (not **kwargs) so that the config check names an unknown key at once.
-        super().__init__(gan, gan_epochs, latent_dim, prior, gan_width, gan_batch_size, gan_lr)
+        super().__init__(gan, gan_epochs, latent_dim, prior, gan_width, gan_batch_size, gan_lr,
+                         gan_augment, gan_spectral_norm, gan_ema, gan_eval_every, gan_holdout,
+                         gan_patience)
+        if realism < 0 or band < 0:
+            raise ValueError(f"need realism >= 0 and band >= 0, got {realism}, {band}")
+        if realism_kind not in REALISMS:
+            raise ValueError(f"unknown realism_kind {realism_kind!r}; known: "
+                             f"{', '.join(REALISMS)}")
         if constraint not in CONSTRAINTS:
             raise ValueError(f"unknown constraint {constraint!r}; known: {', '.join(CONSTRAINTS)}")
         for name, value in (("steps", steps), ("starts", starts), ("restarts", restarts)):
@@ -296,7 +365,8 @@ class GAAL(_GeneratorStrategy):
         self.synthesis = {"steps": steps, "lr": lr, "momentum": momentum, "starts": starts,
                           "restarts": restarts, "constraint": constraint,
                           "penalty_weight": penalty_weight, "diversity_weight": diversity,
-                          "diversity_bandwidth": diversity_bandwidth}
+                          "diversity_bandwidth": diversity_bandwidth,
+                          "realism_weight": realism, "realism": realism_kind, "band": band}
 
     def _synthesize(self, state: QueryState, k: int) -> Synthesis:
         gen = self._require_generator()
@@ -306,8 +376,12 @@ class GAAL(_GeneratorStrategy):
             if state.X_extra is not None and len(state.X_extra):
                 parts.append(state.X_extra)
             labeled = torch.from_numpy(np.concatenate(parts))
+        reference = None
+        if self.synthesis["realism_weight"] > 0 and self.synthesis["realism"] == "nearest":
+            reference = torch.from_numpy(np.asarray(state.X_pool, dtype=np.float32))
         return synthesize(gen, state.learner.torch_decision, k, labeled=labeled,
-                          torch_generator=_torch_seed(state.rng), **self.synthesis)
+                          torch_generator=_torch_seed(state.rng), reference=reference,
+                          **self.synthesis)
 
     def query(self, state: QueryState, k: int) -> Query:
         result = self._synthesize(state, k)

@@ -1,0 +1,89 @@
+"""One GAAL round (10 synthesized queries) against one SVMactive round, in the same run.
+
+Variants of the synthesis, all on the mnist5k 5-vs-7 pool (800 images, 28x28) with one DCGAN:
+the restarts run one after another (what activegen did before all starts were batched), all
+``k × starts × restarts`` starts in one batch (today's default), the same with 20 steps instead
+of 50, and with the realism term (distance to the nearest pool image). Each is reported as a
+ratio to one SVMactive round (fit the linear SVM on 50 labels, rank the pool, take the top 10).
+
+    PYTHONPATH=src python benchmarks/bench_gaal_round.py [--threads 1] [--repeats 5] [--epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from activegen.data.registry import load_dataset
+from activegen.generative import GeneratorSettings, train_generator
+from activegen.loop import initial_labeled_indices
+from activegen.models import LinearSVM
+from activegen.strategies import QueryState, SVMActive
+from activegen.strategies.gaal import synthesize
+
+
+def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return statistics.median(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    pool, _ = load_dataset("mnist5k").select_classes([5, 7]).split(0.2, 0)
+    X = pool.to_float()
+    gen, _ = train_generator(X, GeneratorSettings(epochs=args.epochs))
+    labeled = initial_labeled_indices(pool.y, 50, 0)
+    learner = LinearSVM(2).fit(X[labeled], pool.y[labeled])
+    ref = torch.from_numpy(X)
+
+    def run(**kw: object) -> Callable[[], object]:
+        return lambda: synthesize(gen, learner.torch_decision, 10,  # type: ignore[arg-type]
+                                  torch_generator=torch.Generator().manual_seed(0), **kw)
+
+    def sequential() -> None:  # two restarts one after another, 2 starts each
+        for r in range(2):
+            synthesize(gen, learner.torch_decision, 10, starts=2, restarts=1,
+                       torch_generator=torch.Generator().manual_seed(r))
+
+    def svm_active_round() -> None:
+        fitted = LinearSVM(2).fit(X[labeled], pool.y[labeled])
+        queried = np.zeros(len(X), dtype=bool)
+        queried[labeled] = True
+        SVMActive().query(QueryState(X, queried, labeled, fitted, 2,
+                                     np.random.default_rng(0)), 10)
+
+    pool_round = _median_seconds(svm_active_round, args.repeats)
+    rows = [
+        ("restarts one after another (2 × [10 × 2 starts] × 50 steps)", sequential),
+        ("all starts in one batch (10 × 4 starts × 50 steps, default)", run()),
+        ("all starts in one batch, 20 steps", run(steps=20)),
+        ("batched, 50 steps, realism 0.3 (nearest pool image)",
+         run(realism_weight=0.3, realism="nearest", reference=ref)),
+    ]
+    print(f"pool: {len(X)} images of 28x28, torch threads: {args.threads}, "
+          f"repeats: {args.repeats} (medians)")
+    print("| GAAL round of 10 queries | seconds | ratio to SVMactive's round |")
+    print("| --- | --- | --- |")
+    for name, fn in rows:
+        s = _median_seconds(fn, args.repeats)
+        print(f"| {name} | {s:.3f} | {s / pool_round:.1f}× |")
+    print(f"| SVMactive round (fit on 50, rank {len(X) - 50}, top 10) | {pool_round:.4f} | 1× |")
+
+
+if __name__ == "__main__":
+    main()

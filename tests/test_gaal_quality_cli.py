@@ -1,0 +1,75 @@
+"""``activegen gaal-quality`` works on any GAAL config, whatever its test sets are named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from activegen.cli import main
+
+CONFIG = """
+name = "q"
+seeds = [0]
+[data]
+dataset = "digits"
+classes = [5, 7]
+size = [16, 16]
+[[test_sets]]
+name = "shifted"
+dataset = "digits"
+classes = [5, 7]
+split = "all"
+pad_to = [10, 10]
+size = [16, 16]
+[oracle]
+name = "expert"
+threshold = 0.7
+[loop]
+initial = 10
+batch = 5
+budget = 20
+[[strategies]]
+name = "gaal"
+gan_epochs = 2
+gan_width = 8
+latent_dim = 8
+[[strategies]]
+name = "mixed"
+primary_params = { gan_epochs = 2, gan_width = 8, latent_dim = 8 }
+[[strategies]]
+name = "simple-gan"
+gan_epochs = 3
+gan_width = 8
+latent_dim = 8
+[[strategies]]
+name = "random"
+"""
+
+
+def test_gaal_quality_reports_every_generator_without_a_dash_test_set(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config = tmp_path / "q.toml"
+    config.write_text(CONFIG)  # the only test set is "shifted": no name ends in "-test"
+    out = tmp_path / "out"
+    code = main(["gaal-quality", str(config), "--out", str(out), "--n", "50",
+                 "--json", str(tmp_path / "q.json")])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    data = json.loads((tmp_path / "q.json").read_text())
+    assert len(data) == 2  # gaal and mixed share one generator; simple-gan has its own
+    shared = next(d for d in data if "gaal" in d["strategies"])
+    assert shared["strategies"] == ["gaal", "mixed"]
+    assert set(shared["tests"]) == {"shifted"} and shared["generated"]["n"] == 50
+    assert shared["generated"]["threshold"] == 0.7  # the oracle's threshold by default
+    assert "shifted" in printed.out and "floor" in printed.out
+
+
+def test_gaal_quality_refuses_a_config_without_a_generator(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config = tmp_path / "p.toml"
+    text = CONFIG.split("[[strategies]]")[0] + '[[strategies]]\nname = "random"\n'
+    config.write_text(text)
+    assert main(["gaal-quality", str(config), "--out", str(tmp_path / "o")]) == 2
+    assert "no strategy uses a generator" in capsys.readouterr().err

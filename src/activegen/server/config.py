@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from activegen.errors import ConfigError
 from activegen.experiments.config import ComponentConfig, DataConfig, TestSetConfig, read_toml
+from activegen.server.images_config import ImagesConfig
 
 
 class _Strict(BaseModel):
@@ -73,6 +74,8 @@ class LabelConfig(_Strict):
     labeling: LabelingConfig
     device: str = "cpu"
     cache_dir: Path | None = None
+    #: an unlabeled image folder and the user's classes (replaces ``data``; issue 13)
+    images: ImagesConfig | None = None
 
     def fingerprint(self) -> str:
         """A hash of what decides which queries are asked (not where the app listens)."""

@@ -209,3 +209,36 @@ def test_model_file_refuses_what_it_does_not_expect(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match=r"junk\.npz"):
         load_model(tmp_path / "junk.npz")
     assert main(["predict", str(tmp_path / "junk.npz"), str(tmp_path)]) == 2
+
+
+def test_session_file_and_known_labels(tmp_path: Path) -> None:
+    """The [images] table of a TOML file, with a CSV of known labels imported first (those of
+    audit images go to the audit, never to training)."""
+    from activegen.server.config import load_label_config
+
+    pool_dir, _, truth, _ = make_folders(tmp_path, n_pool=60, n_held=0)
+    all_paths = load_unlabeled_images(pool_dir, size=12).paths
+    audited = [all_paths[i] for i in draw_audit(len(all_paths), 12, seed=0)]
+    known = sorted(set(all_paths[:9]) | set(audited[:3]))
+    labels = tmp_path / "known.csv"
+    labels.write_text("path,label\n" + "".join(f"{p},{NAMES[truth[p]]}\n" for p in known))
+    toml = tmp_path / "s.toml"
+    toml.write_text(f'name = "t"\n[images]\nfolder = "{pool_dir}"\nclasses = {list(NAMES)!r}\n'
+                    f'size = 12\nchannels = 3\naudit = 0.2\nlabels = "{labels}"\n'
+                    '[labeling]\nbatch = 5\nbudget = 10\n'.replace("'", '"'))
+    session = ImageFolderSession(load_label_config(toml), tmp_path / "s.sqlite")
+    try:
+        assert session.pool.X.shape[1:] == (12, 12, 3) and len(session.audit_paths) == 12
+        state = session.state()
+        assert session.audit_paths == audited
+        in_audit = sum(p in session.audit_paths for p in known)
+        assert in_audit >= 3
+        assert state["imported"] == len(known) - in_audit
+        assert state["audit"]["answered"] == in_audit
+        trained = {r[1] for r in session.store.training_rows(10**6)}
+        assert not {session.paths[i] for i in trained} & set(session.audit_paths)
+    finally:
+        session.close()
+    labels.write_text("path,label\nnot-there.png,zero\n")
+    with pytest.raises(DataError, match=r"row 2: file 'not-there\.png'"):
+        ImageFolderSession(load_label_config(toml), tmp_path / "s2.sqlite")

@@ -186,6 +186,7 @@ def test_end_to_end_label_export_predict(tmp_path: Path, capsys: pytest.CaptureF
     finally:
         session.close()
 
+    assert load_model(model_path).audit["accuracy"] == estimate["accuracy"]
     out = tmp_path / "preds.csv"
     assert main(["predict", str(model_path), str(held_dir), "--out", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
@@ -242,3 +243,34 @@ def test_session_file_and_known_labels(tmp_path: Path) -> None:
     labels.write_text("path,label\nnot-there.png,zero\n")
     with pytest.raises(DataError, match=r"row 2: file 'not-there\.png'"):
         ImageFolderSession(load_label_config(toml), tmp_path / "s2.sqlite")
+
+
+def test_backbone_model_round_trip_and_weights_check(tmp_path: Path) -> None:
+    """A model on backbone features predicts through the file; other weights are refused."""
+    from activegen.models.export import ExportedModel, predict_files
+
+    weights = tmp_path / "resnet18.pth"
+    _torchvision_like_resnet18(weights)
+    pool_dir = make_folders(tmp_path, n_pool=12, n_held=0)[0]
+    loaded = load_unlabeled_images(pool_dir, size=32, channels=3)
+    extractor = FeatureExtractor(f"backbone:{weights}", channels=3)
+    features = extractor.fit(loaded.X)
+    rng = np.random.default_rng(1)
+    model = ExportedModel(rng.normal(size=(3, 512)), rng.normal(size=3), extractor.mean,
+                          extractor.scale, list(NAMES), 32, 3, f"backbone:{weights}",
+                          extractor.id)
+    model.save(tmp_path / "m.npz")
+    text, skipped = predict_files(tmp_path / "m.npz", [pool_dir], None)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    expected = model.proba_from_features(features)
+    by_path = dict(zip(loaded.paths, expected))
+    assert [s for s, _ in skipped] == ["broken.png"] and len(rows) == 12
+    for r in rows:
+        p = by_path[r["path"]]
+        assert r["label"] == NAMES[int(p.argmax())]
+        assert math.isclose(float(r["confidence"]), p.max(), abs_tol=1e-5)
+    state = torch.load(weights, weights_only=True)
+    state["layer1.0.conv1.weight"] = state["layer1.0.conv1.weight"] + 1.0
+    torch.save(state, weights)
+    with pytest.raises(ModelFileError, match="other weights"):
+        predict_files(tmp_path / "m.npz", [pool_dir], None)

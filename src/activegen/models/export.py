@@ -14,6 +14,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,11 +46,13 @@ class ExportedModel:
     channels: int
     features: str  # the extractor spec
     features_id: str
+    #: the audit estimate when the model was exported (informative; not needed to predict)
+    audit: dict[str, Any] | None = None
 
     def to_bytes(self) -> bytes:
         header = {"format": FORMAT, "version": VERSION, "classes": self.classes,
                   "size": self.size, "channels": self.channels, "features": self.features,
-                  "features_id": self.features_id}
+                  "features_id": self.features_id, "audit": self.audit}
         buffer = io.BytesIO()
         np.savez(buffer, coef=self.coef.astype(np.float64),
                  intercept=self.intercept.astype(np.float64),
@@ -122,7 +125,8 @@ def load_model(path: str | Path) -> ExportedModel:
                              f"{intercept.shape}, features {mean.shape}) for {len(classes)} "
                              "classes")
     return ExportedModel(coef, intercept, mean, scale, list(classes), size, channels, features,
-                         str(header.get("features_id", "")))
+                         str(header.get("features_id", "")),
+                         header.get("audit") if isinstance(header.get("audit"), dict) else None)
 
 
 def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:

@@ -199,7 +199,8 @@ class ImageFolderSession(LabelSession):
         images = self.images_config
         return ExportedModel(np.asarray(coef), np.asarray(intercept), self.extractor.mean,
                              self.extractor.scale, list(images.classes), images.size,
-                             images.channels, images.features, self.extractor.id)
+                             images.channels, images.features, self.extractor.id,
+                             audit=self.audit_state())
 
     def predictions_csv(self) -> str:
         """``path,label,confidence`` of every pool image nobody labeled, least sure first."""

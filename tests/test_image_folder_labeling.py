@@ -81,6 +81,7 @@ def test_wilson_interval_matches_formula_and_covers() -> None:
     low, high = wilson_interval(8, 10)
     assert math.isclose(low, 0.4902, abs_tol=1e-4) and math.isclose(high, 0.9433, abs_tol=1e-4)
     assert wilson_interval(0, 0) == (0.0, 1.0)
+    assert wilson_interval(10, 10)[1] == 1.0 and wilson_interval(0, 10)[0] == 0.0
     # Exact coverage (summed over the binomial): close to the nominal 95% for these p.
     from scipy.stats import binom
 

@@ -40,7 +40,10 @@ def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At p = 0 or 1 a bound is exactly 0 or 1; say so rather than 0.9999999999999999.
+    low = 0.0 if correct == 0 else max(0.0, centre - half)
+    high = 1.0 if correct == n else min(1.0, centre + half)
+    return low, high
 
 
 def audit_estimate(truth: dict[int, int], predicted: np.ndarray | None) -> dict[str, object]:

@@ -275,3 +275,23 @@ def test_backbone_model_round_trip_and_weights_check(tmp_path: Path) -> None:
     torch.save(state, weights)
     with pytest.raises(ModelFileError, match="other weights"):
         predict_files(tmp_path / "m.npz", [pool_dir], None)
+
+
+def test_image_session_refuses_bad_settings_before_work(tmp_path: Path) -> None:
+    from activegen.server.config import parse_label_config
+
+    pool_dir = make_folders(tmp_path, n_pool=20, n_held=0)[0]
+    base = {"images": {"folder": str(pool_dir), "classes": list(NAMES), "audit": 5},
+            "labeling": {"batch": 5, "budget": 10}}
+    with pytest.raises(ConfigError, match="linear model on features"):
+        ImageFolderSession(parse_label_config({**base, "learner": {"name": "small-cnn"}}),
+                           tmp_path / "a.sqlite")
+    with pytest.raises(ConfigError, match="audit sample"):
+        ImageFolderSession(parse_label_config({**base, "images": {**base["images"],
+                                                                  "audit": 20}}),
+                           tmp_path / "b.sqlite")
+    with pytest.raises(ConfigError, match="features 'vgg'"):
+        parse_label_config({**base, "images": {**base["images"], "features": "vgg"}})
+    with pytest.raises(ConfigError, match="distinct"):
+        parse_label_config({**base, "images": {**base["images"], "classes": ["a", "a"]}})
+    assert not any((tmp_path / n).exists() for n in ("a.sqlite", "b.sqlite", "c.sqlite"))

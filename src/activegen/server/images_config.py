@@ -37,6 +37,18 @@ class ImagesConfig(BaseModel):
             raise ValueError(f"class names must be non-empty and distinct: {value}")
         return names
 
+    @field_validator("features")
+    @classmethod
+    def _features(cls, value: str) -> str:
+        from activegen.errors import ConfigError
+        from activegen.models.features import parse_features_spec
+
+        try:
+            parse_features_spec(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("channels")
     @classmethod
     def _channels(cls, value: int) -> int:

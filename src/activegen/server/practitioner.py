@@ -37,6 +37,8 @@ from activegen.strategies import Strategy
 log = logging.getLogger(__name__)
 
 _AUDIT_KEY = "audit_answers"
+#: learners that are a linear model on the features (and so export to a model file)
+LINEAR_LEARNERS = ("logistic-regression", "linear-svm")
 
 
 def read_known_labels(path: Path, classes: list[str], index_of: dict[str, int]
@@ -74,6 +76,9 @@ class ImageFolderSession(LabelSession):
         images = config.images
         if images is None:
             raise ConfigError("an image-folder session needs an [images] table")
+        if config.learner.name not in LINEAR_LEARNERS:
+            raise ConfigError(f"learner {config.learner.name!r}: an image-folder session fits a "
+                              f"linear model on features; use one of {list(LINEAR_LEARNERS)}")
         self.folder = Path(images.folder)
         self.images_config = images
         loaded = load_unlabeled_images(self.folder, images.size, images.channels)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from activegen.errors import ActivegenError, ConfigError
 
@@ -105,14 +105,59 @@ def _require_label_extra() -> None:
         )
 
 
+def _images_label_config(args: argparse.Namespace) -> Any:
+    """The session of ``activegen label --images DIR --classes a,b`` (merged over a config)."""
+    from activegen.experiments.config import read_toml
+    from activegen.server.config import parse_label_config
+
+    data: dict[str, Any] = read_toml(args.config) if args.config else {}
+    images = dict(data.get("images") or {})
+    for key, value in (("folder", args.images), ("size", args.size),
+                       ("channels", args.channels), ("features", args.features),
+                       ("audit", args.audit), ("labels", args.labels)):
+        if value is not None:
+            images[key] = value
+    if args.classes is not None:
+        images["classes"] = [c.strip() for c in args.classes.split(",")]
+    data["images"] = images
+    data.setdefault("name", Path(images.get("folder", "images")).name or "images")
+    data.setdefault("learner", {"name": "logistic-regression"})
+    labeling = dict(data.get("labeling") or {})
+    if args.budget is not None:
+        labeling["budget"] = args.budget
+    labeling.setdefault("budget", 100)
+    data["labeling"] = labeling
+    return parse_label_config(data, args.config or "command line")
+
+
 def _cmd_label(args: argparse.Namespace) -> int:
     _require_label_extra()
     from activegen.server.run import serve
 
-    return serve(Path(args.config), host=args.host, port=args.port,
+    images_flags = (args.images, args.classes, args.size, args.channels, args.features,
+                    args.audit, args.labels, args.budget)
+    config = None
+    if any(v is not None for v in images_flags) or args.config is None:
+        config = _images_label_config(args)
+    return serve(Path(args.config) if args.config else None, host=args.host, port=args.port,
                  store=Path(args.store) if args.store else None,
                  import_file=Path(args.import_file) if args.import_file else None,
-                 token=args.token)
+                 token=args.token, config=config)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from activegen.models.export import predict_files
+
+    text, skipped = predict_files(args.model, args.inputs, args.out)
+    for name, why in skipped:
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    n = text.count("\n") - 1
+    if args.out:
+        print(f"{n} predictions written to {args.out} ({len(skipped)} unreadable files "
+              "skipped)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _cmd_label_export(args: argparse.Namespace) -> int:
@@ -236,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the labeling web app for CONFIG (a labeling-session TOML; see "
         "docs/labeling.md). Every answer is stored in a SQLite file before it is acknowledged; "
         "running the same command again resumes the session.")
-    label.add_argument("config", help="labeling-session TOML file (e.g. "
+    label.add_argument("config", nargs="?", help="labeling-session TOML file (e.g. "
                        "src/activegen/configs/label-digits.toml)")
     label.add_argument("--host", help="address to listen on (default: the config's, normally "
                        "127.0.0.1); anything but loopback requires a token")
@@ -247,7 +292,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seed the session with labels from a CSV or a Label Studio export")
     label.add_argument("--token", help="the access token (default: a random one, printed, "
                        "when listening beyond loopback); also read from ACTIVEGEN_TOKEN")
+    label.add_argument("--images", metavar="DIR", help="label this folder of unlabeled images "
+                       "(flat or nested, any sizes and modes) instead of the config's data")
+    label.add_argument("--classes", help="the class names, comma-separated (with --images)")
+    label.add_argument("--size", type=int, help="images are resized to SIZE x SIZE (default 64)")
+    label.add_argument("--channels", type=int, choices=(1, 3), help="1 = grey, 3 = RGB "
+                       "(default 3)")
+    label.add_argument("--features", help="'pixels' (default) or 'backbone:PATH' (a local "
+                       "torchvision resnet18 state dict)")
+    label.add_argument("--audit", type=float, help="random audit sample, never trained on: a "
+                       "count or a fraction below 1 (default 30)")
+    label.add_argument("--labels", metavar="CSV", help="labels already known: a CSV path,label")
+    label.add_argument("--budget", type=int, help="queries to answer (with --images; default "
+                       "100)")
     label.set_defaults(handler=_cmd_label)
+    predict = sub.add_parser("predict", help="predict images with an exported model",
+                             description="Write path,label,confidence for images with a model "
+                             "file exported by the labeling app (/api/model.npz).")
+    predict.add_argument("model", help="the model file (.npz)")
+    predict.add_argument("inputs", nargs="+", help="image files or folders")
+    predict.add_argument("--out", help="CSV file to write (default: standard output)")
+    predict.set_defaults(handler=_cmd_predict)
 
     export = sub.add_parser("label-export", help="write a label store's answers as CSV or JSON",
                             description="Export every answer of a label store (a running "

@@ -22,6 +22,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from activegen.server import interchange
+from activegen.server.practitioner import ImageFolderSession, add_image_routes
 from activegen.server.session import LABELER_MAX, LabelSession, RequestError
 
 #: Largest accepted request body, per route; anything bigger is refused with 413.
@@ -270,7 +271,7 @@ def create_app(
         # POST: it leases queries (a state change), so it must not be reachable by a GET
         rows = session.batch(body.labeler)
         return {"round": session.store.current_round(), "finished": session.finished,
-                "queries": [r.as_dict() for r in rows]}
+                "queries": [session.query_dict(r) for r in rows]}
 
     @app.get("/api/image/{query_id:int}.png")
     def image(query_id: int) -> Response:
@@ -293,17 +294,21 @@ def create_app(
     def _session_info() -> dict[str, Any]:
         return {"name": session.config.name, "seed": session.config.seed,
                 "strategy": session.config.strategy.name,
-                "learner": session.config.learner.name}
+                "learner": session.config.learner.name,
+                **({"audit": session.audit_state()}
+                   if isinstance(session, ImageFolderSession) else {})}
 
     @app.get("/api/export.csv")
     def export_csv() -> Response:
-        text = interchange.to_csv(session.store.answered(), session.classes)
+        text = interchange.to_csv(session.store.answered(), session.classes,
+                                 paths=getattr(session, "paths", None))
         return Response(text, media_type="text/csv",
                         headers={"content-disposition": 'attachment; filename="labels.csv"'})
 
     @app.get("/api/export.json")
     def export_json() -> Response:
-        text = interchange.to_json(session.store.answered(), session.classes, _session_info())
+        text = interchange.to_json(session.store.answered(), session.classes, _session_info(),
+                                  paths=getattr(session, "paths", None))
         return Response(text, media_type="application/json",
                         headers={"content-disposition": 'attachment; filename="labels.json"'})
 
@@ -324,6 +329,9 @@ def create_app(
         items, skipped = interchange.PARSERS[body.format](body.data, session.classes)
         counts = session.import_labels(items)
         return {"status": "imported", **counts, "skipped": skipped}
+
+    if isinstance(session, ImageFolderSession):
+        add_image_routes(app, session)
 
     # The last one added runs first: host check, token, body size, content type, route.
     app.add_middleware(JsonOnlyMiddleware)

@@ -30,6 +30,7 @@ from activegen.experiments.config import (
     check_device_name,
     read_toml,
 )
+from activegen.server.images_config import ImagesConfig
 
 
 class _Strict(BaseModel):
@@ -86,6 +87,8 @@ class LabelConfig(_Strict):
     labeling: LabelingConfig
     device: str = "auto"
     cache_dir: Path | None = None
+    #: an unlabeled image folder and the user's classes (replaces ``data``; issue 13)
+    images: ImagesConfig | None = None
 
     @field_validator("device")
     @classmethod

@@ -45,17 +45,25 @@ def _spreadsheet_safe(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def to_csv(rows: list[dict[str, Any]], classes: Sequence[str]) -> str:
-    """One line per answer, in the order they were given."""
+def _path(paths: Sequence[str] | None, pool_index: int | None) -> str:
+    return "" if paths is None or pool_index is None else paths[pool_index]
+
+
+def to_csv(rows: list[dict[str, Any]], classes: Sequence[str],
+           paths: Sequence[str] | None = None) -> str:
+    """One line per answer, in the order they were given; with ``paths`` (an image-folder
+    session's file of each pool image) a last ``path`` column names each image's file."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(CSV_COLUMNS + (("path",) if paths is not None else ()))
     for r in rows:
         writer.writerow([r["query_id"], r["round"], r["kind"], r["source"],
                          "" if r["pool_index"] is None else r["pool_index"], r["label"],
                          _spreadsheet_safe(_class_name(classes, r["label"])),
                          _spreadsheet_safe(r["labeler"]), _iso(r["ts"]),
-                         r["generator_id"] or ""])
+                         r["generator_id"] or ""]
+                        + ([_spreadsheet_safe(_path(paths, r["pool_index"]))]
+                           if paths is not None else []))
     return buffer.getvalue()
 
 
@@ -69,12 +77,16 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def to_json(rows: list[dict[str, Any]], classes: Sequence[str], session: dict[str, Any]) -> str:
-    """Every answer; synthesized ones carry their PNG (base64), latent and generator."""
+def to_json(rows: list[dict[str, Any]], classes: Sequence[str], session: dict[str, Any],
+            paths: Sequence[str] | None = None) -> str:
+    """Every answer; synthesized ones carry their PNG (base64), latent and generator; with
+    ``paths``, pool images carry their file."""
     labels = []
     for r in rows:
         item = {k: r[k] for k in ("query_id", "round", "kind", "source", "pool_index", "label",
                                   "labeler")}
+        if paths is not None:
+            item["path"] = _path(paths, r["pool_index"]) or None
         item["class"] = _class_name(classes, r["label"])
         item["timestamp"] = _iso(r["ts"])
         if r["kind"] == "synth":

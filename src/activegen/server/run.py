@@ -65,8 +65,6 @@ def prepare_server(config: LabelConfig, config_path: Path | None = None, host: s
                    port: int | None = None, store: Path | None = None,
                    import_file: Path | None = None, token: str | None = None) -> PreparedServer:
     """Load the data, open (or resume) the session, bind the socket; nothing served yet."""
-    import uvicorn
-
     host = host or config.labeling.host
     port = config.labeling.port if port is None else port
     token = token or os.environ.get("ACTIVEGEN_TOKEN") or None
@@ -74,6 +72,19 @@ def prepare_server(config: LabelConfig, config_path: Path | None = None, host: s
         token = secrets.token_urlsafe(24)
     if token is not None and len(token) < 16:
         raise ConfigError("the token must be at least 16 characters")
+    if config.images is not None:  # an unlabeled folder (issue 13); --import is [images] labels
+        if import_file is not None:
+            raise ConfigError("with --images, give known labels as --labels (a CSV path,label)")
+        from activegen.server.practitioner import ImageFolderSession
+
+        sock = bind(host, port)
+        try:
+            session: LabelSession = ImageFolderSession(
+                config, store or default_store_path(config, config_path))
+        except BaseException:
+            sock.close()
+            raise
+        return _finish_prepare(session, sock, host, token)
     pool, tests = load_session_data(config)
     seed_labels = read_import_file(import_file, list(pool.classes)) if import_file else None
     sock = bind(host, port)
@@ -83,6 +94,13 @@ def prepare_server(config: LabelConfig, config_path: Path | None = None, host: s
     except BaseException:
         sock.close()
         raise
+    return _finish_prepare(session, sock, host, token)
+
+
+def _finish_prepare(session: LabelSession, sock: socket.socket, host: str, token: str | None
+                    ) -> PreparedServer:
+    import uvicorn
+
     app = create_app(session, token=token,
                      allowed_hosts=list(LOOPBACK_HOSTS) if is_loopback(host) else None)
     bound_port = sock.getsockname()[1]
@@ -93,11 +111,13 @@ def prepare_server(config: LabelConfig, config_path: Path | None = None, host: s
     return PreparedServer(session, server, sock, url, token)
 
 
-def serve(config_path: Path, host: str | None = None, port: int | None = None,
+def serve(config_path: Path | None, host: str | None = None, port: int | None = None,
           store: Path | None = None, import_file: Path | None = None,
-          token: str | None = None) -> int:
+          token: str | None = None, config: LabelConfig | None = None) -> int:
     """Run the labeling app until interrupted; every acknowledged answer is already stored."""
-    config = load_label_config(config_path)
+    if config is None:
+        assert config_path is not None
+        config = load_label_config(config_path)
     prepared = prepare_server(config, config_path, host, port, store, import_file, token)
     session = prepared.session
     link = prepared.url + (f"?token={prepared.token}" if prepared.token else "")
@@ -107,6 +127,11 @@ def serve(config_path: Path, host: str | None = None, port: int | None = None,
           f"{', finished' if state['finished'] else ''})\n"
           f"  model:  {session.model_path}\n"
           f"  open:   {link}", flush=True)
+    if "n_skipped" in state:
+        print(f"  images: {len(getattr(session, 'paths', []))} to label, "
+              f"{state['audit']['size']} in the audit sample, {state['n_skipped']} unreadable "
+              "files skipped" + "".join(f"\n    skipped {s['path']}: {s['reason']}"
+                                        for s in state["skipped_files"][:20]), flush=True)
     if prepared.token:
         print(f"  token:  {prepared.token}  (required on every request)", flush=True)
     print("  stop with Ctrl-C; the same command resumes the session", flush=True)

@@ -124,7 +124,7 @@ class LabelSession:
         self.pool = blank_labels(pool)
         self.classes = list(pool.classes)
         self.n_classes = len(self.classes)
-        self.X_pool = self.pool.to_float()
+        self.X_pool = self._pool_inputs()
         self.test_sets = {name: (ds.to_float(), ds.y) for name, ds in test_sets.items()}
         self.store_path = Path(store_path)
         self.model_path = self.store_path.with_name(self.store_path.name + ".model.pkl")
@@ -154,6 +154,14 @@ class LabelSession:
             raise
 
     # -- setup ----------------------------------------------------------------------------
+    def _pool_inputs(self) -> np.ndarray:
+        """What the learner and strategy see of the pool (a subclass may give features)."""
+        return self.pool.to_float()
+
+    def query_dict(self, row: QueryRow) -> dict[str, Any]:
+        """A query as the API hands it out (a subclass may add the image's file)."""
+        return row.as_dict()
+
     def _claim_store(self) -> None:
         """Stamp a new store with this session; refuse a store of another session."""
         expected = {"config": self.config.fingerprint(), "pool": pool_fingerprint(self.pool)}

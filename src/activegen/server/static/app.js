@@ -93,6 +93,11 @@ function escapeHtml(s) {
 
 function labelName(label) { return label < 0 ? "?" : classes[label]; }
 
+// An image-folder session's audit images ride in the same strip (ids "a0", "a1", ...).
+function imageUrl(q) {
+  return q.audit_id !== undefined ? `/api/audit/image/${q.audit_id}.png` : `/api/image/${q.id}.png`;
+}
+
 function render() {
   const strip = $("strip");
   strip.innerHTML = "";
@@ -100,7 +105,7 @@ function render() {
     const div = document.createElement("div");
     div.className = "thumb" + (i === current ? " current" : "") + (answers.has(q.id) ? " done" : "");
     div.dataset.queryId = String(q.id);
-    div.innerHTML = `<img alt="query ${q.id}" src="${withToken(`/api/image/${q.id}.png`)}">` +
+    div.innerHTML = `<img alt="query ${q.id}" src="${withToken(imageUrl(q))}">` +
       `<div class="ans">${answers.has(q.id) ? escapeHtml(labelName(answers.get(q.id))) : ""}</div>`;
     div.addEventListener("click", () => { current = i; render(); });
     strip.appendChild(div);
@@ -112,10 +117,11 @@ function render() {
     b.disabled = !enabled;
   });
   if (q) {
-    big.src = withToken(`/api/image/${q.id}.png`);
+    big.src = withToken(imageUrl(q));
     big.dataset.queryId = String(q.id);
     big.style.visibility = "visible";
     const origin = q.kind === "synth" ? `synthesized${q.generator_id ? " by " + q.generator_id : ""}`
+      : q.audit_id !== undefined ? `audit image ${q.path}` : q.path ? q.path
       : `pool image #${q.pool_index}`;
     $("meta").textContent = `query ${q.id} · ${origin} · ${current + 1} of ${batch.length}`;
   } else {
@@ -136,6 +142,14 @@ function renderState(state) {
   $("labeled").textContent = state.labeled;
   $("abstained").textContent = state.abstained;
   if (state.test_sets.length && state.curve.length) drawCurve(state);
+  if (state.audit) {
+    const a = state.audit;
+    $("audit").hidden = false;
+    $("auditline").textContent = a.accuracy === null
+      ? `audit: ${a.answered} of ${a.size} random images labeled; no estimate yet`
+      : `audit accuracy ${a.accuracy.toFixed(3)} (95% CI ${a.low.toFixed(3)}–${a.high.toFixed(3)}), ` +
+        `${a.correct} of ${a.counted} random images (${a.answered} of ${a.size} labeled)`;
+  }
 }
 
 function drawCurve(state) {
@@ -182,7 +196,17 @@ async function loadBatch() {
     current = Math.max(0, batch.findIndex((q) => !answers.has(q.id)));
   }
   document.body.dataset.round = String(reply.round);
-  if (reply.finished) {
+  if (reply.finished && !batch.length) {
+    try {  // an image-folder session: after the budget, the audit images
+      const audit = await api(`/api/audit/batch?labeler=${encodeURIComponent(labeler)}`);
+      batch = audit.queries.map((a) => ({ ...a, id: `a${a.audit_id}`, kind: "audit" }));
+      answers = new Map();
+      current = 0;
+    } catch (e) { /* a dataset session has no audit */ }
+  }
+  if (reply.finished && batch.length) {
+    say("The budget is spent. Now the audit: random images, never trained on, for an honest estimate.");
+  } else if (reply.finished) {
     say("The budget is spent: the session is finished. Export the labels below.");
   } else if (!batch.length) {
     say("Waiting for the next batch (others are still labeling this one)…");
@@ -200,7 +224,9 @@ async function answer(label) {
   busy = true;
   render();
   try {
-    const reply = await api("/api/label", { query_id: q.id, label, labeler });
+    const reply = q.audit_id !== undefined
+      ? await api("/api/audit/label", { audit_id: q.audit_id, label, labeler })
+      : await api("/api/label", { query_id: q.id, label, labeler });
     answers.set(q.id, label);
     say("");
     busy = false;
@@ -213,7 +239,10 @@ async function answer(label) {
     const next = batch.findIndex((item, i) => i > current && !answers.has(item.id));
     const first = batch.findIndex((item) => !answers.has(item.id));
     if (next >= 0) current = next; else if (first >= 0) current = first;
-    if (first < 0) {
+    if (first < 0 && q.audit_id !== undefined) {
+      batch = [];
+      say("The audit is done. Download the model and the predictions below.");
+    } else if (first < 0) {
       say("Batch done; waiting for the other labelers…");
       pollTimer = setTimeout(loadBatch, 1500);
     }
@@ -257,7 +286,8 @@ document.addEventListener("keydown", (event) => {
 
 async function start() {
   for (const [id, path] of [["exp-csv", "/api/export.csv"], ["exp-json", "/api/export.json"],
-    ["exp-ls", "/api/export.labelstudio.json"]]) $(id).href = withToken(path);
+    ["exp-ls", "/api/export.labelstudio.json"], ["exp-model", "/api/model.npz"],
+    ["exp-preds", "/api/predictions.csv"]]) $(id).href = withToken(path);
   try {
     const state = await api("/api/state");
     classes = state.classes;

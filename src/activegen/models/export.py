@@ -1,0 +1,175 @@
+"""A trained image classifier as a file, and predictions from it: no pickle.
+
+The file is an ``.npz`` read with ``allow_pickle=False``: arrays ``coef`` ``[K', D]``,
+``intercept`` ``[K']``, ``feature_mean`` and ``feature_scale`` ``[D]`` and ``header`` (the
+UTF-8 bytes of a JSON object: format, version, classes, image size, channels, the feature
+extractor's spec and id). Loading refuses a file with other arrays, another format or version,
+or shapes that do not agree, with a :class:`ModelFileError` naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from activegen._atomic import atomic_write_bytes, atomic_write_text
+from activegen.data.unlabeled import UNLABELED_EXTENSIONS, list_image_files, read_images
+from activegen.errors import ActivegenError, DataError
+from activegen.models.base import proba_from_margins
+from activegen.models.features import FeatureExtractor, parse_features_spec
+
+FORMAT = "activegen-image-classifier"
+VERSION = 1
+_ARRAYS = {"coef", "intercept", "feature_mean", "feature_scale", "header"}
+
+
+class ModelFileError(DataError):
+    """A model file that is not what :func:`load_model` expects."""
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """A linear model on standardised features, with what is needed to read new images."""
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    feature_mean: np.ndarray
+    feature_scale: np.ndarray
+    classes: list[str]
+    size: int
+    channels: int
+    features: str  # the extractor spec
+    features_id: str
+    #: the audit estimate when the model was exported (informative; not needed to predict)
+    audit: dict[str, Any] | None = None
+
+    def to_bytes(self) -> bytes:
+        header = {"format": FORMAT, "version": VERSION, "classes": self.classes,
+                  "size": self.size, "channels": self.channels, "features": self.features,
+                  "features_id": self.features_id, "audit": self.audit}
+        buffer = io.BytesIO()
+        np.savez(buffer, coef=self.coef.astype(np.float64),
+                 intercept=self.intercept.astype(np.float64),
+                 feature_mean=self.feature_mean.astype(np.float32),
+                 feature_scale=self.feature_scale.astype(np.float32),
+                 header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
+        return buffer.getvalue()
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_bytes(Path(path), self.to_bytes())
+
+    def proba_from_features(self, features: np.ndarray) -> np.ndarray:
+        margins = features.astype(np.float64) @ self.coef.T + self.intercept
+        return proba_from_margins(margins[:, 0] if len(self.classes) == 2 else margins)
+
+    def extractor(self) -> FeatureExtractor:
+        """The feature extractor, checked to be the one the model was trained with."""
+        extractor = FeatureExtractor(self.features, self.channels)
+        if extractor.id != self.features_id:
+            raise ModelFileError(f"the model was trained on features {self.features_id}; "
+                                 f"{self.features} now gives {extractor.id} (other weights)")
+        extractor.set_standardisation(self.feature_mean, self.feature_scale)
+        return extractor
+
+
+def load_model(path: str | Path) -> ExportedModel:
+    """Read a model file, refusing anything unexpected (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            names = set(data.files)
+            if names != _ARRAYS:
+                raise ModelFileError(f"{path}: not an activegen model file (arrays "
+                                     f"{sorted(names)}, expected {sorted(_ARRAYS)})")
+            arrays = {k: data[k] for k in _ARRAYS}
+    except ModelFileError:
+        raise
+    except Exception as exc:  # zipfile/ValueError/OSError: name the file
+        raise ModelFileError(f"{path}: not a readable .npz model file ({exc})") from None
+    try:
+        header = json.loads(arrays["header"].astype(np.uint8).tobytes().decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}: its header is not JSON ({exc})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: header format is not {FORMAT!r}")
+    if header.get("version") != VERSION:
+        raise ModelFileError(f"{path}: version {header.get('version')!r}; this activegen "
+                             f"reads version {VERSION}")
+    classes = header.get("classes")
+    if (not isinstance(classes, list) or len(classes) < 2
+            or not all(isinstance(c, str) for c in classes)):
+        raise ModelFileError(f"{path}: header classes must be a list of >= 2 names")
+    size, channels, features = header.get("size"), header.get("channels"), header.get("features")
+    if not isinstance(size, int) or channels not in (1, 3) or not isinstance(features, str):
+        raise ModelFileError(f"{path}: header needs integer size, channels 1 or 3, features")
+    try:
+        parse_features_spec(features)
+    except ActivegenError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    coef, intercept = arrays["coef"], arrays["intercept"]
+    mean, scale = arrays["feature_mean"], arrays["feature_scale"]
+    k = 1 if len(classes) == 2 else len(classes)
+    ok = (coef.ndim == 2 and coef.shape[0] == k and intercept.shape == (k,)
+          and mean.shape == (coef.shape[1],) and scale.shape == mean.shape
+          and all(a.dtype.kind == "f" for a in (coef, intercept, mean, scale)))
+    if not ok:
+        raise ModelFileError(f"{path}: array shapes disagree (coef {coef.shape}, intercept "
+                             f"{intercept.shape}, features {mean.shape}) for {len(classes)} "
+                             "classes")
+    return ExportedModel(coef, intercept, mean, scale, list(classes), size, channels, features,
+                         str(header.get("features_id", "")),
+                         header.get("audit") if isinstance(header.get("audit"), dict) else None)
+
+
+def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
+    """Files to predict (folders expanded recursively) and the name each is reported by."""
+    files, names = [], []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            for f in list_image_files(path, UNLABELED_EXTENSIONS):
+                files.append(f)
+                names.append(f.relative_to(path).as_posix())
+        elif path.is_file():
+            files.append(path)
+            names.append(str(path))
+        else:
+            raise DataError(f"{path}: no such file or folder to predict")
+    return files, names
+
+
+def predict_files(model_path: str | Path, inputs: list[str | Path], out: str | Path | None
+                  ) -> tuple[str, list[tuple[str, str]]]:
+    """``path,label,confidence`` CSV for the images in ``inputs``; also the skipped files.
+
+    The CSV is written atomically to ``out`` when given; it is returned either way.
+    """
+    model = load_model(model_path)
+    extractor = model.extractor()
+    files, names = collect_inputs(inputs)
+    if not files:
+        raise DataError("no image files to predict")
+    name_of = dict(zip(files, names))
+    read = read_images(files, model.size, model.channels)
+    kept = [name_of[Path(p)] for p in read.paths]
+    skipped = [(name_of[Path(p)], why) for p, why in read.skipped]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "label", "confidence"])
+    if len(kept):
+        proba = model.proba_from_features(extractor.transform(read.X))
+        for name, row in zip(kept, proba):
+            j = int(np.argmax(row))
+            writer.writerow([name, model.classes[j], f"{row[j]:.6f}"])
+    text = buffer.getvalue()
+    if out is not None:
+        atomic_write_text(Path(out), text)
+    return text, skipped

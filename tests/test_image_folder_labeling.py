@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fastapi.testclient import TestClient
 from PIL import Image
 from sklearn.datasets import load_digits
 
@@ -22,6 +21,7 @@ from activegen.models.features import FeatureExtractor
 from activegen.server.app import create_app
 from activegen.server.audit import audit_size, draw_audit, wilson_interval
 from activegen.server.practitioner import ImageFolderSession, read_known_labels
+from label_support import api_client
 
 NAMES = ("zero", "one", "two")
 MODES = ("L", "RGB", "P", "RGBA", "LA")
@@ -141,14 +141,14 @@ def _session(tmp_path: Path, pool_dir: Path, extra: list[str] = ()) -> ImageFold
 def test_end_to_end_label_export_predict(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     pool_dir, held_dir, truth, held_truth = make_folders(tmp_path)
     session = _session(tmp_path, pool_dir)
-    client = TestClient(create_app(session))
+    client = api_client(create_app(session))
     try:
         state = client.get("/api/state").json()
         assert state["n_skipped"] == 1 and state["skipped_files"][0]["path"] == "broken.png"
         assert state["audit"]["size"] == 30 and state["audit"]["accuracy"] is None
         asked: set[str] = set()
         while True:
-            queries = client.get("/api/batch", params={"labeler": "me"}).json()["queries"]
+            queries = client.post("/api/batch", json={"labeler": "me"}).json()["queries"]
             if not queries:
                 break
             for q in queries:

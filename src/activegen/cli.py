@@ -58,7 +58,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     counts = args.at or (config.report.label_counts if config else None)
     report = make_report(args.dir, baseline=baseline, label_counts=counts,
                          title=args.title or (config.name if config else None),
-                         strict_baseline=args.baseline is not None)
+                         strict_baseline=args.baseline is not None, band=args.band)
     print(report)
     return 0
 
@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--at", type=int, nargs="+", metavar="N",
                         help="label counts shown in the summary")
     report.add_argument("--title", help="report title")
+    report.add_argument("--band", choices=("ci95", "std"), default="ci95",
+                        help="band around the mean curve: 95%% CI of the mean over seeds "
+                             "(default) or ± 1 std over seeds")
     report.set_defaults(handler=_cmd_report)
 
     datasets = sub.add_parser("datasets", help="which datasets exist, which are present, where "

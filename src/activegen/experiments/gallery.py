@@ -22,8 +22,12 @@ def load_round(out_dir: Path, run_id: str, round_: int) -> dict[str, np.ndarray]
     path = Path(out_dir) / "queries" / run_id / f"round_{round_:04d}.npz"
     if not path.is_file():
         raise DataError(f"{path}: no saved query for run {run_id!r}, round {round_}")
-    with np.load(path) as data:
-        return {key: data[key] for key in data.files}
+    try:  # a truncated or overwritten file fails here, in the zip or in an array's bytes
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except Exception as exc:
+        raise DataError(f"{path}: damaged query file of run {run_id!r}, round {round_} "
+                        f"({type(exc).__name__}: {exc}); it is not used") from None
 
 
 def query_gallery(out_dir: Path, run_id: str, rounds: Sequence[int], path: Path,

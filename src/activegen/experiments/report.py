@@ -1,5 +1,9 @@
 """Plots and a Markdown report made from ``results.csv`` alone (no re-running).
 
+The learning-curve band is the 95 % confidence interval of the mean over seeds by default
+(``band="std"``: mean ± 1 std), and the figure says which; beyond four strategies each gets
+its own panel, so bands do not merge.
+
 ``activegen report DIR`` writes, next to the table: ``learning_curves.png``, ``summary.csv``,
 ``pvalues.csv``, ``wins_<test_set>.csv`` and ``report.md`` that ties them together.
 """
@@ -16,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.figure import Figure
 
 from activegen._atomic import atomic_write_bytes, atomic_write_text
 from activegen.errors import DataError
@@ -33,48 +38,95 @@ def _count_range(n_labels: pd.Series) -> str:
     return ", ".join(map(str, values))
 
 
-def plot_learning_curves(frame: pd.DataFrame, path: Path, title: str | None = None,
-                         log_x: bool = False) -> Path:
-    """Mean ± std bands per strategy, one panel per test set, with the supervised line."""
+#: More strategies than this get one panel each (small multiples): overlapping bands blur.
+SMALL_MULTIPLES_ABOVE = 4
+
+
+def _draw_curve(ax: plt.Axes, c: pd.DataFrame, band: str, color: object, label: str) -> None:
+    """One strategy's mean line and band (clipped to [0, 1]), with its seed count."""
+    lo, hi = int(c["n"].min()), int(c["n"].max())
+    # runs that stopped early leave fewer seeds at the end of the curve: say so
+    n_seeds = f"n={hi}" if lo == hi else f"n={lo}–{hi}"
+    half = stats.band_halfwidth(c["std"].to_numpy(), c["n"].to_numpy(), band)
+    mean = c["mean"].to_numpy()
+    ax.plot(c["n_labels"], mean, label=f"{label} ({n_seeds})", color=color, lw=1.6)
+    ax.fill_between(c["n_labels"], (mean - half).clip(0, 1), (mean + half).clip(0, 1),
+                    color=color, alpha=0.15, lw=0)
+
+
+def learning_curve_figure(frame: pd.DataFrame, title: str | None = None, log_x: bool = False,
+                          band: str = "ci95", baseline: str | None = None) -> Figure:
+    """The learning-curve figure: line = mean over seeds, band = ``band`` (see
+    :data:`stats.BANDS`), dashed = fully supervised.
+
+    Up to :data:`SMALL_MULTIPLES_ABOVE` strategies share one panel per test set; with more,
+    every strategy gets its own panel (per test set) with ``baseline`` (default: the first
+    strategy) drawn in grey in each as the reference.
+    """
+    if band not in stats.BANDS:
+        raise ValueError(f"unknown band {band!r}; known: {', '.join(stats.BANDS)}")
     curve = stats.curves(frame)
     sup = stats.supervised_accuracy(frame)
     test_sets = sorted(curve["test_set"].unique())
     strategies = sorted(curve["strategy"].unique())
+    if baseline not in strategies:
+        baseline = strategies[0] if strategies else None
     colors = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(strategies)}
-    cols = min(len(test_sets), 3)
-    rows = math.ceil(len(test_sets) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.0 * rows), squeeze=False)
-    for ax, test_set in zip(axes.flat, test_sets, strict=False):
-        for strategy in strategies:
-            c = curve[(curve["test_set"] == test_set) & (curve["strategy"] == strategy)]
-            c = c.sort_values("n_labels")
-            if c.empty:
-                continue
-            # runs that stopped early leave fewer seeds at the end of the curve: say so
-            lo, hi = int(c["n"].min()), int(c["n"].max())
-            n_seeds = f"n={hi}" if lo == hi else f"n={lo}–{hi}"
-            ax.plot(c["n_labels"], c["mean"], label=f"{strategy} ({n_seeds})",
-                    color=colors[strategy], lw=1.6)
-            ax.fill_between(c["n_labels"], (c["mean"] - c["std"]).clip(0, 1),
-                            (c["mean"] + c["std"]).clip(0, 1),
-                            color=colors[strategy], alpha=0.15, lw=0)
+    small = len(strategies) > SMALL_MULTIPLES_ABOVE
+    # panels: (test set, strategies drawn with a band, reference strategy or None)
+    panels: list[tuple[str, list[str], str | None]] = []
+    if small:
+        cols = min(len(strategies), SMALL_MULTIPLES_ABOVE)
+        per_test = math.ceil(len(strategies) / cols)
+        for test_set in test_sets:
+            group = [(test_set, [s], baseline if s != baseline else None) for s in strategies]
+            panels += group + [("", [], None)] * (per_test * cols - len(group))
+    else:
+        cols = min(len(test_sets), 3)
+        panels = [(t, strategies, None) for t in test_sets]
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.0 * rows), squeeze=False,
+                             sharey=small, layout="constrained")
+    band_name = stats.BANDS[band]
+    for i, (ax, (test_set, drawn, reference)) in enumerate(zip(axes.flat, panels,
+                                                              strict=False)):
+        if not test_set:
+            ax.set_visible(False)
+            continue
+        here = curve[curve["test_set"] == test_set]
+        if reference is not None:
+            ref = here[here["strategy"] == reference].sort_values("n_labels")
+            if not ref.empty:
+                ax.plot(ref["n_labels"], ref["mean"], color="0.45", lw=1.2, ls=":",
+                        label=f"{reference} (reference, mean)")
+        for strategy in drawn:
+            c = here[here["strategy"] == strategy].sort_values("n_labels")
+            if not c.empty:
+                _draw_curve(ax, c, band, colors[strategy], strategy)
         if test_set in sup.index:
             ax.axhline(sup.loc[test_set, "mean"], color="black", ls="--", lw=1.2,
                        label=f"fully supervised ({sup.loc[test_set, 'mean']:.3f})")
-        ax.set_title(f"test set: {test_set}")
+        ax.set_title(f"test set: {test_set}" + (f" — {drawn[0]}" if small else ""))
         ax.set_xlabel("number of labeled samples")
-        ax.set_ylabel("accuracy (line: mean; band: ± 1 std over seeds)")
+        if not small or i % cols == 0:  # the band is named in the figure's title
+            ax.set_ylabel("accuracy")
         low = ax.get_ylim()[0]
         ax.set_ylim(max(low, 0.0), 1.0)  # an accuracy never exceeds 1
         if log_x:
             ax.set_xscale("log", base=2)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-    for ax in list(axes.flat)[len(test_sets):]:
+    for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+    fig.suptitle(f"{title + chr(10) if title else ''}line: mean; band: {band_name}")
+    return fig
+
+
+def plot_learning_curves(frame: pd.DataFrame, path: Path, title: str | None = None,
+                         log_x: bool = False, band: str = "ci95",
+                         baseline: str | None = None) -> Path:
+    """Write :func:`learning_curve_figure` as a PNG at ``path`` (atomically)."""
+    fig = learning_curve_figure(frame, title, log_x, band, baseline)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
@@ -127,12 +179,15 @@ def _summary_view(summary: pd.DataFrame, label_counts: list[int]) -> pd.DataFram
 def make_report(results: str | Path, baseline: str = "random",
                 label_counts: list[int] | None = None,
                 thresholds: tuple[float, ...] = (0.95, 0.99), title: str | None = None,
-                strict_baseline: bool = False) -> Path:
+                strict_baseline: bool = False, band: str = "ci95") -> Path:
     """Write plots, tables and ``report.md`` next to ``results``; returns the report path.
 
     A ``baseline`` absent from the table falls back to the first strategy, unless
-    ``strict_baseline`` (the user named it) makes that an error.
+    ``strict_baseline`` (the user named it) makes that an error. ``band``: what the plots
+    draw around the mean, ``ci95`` (95 % CI of the mean) or ``std`` (see ``stats.BANDS``).
     """
+    if band not in stats.BANDS:
+        raise DataError(f"unknown plot band {band!r}; known: {', '.join(stats.BANDS)}")
     results = Path(results)
     frame = read_results(results)
     out_dir = results if results.is_dir() else results.parent
@@ -156,8 +211,10 @@ def make_report(results: str | Path, baseline: str = "random",
     pvalues = stats.paired_tests(frame, baseline)
     write_csv(summary, out_dir / "summary.csv")
     write_csv(pvalues, out_dir / "pvalues.csv")
-    plot_learning_curves(frame, out_dir / "learning_curves.png", title)
-    plot_learning_curves(frame, out_dir / "learning_curves_log2.png", title, log_x=True)
+    plot_learning_curves(frame, out_dir / "learning_curves.png", title, band=band,
+                         baseline=baseline)
+    plot_learning_curves(frame, out_dir / "learning_curves_log2.png", title, log_x=True,
+                         band=band, baseline=baseline)
     seeds = sorted(frame["seed"].unique())
     lines = [
         f"# {title or 'Active-learning report'}",
@@ -167,6 +224,12 @@ def make_report(results: str | Path, baseline: str = "random",
         f" test sets: {', '.join(sorted(frame['test_set'].unique()))}.",
         "",
         "![learning curves](learning_curves.png)",
+        "",
+        f"In the plots the line is the mean over seeds and the band the {stats.BANDS[band]}"
+        + (" (t_{0.975, n−1} · std / √n)" if band == "ci95" else "")
+        + (f"; with more than {SMALL_MULTIPLES_ABOVE} strategies each has its own panel, "
+           f"`{baseline}` drawn in grey in every panel as the reference"
+           if len(strategies) > SMALL_MULTIPLES_ABOVE else "") + ".",
         "",
         "## Summary",
         "",

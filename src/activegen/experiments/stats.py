@@ -32,6 +32,33 @@ def curves(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Bands a learning-curve plot can draw around the mean, and how the figure names each.
+BANDS: dict[str, str] = {
+    "ci95": "95 % CI of the mean over seeds (t)",
+    "std": "± 1 std over seeds",
+}
+
+
+def band_halfwidth(std: np.ndarray, n: np.ndarray, kind: str = "ci95") -> np.ndarray:
+    """Half-width of the band around a mean of ``n`` seeds with sample std ``std``.
+
+    ``ci95``: the t-based 95 % confidence interval of the mean,
+    ``t_{0.975, n-1} · std / √n`` (NaN where ``n < 2``: one seed gives no interval);
+    ``std``: the spread of the seeds themselves, ``std``.
+    """
+    std = np.asarray(std, dtype=float)
+    n = np.asarray(n, dtype=float)
+    if kind == "std":
+        return std.copy()
+    if kind != "ci95":
+        raise ValueError(f"unknown band {kind!r}; known: {', '.join(BANDS)}")
+    out = np.full(np.broadcast(std, n).shape, np.nan)
+    ok = np.broadcast_to(n >= 2, out.shape)
+    n_ok = np.broadcast_to(n, out.shape)[ok]
+    out[ok] = stats.t.ppf(0.975, n_ok - 1) * np.broadcast_to(std, out.shape)[ok] / np.sqrt(n_ok)
+    return out
+
+
 def supervised_accuracy(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean and std of the fully supervised reference per test set (empty if absent)."""
     sup = frame[frame["strategy"] == SUPERVISED]

@@ -3,10 +3,13 @@ and seed of an experiment, and parallel runs never corrupt it.
 
 The key is the SHA-256 of the pool's pixels (shape, dtype and bytes; labels never enter), the
 training settings and :data:`CACHE_VERSION` (bumped when the networks or the training change).
-An entry is a folder ``<cache_dir>/generators/<key>/`` holding ``model.pt`` (state dict),
+An entry is a folder ``<cache_dir>/generators/<key>/`` holding ``model.pt`` (state dict with
+its SHA-256, :mod:`activegen.generative.checked_state`),
 ``settings.json`` (settings, key, training report) and ``samples.png``. It is written in a
 temporary folder and renamed into place, under an exclusive file lock, so a second process
 waits for the first to finish training instead of training again or reading half a file.
+An entry whose ``model.pt`` is damaged (unreadable, or tensors that fail their SHA-256) is
+named in a warning, removed and trained again.
 
 Besides the experiment's own cache, a shared cache (:func:`shared_cache_dir`:
 ``$ACTIVEGEN_CACHE`` or ``~/.cache/activegen``; ``ACTIVEGEN_CACHE=off`` disables it) holds a
@@ -28,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from activegen._atomic import atomic_write_text, exclusive_lock
+from activegen.generative.checked_state import load_state, state_bytes
 from activegen.generative.dcgan import Generator
 from activegen.generative.training import GeneratorSettings, TrainReport, train_generator
 
@@ -103,9 +106,21 @@ def _load(entry: Path, image_shape: tuple[int, int, int], settings: GeneratorSet
           device: str) -> Generator:
     gen = Generator(image_shape, settings.latent_dim, settings.prior,  # type: ignore[arg-type]
                     settings.width)
-    state = torch.load(entry / "model.pt", map_location=device, weights_only=True)
-    gen.load_state_dict(state)
+    gen.load_state_dict(load_state(entry / "model.pt", device))
     return gen.to(device).eval()
+
+
+def _load_or_discard(entry: Path, image_shape: tuple[int, int, int],
+                     settings: GeneratorSettings, device: str) -> Generator | None:
+    """Load ``entry``; a damaged ``model.pt`` (truncated, garbage, wrong tensors) is named in
+    a warning and the entry removed, so the caller trains again instead of using it."""
+    try:
+        return _load(entry, image_shape, settings, device)
+    except Exception as exc:  # torch raises many kinds for a bad file; all mean "damaged"
+        log.warning("%s: damaged generator cache file (%s); removing the entry and training "
+                    "the generator again", entry / "model.pt", exc)
+        shutil.rmtree(entry, ignore_errors=True)
+        return None
 
 
 def load_or_train(
@@ -132,12 +147,17 @@ def load_or_train(
     if memo in _MEMORY and (entry / "model.pt").is_file():
         return CachedGenerator(_MEMORY[memo], key, entry, _read_report(entry), True)
     with exclusive_lock(root / f"{key}.lock"):
-        loaded = (entry / "model.pt").is_file()
+        gen: Generator | None = None
+        if (entry / "model.pt").is_file():
+            gen = _load_or_discard(entry, image_shape, settings, device)  # type: ignore[arg-type]
         shared = Path(shared_dir) / "generators" / key if shared_dir is not None else None
-        if not loaded and shared is not None and (shared / "model.pt").is_file():
+        if gen is None and shared is not None and (shared / "model.pt").is_file():
             log.info("copying generator %s from the shared cache %s", key, shared_dir)
             _copy_entry(shared, root, key)
-            loaded = True
+            gen = _load_or_discard(entry, image_shape, settings, device)  # type: ignore[arg-type]
+            if gen is None:  # the shared copy is damaged too: replace it after training
+                shutil.rmtree(shared, ignore_errors=True)
+        loaded = gen is not None
         if not loaded:
             log.info("training a %s generator on %d pool images (cache key %s)",
                      settings.kind, len(X), key)
@@ -146,8 +166,7 @@ def load_or_train(
             try:
                 gen, report = train_generator(X, settings, device=device, progress=progress,
                                               sample_path=tmp / "samples.png")
-                buffer_path = tmp / "model.pt"
-                torch.save({k: v.cpu() for k, v in gen.state_dict().items()}, buffer_path)
+                (tmp / "model.pt").write_bytes(state_bytes(gen.state_dict()))
                 _write_meta(tmp / "settings.json", key, settings, report, X)
                 os.chmod(tmp, 0o755)  # mkdtemp makes it private; the entry is shared
                 os.replace(tmp, entry)  # atomic: the entry appears whole or not at all
@@ -156,7 +175,8 @@ def load_or_train(
                 raise
             if shared is not None:
                 _publish(entry, shared, key)
-        gen = _load(entry, image_shape, settings, device)  # type: ignore[arg-type]
+            gen = _load(entry, image_shape, settings, device)  # type: ignore[arg-type]
+    assert gen is not None
     _MEMORY[memo] = gen
     return CachedGenerator(gen, key, entry, _read_report(entry), loaded)
 

@@ -20,7 +20,6 @@ setting, so that one VAE serves every strategy and seed of an experiment.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -33,6 +32,7 @@ from torch.nn import functional as F
 
 from activegen._atomic import atomic_write_bytes, exclusive_lock
 from activegen.errors import DataError
+from activegen.generative.checked_state import load_state, state_bytes
 
 #: Images per forward pass when encoding (bounds memory on big pools).
 ENCODE_BATCH = 1024
@@ -226,7 +226,7 @@ def _load_or_train_locked(X: np.ndarray, path: Path, settings: VAESettings, seed
                           device: str) -> ConvVAE:
     if path.exists():
         try:
-            payload = torch.load(path, map_location=device, weights_only=True)
+            payload = load_state(path, device)  # checks the tensors' SHA-256
             model = ConvVAE(X.shape[1], (X.shape[2], X.shape[3]), settings.latent_dim,
                             settings.width)
             model.load_state_dict(payload)
@@ -235,7 +235,5 @@ def _load_or_train_locked(X: np.ndarray, path: Path, settings: VAESettings, seed
                             ) from None
         return model.to(device).eval()
     model, _ = train_vae(X, settings, seed, device)
-    buffer = io.BytesIO()
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, state_bytes(model.state_dict()))
     return model

@@ -162,3 +162,52 @@ def test_the_page_works_with_a_token(server) -> None:
         browser.close()
     assert prepared.session.store.read("SELECT query_id, label, labeler FROM labels") == [
         (qid, -1, "tok")]
+
+
+def test_the_page_shows_the_stop_notice_once_the_criterion_fires(tmp_path: Path) -> None:
+    """With a ``[stopping]`` budget criterion of 8 labels at batch 4, the notice is hidden in
+    rounds 1-2 and visible, naming the criterion, from round 3 (the fit on 8 labels)."""
+    sync_api = playwright_api()
+    from activegen.server.config import parse_label_config
+
+    config = parse_label_config({
+        "name": "stop", "seed": 3, "data": {"dataset": "digits", "test_fraction": 0.3},
+        "labeling": {"batch": 4, "budget": 24, "store": str(tmp_path / "stop.sqlite")},
+        "stopping": {"criterion": "budget", "params": {"budget": 8}}})
+    prepared = prepare_server(config, host="127.0.0.1", port=0, token=None)
+    thread = threading.Thread(target=prepared.server.run, kwargs={"sockets": [prepared.sock]},
+                              daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not prepared.server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    pool, _ = load_session_data(config)
+    session = prepared.session
+    try:
+        with sync_api.sync_playwright() as p, httpx.Client(
+                headers=REQUEST_HEADERS, base_url=prepared.url) as client:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                        headless=True)
+            page = browser.new_page()
+            seen = []
+            for _ in range(3):
+                page.goto(prepared.url + "?labeler=viewer")
+                page.wait_for_selector(f"body[data-round='{session.store.current_round()}']")
+                seen.append(page.is_visible("#stopnotice"))
+                # as the page's labeler: the page leased this batch to it
+                for q in client.post("/api/batch", json={"labeler": "viewer"}).json()["queries"]:
+                    label = int(pool.y[session.store.query(q["id"]).pool_index])
+                    client.post("/api/label", json={"query_id": q["id"], "label": label,
+                                                    "labeler": "viewer"})
+            page.goto(prepared.url + "?labeler=viewer")
+            page.wait_for_selector("#stopnotice", state="visible")
+            text = page.inner_text("#stopnotice")
+            browser.close()
+        assert seen == [False, False, True]
+        assert text.startswith("You can stop here: budget is satisfied")
+    finally:
+        prepared.server.should_exit = True
+        thread.join(timeout=10)
+        session.close()
+        prepared.sock.close()

@@ -480,6 +480,14 @@ class ActiveLearner:
             self.on_fitted(self._record, self.learner)
         return self._record
 
+    def stop(self) -> None:
+        """End the run at this round, after its fit and evaluation (a stopping criterion
+        fired): the round is recorded and the state saved as finished, so a resumed run
+        does not continue. A query asked and not yet told is dropped."""
+        if self.done:
+            return
+        self._finish_round(self.fit(), finished=True)
+
     def ask(self, k: int | None = None) -> Query:
         """Fit, evaluate, and return the next batch of at most ``k`` (default: the batch size,
         capped by the budget left).

@@ -83,6 +83,7 @@ class ActiveLearningLoop:
         cache_dir: Path | None = None,
         initial_selector: Callable[[], np.ndarray] | None = None,
         on_fitted: Callable[[RoundRecord, Learner], None] | None = None,
+        stop_when: Callable[[RoundRecord], bool] | None = None,
     ) -> None:
         if settings.initial_size > len(pool):
             raise ConfigError(
@@ -105,6 +106,8 @@ class ActiveLearningLoop:
         self.initial_selector = initial_selector
         #: sees each round's fitted learner (stopping criteria); never on replayed rounds
         self.on_fitted = on_fitted
+        #: asked after each round's fit and evaluation; True ends the run there
+        self.stop_when = stop_when
 
     def run(self) -> list[RoundRecord]:
         """Run (or resume) until the budget is spent; returns every round's record."""
@@ -122,6 +125,9 @@ class ActiveLearningLoop:
             if self.on_round is not None:
                 self.on_round(record)
         while not engine.done:
+            if self.stop_when is not None and self.stop_when(engine.fit()):
+                engine.stop()
+                break
             query = engine.ask()
             if engine.done:
                 break

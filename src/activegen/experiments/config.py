@@ -134,6 +134,23 @@ class StoppingConfig(_Strict):
         "stabilizing-predictions": {}, "max-uncertainty": {}, "overall-uncertainty": {},
         "classification-change": {}})
     stop_set: int = Field(default=1000, ge=1)
+    #: end each run at the round where this criterion first fires (after that round's
+    #: evaluation); None: run to the budget
+    stop_on: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_stop_on(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if self.stop_on is None:  # fingerprints of recording-only configs stay as before
+            data.pop("stop_on", None)
+        return data
+
+    @model_validator(mode="after")
+    def _stop_on_is_recorded(self) -> StoppingConfig:
+        if self.stop_on is not None and self.stop_on not in self.criteria:
+            raise ValueError(f"stop_on: {self.stop_on!r} is not one of the criteria "
+                             f"({', '.join(self.criteria)})")
+        return self
 
 
 class ReportConfig(_Strict):

@@ -384,6 +384,7 @@ def run_one(
         cache_dir=cache_dir(config, out_dir),
         initial_selector=initial_selector,
         on_fitted=None if recorder is None else recorder.on_fitted,
+        stop_when=None if recorder is None else recorder.should_stop,
     )
     records = loop.run()
     if recorder is not None:

@@ -3,9 +3,10 @@
 Every round, the run's fitted learner predicts a fixed, seeded *stop set* of pool points; the
 predictions, the stop set's max and mean predictive entropy, the label count and the
 accuracies go to ``stopping/<run_id>.npz`` (atomically, so a resumed run keeps its earlier
-rounds). When the run ends, each criterion is replayed over the rounds and
-``stopping/<run_id>.json`` says, per criterion, the round it first fired, the labels it would
-have saved against the budget and the accuracy it would have cost (final accuracy minus
+rounds). With ``stop_on``, :meth:`StoppingRecorder.should_stop` tells the loop to end the run
+at the round that criterion first fires. When the run ends, each criterion is replayed over the
+rounds and ``stopping/<run_id>.json`` says, per criterion, the round it first fired, the labels
+it would have saved against the budget and the accuracy it would have cost (final accuracy minus
 the accuracy at that round, on each test set).
 """
 
@@ -70,6 +71,24 @@ class StoppingRecorder:
                  proba=np.stack([r["proba"] for r in self.rows]))
         atomic_write_bytes(self.npz, buffer.getvalue())
 
+    def _first_firing(self, name: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The recorded round at which ``name`` first fires (replayed from the start)."""
+        criterion = build_criterion(name, params)
+        for r in self.rows:
+            obs = Observation(r["round"], r["n_labels"], r["predictions"],
+                              r["proba"].astype(np.float64))
+            if criterion.update(obs):
+                return r
+        return None
+
+    def should_stop(self, record: RoundRecord) -> bool:
+        """Loop predicate for ``stop_on``: whether that criterion has fired by this round
+        (False without ``stop_on``). Replayed from the rows, so a resumed run agrees."""
+        name = self.settings.stop_on
+        if name is None or not self.rows or self.rows[-1]["round"] != record.round:
+            return False
+        return self._first_firing(name, self.settings.criteria[name]) is not None
+
     def verdicts(self, budget: int) -> dict[str, Any]:
         """Per criterion: the first round it fires, labels saved and accuracy lost."""
         if not self.rows:
@@ -78,14 +97,7 @@ class StoppingRecorder:
         out: dict[str, Any] = {}
         criteria = {**self.settings.criteria, "budget": {"budget": budget}}
         for name, params in criteria.items():
-            criterion = build_criterion(name, params)
-            fired = None
-            for r in self.rows:
-                obs = Observation(r["round"], r["n_labels"], r["predictions"],
-                                  r["proba"].astype(np.float64))
-                if criterion.update(obs):
-                    fired = r
-                    break
+            fired = self._first_firing(name, params)
             out[name] = None if fired is None else {
                 "round": fired["round"], "n_labels": fired["n_labels"],
                 "labels_saved": final["n_labels"] - fired["n_labels"],
@@ -98,6 +110,9 @@ class StoppingRecorder:
         """Write ``stopping/<run_id>.json`` (atomically); returns its path."""
         payload = {"strategy": strategy, "seed": seed, "stop_set": len(self.stop_idx),
                    "criteria": self.verdicts(budget)}
+        if self.settings.stop_on is not None:  # the run ended at the last recorded round
+            payload["stop_on"] = self.settings.stop_on
+            payload["stopped_round"] = self.rows[-1]["round"] if self.rows else None
         atomic_write_text(self.json, json.dumps(payload, indent=2))
         return self.json
 

@@ -75,6 +75,16 @@ class LabelingConfig(_Strict):
         return self
 
 
+class LabelStoppingConfig(_Strict):
+    """``[stopping]`` of a labeling session: one criterion of :mod:`activegen.stopping`,
+    evaluated after each refit on ``stop_set`` seeded pool points; the page says "you can stop
+    here" once it fires."""
+
+    criterion: str
+    params: dict[str, Any] = {}
+    stop_set: int = Field(default=500, ge=1)
+
+
 class LabelConfig(_Strict):
     """One labeling session: a pool, a learner, a strategy, a person."""
 
@@ -89,6 +99,8 @@ class LabelConfig(_Strict):
     cache_dir: Path | None = None
     #: an unlabeled image folder and the user's classes (replaces ``data``; issue 13)
     images: ImagesConfig | None = None
+    #: the "you can stop here" criterion (None: no notice)
+    stopping: LabelStoppingConfig | None = None
 
     @field_validator("device")
     @classmethod
@@ -99,7 +111,7 @@ class LabelConfig(_Strict):
         """A hash of what decides which queries are asked (not where the app listens)."""
         payload = self.model_dump(
             mode="json",
-            exclude={"name": True, "cache_dir": True, "device": True,
+            exclude={"name": True, "cache_dir": True, "device": True, "stopping": True,
                      "labeling": {"host", "port", "store", "lease_size", "lease_seconds"}},
         )
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -127,6 +139,13 @@ def parse_label_config(data: dict[str, Any], source: str = "config") -> LabelCon
                          build_probe_learner(config.learner.name, config.learner.params))
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    if config.stopping is not None:
+        from activegen.stopping import build_criterion
+
+        try:
+            build_criterion(config.stopping.criterion, config.stopping.params)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: stopping.criterion: {exc}") from None
     return config
 
 

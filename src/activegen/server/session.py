@@ -40,6 +40,7 @@ from activegen.models import LEARNERS, Learner
 from activegen.models.capabilities import FitContext
 from activegen.oracles.base import ABSTAIN
 from activegen.server.config import LabelConfig
+from activegen.server.stopping_notice import SessionStopping
 from activegen.server.store import LabelStore, NewQuery, QueryRow
 from activegen.strategies import STRATEGIES, PrepareContext, Query, QueryState, Strategy
 
@@ -135,8 +136,13 @@ class LabelSession:
         self.learner: Learner | None = None
         self.finished = False
         self.store = LabelStore(self.store_path)
+        #: the "you can stop here" criterion (``[stopping]``; None without)
+        self.stopping: SessionStopping | None = None
         try:
             self._claim_store()
+            if config.stopping is not None:
+                self.stopping = SessionStopping(config.stopping, self.X_pool, config.seed,
+                                                self.store)
             self.strategy.prepare(PrepareContext(
                 pool=self.pool,
                 cache_dir=self.cache_dir,
@@ -250,6 +256,8 @@ class LabelSession:
                                  cache_dir=self.cache_dir)
         accuracy = {name: learner.score(Xt, yt) for name, (Xt, yt) in self.test_sets.items()}
         self.store.record_fit(round_, len(y), self.store.n_asked(), accuracy)
+        if self.stopping is not None:
+            self.stopping.observe(round_, len(y), learner)
         atomic_write_bytes(self.model_path, pickle.dumps(learner))
         return learner
 
@@ -408,6 +416,7 @@ class LabelSession:
                 "test_sets": sorted(self.test_sets),
                 "curve": self.store.fits(),
                 "time": time.time(),
+                **({} if self.stopping is None else {"stopping": self.stopping.state()}),
             }
 
 

@@ -142,6 +142,7 @@ function renderState(state) {
   $("labeled").textContent = state.labeled;
   $("abstained").textContent = state.abstained;
   if (state.test_sets.length && state.curve.length) drawCurve(state);
+  renderStopping(state.stopping);
   if (state.audit) {
     const a = state.audit;
     $("audit").hidden = false;
@@ -150,6 +151,15 @@ function renderState(state) {
       : `audit accuracy ${a.accuracy.toFixed(3)} (95% CI ${a.low.toFixed(3)}–${a.high.toFixed(3)}), ` +
         `${a.correct} of ${a.counted} random images (${a.answered} of ${a.size} labeled)`;
   }
+}
+
+// The session's stopping criterion ([stopping]): a notice once it has fired.
+function renderStopping(stopping) {
+  const notice = $("stopnotice");
+  if (!stopping || !stopping.fired) { notice.hidden = true; return; }
+  notice.textContent = `You can stop here: ${stopping.criterion} is satisfied ` +
+    `(since round ${stopping.round}, ${stopping.n_labels} labels).`;
+  notice.hidden = false;
 }
 
 function drawCurve(state) {

@@ -17,6 +17,7 @@ them).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -200,8 +201,9 @@ class MCDropoutStrategy(Strategy):
         check_mc_dropout_learner(cls.name, learner, params)
 
     @staticmethod
+    @abstractmethod
     def score(samples: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Per-point acquisition scores ``[n]`` of MC samples ``[n, T, K]`` (higher = ask)."""
 
     def candidates(self, state: QueryState, k: int) -> np.ndarray:
         candidates = check_batch(state, k)
@@ -266,6 +268,8 @@ class BatchBALD(MCDropoutStrategy):
     """
 
     name: ClassVar[str] = "batchbald"
+    #: a point's own score: BatchBALD of a batch of one is BALD (the batch itself is greedy)
+    score = staticmethod(bald_scores)
 
     def __init__(self, n_samples: int = 20, subsample: int | None = 10_000,
                  chunk_size: int = 512, max_configs: int = 4096,

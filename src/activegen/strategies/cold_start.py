@@ -16,6 +16,7 @@ posterior means (shared with the VAE-augmented strategies; trained once, cached)
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -229,8 +230,9 @@ class _ColdStart(Strategy):
             raise RuntimeError(f"{self.name}: features = 'vae' needs prepare() first")
         return self._pool_features
 
+    @abstractmethod
     def select(self, feats: np.ndarray, state: QueryState, k: int) -> np.ndarray:
-        raise NotImplementedError
+        """The ``k`` pool indices to label, chosen on the pool's features ``feats``."""
 
     def query(self, state: QueryState, k: int) -> Query:
         check_batch(state, k)

@@ -363,8 +363,9 @@ def run_one(
         return result_path
     resolve_device(config.device)
     strategy = build_strategy(config, spec.strategy)
-    phase(f"{spec.run_id}: preparing the strategy (a generator or VAE is trained or loaded "
-          "here)")
+    if type(strategy).prepare is not Strategy.prepare:  # only strategies with artefacts
+        phase(f"{spec.run_id}: preparing the strategy (a generator or VAE is trained or "
+              "loaded here)")
     strategy.prepare(prepare_context(config, pool, out_dir))
     query_dir = out_dir / "queries" / spec.run_id
     initial_selector, recorder = _cold_start_and_stopping(config, spec, pool, out_dir)

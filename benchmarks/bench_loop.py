@@ -20,8 +20,8 @@ from unittest import mock
 
 import torch
 
-import activegen.experiments.runner as runner_module
-import activegen.loop as loop_module
+import activegen.engine as engine_module
+import activegen.experiments.one_run as one_run_module
 from activegen.experiments.config import ExperimentConfig, load_config, parse_config
 from activegen.experiments.runner import RunSpec, load_experiment_data, run_one
 
@@ -56,10 +56,10 @@ def measure(config: ExperimentConfig, strategy: str, seed: int = 0) -> dict[str,
         return write
 
     with tempfile.TemporaryDirectory(prefix="bench-loop-", dir=OUT_ROOT) as out, \
-            mock.patch.object(loop_module, "atomic_write_bytes",
-                              timed_write(loop_module.atomic_write_bytes)), \
-            mock.patch.object(runner_module, "atomic_write_bytes",
-                              timed_write(runner_module.atomic_write_bytes)):
+            mock.patch.object(engine_module, "atomic_write_bytes",
+                              timed_write(engine_module.atomic_write_bytes)), \
+            mock.patch.object(one_run_module, "atomic_write_bytes",
+                              timed_write(one_run_module.atomic_write_bytes)):
         run_one(config, RunSpec(strategy, seed), Path(out), data, on_round=on_round)
     # Round 0's interval would include start-up (building the strategy, the first fit is
     # timed anyway), so intervals start at round 0's end: they cover rounds 1..n, and each

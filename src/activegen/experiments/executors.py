@@ -1,10 +1,10 @@
 """Executors: where the runs of an experiment execute — in this process, in local worker
 processes, or on a Ray cluster — with the same rows whichever one ran them.
 
-An executor takes the pending :class:`~activegen.experiments.runner.RunSpec` s and yields each
+An executor takes the pending :class:`~activegen.experiments.plan.RunSpec` s and yields each
 finished run as it completes; the driver (:func:`~activegen.experiments.runner.run_experiment`)
 writes ``results.csv`` and shows one progress display. Each run is the pure function
-:func:`~activegen.experiments.runner.run_one` of its spec, so the order in which runs finish
+:func:`~activegen.experiments.one_run.run_one` of its spec, so the order in which runs finish
 changes nothing, and the rows are bitwise identical on the CPU for a given seed.
 
 Stopping: closing the iterator an executor returned (the driver does so on Ctrl-C or on an
@@ -95,7 +95,8 @@ class SerialExecutor:
 
     def run(self, config: ExperimentConfig, specs: Sequence[Any], out_dir: Path,
             on_round: RoundCallback) -> Iterator[FinishedRun]:
-        from activegen.experiments.runner import load_experiment_data, run_one
+        from activegen.experiments.data_setup import load_experiment_data
+        from activegen.experiments.one_run import run_one
 
         data = self.data if self.data is not None else load_experiment_data(config)
         threads = run_threads(1, config.execution.threads)
@@ -192,7 +193,7 @@ def _init_process_worker(config: ExperimentConfig, threads: int, events: Any,
     # workers each using every core would oversubscribe the machine.
     _WORKER["thread_limits"] = threadpool_limits(threads)
     restore_registries(registries)
-    from activegen.experiments.runner import load_experiment_data
+    from activegen.experiments.data_setup import load_experiment_data
 
     threading.Thread(target=_exit_when_gone, args=(driver_pid,), daemon=True,
                      name="activegen-driver-watch").start()
@@ -226,7 +227,7 @@ def _process_alive(pid: int) -> bool:
 
 
 def _run_in_process_worker(spec: Any, out_dir: str) -> FinishedRun:
-    from activegen.experiments.runner import run_one
+    from activegen.experiments.one_run import run_one
 
     events = _WORKER["events"]
 
@@ -238,7 +239,7 @@ def _run_in_process_worker(spec: Any, out_dir: str) -> FinishedRun:
 
 
 #: Modules a fresh worker needs; the fork server imports them once for all workers.
-_PRELOAD = ["activegen.experiments.runner"]
+_PRELOAD = ["activegen.experiments.one_run"]
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
@@ -336,7 +337,8 @@ def _run_on_ray(config: ExperimentConfig, spec: Any, out_dir: str, events: Any,
                 registries: dict[str, dict[str, type]]) -> FinishedRun:
     """One run inside a Ray task (see :class:`RayExecutor` for where files go)."""
     restore_registries(registries)
-    from activegen.experiments.runner import load_experiment_data, run_one
+    from activegen.experiments.data_setup import load_experiment_data
+    from activegen.experiments.one_run import run_one
 
     key = config.fingerprint()
     if key not in _RAY_DATA:

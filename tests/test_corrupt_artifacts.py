@@ -123,5 +123,5 @@ def test_damaged_vae_cache_is_refused_naming_it(pool_images: np.ndarray, tmp_pat
     assert path.is_file()
     load_or_train_vae(pool_images, tmp_path, TINY_VAE, seed=0)  # intact: loads
     _damage(path, how)
-    with pytest.raises(DataError, match=r"vae-[0-9a-f]+\.pt: damaged VAE cache file"):
+    with pytest.raises(DataError, match=r"vaes/[0-9a-f]+/model\.pt: damaged VAE cache file"):
         load_or_train_vae(pool_images, tmp_path, TINY_VAE, seed=0)

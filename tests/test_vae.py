@@ -70,7 +70,7 @@ def test_cache_trains_once_and_reports_damage(
     X = digits[0][:300]
     settings = VAESettings(latent_dim=4, width=4, epochs=1)
     first = load_or_train_vae(X, tmp_path, settings, seed=1)
-    files = list(tmp_path.glob("vae-*.pt"))
+    files = list(tmp_path.glob("vaes/*/model.pt"))  # one entry of the artifact cache
     assert len(files) == 1
 
     def no_training(*args: object, **kwargs: object) -> None:
@@ -83,7 +83,7 @@ def test_cache_trains_once_and_reports_damage(
     # Other data, settings or seed: another file.
     load_or_train_vae(X, tmp_path, settings, seed=2)
     load_or_train_vae(X[:200], tmp_path, settings, seed=1)
-    assert len(list(tmp_path.glob("vae-*.pt"))) == 3
+    assert len(list(tmp_path.glob("vaes/*/model.pt"))) == 3
     files[0].write_bytes(b"garbage")
     with pytest.raises(DataError, match="damaged VAE cache file"):
         load_or_train_vae(X, tmp_path, settings, seed=1)

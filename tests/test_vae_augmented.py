@@ -49,7 +49,7 @@ def test_alpha_zero_selects_exactly_what_the_plain_strategy_selects(
     strong = run_picks(pool, STRATEGIES.build(f"vae-{plain_name}", {"alpha": 50.0, **VAE}),
                        tmp_path)
     assert any(not np.array_equal(a, b) for a, b in zip(plain, strong))
-    assert len(list(tmp_path.glob("vae-*.pt"))) == 1  # one cached VAE served both runs
+    assert len(list(tmp_path.glob("vaes/*/model.pt"))) == 1  # one cached VAE served both runs
 
 
 def test_features_are_task_features_then_scaled_vae_means(pool, tmp_path: Path) -> None:

@@ -4,12 +4,11 @@ and seed of an experiment, and parallel runs never corrupt it.
 The key is the SHA-256 of the pool's pixels (shape, dtype and bytes; labels never enter), the
 training settings and :data:`CACHE_VERSION` (bumped when the networks or the training change).
 An entry is a folder ``<cache_dir>/generators/<key>/`` holding ``model.pt`` (state dict with
-its SHA-256, :mod:`activegen.generative.checked_state`),
-``settings.json`` (settings, key, training report) and ``samples.png``. It is written in a
-temporary folder and renamed into place, under an exclusive file lock, so a second process
-waits for the first to finish training instead of training again or reading half a file.
-An entry whose ``model.pt`` is damaged (unreadable, or tensors that fail their SHA-256) is
-named in a warning, removed and trained again.
+its SHA-256, :mod:`activegen.generative.checked_state`), ``settings.json`` (settings, key,
+training report), ``samples.png`` and the cache's ``manifest.json``. It is an entry of the one
+artifact cache (:class:`activegen._cache.ArtifactCache`): built in a temporary folder and
+renamed into place under an exclusive file lock, every file checked against its SHA-256 on
+load; a damaged entry is named in a warning, removed and trained again.
 
 Besides the experiment's own cache, a shared cache (:func:`shared_cache_dir`:
 ``$ACTIVEGEN_CACHE`` or ``~/.cache/activegen``; ``ACTIVEGEN_CACHE=off`` disables it) holds a
@@ -20,19 +19,17 @@ self-contained.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from activegen._atomic import atomic_write_text, exclusive_lock
+from activegen._atomic import atomic_write_text
+from activegen._cache import ArtifactCache, content_key, data_fingerprint
 from activegen.generative.checked_state import load_state, state_bytes
 from activegen.generative.dcgan import Generator
 from activegen.generative.training import GeneratorSettings, TrainReport, train_generator
@@ -58,35 +55,10 @@ def shared_cache_dir() -> Path | None:
     return Path(value).expanduser()
 
 
-def _copy_entry(src: Path, root: Path, key: str) -> None:
-    """Copy entry ``src`` to ``root/key`` atomically (temporary folder, then rename)."""
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
-    try:
-        for name in ("model.pt", "settings.json", "samples.png"):
-            if (src / name).is_file():
-                shutil.copy2(src / name, tmp / name)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, root / key)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def data_fingerprint(X: np.ndarray) -> str:
-    """SHA-256 of an image array's shape, dtype and bytes (labels are never part of it)."""
-    X = np.ascontiguousarray(X)
-    digest = hashlib.sha256()
-    digest.update(json.dumps([list(X.shape), str(X.dtype)]).encode())
-    digest.update(memoryview(X).cast("B"))
-    return digest.hexdigest()
-
-
 def cache_key(X: np.ndarray, settings: GeneratorSettings) -> str:
     """The key of the generator trained on ``X`` with ``settings``."""
-    payload = json.dumps({"data": data_fingerprint(X), "settings": settings.to_dict(),
-                          "version": CACHE_VERSION}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+    return content_key({"data": data_fingerprint(X), "settings": settings.to_dict(),
+                        "version": CACHE_VERSION})
 
 
 @dataclass(frozen=True)
@@ -110,19 +82,6 @@ def _load(entry: Path, image_shape: tuple[int, int, int], settings: GeneratorSet
     return gen.to(device).eval()
 
 
-def _load_or_discard(entry: Path, image_shape: tuple[int, int, int],
-                     settings: GeneratorSettings, device: str) -> Generator | None:
-    """Load ``entry``; a damaged ``model.pt`` (truncated, garbage, wrong tensors) is named in
-    a warning and the entry removed, so the caller trains again instead of using it."""
-    try:
-        return _load(entry, image_shape, settings, device)
-    except Exception as exc:  # torch raises many kinds for a bad file; all mean "damaged"
-        log.warning("%s: damaged generator cache file (%s); removing the entry and training "
-                    "the generator again", entry / "model.pt", exc)
-        shutil.rmtree(entry, ignore_errors=True)
-        return None
-
-
 def load_or_train(
     X: np.ndarray,
     settings: GeneratorSettings,
@@ -140,54 +99,27 @@ def load_or_train(
     """
     X = np.asarray(X, dtype=np.float32)
     key = cache_key(X, settings)
-    root = Path(cache_dir) / "generators"
-    entry = root / key
+    cache = ArtifactCache(Path(cache_dir), "generators", what="generator", main_file="model.pt",
+                          shared=Path(shared_dir) if shared_dir is not None else None)
+    entry = cache.entry(key)
     memo = (str(entry.resolve()), device)
-    image_shape = tuple(X.shape[1:])
+    image_shape: tuple[int, int, int] = tuple(X.shape[1:])  # type: ignore[assignment]
     if memo in _MEMORY and (entry / "model.pt").is_file():
         return CachedGenerator(_MEMORY[memo], key, entry, _read_report(entry), True)
-    with exclusive_lock(root / f"{key}.lock"):
-        gen: Generator | None = None
-        if (entry / "model.pt").is_file():
-            gen = _load_or_discard(entry, image_shape, settings, device)  # type: ignore[arg-type]
-        shared = Path(shared_dir) / "generators" / key if shared_dir is not None else None
-        if gen is None and shared is not None and (shared / "model.pt").is_file():
-            log.info("copying generator %s from the shared cache %s", key, shared_dir)
-            _copy_entry(shared, root, key)
-            gen = _load_or_discard(entry, image_shape, settings, device)  # type: ignore[arg-type]
-            if gen is None:  # the shared copy is damaged too: replace it after training
-                shutil.rmtree(shared, ignore_errors=True)
-        loaded = gen is not None
-        if not loaded:
-            log.info("training a %s generator on %d pool images (cache key %s)",
-                     settings.kind, len(X), key)
-            root.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
-            try:
-                gen, report = train_generator(X, settings, device=device, progress=progress,
-                                              sample_path=tmp / "samples.png")
-                (tmp / "model.pt").write_bytes(state_bytes(gen.state_dict()))
-                _write_meta(tmp / "settings.json", key, settings, report, X)
-                os.chmod(tmp, 0o755)  # mkdtemp makes it private; the entry is shared
-                os.replace(tmp, entry)  # atomic: the entry appears whole or not at all
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            if shared is not None:
-                _publish(entry, shared, key)
-            gen = _load(entry, image_shape, settings, device)  # type: ignore[arg-type]
-    assert gen is not None
+
+    def build(folder: Path) -> None:
+        log.info("training a %s generator on %d pool images (cache key %s)",
+                 settings.kind, len(X), key)
+        gen, report = train_generator(X, settings, device=device, progress=progress,
+                                      sample_path=folder / "samples.png")
+        (folder / "model.pt").write_bytes(state_bytes(gen.state_dict()))
+        _write_meta(folder / "settings.json", key, settings, report, X)
+        return None  # loaded back from the entry, as every later run loads it
+
+    gen, loaded = cache.load_or_build(key, build,
+                                      lambda e: _load(e, image_shape, settings, device))
     _MEMORY[memo] = gen
     return CachedGenerator(gen, key, entry, _read_report(entry), loaded)
-
-
-def _publish(entry: Path, shared: Path, key: str) -> None:
-    try:
-        with exclusive_lock(shared.parent / f"{key}.lock"):
-            if not (shared / "model.pt").is_file():
-                _copy_entry(entry, shared.parent, key)
-    except OSError as exc:
-        log.warning("could not share generator %s in %s: %s", key, shared.parent, exc)
 
 
 def _write_meta(path: Path, key: str, settings: GeneratorSettings, report: TrainReport,

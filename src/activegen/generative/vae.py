@@ -19,8 +19,6 @@ setting, so that one VAE serves every strategy and seed of an experiment.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from activegen._atomic import atomic_write_bytes, exclusive_lock
+from activegen._cache import ArtifactCache, content_key, data_fingerprint
 from activegen.errors import DataError
 from activegen.generative.checked_state import load_state, state_bytes
 
@@ -193,47 +191,47 @@ def encode(model: ConvVAE, X: np.ndarray, conditions: np.ndarray | None = None) 
     return torch.cat(out).numpy()
 
 
-def data_fingerprint(X: np.ndarray) -> str:
-    """A short hash of an image array's shape, type and bytes."""
-    digest = hashlib.sha256(f"{X.shape}{X.dtype}".encode())
-    digest.update(np.ascontiguousarray(X).tobytes())
-    return digest.hexdigest()[:16]
+#: Bump when the VAE's network or training changes (invalidates every cached VAE).
+VAE_CACHE_VERSION = 1
+
+
+def vae_cache_key(X: np.ndarray, settings: VAESettings, seed: int) -> str:
+    """The key of the VAE trained on ``X`` with ``settings`` and ``seed``."""
+    return content_key({"data": data_fingerprint(X), "seed": seed, "settings": asdict(settings),
+                        "version": VAE_CACHE_VERSION})
+
+
+def _vae_cache(cache_dir: Path) -> ArtifactCache:
+    # A damaged VAE is refused, naming the file, rather than silently retrained.
+    return ArtifactCache(Path(cache_dir), "vaes", what="VAE", main_file="model.pt",
+                         on_damaged="refuse")
 
 
 def vae_cache_path(cache_dir: Path, X: np.ndarray, settings: VAESettings, seed: int) -> Path:
-    key = json.dumps({"data": data_fingerprint(X), "seed": seed, **asdict(settings)},
-                     sort_keys=True)
-    return Path(cache_dir) / f"vae-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+    """The state-dict file of the cached VAE for ``X``, ``settings`` and ``seed``."""
+    return _vae_cache(cache_dir).entry(vae_cache_key(X, settings, seed)) / "model.pt"
 
 
 def load_or_train_vae(X: np.ndarray, cache_dir: Path | None, settings: VAESettings = VAESettings(),
                       seed: int = 0, device: str = "cpu") -> ConvVAE:
     """The unconditional VAE of ``X``: loaded from ``cache_dir`` if trained before, else
-    trained and saved there (atomically). ``cache_dir=None`` trains without caching."""
+    trained and saved there (an entry of the one artifact cache, :mod:`activegen._cache`:
+    one trainer at a time, written atomically, checked on load). ``cache_dir=None`` trains
+    without caching."""
     if settings.n_conditions:
         raise ValueError("only unconditional VAEs are cached (a CVAE depends on the labels)")
     if cache_dir is None:
         return train_vae(X, settings, seed, device)[0]
-    path = vae_cache_path(cache_dir, X, settings, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # One trainer at a time per VAE: runs of an experiment in parallel processes wait for the
-    # first one's VAE instead of each training their own (POSIX advisory lock).
-    with exclusive_lock(path.with_suffix(".lock")):
-        return _load_or_train_locked(X, path, settings, seed, device)
 
+    def build(folder: Path) -> ConvVAE:
+        model, _ = train_vae(X, settings, seed, device)
+        (folder / "model.pt").write_bytes(state_bytes(model.state_dict()))
+        return model
 
-def _load_or_train_locked(X: np.ndarray, path: Path, settings: VAESettings, seed: int,
-                          device: str) -> ConvVAE:
-    if path.exists():
-        try:
-            payload = load_state(path, device)  # checks the tensors' SHA-256
-            model = ConvVAE(X.shape[1], (X.shape[2], X.shape[3]), settings.latent_dim,
-                            settings.width)
-            model.load_state_dict(payload)
-        except Exception as exc:  # a damaged cache file: say which, so it can be deleted
-            raise DataError(f"{path}: damaged VAE cache file ({exc}); delete it to retrain"
-                            ) from None
+    def load(entry: Path) -> ConvVAE:
+        model = ConvVAE(X.shape[1], (X.shape[2], X.shape[3]), settings.latent_dim,
+                        settings.width)
+        model.load_state_dict(load_state(entry / "model.pt", device))  # checks the SHA-256
         return model.to(device).eval()
-    model, _ = train_vae(X, settings, seed, device)
-    atomic_write_bytes(path, state_bytes(model.state_dict()))
-    return model
+
+    return _vae_cache(cache_dir).load_or_build(vae_cache_key(X, settings, seed), build, load)[0]

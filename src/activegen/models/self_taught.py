@@ -8,8 +8,6 @@ once per pool and settings (cached on disk and in memory), not once per round.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import pickle
 import warnings
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from activegen._atomic import atomic_write_bytes
+from activegen._cache import ArtifactCache, content_key, data_fingerprint
 from activegen.errors import ActivegenError
 from activegen.models.base import Learner, proba_from_margins
 from activegen.models.capabilities import FitContext
@@ -59,23 +57,33 @@ class SelfTaughtSVM(Learner):
         self.basis: Any = None
 
     def prepare(self, pool_images: np.ndarray, cache_dir: Path | None = None) -> None:
-        """Learn (or load) the basis from the pool's images ``float32 [N, C, H, W]``."""
-        from activegen.generative.cache import data_fingerprint
+        """Learn (or load) the basis from the pool's images ``float32 [N, C, H, W]``.
 
+        Cached in memory and, with ``cache_dir``, in the one artifact cache
+        (:mod:`activegen._cache`): two processes preparing the same basis at once learn it
+        once, under its lock, and neither can leave a half-written entry."""
         X = np.asarray(pool_images, dtype=np.float32)
-        key = hashlib.sha256(json.dumps({
+        key = content_key({
             "data": data_fingerprint(X), "n_components": self.n_components,
             "alpha": self.alpha, "iterations": self.basis_iterations,
-            "version": BASIS_VERSION}, sort_keys=True).encode()).hexdigest()[:24]
+            "version": BASIS_VERSION})
         if key not in _BASES:
-            path = Path(cache_dir) / "bases" / f"{key}.pkl" if cache_dir else None
-            if path is not None and path.is_file():
-                with open(path, "rb") as handle:
-                    _BASES[key] = pickle.load(handle)  # our own cache file, written below
+            flat = X.reshape(len(X), -1)
+            if cache_dir is None:
+                _BASES[key] = self._learn_basis(flat)
             else:
-                _BASES[key] = self._learn_basis(X.reshape(len(X), -1))
-                if path is not None:
-                    atomic_write_bytes(path, pickle.dumps(_BASES[key]))
+                def build(folder: Path) -> Any:
+                    basis = self._learn_basis(flat)
+                    (folder / "basis.pkl").write_bytes(pickle.dumps(basis))
+                    return basis
+
+                def load(entry: Path) -> Any:
+                    # Our own cache file, written above; its SHA-256 is checked first.
+                    return pickle.loads((entry / "basis.pkl").read_bytes())
+
+                cache = ArtifactCache(Path(cache_dir), "bases", what="self-taught basis",
+                                      main_file="basis.pkl")
+                _BASES[key] = cache.load_or_build(key, build, load)[0]
         self.basis = _BASES[key]
 
     def _learn_basis(self, flat: np.ndarray) -> Any:

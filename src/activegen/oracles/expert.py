@@ -10,8 +10,6 @@ below ``threshold``. Whether an abstention costs budget is the loop's
 
 from __future__ import annotations
 
-import hashlib
-import json
 import pickle
 import warnings
 from pathlib import Path
@@ -19,9 +17,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from activegen._atomic import atomic_write_bytes, exclusive_lock
+from activegen._cache import ArtifactCache, content_key, data_fingerprint
 from activegen.data.dataset import Dataset
-from activegen.generative.cache import data_fingerprint
 from activegen.oracles.base import ABSTAIN, ORACLES, Oracle, OracleError
 from activegen.strategies.base import Query
 
@@ -46,25 +43,28 @@ def _fit_expert(X: np.ndarray, y: np.ndarray, C: float) -> Any:
 
 
 def load_or_fit_expert(pool: Dataset, C: float, cache_dir: Path | None) -> Any:
-    """The expert SVC for ``pool`` (fitted once, cached by the pool's pixels and labels)."""
-    digest = hashlib.sha256(json.dumps({
-        "data": data_fingerprint(pool.X), "labels": data_fingerprint(pool.y), "C": C,
-        "version": EXPERT_VERSION}, sort_keys=True).encode()).hexdigest()[:24]
-    if digest in _MEMORY:
-        return _MEMORY[digest]
+    """The expert SVC for ``pool`` (fitted once, cached by the pool's pixels and labels in
+    the one artifact cache, :mod:`activegen._cache`, and in memory)."""
+    key = content_key({"data": data_fingerprint(pool.X), "labels": data_fingerprint(pool.y),
+                       "C": C, "version": EXPERT_VERSION})
+    if key in _MEMORY:
+        return _MEMORY[key]
     X = pool.to_float()
     if cache_dir is None:
         model = _fit_expert(X, pool.y, C)
     else:
-        path = Path(cache_dir) / "experts" / f"{digest}.pkl"
-        with exclusive_lock(path.with_suffix(".lock")):
-            if path.is_file():
-                with open(path, "rb") as handle:
-                    model = pickle.load(handle)  # our own cache file, written below
-            else:
-                model = _fit_expert(X, pool.y, C)
-                atomic_write_bytes(path, pickle.dumps(model))
-    _MEMORY[digest] = model
+        def build(folder: Path) -> Any:
+            fitted = _fit_expert(X, pool.y, C)
+            (folder / "model.pkl").write_bytes(pickle.dumps(fitted))
+            return fitted
+
+        def load(entry: Path) -> Any:
+            # Our own cache file, written above; its SHA-256 is checked before it is read.
+            return pickle.loads((entry / "model.pkl").read_bytes())
+
+        cache = ArtifactCache(Path(cache_dir), "experts", what="expert", main_file="model.pkl")
+        model = cache.load_or_build(key, build, load)[0]
+    _MEMORY[key] = model
     return model
 
 

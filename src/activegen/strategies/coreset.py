@@ -31,7 +31,9 @@ import torch
 
 from activegen._device import resolve_device as resolve_device_name
 from activegen.models.capabilities import Embedding, Probabilistic
-from activegen.strategies.base import Query, QueryState, Strategy, check_batch
+from activegen.strategies.base import Query, QueryState, Strategy
+from activegen.strategies.feature_maps import TaskFeatures
+from activegen.strategies.subsample import check_subsample, restrict
 from activegen.strategies.uncertainty import entropy_scores
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -274,28 +276,19 @@ def kcenter_greedy(
 
 
 class _FeatureStrategy(Strategy):
-    """Shared parts of feature-space strategies: the ``features`` hook and the candidate set."""
+    """Shared parts of feature-space strategies: the feature map and the candidate set."""
 
     requires: ClassVar[tuple[type, ...]] = (Embedding,)
 
-    def __init__(self, subsample: int | None = None, device: str = "auto") -> None:
-        if subsample is not None and subsample < 1:
-            raise ValueError(f"subsample must be >= 1, got {subsample}")
-        self.subsample = subsample
+    def __init__(self, subsample: int | None = None, device: str = "auto",
+                 features: TaskFeatures | None = None) -> None:
+        self.subsample = check_subsample(subsample)
         self.device = device
+        self.feature_map = TaskFeatures() if features is None else features
 
     def features(self, state: QueryState, X: np.ndarray) -> np.ndarray:
-        """The feature vectors distances are measured in (default: the learner's embedding).
-
-        Subclasses override this, e.g. to append VAE features.
-        """
-        return np.asarray(state.learner.embed(X))
-
-    def _candidates(self, state: QueryState, k: int) -> np.ndarray:
-        candidates = check_batch(state, k)
-        if self.subsample is not None and len(candidates) > self.subsample:
-            candidates = np.sort(state.rng.choice(candidates, self.subsample, replace=False))
-        return candidates
+        """The feature vectors distances are measured in (the feature map's)."""
+        return self.feature_map(state, X)
 
     def _labeled_features(self, state: QueryState) -> np.ndarray | None:
         """Features of every labeled image (pool points, then synthesized extras); None if none."""
@@ -305,9 +298,6 @@ class _FeatureStrategy(Strategy):
         if state.X_extra is not None and len(state.X_extra):
             parts.append(self.features(state, state.X_extra))
         return np.concatenate([np.asarray(p) for p in parts]) if parts else None
-
-    def params(self) -> dict[str, Any]:
-        return {"subsample": self.subsample}
 
 
 class CoreSet(_FeatureStrategy):
@@ -320,12 +310,15 @@ class CoreSet(_FeatureStrategy):
         subsample: rank only a random subset of this many unlabeled points (LL4AL ranks
             10,000); ``None`` ranks the whole unlabeled pool.
         device: where distances are computed (``"auto"``: CUDA when present).
+        features: the feature map (default: the learner's embedding; ``vae-coreset`` is
+            this with :class:`~activegen.strategies.feature_maps.VAEAugmented`).
     """
 
     name: ClassVar[str] = "coreset"
 
     def query(self, state: QueryState, k: int) -> Query:
-        candidates = self._candidates(state, k)
+        state = restrict(state, k, self.subsample)
+        candidates = state.available_indices
         labeled = self._labeled_features(state)
         unlabeled = np.asarray(self.features(state, state.X_pool[candidates]))
         feats = unlabeled if labeled is None else np.concatenate([labeled, unlabeled])
@@ -409,6 +402,7 @@ class MedAL(_FeatureStrategy):
         squared: average squared L2 distances instead of L2 distances.
         subsample: rank only a random subset of this many unlabeled points first.
         device: where the distance sums are computed (``"auto"``: CUDA when present).
+        features: the feature map (default: the learner's embedding).
     """
 
     name: ClassVar[str] = "medal"
@@ -421,8 +415,9 @@ class MedAL(_FeatureStrategy):
         squared: bool = False,
         subsample: int | None = None,
         device: str = "auto",
+        features: TaskFeatures | None = None,
     ) -> None:
-        super().__init__(subsample, device)
+        super().__init__(subsample, device, features)
         if top_m is not None and top_m < 1:
             raise ValueError(f"top_m must be >= 1, got {top_m}")
         if not 0.0 < prefilter_fraction <= 1.0:
@@ -438,7 +433,8 @@ class MedAL(_FeatureStrategy):
         return min(n_candidates, max(m, k))
 
     def query(self, state: QueryState, k: int) -> Query:
-        candidates = self._candidates(state, k)
+        state = restrict(state, k, self.subsample)
+        candidates = state.available_indices
         entropy = entropy_scores(state.learner.predict_proba(state.X_pool[candidates]))
         m = self.prefilter_size(len(candidates), k)
         # Highest entropy first; exact ties by lowest index (stable sort on -entropy).
@@ -450,7 +446,3 @@ class MedAL(_FeatureStrategy):
             labeled = np.empty((0, np.asarray(unlabeled).shape[1]))
         rows = medal_select(unlabeled, labeled, k, squared=self.squared, device=self.device)
         return Query.from_pool(shortlist[rows], scores=entropy[kept][rows])
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "top_m": self.top_m,
-                "prefilter_fraction": self.prefilter_fraction, "squared": self.squared}

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
@@ -280,11 +280,17 @@ class _FeatureStrategy(Strategy):
 
     requires: ClassVar[tuple[type, ...]] = (Embedding,)
 
-    def __init__(self, subsample: int | None = None, device: str = "auto",
-                 features: TaskFeatures | None = None) -> None:
+    def __init__(self, subsample: int | None = None, device: str = "auto") -> None:
         self.subsample = check_subsample(subsample)
         self.device = device
-        self.feature_map = TaskFeatures() if features is None else features
+        #: where distances are measured (not a config key: a preset such as ``vae-coreset``
+        #: or :meth:`with_features` sets another map)
+        self.feature_map: TaskFeatures = TaskFeatures()
+
+    def with_features(self, feature_map: TaskFeatures) -> Self:
+        """Measure distances in ``feature_map`` instead (returns this strategy)."""
+        self.feature_map = feature_map
+        return self
 
     def features(self, state: QueryState, X: np.ndarray) -> np.ndarray:
         """The feature vectors distances are measured in (the feature map's)."""
@@ -310,8 +316,9 @@ class CoreSet(_FeatureStrategy):
         subsample: rank only a random subset of this many unlabeled points (LL4AL ranks
             10,000); ``None`` ranks the whole unlabeled pool.
         device: where distances are computed (``"auto"``: CUDA when present).
-        features: the feature map (default: the learner's embedding; ``vae-coreset`` is
-            this with :class:`~activegen.strategies.feature_maps.VAEAugmented`).
+
+    Distances are measured in ``feature_map`` (the learner's embedding; ``vae-coreset`` is
+    this with :class:`~activegen.strategies.feature_maps.VAEAugmented`).
     """
 
     name: ClassVar[str] = "coreset"
@@ -402,7 +409,6 @@ class MedAL(_FeatureStrategy):
         squared: average squared L2 distances instead of L2 distances.
         subsample: rank only a random subset of this many unlabeled points first.
         device: where the distance sums are computed (``"auto"``: CUDA when present).
-        features: the feature map (default: the learner's embedding).
     """
 
     name: ClassVar[str] = "medal"
@@ -415,9 +421,8 @@ class MedAL(_FeatureStrategy):
         squared: bool = False,
         subsample: int | None = None,
         device: str = "auto",
-        features: TaskFeatures | None = None,
     ) -> None:
-        super().__init__(subsample, device, features)
+        super().__init__(subsample, device)
         if top_m is not None and top_m < 1:
             raise ValueError(f"top_m must be >= 1, got {top_m}")
         if not 0.0 < prefilter_fraction <= 1.0:

@@ -36,19 +36,18 @@ class LearningLoss(Strategy):
 
     Args:
         subsample: rank only a random subset of this many unlabeled points (``None``: all).
-        head_features: what the loss head reads besides its block features, during training
-            (:meth:`fit_features`) and ranking: the VAE part ``alpha·V(x)`` of a
-            :class:`~activegen.strategies.feature_maps.VAEAugmented` map
-            (``vae-learning-loss``), or nothing (default).
+
+    ``head_features`` is what the loss head reads besides its block features, in training
+    (:meth:`fit_features`) and ranking: nothing here; the VAE part ``alpha·V(x)`` of a
+    :class:`~activegen.strategies.feature_maps.VAEAugmented` map for ``vae-learning-loss``.
     """
 
     name: ClassVar[str] = "learning-loss"
     requires: ClassVar[tuple[type, ...]] = (LossPredicting,)
 
-    def __init__(self, subsample: int | None = 10_000,
-                 head_features: VAEAugmented | None = None) -> None:
+    def __init__(self, subsample: int | None = 10_000) -> None:
         self.subsample = check_subsample(subsample)
-        self.head_features = head_features
+        self.head_features: VAEAugmented | None = None
 
     def fit_features(self, X_train: np.ndarray) -> np.ndarray | None:
         return None if self.head_features is None else self.head_features.fit_features(X_train)

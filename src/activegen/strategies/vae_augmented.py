@@ -31,8 +31,9 @@ class VAELearningLoss(LearningLoss):
         if vae_kind == "cvae":
             raise ValueError("vae-learning-loss supports vae_kind = 'vae' only: the head "
                              "is trained before a round's CVAE could exist")
-        super().__init__(subsample, VAEAugmented(alpha, vae_latent_dim, vae_epochs, vae_width,
-                                                 vae_kind, vae_weight_decay))
+        super().__init__(subsample)
+        self.head_features = VAEAugmented(alpha, vae_latent_dim, vae_epochs, vae_width,
+                                          vae_kind, vae_weight_decay)
 
     def prepare(self, context: PrepareContext) -> None:
         assert self.head_features is not None
@@ -47,8 +48,9 @@ class VAECoreSet(CoreSet):
     def __init__(self, subsample: int | None = None, device: str = "auto", alpha: float = 1.0,
                  vae_latent_dim: int = 32, vae_epochs: int = 20, vae_width: int = 32,
                  vae_kind: VAEKind = "vae", vae_weight_decay: float = 5e-3) -> None:
-        super().__init__(subsample, device, VAEAugmented(alpha, vae_latent_dim, vae_epochs,
-                                                         vae_width, vae_kind, vae_weight_decay))
+        super().__init__(subsample, device)
+        self.with_features(VAEAugmented(alpha, vae_latent_dim, vae_epochs, vae_width, vae_kind,
+                                        vae_weight_decay))
 
     def prepare(self, context: PrepareContext) -> None:
         self.feature_map.prepare(context)
@@ -64,9 +66,9 @@ class VAEMedAL(MedAL):
                  alpha: float = 1.0, vae_latent_dim: int = 32, vae_epochs: int = 20,
                  vae_width: int = 32, vae_kind: VAEKind = "vae",
                  vae_weight_decay: float = 5e-3) -> None:
-        super().__init__(top_m, prefilter_fraction, squared, subsample, device,
-                         VAEAugmented(alpha, vae_latent_dim, vae_epochs, vae_width, vae_kind,
-                                      vae_weight_decay))
+        super().__init__(top_m, prefilter_fraction, squared, subsample, device)
+        self.with_features(VAEAugmented(alpha, vae_latent_dim, vae_epochs, vae_width, vae_kind,
+                                        vae_weight_decay))
 
     def prepare(self, context: PrepareContext) -> None:
         self.feature_map.prepare(context)

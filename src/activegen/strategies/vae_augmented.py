@@ -12,7 +12,7 @@ selects (tested). The feature map's docstring describes ``vae_kind = "cvae"``.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from activegen.strategies.base import PrepareContext
 from activegen.strategies.coreset import CoreSet, MedAL
@@ -27,7 +27,7 @@ class VAELearningLoss(LearningLoss):
 
     def __init__(self, subsample: int | None = 10_000, alpha: float = 1.0,
                  vae_latent_dim: int = 32, vae_epochs: int = 20, vae_width: int = 32,
-                 vae_kind: VAEKind = "vae", vae_weight_decay: float = 5e-3) -> None:
+                 vae_kind: Literal["vae"] = "vae", vae_weight_decay: float = 5e-3) -> None:
         if vae_kind == "cvae":
             raise ValueError("vae-learning-loss supports vae_kind = 'vae' only: the head "
                              "is trained before a round's CVAE could exist")

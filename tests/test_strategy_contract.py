@@ -215,3 +215,16 @@ def test_every_constructor_setting_is_taken_into_account(name: str) -> None:
         changed = STRATEGIES.build(name, {**base_settings, param.name: value})
         assert _describe(changed) != base, f"{name}: setting {param.name!r} = {value!r} " \
                                            f"changes nothing the strategy holds"
+
+
+def test_settings_are_held_once_with_no_hand_written_params_copy() -> None:
+    """The constructor settings are the record (checked above); the hand-written
+    ``params()`` copies that nothing called are gone from every registered component."""
+    from activegen.models import LEARNERS
+    from activegen.oracles import ORACLES
+    from activegen.stopping import CRITERIA
+
+    classes = [cls for registry in (STRATEGIES, LEARNERS, ORACLES)
+               for _, cls in registry.items()] + list(CRITERIA.values())
+    assert len(classes) > 30
+    assert [cls.__name__ for cls in classes if hasattr(cls, "params")] == []

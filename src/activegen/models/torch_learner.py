@@ -375,12 +375,3 @@ class TorchLearner(Learner):
         pred = self._forward_all(np.asarray(X, dtype=np.float32), extra, want_loss=True)[2]
         assert pred is not None
         return pred.astype(np.float64)
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "schedule": self.schedule, "epochs": self.epochs,
-            "epochs_increment": self.epochs_increment, "lr": self.lr,
-            "momentum": self.momentum, "weight_decay": self.weight_decay,
-            "batch_size": self.batch_size, "loss_prediction": self.loss_prediction,
-            **({"dropout": self.dropout} if self.dropout else {}),
-        }

@@ -143,11 +143,6 @@ class Strategy(ABC):
         """
         return None
 
-    def params(self) -> dict[str, Any]:
-        """The settings that identify this strategy (for results)."""
-        return {}
-
-
 
 #: Strategies by name (filled by :mod:`activegen.strategies`; defined here so that a strategy
 #: composed of others by name, ``mixed``, needs no import of the package that registers it).

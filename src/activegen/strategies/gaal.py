@@ -296,14 +296,6 @@ class _GeneratorStrategy(Strategy):
                                "the generator) before its first query")
         return self.generator
 
-    def params(self) -> dict[str, Any]:
-        s = self.gan_settings
-        return {"gan": s.kind, "gan_epochs": s.epochs, "latent_dim": s.latent_dim,
-                "prior": s.prior, "gan_width": s.width, "gan_batch_size": s.batch_size,
-                "gan_lr": s.lr, "gan_augment": s.augment, "gan_spectral_norm": s.spectral_norm,
-                "gan_ema": s.ema, "gan_eval_every": s.eval_every, "gan_holdout": s.holdout,
-                "gan_patience": s.patience}
-
 
 class SimpleGAN(_GeneratorStrategy):
     """The paper's "simple GAN" baseline: label random samples ``G(z)``, ``z`` from the prior."""
@@ -389,9 +381,6 @@ class GAAL(_GeneratorStrategy):
                                  generator=self.generator_key,
                                  start_margins=result.start_margins)
 
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), **self.synthesis}
-
 
 class GAALRetrieve(GAAL):
     """Synthesize-then-retrieve: label the unqueried pool image nearest (in pixels) each GAAL
@@ -473,8 +462,3 @@ class MixedSchedule(Strategy):
     def query(self, state: QueryState, k: int) -> Query:
         chosen = self.secondary if self.uses_secondary(state.round) else self.primary
         return chosen.query(state, k)
-
-    def params(self) -> dict[str, Any]:
-        return {"primary": self.primary.name, "secondary": self.secondary.name,
-                "every": self.every, "primary_params": self.primary.params(),
-                "secondary_params": self.secondary.params()}

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 import torch
 
+from activegen._registry import setting_hints, settings
 from activegen.data import load_dataset
-from activegen.errors import EmptyPoolError
+from activegen.errors import ConfigError, EmptyPoolError
 from activegen.models import LinearSVM, SmallCNN
 from activegen.models.capabilities import (
     FitContext,
@@ -144,7 +145,7 @@ def test_subsample_is_honoured(name: str, pool, cache: Path) -> None:
         subset = np.sort(np.random.default_rng(seed).choice(available, n, replace=False))
         wrapped = _query(Subsample(strategy, n), _state(pool, learner, labeled, seed))
         assert 1 <= len(wrapped) <= K and np.isin(wrapped.indices, subset).all()
-        if "subsample" in inspect.signature(type(strategy).__init__).parameters:
+        if "subsample" in settings(type(strategy)):
             own = STRATEGIES.build(name, {**SETTINGS.get(name, {}), "subsample": n})
             own.prepare(PrepareContext(pool=pool, cache_dir=cache, device="cpu"))
             picks = _query(own, _state(pool, learner, labeled, seed)).indices
@@ -201,9 +202,8 @@ def test_every_constructor_setting_is_taken_into_account(name: str) -> None:
     """Each constructor setting, given another valid value, changes what the strategy holds:
     no setting is accepted by the config and then dropped."""
     cls = STRATEGIES.get(name)
-    hints = typing.get_type_hints(cls.__init__)
-    params = [p for p in inspect.signature(cls.__init__).parameters.values()
-              if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    hints = setting_hints(cls)
+    params = list(settings(cls).values())  # what a config may set, as the registry sees it
     base_settings = SETTINGS.get(name, {})
     base = _describe(STRATEGIES.build(name, base_settings))
     for param in params:
@@ -228,3 +228,20 @@ def test_settings_are_held_once_with_no_hand_written_params_copy() -> None:
                for _, cls in registry.items()] + list(CRITERIA.values())
     assert len(classes) > 30
     assert [cls.__name__ for cls in classes if hasattr(cls, "params")] == []
+
+
+def test_generator_settings_are_written_once_and_still_checked_by_name() -> None:
+    """GAAL's constructor names only its synthesis settings; the generator's come from
+    ``_GeneratorStrategy`` through ``**generator``, and the registry still accepts, type-checks
+    and refuses them by name."""
+    gaal, simple = settings(STRATEGIES.get("gaal")), settings(STRATEGIES.get("simple-gan"))
+    assert set(simple) < set(gaal) and {"gan_epochs", "latent_dim", "steps"} <= set(gaal)
+    assert "gan_epochs" not in inspect.signature(STRATEGIES.get("gaal").__init__).parameters
+    built = STRATEGIES.build("gaal-retrieve", {"gan_epochs": 3, "latent_dim": 5, "steps": 4})
+    assert built.gan_settings.epochs == 3 and built.gan_settings.latent_dim == 5
+    with pytest.raises(ConfigError, match=r"has no parameter 'gan_epoch'; .*gan_epochs"):
+        STRATEGIES.build("gaal", {"gan_epoch": 3})
+    with pytest.raises(ConfigError, match="'gan_epochs' = 'many' is not a valid int"):
+        STRATEGIES.check_params("gaal", {"gan_epochs": "many"})
+    with pytest.raises(ConfigError, match=r"'random' has no parameter 'k'; .*\(none\)"):
+        STRATEGIES.build("random", {"k": 3})

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -192,9 +194,11 @@ def _describe(obj: Any, depth: int = 0) -> Any:
         return tuple(sorted((str(k), _describe(v, depth + 1)) for k, v in obj.items()))
     if isinstance(obj, (list, tuple, set, frozenset)):
         return tuple(_describe(v, depth + 1) for v in obj)
-    if (hasattr(obj, "__dict__") and not callable(obj)) or dataclasses.is_dataclass(obj):
+    if isinstance(obj, (type, types.FunctionType, types.MethodType)):
+        return obj.__qualname__
+    if hasattr(obj, "__dict__") or dataclasses.is_dataclass(obj):  # feature maps, settings
         return (type(obj).__name__, _describe(vars(obj), depth + 1))
-    return repr(obj)
+    return re.sub(r" at 0x[0-9a-f]+", "", repr(obj))  # no addresses: they differ by chance
 
 
 @pytest.mark.parametrize("name", BUILT_IN)

@@ -18,7 +18,7 @@ from activegen.experiments.config import load_config
 from activegen.experiments.runner import build_strategy, cache_dir, load_experiment_data
 from activegen.generative.vae import encode
 from activegen.strategies import PrepareContext
-from activegen.strategies.vae_augmented import VAEFeatures
+from activegen.strategies.feature_maps import VAEAugmented
 
 
 def main(path: str) -> None:
@@ -26,11 +26,13 @@ def main(path: str) -> None:
     pool, _ = load_experiment_data(config)
     label = next(s.display for s in config.strategies if s.name.startswith("vae-"))
     strategy = build_strategy(config, label)
-    assert isinstance(strategy, VAEFeatures)
+    feature_map = getattr(strategy, "feature_map", None) or getattr(strategy, "head_features",
+                                                                    None)
+    assert isinstance(feature_map, VAEAugmented)
     strategy.prepare(PrepareContext(pool=pool, cache_dir=cache_dir(config, Path("out"))))
     X = pool.to_float()
-    assert strategy.vae is not None
-    mu = encode(strategy.vae, X)
+    assert feature_map.vae is not None
+    mu = encode(feature_map.vae, X)
     pixels = X.reshape(len(X), -1)
     print(f"{label}: latent {mu.shape[1]}, pool {len(X)}")
     print(f"posterior-mean std per dim: median {np.median(mu.std(0)):.4f}, "

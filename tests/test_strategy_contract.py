@@ -1,11 +1,18 @@
 """The contract every registered strategy keeps (modelled on scikit-activeml's query-strategy
 template): at most ``k`` distinct unqueried pool indices, or ``k`` synthesized images of the
 pool's shape and scale; the same seed gives the same query; an empty pool raises
-``EmptyPoolError``; a constant learner is no crash; ``fit`` is never called; and each strategy
-states the capabilities it reads and is compatible with the learner it is given."""
+``EmptyPoolError``; a constant learner is no crash; ``fit`` is never called; each strategy
+states the capabilities it reads and is compatible with the learner it is given; ``subsample``
+(the wrapper, and a strategy's own key) is honoured; and every constructor setting is taken
+into account."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +20,9 @@ import numpy as np
 import pytest
 import torch
 
+from activegen._registry import setting_hints, settings
 from activegen.data import load_dataset
-from activegen.errors import EmptyPoolError
+from activegen.errors import ConfigError, EmptyPoolError
 from activegen.models import LinearSVM, SmallCNN
 from activegen.models.capabilities import (
     FitContext,
@@ -22,14 +30,14 @@ from activegen.models.capabilities import (
     MCDropout,
     check_compatible,
 )
-from activegen.strategies import STRATEGIES, PrepareContext, QueryState, Strategy
+from activegen.strategies import STRATEGIES, PrepareContext, QueryState, Strategy, Subsample
 
 GAN = {"gan_epochs": 2, "latent_dim": 4}
 VAE = {"vae_latent_dim": 4, "vae_width": 4, "vae_epochs": 1}
 #: Small settings per strategy (the defaults train big generators and VAEs).
 SETTINGS: dict[str, dict[str, Any]] = {
     "gaal": {**GAN, "steps": 3}, "gaal-retrieve": {**GAN, "steps": 3}, "simple-gan": GAN,
-    "mixed": {"primary_params": {**GAN, "steps": 3}},
+    "mixed": {"primary_params": {**GAN, "steps": 3}, "secondary": "uncertainty"},
     "vae-coreset": VAE, "vae-medal": VAE, "vae-learning-loss": VAE,
 }
 K = 5
@@ -120,3 +128,124 @@ def test_strategy_contract(name: str, pool, cache: Path) -> None:
         everything = np.ones(len(pool), dtype=bool)
         with pytest.raises(EmptyPoolError):
             _query(strategy, _state(pool, learner, labeled, queried=everything))
+
+
+POOL_STRATEGIES = [n for n in BUILT_IN if not STRATEGIES.get(n).synthesizes]
+
+
+@pytest.mark.parametrize("name", POOL_STRATEGIES)
+def test_subsample_is_honoured(name: str, pool, cache: Path) -> None:
+    """Wrapped in :class:`Subsample` (and through its own ``subsample`` key where it has one),
+    every pick comes from the round's seeded subset of the available points."""
+    X = pool.to_float()
+    labeled = np.arange(0, 40, dtype=np.int64)
+    strategy = _strategy(name, pool, cache)
+    learner = _learner(strategy, X[labeled], pool.y[labeled])
+    n = 12
+    for seed in (0, 1):
+        available = _state(pool, learner, labeled, seed).available_indices
+        subset = np.sort(np.random.default_rng(seed).choice(available, n, replace=False))
+        wrapped = _query(Subsample(strategy, n), _state(pool, learner, labeled, seed))
+        assert 1 <= len(wrapped) <= K and np.isin(wrapped.indices, subset).all()
+        if "subsample" in settings(type(strategy)):
+            own = STRATEGIES.build(name, {**SETTINGS.get(name, {}), "subsample": n})
+            own.prepare(PrepareContext(pool=pool, cache_dir=cache, device="cpu"))
+            picks = _query(own, _state(pool, learner, labeled, seed)).indices
+            assert np.isin(picks, subset).all()
+            np.testing.assert_array_equal(picks, wrapped.indices)
+
+
+#: Valid non-default values for settings whose type alone does not give one.
+OTHER_VALUE: dict[str, Any] = {
+    "device": "cpu", "gan": "wgan-gp", "constraint": "tanh", "prior": "uniform",
+    "realism_kind": "prior", "gan_augment": "translation", "primary": "gaal-retrieve",
+    "secondary": "margin", "primary_params": {**GAN, "steps": 4},
+    "secondary_params": {"subsample": 3}, "gan_holdout": 0.2, "gan_ema": 0.5,
+}
+
+
+_ONE_VALUE = object()  # a setting with a single valid value: nothing to vary
+
+
+def _other_value(param: inspect.Parameter, hint: Any, current: Any) -> Any:
+    """A valid value of ``param`` other than ``current``, from its type and default."""
+    if param.name in OTHER_VALUE:
+        return OTHER_VALUE[param.name]
+    if typing.get_origin(hint) is typing.Literal:
+        return next((v for v in typing.get_args(hint) if v != current), _ONE_VALUE)
+    args = set(typing.get_args(hint)) - {type(None)} or {hint}
+    if isinstance(current, bool) or bool in args:
+        return not current
+    if int in args:
+        return 7 if current is None else current + 1
+    if float in args:
+        return 0.5 if current is None else (current / 2 if current else 0.25)
+    raise AssertionError(f"no other value known for {param.name!r} ({hint}); add it to "
+                         f"OTHER_VALUE")
+
+
+def _describe(obj: Any, depth: int = 0) -> Any:
+    """Everything an object holds, recursively, as comparable plain values."""
+    if depth > 6 or obj is None or isinstance(obj, (bool, int, float, str, bytes)):
+        return obj
+    if isinstance(obj, np.ndarray):
+        return (obj.shape, obj.tobytes())
+    if isinstance(obj, dict):
+        return tuple(sorted((str(k), _describe(v, depth + 1)) for k, v in obj.items()))
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return tuple(_describe(v, depth + 1) for v in obj)
+    if isinstance(obj, (type, types.FunctionType, types.MethodType)):
+        return obj.__qualname__
+    if hasattr(obj, "__dict__") or dataclasses.is_dataclass(obj):  # feature maps, settings
+        return (type(obj).__name__, _describe(vars(obj), depth + 1))
+    return re.sub(r" at 0x[0-9a-f]+", "", repr(obj))  # no addresses: they differ by chance
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_every_constructor_setting_is_taken_into_account(name: str) -> None:
+    """Each constructor setting, given another valid value, changes what the strategy holds:
+    no setting is accepted by the config and then dropped."""
+    cls = STRATEGIES.get(name)
+    hints = setting_hints(cls)
+    params = list(settings(cls).values())  # what a config may set, as the registry sees it
+    base_settings = SETTINGS.get(name, {})
+    base = _describe(STRATEGIES.build(name, base_settings))
+    for param in params:
+        current = base_settings.get(param.name, param.default)
+        value = _other_value(param, hints.get(param.name), current)
+        if value is _ONE_VALUE:
+            continue
+        assert value != current
+        changed = STRATEGIES.build(name, {**base_settings, param.name: value})
+        assert _describe(changed) != base, f"{name}: setting {param.name!r} = {value!r} " \
+                                           f"changes nothing the strategy holds"
+
+
+def test_settings_are_held_once_with_no_hand_written_params_copy() -> None:
+    """The constructor settings are the record (checked above); the hand-written
+    ``params()`` copies that nothing called are gone from every registered component."""
+    from activegen.models import LEARNERS
+    from activegen.oracles import ORACLES
+    from activegen.stopping import CRITERIA
+
+    classes = [cls for registry in (STRATEGIES, LEARNERS, ORACLES)
+               for _, cls in registry.items()] + list(CRITERIA.values())
+    assert len(classes) > 30
+    assert [cls.__name__ for cls in classes if hasattr(cls, "params")] == []
+
+
+def test_generator_settings_are_written_once_and_still_checked_by_name() -> None:
+    """GAAL's constructor names only its synthesis settings; the generator's come from
+    ``_GeneratorStrategy`` through ``**generator``, and the registry still accepts, type-checks
+    and refuses them by name."""
+    gaal, simple = settings(STRATEGIES.get("gaal")), settings(STRATEGIES.get("simple-gan"))
+    assert set(simple) < set(gaal) and {"gan_epochs", "latent_dim", "steps"} <= set(gaal)
+    assert "gan_epochs" not in inspect.signature(STRATEGIES.get("gaal").__init__).parameters
+    built = STRATEGIES.build("gaal-retrieve", {"gan_epochs": 3, "latent_dim": 5, "steps": 4})
+    assert built.gan_settings.epochs == 3 and built.gan_settings.latent_dim == 5
+    with pytest.raises(ConfigError, match=r"has no parameter 'gan_epoch'; .*gan_epochs"):
+        STRATEGIES.build("gaal", {"gan_epoch": 3})
+    with pytest.raises(ConfigError, match="'gan_epochs' = 'many' is not a valid int"):
+        STRATEGIES.check_params("gaal", {"gan_epochs": "many"})
+    with pytest.raises(ConfigError, match=r"'random' has no parameter 'k'; .*\(none\)"):
+        STRATEGIES.build("random", {"k": 3})

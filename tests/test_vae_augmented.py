@@ -64,7 +64,8 @@ def test_features_are_task_features_then_scaled_vae_means(pool, tmp_path: Path) 
 
     feats = strategy.features(state, X[:20])
     np.testing.assert_array_equal(feats[:, :128], learner.embed(X[:20]))
-    np.testing.assert_allclose(feats[:, 128:], 2.0 * encode(strategy._vae, X[:20]), rtol=1e-6)
+    np.testing.assert_allclose(feats[:, 128:], 2.0 * encode(strategy.feature_map.vae, X[:20]),
+                               rtol=1e-6)
 
 
 def test_class_conditional_variant_runs_and_bad_settings_are_refused(pool, tmp_path: Path

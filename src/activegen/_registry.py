@@ -20,6 +20,43 @@ from activegen.errors import ConfigError, UnknownNameError
 T = TypeVar("T")
 
 
+def settings(cls: type) -> dict[str, inspect.Parameter]:
+    """The settings a component's constructor accepts, read in this one place.
+
+    Its named parameters, and where it forwards ``**kwargs`` to its base class (a GAAL
+    strategy's generator settings, say), the base constructor's, down the MRO: each setting is
+    written once, in the constructor that uses it. ``object``'s constructor accepts none.
+    """
+    found: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if klass is object:
+            break
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameters = inspect.signature(init).parameters.values()
+        for p in parameters:
+            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                found.setdefault(p.name, p)
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return found
+
+
+def setting_hints(cls: type) -> dict[str, Any]:
+    """The type annotations of :func:`settings` (unresolvable ones left out)."""
+    hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        try:
+            hints.update(typing.get_type_hints(init))
+        except Exception:
+            continue
+    return {name: hints[name] for name in settings(cls) if name in hints}
+
+
 class Registry(Generic[T]):
     """A mapping of names to factories of one kind of component."""
 
@@ -59,20 +96,14 @@ class Registry(Generic[T]):
         ``context`` names the arguments the framework passes itself (e.g. ``n_classes``).
         """
         cls = self.get(name)
-        signature = inspect.signature(cls.__init__)
-        accepted = {
-            p.name
-            for p in signature.parameters.values()
-            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        }
-        has_var_kw = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
+        accepted = set(settings(cls))
         reserved = set(context)
         for key in params:
             if key in reserved:
                 raise ConfigError(
                     f"{self.kind} {name!r}: {key!r} is set by activegen, not the config"
                 )
-            if key not in accepted and not has_var_kw:
+            if key not in accepted:
                 allowed = sorted(accepted - reserved)
                 raise ConfigError(
                     f"{self.kind} {name!r} has no parameter {key!r}; "
@@ -85,9 +116,8 @@ class Registry(Generic[T]):
         """Instantiate ``name`` with ``params`` plus the ``context`` arguments it accepts."""
         self.check_params(name, params, context, check_types=False)
         cls = self.get(name)
-        signature = inspect.signature(cls.__init__)
-        if not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
-            context = {k: v for k, v in context.items() if k in signature.parameters}
+        accepted = settings(cls)
+        context = {k: v for k, v in context.items() if k in accepted}
         try:
             built = cls(**context, **params)
         except (TypeError, ValueError) as exc:  # the component's own message first
@@ -100,10 +130,7 @@ def _check_types(kind: str, name: str, cls: type, params: dict[str, Any]) -> Non
     """Refuse a parameter value that does not fit its annotation (``C = "big"`` for a
     float), naming the parameter, before anything is built. Annotations that cannot be
     resolved or checked are skipped."""
-    try:
-        hints = typing.get_type_hints(cls.__init__)
-    except Exception:
-        return
+    hints = setting_hints(cls)
     for key, value in params.items():
         if key not in hints:
             continue

@@ -519,7 +519,7 @@ class ActiveLearner:
             labeled_indices=s.labeled_indices.copy(), learner=self.learner,  # type: ignore[arg-type]
             n_classes=self.n_classes,
             rng=np.random.default_rng(derive_seed(self.seed, s.round, 3)), round=s.round,
-            X_extra=s.X_extra, y_extra=s.y_extra)
+            X_extra=s.X_extra, y_extra=s.y_extra, labels=s.labeled_y.copy())
         t0 = time.perf_counter()
         try:
             query = choose_batch(self.strategy, query_state, k, self.seed)

@@ -77,9 +77,6 @@ class StoppingCriterion(ABC):
     @abstractmethod
     def _check(self, obs: Observation) -> bool: ...
 
-    def params(self) -> dict[str, Any]:
-        return {}
-
 
 class _Successive(StoppingCriterion):
     """Compares each round's predictions with the previous round's."""
@@ -121,9 +118,6 @@ class StabilizingPredictions(_Successive):
         self._streak = self._streak + 1 if kappa >= self.threshold else 0
         return self._streak >= self.window
 
-    def params(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "window": self.window}
-
 
 class ClassificationChange(_Successive):
     """At most ``threshold`` of the stop set changes class between successive rounds."""
@@ -140,9 +134,6 @@ class ClassificationChange(_Successive):
         pair = self._pair(obs)
         return pair is not None and float(np.mean(pair[0] != pair[1])) <= self.threshold
 
-    def params(self) -> dict[str, Any]:
-        return {"threshold": self.threshold}
-
 
 class _Uncertainty(StoppingCriterion):
     def __init__(self, threshold: float) -> None:
@@ -155,9 +146,6 @@ class _Uncertainty(StoppingCriterion):
         if obs.proba is None:
             raise ValueError(f"{self.name} needs the stop set's class probabilities")
         return _entropy(obs.proba)
-
-    def params(self) -> dict[str, Any]:
-        return {"threshold": self.threshold}
 
 
 class MaxUncertainty(_Uncertainty):
@@ -197,9 +185,6 @@ class Budget(StoppingCriterion):
 
     def _check(self, obs: Observation) -> bool:
         return obs.n_labels >= self.budget
-
-    def params(self) -> dict[str, Any]:
-        return {"budget": self.budget}
 
 
 CRITERIA: dict[str, type[StoppingCriterion]] = {

@@ -133,6 +133,6 @@ def tsne_selection(
         images.append(path)
     s = state()
     task_norm = float(np.linalg.norm(plain.features(s, X[order]), axis=1).mean())
-    vae_norm = float(np.linalg.norm(vae.vae_features(s, X[order]), axis=1).mean())
+    vae_norm = float(np.linalg.norm(vae.feature_map.vae_part(s, X[order]), axis=1).mean())
     return TSNEResult(labeled, candidates, picks["plain"], picks["vae"], images, task_norm,
                       vae_norm)

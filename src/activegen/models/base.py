@@ -9,7 +9,7 @@ strategies, and a differentiable torch decision function so that query synthesis
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -143,7 +143,3 @@ class Learner(ABC):
     def _check_fitted(self) -> None:
         if not self._fitted:
             raise NotFittedError(f"{type(self).__name__} must be fitted before it predicts")
-
-    def params(self) -> dict[str, Any]:
-        """The settings that identify this learner (for results and caches)."""
-        return {"name": self.name}

@@ -64,6 +64,3 @@ class SmallCNN(TorchLearner):
 
     def build_network(self, in_channels: int, image_size: tuple[int, int]) -> SmallCNNNetwork:
         return SmallCNNNetwork(in_channels, self.n_classes, self.width, self.feature_dim)
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "width": self.width, "feature_dim": self.feature_dim}

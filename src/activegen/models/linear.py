@@ -7,7 +7,7 @@ pixels in the shared ``[0, 1]`` scale.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -99,9 +99,6 @@ class LinearSVM(_LinearLearner):
         if self.n_classes == 2 and list(model.classes_) != [0, 1]:  # pragma: no cover
             raise AssertionError("binary LinearSVC must see classes 0 and 1")
 
-    def params(self) -> dict[str, Any]:
-        return {"name": self.name, "C": self.C}
-
 
 class LogisticRegression(_LinearLearner):
     """Multinomial logistic regression (L2, lbfgs) on raw pixels."""
@@ -125,6 +122,3 @@ class LogisticRegression(_LinearLearner):
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(self._flat(X), y)
         self._set_weights(model.coef_, model.intercept_, model.classes_)
-
-    def params(self) -> dict[str, Any]:
-        return {"name": self.name, "C": self.C}

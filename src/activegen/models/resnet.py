@@ -139,7 +139,3 @@ class ResNet18(TorchLearner):
         if self.pretrained_path is not None:
             load_imagenet_weights(network, self.pretrained_path)
         return network
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(),
-                "pretrained_path": str(self.pretrained_path) if self.pretrained_path else None}

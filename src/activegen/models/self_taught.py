@@ -131,7 +131,3 @@ class SelfTaughtSVM(Learner):
             "lasso solutions), so it cannot drive query synthesis (gaal, gaal-retrieve); "
             "evaluate it with pool strategies such as random"
         )
-
-    def params(self) -> dict[str, Any]:
-        return {"name": self.name, "n_components": self.n_components, "alpha": self.alpha,
-                "C": self.C, "basis_iterations": self.basis_iterations}

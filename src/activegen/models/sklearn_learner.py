@@ -141,6 +141,3 @@ class SklearnLearner(Learner):
     def _torch_decision(self, x: torch.Tensor) -> torch.Tensor:
         raise ConfigError(f"learner 'sklearn' ({self.estimator_name}) is not differentiable in "
                           "torch: synthesis strategies need a torch learner")
-
-    def params(self) -> dict[str, Any]:
-        return {"name": self.name, "estimator": self.estimator_name}

@@ -76,8 +76,12 @@ def resolve_torch_device(device: str | torch.device) -> torch.device:
 
 def expose_training_params(cls: type[TorchLearner]) -> type[TorchLearner]:
     """Class decorator: show :class:`TorchLearner`'s training settings in the signature of a
-    subclass whose ``__init__`` forwards them as ``**training``, so that configs are checked
-    against every real parameter before any work (the registry reads signatures)."""
+    subclass whose ``__init__`` forwards them as ``**training``.
+
+    The registry no longer needs it (``activegen._registry.settings`` follows ``**kwargs`` to
+    the base constructor). It stays only while ``experiments.runner.device_default`` reads
+    ``inspect.signature(cls)``; once that calls :func:`activegen._device.device_setting`,
+    this decorator and its two uses (``cnn.py``, ``resnet.py``) can go."""
     import inspect
 
     own = inspect.signature(cls.__init__)
@@ -375,12 +379,3 @@ class TorchLearner(Learner):
         pred = self._forward_all(np.asarray(X, dtype=np.float32), extra, want_loss=True)[2]
         assert pred is not None
         return pred.astype(np.float64)
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "schedule": self.schedule, "epochs": self.epochs,
-            "epochs_increment": self.epochs_increment, "lr": self.lr,
-            "momentum": self.momentum, "weight_decay": self.weight_decay,
-            "batch_size": self.batch_size, "loss_prediction": self.loss_prediction,
-            **({"dropout": self.dropout} if self.dropout else {}),
-        }

@@ -7,7 +7,7 @@ in a browser, so a strategy can be moved from a benchmark to a labeling session 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -31,9 +31,6 @@ class Oracle(ABC):
     @abstractmethod
     def label(self, query: Query) -> np.ndarray:
         """Labels ``int64 [len(query)]``; ``ABSTAIN`` (-1) where the oracle cannot tell."""
-
-    def params(self) -> dict[str, Any]:
-        return {"name": self.name}
 
 
 class PoolOracle(Oracle):

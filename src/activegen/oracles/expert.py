@@ -130,10 +130,6 @@ class ExpertOracle(Oracle):
         labels[proba.max(axis=1) < self.threshold] = ABSTAIN
         return labels
 
-    def params(self) -> dict[str, Any]:
-        return {"name": self.name, "threshold": self.threshold, "C": self.C,
-                "pool_queries": self.pool_queries}
-
 
 class NoisyOracle(Oracle):
     """Wraps another oracle and flips each of its labels to a random other class with
@@ -164,6 +160,3 @@ class NoisyOracle(Oracle):
         shift = self.rng.integers(1, self.n_classes, size=len(labels))
         labels[flip] = (labels[flip] + shift[flip]) % self.n_classes
         return labels
-
-    def params(self) -> dict[str, Any]:
-        return {"name": self.name, "base": self.base.params(), "flip_rate": self.flip_rate}

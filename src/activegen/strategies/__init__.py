@@ -13,8 +13,10 @@ from activegen.strategies.base import (
 from activegen.strategies.bayesian import BALD, BatchBALD, MCEntropy, MeanStd, VariationRatios
 from activegen.strategies.cold_start import ProbCover, TypiClust
 from activegen.strategies.coreset import CoreSet, MedAL, kcenter_greedy, medal_select
+from activegen.strategies.feature_maps import TaskFeatures, VAEAugmented
 from activegen.strategies.gaal import GAAL, GAALRetrieve, MixedSchedule, SimpleGAN, synthesize
 from activegen.strategies.learning_loss import LearningLoss
+from activegen.strategies.subsample import Subsample
 from activegen.strategies.uncertainty import (
     EntropySampling,
     LeastConfidence,
@@ -62,8 +64,11 @@ __all__ = [
     "SVMActive",
     "SimpleGAN",
     "Strategy",
+    "Subsample",
+    "TaskFeatures",
     "TypiClust",
     "UncertaintySampling",
+    "VAEAugmented",
     "VAECoreSet",
     "VAELearningLoss",
     "VAEMedAL",

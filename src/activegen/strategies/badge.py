@@ -14,12 +14,13 @@ this short hand-written seeding.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
 from activegen.models.capabilities import Embedding, Probabilistic
-from activegen.strategies.base import Query, QueryState, Strategy, check_batch
+from activegen.strategies.base import Query, QueryState, Strategy
+from activegen.strategies.subsample import check_subsample, restrict
 
 FirstCentre = Literal["max-norm", "random"]
 
@@ -114,19 +115,13 @@ class BADGE(Strategy):
     def __init__(self, first: FirstCentre = "max-norm", subsample: int | None = None) -> None:
         if first not in ("max-norm", "random"):
             raise ValueError(f"first must be 'max-norm' or 'random', got {first!r}")
-        if subsample is not None and subsample < 1:
-            raise ValueError(f"subsample must be >= 1, got {subsample}")
         self.first = first
-        self.subsample = subsample
+        self.subsample = check_subsample(subsample)
 
     def query(self, state: QueryState, k: int) -> Query:
-        candidates = check_batch(state, k)
-        if self.subsample is not None and len(candidates) > self.subsample:
-            candidates = np.sort(state.rng.choice(candidates, self.subsample, replace=False))
+        state = restrict(state, k, self.subsample)
+        candidates = state.available_indices
         X = state.X_pool[candidates]
         a, h = gradient_embedding_factors(state.learner.predict_proba(X), state.learner.embed(X))
         rows = kmeans_pp_factored(a, h, k, state.rng, first=self.first)
         return Query.from_pool(candidates[rows])
-
-    def params(self) -> dict[str, Any]:
-        return {"first": self.first, "subsample": self.subsample}

@@ -34,6 +34,9 @@ class QueryState:
         round: the round number, 0 for the first query.
         X_extra: labeled images that are not in the pool (synthesized queries), ``[M, C, H, W]``.
         y_extra: their labels ``[M]``.
+        labels: the labels of ``labeled_indices`` (``int64``, aligned with them; abstentions
+            are not labeled, so never here). ``None`` where the caller has none to give;
+            a strategy that needs them (the class-conditional VAE) refuses that.
     """
 
     X_pool: np.ndarray
@@ -45,6 +48,7 @@ class QueryState:
     round: int = 0
     X_extra: np.ndarray | None = None
     y_extra: np.ndarray | None = None
+    labels: np.ndarray | None = None
 
     @property
     def available_indices(self) -> np.ndarray:
@@ -138,11 +142,6 @@ class Strategy(ABC):
         images, so that the head is trained on them jointly (as in the paper).
         """
         return None
-
-    def params(self) -> dict[str, Any]:
-        """The settings that identify this strategy (for results)."""
-        return {}
-
 
 
 #: Strategies by name (filled by :mod:`activegen.strategies`; defined here so that a strategy

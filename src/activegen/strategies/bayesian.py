@@ -25,7 +25,8 @@ import numpy as np
 
 from activegen.errors import ConfigError
 from activegen.models.capabilities import MCDropout
-from activegen.strategies.base import Query, QueryState, Strategy, check_batch, top_k
+from activegen.strategies.base import Query, QueryState, Strategy, top_k
+from activegen.strategies.subsample import check_subsample, restrict
 
 _EPS = 1e-300
 
@@ -190,10 +191,8 @@ class MCDropoutStrategy(Strategy):
         if n_samples < 1 or chunk_size < 1:
             raise ValueError(f"need n_samples >= 1, chunk_size >= 1; got {n_samples}, "
                              f"{chunk_size}")
-        if subsample is not None and subsample < 1:
-            raise ValueError(f"subsample must be >= 1, got {subsample}")
         self.n_samples = n_samples
-        self.subsample = subsample
+        self.subsample = check_subsample(subsample)
         self.chunk_size = chunk_size
 
     @classmethod
@@ -206,10 +205,8 @@ class MCDropoutStrategy(Strategy):
         """Per-point acquisition scores ``[n]`` of MC samples ``[n, T, K]`` (higher = ask)."""
 
     def candidates(self, state: QueryState, k: int) -> np.ndarray:
-        candidates = check_batch(state, k)
-        if self.subsample is not None and len(candidates) > self.subsample:
-            candidates = np.sort(state.rng.choice(candidates, self.subsample, replace=False))
-        return candidates
+        """The available pool indices ranked this round (a random subset with ``subsample``)."""
+        return restrict(state, k, self.subsample).available_indices
 
     def sample_chunks(self, state: QueryState, candidates: np.ndarray) -> Iterator[np.ndarray]:
         learner = state.learner
@@ -225,9 +222,6 @@ class MCDropoutStrategy(Strategy):
                                  for chunk in self.sample_chunks(state, candidates)])
         picks = top_k(scores, candidates, k, state.rng)
         return Query.from_pool(picks, scores=scores[np.searchsorted(candidates, picks)])
-
-    def params(self) -> dict[str, Any]:
-        return {"n_samples": self.n_samples, "subsample": self.subsample}
 
 
 class BALD(MCDropoutStrategy):
@@ -287,7 +281,3 @@ class BatchBALD(MCDropoutStrategy):
         rows, gains = batchbald_select(samples, k, state.rng, self.max_configs,
                                        self.n_configs)
         return Query.from_pool(candidates[rows], scores=gains)
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "max_configs": self.max_configs,
-                "n_configs": self.n_configs}

@@ -17,7 +17,7 @@ posterior means (shared with the VAE-augmented strategies; trained once, cached)
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
@@ -240,9 +240,6 @@ class _ColdStart(Strategy):
         # Abstained points (queried, unlabeled) are treated as labeled: never asked again.
         return Query.from_pool(self.select(feats, state, k))
 
-    def params(self) -> dict[str, Any]:
-        return {"features": self.features}
-
 
 class TypiClust(_ColdStart):
     """TypiClust: the most typical point of each least-covered k-means cluster."""
@@ -271,9 +268,6 @@ class ProbCover(_ColdStart):
     def select(self, feats: np.ndarray, state: QueryState, k: int) -> np.ndarray:
         return select_cold_start("probcover", feats, np.flatnonzero(state.queried), k,
                                  state.rng, state.n_classes, self.purity, self.delta)
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "purity": self.purity, "delta": self.delta}
 
 
 def vae_pool_features(context: PrepareContext, latent_dim: int = 32,

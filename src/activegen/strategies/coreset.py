@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
 
 from activegen._device import resolve_device as resolve_device_name
 from activegen.models.capabilities import Embedding, Probabilistic
-from activegen.strategies.base import Query, QueryState, Strategy, check_batch
+from activegen.strategies.base import Query, QueryState, Strategy
+from activegen.strategies.feature_maps import TaskFeatures
+from activegen.strategies.subsample import check_subsample, restrict
 from activegen.strategies.uncertainty import entropy_scores
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -274,28 +276,25 @@ def kcenter_greedy(
 
 
 class _FeatureStrategy(Strategy):
-    """Shared parts of feature-space strategies: the ``features`` hook and the candidate set."""
+    """Shared parts of feature-space strategies: the feature map and the candidate set."""
 
     requires: ClassVar[tuple[type, ...]] = (Embedding,)
 
     def __init__(self, subsample: int | None = None, device: str = "auto") -> None:
-        if subsample is not None and subsample < 1:
-            raise ValueError(f"subsample must be >= 1, got {subsample}")
-        self.subsample = subsample
+        self.subsample = check_subsample(subsample)
         self.device = device
+        #: where distances are measured (not a config key: a preset such as ``vae-coreset``
+        #: or :meth:`with_features` sets another map)
+        self.feature_map: TaskFeatures = TaskFeatures()
+
+    def with_features(self, feature_map: TaskFeatures) -> Self:
+        """Measure distances in ``feature_map`` instead (returns this strategy)."""
+        self.feature_map = feature_map
+        return self
 
     def features(self, state: QueryState, X: np.ndarray) -> np.ndarray:
-        """The feature vectors distances are measured in (default: the learner's embedding).
-
-        Subclasses override this, e.g. to append VAE features.
-        """
-        return np.asarray(state.learner.embed(X))
-
-    def _candidates(self, state: QueryState, k: int) -> np.ndarray:
-        candidates = check_batch(state, k)
-        if self.subsample is not None and len(candidates) > self.subsample:
-            candidates = np.sort(state.rng.choice(candidates, self.subsample, replace=False))
-        return candidates
+        """The feature vectors distances are measured in (the feature map's)."""
+        return self.feature_map(state, X)
 
     def _labeled_features(self, state: QueryState) -> np.ndarray | None:
         """Features of every labeled image (pool points, then synthesized extras); None if none."""
@@ -305,9 +304,6 @@ class _FeatureStrategy(Strategy):
         if state.X_extra is not None and len(state.X_extra):
             parts.append(self.features(state, state.X_extra))
         return np.concatenate([np.asarray(p) for p in parts]) if parts else None
-
-    def params(self) -> dict[str, Any]:
-        return {"subsample": self.subsample}
 
 
 class CoreSet(_FeatureStrategy):
@@ -320,12 +316,16 @@ class CoreSet(_FeatureStrategy):
         subsample: rank only a random subset of this many unlabeled points (LL4AL ranks
             10,000); ``None`` ranks the whole unlabeled pool.
         device: where distances are computed (``"auto"``: CUDA when present).
+
+    Distances are measured in ``feature_map`` (the learner's embedding; ``vae-coreset`` is
+    this with :class:`~activegen.strategies.feature_maps.VAEAugmented`).
     """
 
     name: ClassVar[str] = "coreset"
 
     def query(self, state: QueryState, k: int) -> Query:
-        candidates = self._candidates(state, k)
+        state = restrict(state, k, self.subsample)
+        candidates = state.available_indices
         labeled = self._labeled_features(state)
         unlabeled = np.asarray(self.features(state, state.X_pool[candidates]))
         feats = unlabeled if labeled is None else np.concatenate([labeled, unlabeled])
@@ -438,7 +438,8 @@ class MedAL(_FeatureStrategy):
         return min(n_candidates, max(m, k))
 
     def query(self, state: QueryState, k: int) -> Query:
-        candidates = self._candidates(state, k)
+        state = restrict(state, k, self.subsample)
+        candidates = state.available_indices
         entropy = entropy_scores(state.learner.predict_proba(state.X_pool[candidates]))
         m = self.prefilter_size(len(candidates), k)
         # Highest entropy first; exact ties by lowest index (stable sort on -entropy).
@@ -450,7 +451,3 @@ class MedAL(_FeatureStrategy):
             labeled = np.empty((0, np.asarray(unlabeled).shape[1]))
         rows = medal_select(unlabeled, labeled, k, squared=self.squared, device=self.device)
         return Query.from_pool(shortlist[rows], scores=entropy[kept][rows])
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "top_m": self.top_m,
-                "prefilter_fraction": self.prefilter_fraction, "squared": self.squared}

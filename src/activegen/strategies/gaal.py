@@ -296,14 +296,6 @@ class _GeneratorStrategy(Strategy):
                                "the generator) before its first query")
         return self.generator
 
-    def params(self) -> dict[str, Any]:
-        s = self.gan_settings
-        return {"gan": s.kind, "gan_epochs": s.epochs, "latent_dim": s.latent_dim,
-                "prior": s.prior, "gan_width": s.width, "gan_batch_size": s.batch_size,
-                "gan_lr": s.lr, "gan_augment": s.augment, "gan_spectral_norm": s.spectral_norm,
-                "gan_ema": s.ema, "gan_eval_every": s.eval_every, "gan_holdout": s.holdout,
-                "gan_patience": s.patience}
-
 
 class SimpleGAN(_GeneratorStrategy):
     """The paper's "simple GAN" baseline: label random samples ``G(z)``, ``z`` from the prior."""
@@ -329,7 +321,8 @@ class GAAL(_GeneratorStrategy):
     ``constraint``, ``penalty_weight``, ``diversity`` (weight; 0 = the paper's GAAL),
     ``diversity_bandwidth``, ``realism`` (weight of the realism term; 0 = the paper's
     GAAL), ``realism_kind`` (``nearest``: distance to the nearest pool image; ``prior``),
-    ``band`` (margin band ε); plus the generator settings of :class:`_GeneratorStrategy`.
+    ``band`` (margin band ε); plus the generator settings of :class:`_GeneratorStrategy`
+    (keyword arguments, forwarded to it).
     """
 
     name: ClassVar[str] = "gaal"
@@ -338,18 +331,13 @@ class GAAL(_GeneratorStrategy):
     def __init__(self, steps: int = 50, lr: float = 0.05, momentum: float = 0.9,
                  starts: int = 2, restarts: int = 2, constraint: str = "clip",
                  penalty_weight: float = 0.01, diversity: float = 0.0,
-                 diversity_bandwidth: float | None = None, gan: str = "dcgan",
-                 gan_epochs: int = 50, latent_dim: int = 100, prior: str = "normal",
-                 gan_width: int = 32, gan_batch_size: int = 64,
-                 gan_lr: float | None = None, realism: float = 0.0,
-                 realism_kind: str = "nearest", band: float = 0.0, gan_augment: str = "",
-                 gan_spectral_norm: bool = False, gan_ema: float = 0.0,
-                 gan_eval_every: int = 0, gan_holdout: float = 0.1,
-                 gan_patience: int = 0) -> None:
-        # Explicit (not **kwargs) so that the config check names an unknown key at once.
-        super().__init__(gan, gan_epochs, latent_dim, prior, gan_width, gan_batch_size, gan_lr,
-                         gan_augment, gan_spectral_norm, gan_ema, gan_eval_every, gan_holdout,
-                         gan_patience)
+                 diversity_bandwidth: float | None = None, realism: float = 0.0,
+                 realism_kind: str = "nearest", band: float = 0.0,
+                 **generator: Any) -> None:
+        # The generator settings are written once, in _GeneratorStrategy.__init__; the
+        # registry reads them through this **generator (activegen._registry.settings), so a
+        # config's unknown key is still refused by name before anything is built.
+        super().__init__(**generator)
         if realism < 0 or band < 0:
             raise ValueError(f"need realism >= 0 and band >= 0, got {realism}, {band}")
         if realism_kind not in REALISMS:
@@ -388,9 +376,6 @@ class GAAL(_GeneratorStrategy):
         return Query.synthesized(result.images, result.latents, -result.margins,
                                  generator=self.generator_key,
                                  start_margins=result.start_margins)
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), **self.synthesis}
 
 
 class GAALRetrieve(GAAL):
@@ -473,8 +458,3 @@ class MixedSchedule(Strategy):
     def query(self, state: QueryState, k: int) -> Query:
         chosen = self.secondary if self.uses_secondary(state.round) else self.primary
         return chosen.query(state, k)
-
-    def params(self) -> dict[str, Any]:
-        return {"primary": self.primary.name, "secondary": self.secondary.name,
-                "every": self.every, "primary_params": self.primary.params(),
-                "secondary_params": self.secondary.params()}

@@ -14,7 +14,9 @@ import numpy as np
 
 from activegen.errors import ConfigError
 from activegen.models.capabilities import LossPredicting, has_capability
-from activegen.strategies.base import Query, QueryState, Strategy, check_batch, top_k
+from activegen.strategies.base import Query, QueryState, Strategy, top_k
+from activegen.strategies.feature_maps import VAEAugmented
+from activegen.strategies.subsample import check_subsample, restrict
 
 
 def loss_head_learner(state: QueryState, strategy: str) -> Any:
@@ -30,35 +32,33 @@ def loss_head_learner(state: QueryState, strategy: str) -> Any:
 
 
 class LearningLoss(Strategy):
-    """Highest predicted loss among a random unlabeled subset (Yoo & Kweon 2019)."""
+    """Highest predicted loss among a random unlabeled subset (Yoo & Kweon 2019).
+
+    Args:
+        subsample: rank only a random subset of this many unlabeled points (``None``: all).
+
+    ``head_features`` is what the loss head reads besides its block features, in training
+    (:meth:`fit_features`) and ranking: nothing here; the VAE part ``alpha·V(x)`` of a
+    :class:`~activegen.strategies.feature_maps.VAEAugmented` map for ``vae-learning-loss``.
+    """
 
     name: ClassVar[str] = "learning-loss"
     requires: ClassVar[tuple[type, ...]] = (LossPredicting,)
 
     def __init__(self, subsample: int | None = 10_000) -> None:
-        if subsample is not None and subsample < 1:
-            raise ValueError(f"subsample must be >= 1 (or omitted for all), got {subsample}")
-        self.subsample = subsample
+        self.subsample = check_subsample(subsample)
+        self.head_features: VAEAugmented | None = None
 
-    def candidates(self, state: QueryState, k: int) -> np.ndarray:
-        """The random unlabeled subset ranked this round (sorted pool indices)."""
-        available = check_batch(state, k)
-        if self.subsample is None or len(available) <= self.subsample:
-            return available
-        return np.sort(state.rng.choice(available, size=self.subsample, replace=False))
-
-    def head_extra(self, state: QueryState, indices: np.ndarray) -> np.ndarray | None:
-        """Extra features the loss head reads for these pool points (none here)."""
-        return None
+    def fit_features(self, X_train: np.ndarray) -> np.ndarray | None:
+        return None if self.head_features is None else self.head_features.fit_features(X_train)
 
     def query(self, state: QueryState, k: int) -> Query:
         learner = loss_head_learner(state, self.name)
-        candidates = self.candidates(state, k)
-        predicted = learner.predict_loss(state.X_pool[candidates],
-                                         extra=self.head_extra(state, candidates))
+        state = restrict(state, k, self.subsample)
+        candidates = state.available_indices
+        extra = (None if self.head_features is None
+                 else self.head_features.vae_part(state, state.X_pool)[candidates])
+        predicted = learner.predict_loss(state.X_pool[candidates], extra=extra)
         picks = top_k(predicted, candidates, k, state.rng)
         scores = predicted[np.searchsorted(candidates, picks)]
         return Query.from_pool(picks, scores=scores)
-
-    def params(self) -> dict[str, Any]:
-        return {"subsample": self.subsample}

@@ -12,6 +12,7 @@ import numpy as np
 
 from activegen.models.capabilities import Probabilistic
 from activegen.strategies.base import Query, QueryState, Strategy, check_batch, top_k
+from activegen.strategies.subsample import check_subsample, restrict
 
 Measure = Literal["auto", "distance", "least-confidence", "margin", "entropy"]
 MEASURES: tuple[str, ...] = ("auto", "distance", "least-confidence", "margin", "entropy")
@@ -88,23 +89,17 @@ class UncertaintySampling(Strategy):
     def __init__(self, measure: Measure = "auto", subsample: int | None = None) -> None:
         if measure not in MEASURES:
             raise ValueError(f"unknown measure {measure!r}; known: {', '.join(MEASURES)}")
-        if subsample is not None and subsample < 1:
-            raise ValueError(f"subsample must be >= 1, got {subsample}")
         self.measure = measure
-        self.subsample = subsample
+        self.subsample = check_subsample(subsample)
 
     def query(self, state: QueryState, k: int) -> Query:
-        candidates = check_batch(state, k)
-        if self.subsample is not None and len(candidates) > self.subsample:
-            candidates = np.sort(state.rng.choice(candidates, self.subsample, replace=False))
+        state = restrict(state, k, self.subsample)
+        candidates = state.available_indices
         scores = uncertainty_scores(state.learner, state.X_pool[candidates], self.measure,
                                     state.n_classes)
         picks = top_k(scores, candidates, k, state.rng)
         order = np.searchsorted(candidates, picks)
         return Query.from_pool(picks, scores=scores[order])
-
-    def params(self) -> dict[str, Any]:
-        return {"measure": self.measure, "subsample": self.subsample}
 
 
 class SVMActive(UncertaintySampling):

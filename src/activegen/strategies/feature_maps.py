@@ -1,0 +1,140 @@
+"""Feature maps: the space a feature-space strategy measures distances in.
+
+A feature-space strategy (core-set, MedAL) or the learning-loss head is composed with one
+feature map instead of being subclassed per feature space:
+
+- :class:`TaskFeatures`: the learner's embedding ``T_f(x)`` (the plain strategies);
+- :class:`VAEAugmented`: ``[T_f(x) ⌢ alpha·V(x)]`` with ``V(x)`` the posterior means of a VAE
+  trained once on the whole pool (cached; one per experiment, from the shared
+  ``artifact_seed``), as in Godwin et al. (SciPy 2022). With ``alpha = 0`` every distance is
+  the plain one, so each strategy selects exactly what its plain counterpart selects (tested).
+
+``vae_kind = "cvae"`` is the paper's proposed future work, a class-conditional VAE. A CVAE
+needs labels, which change every round, so it is retrained every round on the whole pool,
+conditioned on the one-hot *true* label of each labeled point (``QueryState.labels``) and on
+the current learner's class probabilities for the unlabeled ones; features of any image are
+encoded with the learner's class probabilities as the condition, so labeled and unlabeled
+points are treated alike. It costs one VAE training per round (set ``vae_epochs``
+accordingly).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from activegen.errors import DataError
+from activegen.generative.vae import ConvVAE, VAESettings, encode, load_or_train_vae, train_vae
+from activegen.strategies.base import PrepareContext, QueryState
+
+VAEKind = Literal["vae", "cvae"]
+
+
+class TaskFeatures:
+    """``T_f(x)``: the fitted learner's embedding (needs an ``Embedding`` learner)."""
+
+    def prepare(self, context: PrepareContext) -> None:
+        """Nothing to build: the learner changes every round."""
+
+    def __call__(self, state: QueryState, X: np.ndarray) -> np.ndarray:
+        return np.asarray(state.learner.embed(X))
+
+    def fit_features(self, X_train: np.ndarray) -> np.ndarray | None:
+        """No per-example features for the learner's fit."""
+        return None
+
+
+class VAEAugmented(TaskFeatures):
+    """``[T_f(x) ⌢ alpha·V(x)]``: task features then scaled VAE posterior means.
+
+    Args:
+        alpha: weight of the VAE features (``0``: the plain task features' distances).
+        vae_latent_dim, vae_width, vae_epochs, vae_weight_decay: the VAE's settings.
+        vae_kind: ``"vae"`` (one cached VAE of the pool) or ``"cvae"`` (class-conditional,
+            retrained each round on the labels of the labeled points).
+    """
+
+    def __init__(self, alpha: float = 1.0, vae_latent_dim: int = 32, vae_epochs: int = 20,
+                 vae_width: int = 32, vae_kind: VAEKind = "vae",
+                 vae_weight_decay: float = 5e-3) -> None:
+        if alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        if vae_kind not in ("vae", "cvae"):
+            raise ValueError(f"vae_kind must be 'vae' or 'cvae', got {vae_kind!r}")
+        self.alpha = float(alpha)
+        self.vae_kind = vae_kind
+        self.vae_settings = VAESettings(latent_dim=vae_latent_dim, width=vae_width,
+                                        epochs=vae_epochs, weight_decay=vae_weight_decay)
+        self._vae: ConvVAE | None = None
+        self._pool_X: np.ndarray | None = None
+        self._pool_features: np.ndarray | None = None
+        self._device = "cpu"
+        self._seed = 0
+        self._cvae_round: tuple[int, int, ConvVAE] | None = None
+
+    @property
+    def vae(self) -> ConvVAE | None:
+        """The unconditional VAE after :meth:`prepare` (None before, or for a CVAE)."""
+        return self._vae
+
+    def prepare(self, context: PrepareContext) -> None:
+        """Train (or load from the cache) the unconditional VAE of the pool."""
+        self._device, self._seed = context.device, context.artifact_seed
+        if self.vae_kind == "vae":
+            X = context.pool.to_float()
+            self._vae = load_or_train_vae(X, context.cache_dir, self.vae_settings,
+                                          seed=context.artifact_seed, device=context.device)
+            self._pool_X = X
+            self._pool_features = encode(self._vae, X)
+
+    def _cvae_for(self, state: QueryState) -> ConvVAE:
+        key = (state.round, id(state.learner))
+        if self._cvae_round is not None and self._cvae_round[:2] == key:
+            return self._cvae_round[2]
+        labeled_pool = np.asarray(state.labeled_indices, dtype=np.int64)
+        if state.labels is None or len(state.labels) != len(labeled_pool):
+            got = "none" if state.labels is None else f"{len(state.labels)}"
+            raise DataError(
+                f"vae_kind = 'cvae' conditions on the labels of the labeled points: the "
+                f"QueryState must carry labels aligned with its {len(labeled_pool)} "
+                f"labeled_indices (got {got})")
+        labels = np.asarray(state.labels, dtype=np.int64)
+        if len(labels) and (labels.min() < 0 or labels.max() >= state.n_classes):
+            raise DataError(f"QueryState.labels must lie in 0..{state.n_classes - 1}")
+        conditions = state.learner.predict_proba(state.X_pool).astype(np.float32)
+        conditions[labeled_pool] = np.eye(state.n_classes, dtype=np.float32)[labels]
+        settings = VAESettings(**{**self.vae_settings.__dict__, "n_conditions": state.n_classes})
+        model, _ = train_vae(state.X_pool, settings, seed=self._seed + 1000 * state.round,
+                             device=self._device, conditions=conditions)
+        self._cvae_round = (*key, model)
+        return model
+
+    def vae_part(self, state: QueryState, X: np.ndarray) -> np.ndarray:
+        """``alpha · V(x)`` for images ``X``."""
+        if self.vae_kind == "cvae":
+            model = self._cvae_for(state)
+            conditions = state.learner.predict_proba(X).astype(np.float32)
+            return self.alpha * encode(model, X, conditions)
+        if self._vae is None:
+            raise RuntimeError("prepare() must run before the VAE features are used")
+        if self._pool_features is not None and (X is self._pool_X or X is state.X_pool):
+            return self.alpha * self._pool_features  # the pool never changes: encoded once
+        return self.alpha * encode(self._vae, X)
+
+    def __call__(self, state: QueryState, X: np.ndarray) -> np.ndarray:
+        """The paper's feature space ``[T_f(x) ⌢ alpha·V(x)]``."""
+        return np.concatenate([np.asarray(super().__call__(state, X), dtype=np.float32),
+                               self.vae_part(state, X).astype(np.float32)], axis=1)
+
+    def fit_features(self, X_train: np.ndarray) -> np.ndarray | None:
+        """``alpha · V(x)`` of the training images, for a loss head trained on them."""
+        if self._vae is None:
+            raise RuntimeError("prepare() must run before the learner is fitted")
+        return self.alpha * encode(self._vae, X_train)
+
+
+FeatureMap = TaskFeatures
+"""The feature-map interface (``prepare``, ``__call__(state, X)``, ``fit_features``)."""
+
+__all__ = ["FeatureMap", "TaskFeatures", "VAEAugmented", "VAEKind"]

@@ -62,8 +62,8 @@ def device_setting(cls: type, params: dict[str, Any], device: str) -> dict[str, 
     ``device`` / ``--device`` moves every torch path; ``{}`` otherwise.
 
     Reads the settings through :func:`activegen._registry.settings` (which follows
-    ``**kwargs`` forwarding), not a rewritten signature. It is the settings-side home of
-    ``experiments.runner.device_default``, which can become a re-export of it.
+    ``**kwargs`` forwarding), not a rewritten signature; the runner's ``device_default``
+    calls it.
     """
     if "device" in params or "device" not in settings(cls):
         return {}

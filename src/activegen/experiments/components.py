@@ -3,14 +3,13 @@ a strategy's ``prepare`` gets, all on the experiment's device and cache folder."
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from activegen._device import resolve_device
+from activegen._device import device_setting, resolve_device
 from activegen.data.dataset import Dataset
 from activegen.experiments.config import ExperimentConfig
 from activegen.experiments.plan import RunSpec
@@ -30,10 +29,8 @@ def device_default(config: ExperimentConfig, cls: type, params: dict[str, Any]
                    ) -> dict[str, Any]:
     """The experiment's device as a constructor argument for a component class that takes
     ``device`` (torch learners, GPU strategies) and whose config does not set its own, so
-    one ``device`` / ``--device`` moves every torch path."""
-    if "device" in params or "device" not in inspect.signature(cls).parameters:
-        return {}
-    return {"device": resolve_device(config.device)}
+    one ``device`` / ``--device`` moves every torch path (:func:`device_setting`)."""
+    return device_setting(cls, params, config.device)
 
 
 def make_learner_factory(config: ExperimentConfig, n_classes: int) -> Callable[[int], Learner]:

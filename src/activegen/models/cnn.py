@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from activegen.models.torch_learner import StagedNetwork, TorchLearner, expose_training_params
+from activegen.models.torch_learner import StagedNetwork, TorchLearner
 
 
 class SmallCNNNetwork(StagedNetwork):
@@ -48,7 +48,6 @@ class SmallCNNNetwork(StagedNetwork):
         return self.fc(self.head_dropout(features)), features, maps
 
 
-@expose_training_params
 class SmallCNN(TorchLearner):
     """Small 4-stage CNN: fast enough to run the VAE paper's protocol on a CPU."""
 

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from activegen.errors import ConfigError
-from activegen.models.torch_learner import StagedNetwork, TorchLearner, expose_training_params
+from activegen.models.torch_learner import StagedNetwork, TorchLearner
 
 
 class BasicBlock(nn.Module):
@@ -121,7 +121,6 @@ def load_imagenet_weights(network: ResNet18Network, path: Path) -> None:
     network.load_state_dict(adapted, strict=False)
 
 
-@expose_training_params
 class ResNet18(TorchLearner):
     """ResNet-18 (small-image stem), optionally from local ImageNet weights; the paper's model."""
 

@@ -74,26 +74,6 @@ def resolve_torch_device(device: str | torch.device) -> torch.device:
         raise ValueError(str(exc)) from None
 
 
-def expose_training_params(cls: type[TorchLearner]) -> type[TorchLearner]:
-    """Class decorator: show :class:`TorchLearner`'s training settings in the signature of a
-    subclass whose ``__init__`` forwards them as ``**training``.
-
-    The registry no longer needs it (``activegen._registry.settings`` follows ``**kwargs`` to
-    the base constructor). It stays only while ``experiments.runner.device_default`` reads
-    ``inspect.signature(cls)``; once that calls :func:`activegen._device.device_setting`,
-    this decorator and its two uses (``cnn.py``, ``resnet.py``) can go."""
-    import inspect
-
-    own = inspect.signature(cls.__init__)
-    base = inspect.signature(TorchLearner.__init__)
-    params = [p for p in own.parameters.values() if p.kind != p.VAR_KEYWORD]
-    names = {p.name for p in params}
-    params += [p for p in base.parameters.values()
-               if p.kind == p.KEYWORD_ONLY and p.name not in names]
-    cls.__init__.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
-    return cls
-
-
 class TorchLearner(Learner):
     """A deep learner trained with SGD; subclasses build the network."""
 

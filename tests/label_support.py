@@ -15,7 +15,9 @@ from activegen.strategies import Query, QueryState, Strategy
 
 def digits_config(classes: list[int] | None = None, strategy: str = "uncertainty",
                   name: str = "test session", **labeling: Any) -> LabelConfig:
-    settings = {"batch": 4, "budget": 24, **labeling}
+    # Inline rounds by default, so that a test sees the next round as soon as it answers the
+    # last query; the background worker has its own tests (test_session_worker.py).
+    settings = {"batch": 4, "budget": 24, "background": False, **labeling}
     data: dict[str, Any] = {"dataset": "digits", "test_fraction": 0.3}
     if classes is not None:
         data["classes"] = classes

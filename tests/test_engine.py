@@ -146,8 +146,12 @@ def test_configs_refuse_a_strategy_the_learner_cannot_serve() -> None:
 
 
 def _label_round(session, pool_y: np.ndarray) -> None:
+    """Answer the open round, then wait for the background worker to store the next one."""
+    assert session.wait_ready(120)
     for row in session.batch("a"):
         session.label(row.id, int(pool_y[row.pool_index]), "a")
+    assert session.wait_ready(120)
+    assert session.worker is None or session.worker.error is None, session.worker.error
 
 
 @pytest.mark.parametrize("learner,strategy", [

@@ -12,8 +12,8 @@ registered here only, in the server process. The pool is the embedded digits (1,
 10 classes), the strategy margin sampling, ``--batch`` queries a round (default 40), leases
 of 2, so that the 20 labelers share every round. Each labeler asks for a batch
 (``POST /api/batch``, the next-batch request), answers it with the true labels
-(``POST /api/label``), and asks again (after 50 ms when the batch is empty) until the session
-is finished.
+(``POST /api/label``), and asks again (when the batch is empty: after ``--poll`` seconds,
+0.5 s as the page does) until the session is finished.
 
 Printed per mode: p50/p99/max latency of the label posts and of the batch requests, the wall
 time of the whole session, and the check that the store holds every acknowledged label
@@ -80,7 +80,8 @@ def serve(port: int, store: str, settings: dict, fit_seconds: float) -> None:
     session.close()
 
 
-def labeler(name: str, base: str, truth: np.ndarray, deadline: float, out: dict) -> None:
+def labeler(name: str, base: str, truth: np.ndarray, deadline: float, poll: float,
+            out: dict) -> None:
     import httpx
 
     from activegen.server.app import REQUEST_HEADERS
@@ -98,7 +99,7 @@ def labeler(name: str, base: str, truth: np.ndarray, deadline: float, out: dict)
             if body["finished"]:
                 break
             if not body["queries"]:
-                time.sleep(0.05)
+                time.sleep(poll)
                 continue
             for q in body["queries"]:
                 label = int(truth[q["pool_index"]])
@@ -138,7 +139,8 @@ def run_mode(background: bool, args: argparse.Namespace, truth: np.ndarray) -> d
         results: dict = {}
         deadline = time.monotonic() + args.timeout
         threads = [threading.Thread(target=labeler, args=(f"labeler-{i:02d}",
-                                    f"http://127.0.0.1:{port}", truth, deadline, results))
+                                    f"http://127.0.0.1:{port}", truth, deadline, args.poll,
+                                    results))
                    for i in range(CLIENTS)]
         t0 = time.perf_counter()
         for t in threads:
@@ -190,6 +192,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--batch", type=int, default=40)
     parser.add_argument("--fit-seconds", type=float, default=2.0)
+    parser.add_argument("--poll", type=float, default=0.5)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -203,6 +206,7 @@ def main() -> int:
 
     truth = load_dataset("digits").y
     report = {"clients": CLIENTS, "fit_seconds": args.fit_seconds, "batch": args.batch,
+              "poll_seconds": args.poll,
               "rounds": args.rounds, "cpu_count": os.cpu_count(),
               "after": run_mode(True, args, truth), "before": run_mode(False, args, truth)}
     after, before = report["after"], report["before"]

@@ -288,3 +288,37 @@ def test_sigkill_while_the_worker_fits_loses_no_acknowledged_label(tmp_path: Pat
     assert len(stored) == len(acked) + 1 and imported == [(extra, int(pool.y[extra]))]
     assert pool_rows[0] == pool_rows[1]  # no pool image asked twice
     assert np.unique(list(by_query)).size == len(by_query)
+
+
+def test_the_store_read_as_the_engines_state(tmp_path: Path) -> None:
+    """LabelStoreState.load: the closed rounds' answers, as a run's LoopState would hold them."""
+    from activegen.server.engine_state import LabelStoreState
+
+    session, pool = make_session(tmp_path / "state.sqlite", digits_config())
+    try:
+        def load():
+            return LabelStoreState(session.store, len(pool), session.X_pool.shape[1:], 1).load()
+
+        state = load()  # round 1 (asked when the session opened) is open: nothing told
+        assert state.round == 0 and state.n_spent == 0 and state.queried.sum() == 4
+        first = session.batch(ME)
+        answers = {r.pool_index: (-1 if j == 0 else int(pool.y[r.pool_index]))
+                   for j, r in enumerate(first)}
+        for row in first[:-1]:
+            session.label(row.id, answers[row.pool_index], ME)
+        open_state = load()  # round 1 still open: nothing told yet, but its queries are asked
+        assert open_state.round == 0 and len(open_state.labeled_y) == 0
+        assert open_state.queried.sum() == 4
+        session.label(first[-1].id, answers[first[-1].pool_index], ME)
+        state = load()
+        kept = {i: y for i, y in answers.items() if y >= 0}
+        assert state.round == 1 and state.n_spent == 4 and state.n_abstained == 1
+        assert dict(zip(state.labeled_indices.tolist(), state.labeled_y.tolist())) == kept
+        assert state.queried.sum() == 8 and state.empty_rounds == 0  # round 2 is asked
+        for row in session.batch(ME):
+            session.label(row.id, -1, ME)  # a round of "can't tell"
+        state = load()
+        assert state.round == 2 and state.empty_rounds == 1 and state.n_abstained == 5
+        assert len(state.labeled_y) == 3 and state.problem(len(pool), 10) is None
+    finally:
+        session.close()

@@ -15,7 +15,9 @@ from activegen.strategies import Query, QueryState, Strategy
 
 def digits_config(classes: list[int] | None = None, strategy: str = "uncertainty",
                   name: str = "test session", **labeling: Any) -> LabelConfig:
-    settings = {"batch": 4, "budget": 24, **labeling}
+    # Inline rounds by default, so that a test sees the next round as soon as it answers the
+    # last query; the background worker has its own tests (test_session_worker.py).
+    settings = {"batch": 4, "budget": 24, "background": False, **labeling}
     data: dict[str, Any] = {"dataset": "digits", "test_fraction": 0.3}
     if classes is not None:
         data["classes"] = classes
@@ -56,3 +58,12 @@ def api_client(app: Any, **kwargs: Any) -> Any:
     from activegen.server.app import REQUEST_HEADERS
 
     return TestClient(app, headers=REQUEST_HEADERS, **kwargs)
+
+
+def tiny_net(in_features: int = 64, hidden: int = 8, classes: int = 2) -> Any:
+    """A tiny MLP classifier of 8×8 digits, for ``torch-module`` configs in tests
+    (``module = "label_support.tiny_net"``)."""
+    from torch import nn
+
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(),
+                         nn.Linear(hidden, classes))

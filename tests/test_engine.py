@@ -1,9 +1,9 @@
-"""The ask/tell engine: answers are checked, runs are seeded, and the labeling session stands
-on the same fit path as the experiment loop (prepare hooks, fit context, extra features)."""
+"""The ask/tell engine: answers are checked, runs are seeded, capabilities are checked. That
+the labeling session stands on the same engine (prepare hooks, fit context, extra features,
+the `grow` schedule) for every strategy × learner is in test_session_matrix.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,6 @@ from activegen.models.capabilities import (
 )
 from activegen.server.config import parse_label_config
 from activegen.strategies import STRATEGIES
-from label_support import make_session
 
 
 @pytest.fixture(scope="module")
@@ -143,35 +142,6 @@ def test_configs_refuse_a_strategy_the_learner_cannot_serve() -> None:
         parse_label_config({"name": "x", "data": {"dataset": "digits"},
                             "strategy": {"name": "learning-loss"},
                             "labeling": {"batch": 4, "budget": 20}})
-
-
-def _label_round(session, pool_y: np.ndarray) -> None:
-    for row in session.batch("a"):
-        session.label(row.id, int(pool_y[row.pool_index]), "a")
-
-
-@pytest.mark.parametrize("learner,strategy", [
-    ({"name": "self-taught-svm", "n_components": 8, "basis_iterations": 2}, {"name": "margin"}),
-    ({"name": "small-cnn", "loss_prediction": True, "epochs": 1, "epochs_increment": 1},
-     {"name": "vae-learning-loss", "vae_latent_dim": 4, "vae_width": 4, "vae_epochs": 1}),
-    ({"name": "small-cnn", "schedule": "grow", "epochs": 1, "epochs_increment": 2},
-     {"name": "entropy"}),
-])
-def test_the_labeling_session_fits_like_a_run(tmp_path: Path, learner, strategy) -> None:
-    config = parse_label_config({
-        "name": "s", "seed": 2, "data": {"dataset": "digits", "classes": [3, 8]},
-        "learner": learner, "strategy": strategy, "labeling": {"batch": 4, "budget": 16}})
-    session, pool = make_session(tmp_path / "s.sqlite", config)
-    try:
-        _label_round(session, pool.y)  # round 1 (random) answered: round 2 is fitted, chosen
-        assert session.learner is not None and session.store.current_round() == 2
-        if learner.get("schedule") == "grow":  # session round 2 = the run's round 1
-            assert len(session.learner.history) == 1 + 2 * 1
-        _label_round(session, pool.y)
-        assert session.store.current_round() == 3
-        assert session.learner.is_fitted
-    finally:
-        session.close()
 
 
 def test_fit_context_extra_must_match_the_labels() -> None:

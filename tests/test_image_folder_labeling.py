@@ -148,7 +148,11 @@ def test_end_to_end_label_export_predict(tmp_path: Path, capsys: pytest.CaptureF
         assert state["audit"]["size"] == 30 and state["audit"]["accuracy"] is None
         asked: set[str] = set()
         while True:
-            queries = client.post("/api/batch", json={"labeler": "me"}).json()["queries"]
+            reply = client.post("/api/batch", json={"labeler": "me"}).json()
+            queries = reply["queries"]
+            if not queries and reply["preparing"]:  # the background worker is retraining
+                assert session.wait_ready(60)
+                continue
             if not queries:
                 break
             for q in queries:

@@ -22,7 +22,7 @@ def _config(stopping: dict[str, Any] | None) -> LabelConfig:
     data: dict[str, Any] = {"name": "stop", "seed": 3,
                             "data": {"dataset": "digits", "test_fraction": 0.3},
                             "strategy": {"name": "uncertainty"},
-                            "labeling": {"batch": 4, "budget": 24}}
+                            "labeling": {"batch": 4, "budget": 24, "background": False}}
     if stopping is not None:
         data["stopping"] = stopping
     return parse_label_config(data)

@@ -143,7 +143,9 @@ def replay_matches(config, store: Path, tmp: Path) -> None:
 
 
 def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> None:
-    config = digits_config(batch=10, budget=1200)
+    # The server computes rounds in its background worker (the default); the in-process
+    # replay computes them inline: both must ask the same queries.
+    config = digits_config(batch=10, budget=1200, background=True)
     store = tmp_path / "crash.sqlite"
     port = free_port()
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -165,7 +167,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> 
             pid = int(line[1])
             if kill == KILLS:
                 break
-            time.sleep(rng.uniform(0.02, 0.5))
+            time.sleep(rng.uniform(0.02, 0.8))  # the worker may use part of it
             os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
             while not gone(pid):
@@ -199,7 +201,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> 
     assert rounds >= 10
     print(f"\n{KILLS} kills: {len(labeler.acked)} acknowledged answers, {len(stored)} stored, "
           f"{rounds} rounds")
-    replay_matches(config, store, tmp_path)
+    replay_matches(digits_config(batch=10, budget=1200), store, tmp_path)
 
 
 def test_the_same_command_resumes_after_sigkill(tmp_path: Path) -> None:
@@ -220,8 +222,12 @@ def test_the_same_command_resumes_after_sigkill(tmp_path: Path) -> None:
                 if "open:" in line:
                     break
             with httpx.Client(headers=REQUEST_HEADERS, base_url=base, timeout=5.0) as client:
+                reply = {"preparing": True}
+                while reply["preparing"]:  # the background worker prepares the round
+                    reply = client.post("/api/batch", json={"labeler": "cli"}).json()
+                    time.sleep(0.05)
                 state = client.get("/api/state").json()
-                queries = client.post("/api/batch", json={"labeler": "cli"}).json()["queries"]
+                queries = reply["queries"]
                 seen.append([q["id"] for q in queries])
                 if attempt == 0:
                     for q in queries[:3]:

@@ -8,9 +8,10 @@ seeded generator; ``tell(query, labels)`` checks the answers (sizes, classes, ab
 from ``derive_seed(seed, r, …)``, so a run is a pure function of its labels and its seed, and
 a state reloaded from its store continues exactly as an uninterrupted run would.
 
-The state lives behind :class:`StateStore`: :class:`NpzStore` (the run's atomic checkpoint)
-or :class:`MemoryStore`. The labeling app keeps its answers in SQLite and uses the same fit
-and choose steps (:func:`fit_learner`, :func:`choose_batch`).
+The state lives behind :class:`StateStore`: :class:`NpzStore` (the run's atomic checkpoint),
+:class:`MemoryStore`, or the labeling app's SQLite store
+(:class:`activegen.server.engine_state.LabelStoreState`), whose session calls ``ask`` when a
+round's answers are in.
 """
 
 from __future__ import annotations

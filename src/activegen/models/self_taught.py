@@ -19,7 +19,7 @@ import torch
 from activegen._cache import ArtifactCache, content_key, data_fingerprint
 from activegen.errors import ActivegenError
 from activegen.models.base import Learner, proba_from_margins
-from activegen.models.capabilities import FitContext
+from activegen.models.capabilities import Differentiable, FitContext
 
 #: Bump when the basis learning changes (invalidates cached bases).
 BASIS_VERSION = 1
@@ -42,6 +42,8 @@ class SelfTaughtSVM(Learner):
     """
 
     name: ClassVar[str] = "self-taught-svm"
+    #: configs refuse synthesis strategies with it up front (``torch_decision`` raises)
+    lacks: tuple[type, ...] = (Differentiable,)
 
     def __init__(self, n_classes: int, seed: int = 0, n_components: int = 64,
                  alpha: float = 0.5, C: float = 1.0, basis_iterations: int = 20) -> None:

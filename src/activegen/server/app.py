@@ -271,6 +271,7 @@ def create_app(
         # POST: it leases queries (a state change), so it must not be reachable by a GET
         rows = session.batch(body.labeler)
         return {"round": session.store.current_round(), "finished": session.finished,
+                "preparing": session.preparing,
                 "queries": [session.query_dict(r) for r in rows]}
 
     @app.get("/api/image/{query_id:int}.png")

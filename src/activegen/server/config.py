@@ -51,6 +51,10 @@ class LabelingConfig(_Strict):
             values let several people share one batch.
         lease_seconds: how long handed-out queries stay reserved for their labeler.
         store: the SQLite file that holds the session (default: ``labels/<config name>.sqlite``).
+        background: compute the next round in a background worker, off the request path
+            (labelers keep using the app meanwhile); ``false`` computes it inside the request
+            that closed the round, holding the store (every labeler waits). Same rounds either
+            way.
     """
 
     host: str = "127.0.0.1"
@@ -61,6 +65,7 @@ class LabelingConfig(_Strict):
     lease_size: int | None = Field(default=None, ge=1)
     lease_seconds: float = Field(default=300.0, gt=0)
     store: Path | None = None
+    background: bool = True
 
     @property
     def first_batch(self) -> int:
@@ -112,7 +117,8 @@ class LabelConfig(_Strict):
         payload = self.model_dump(
             mode="json",
             exclude={"name": True, "cache_dir": True, "device": True, "stopping": True,
-                     "labeling": {"host", "port", "store", "lease_size", "lease_seconds"}},
+                     "labeling": {"host", "port", "store", "lease_size", "lease_seconds",
+                                  "background"}},
         )
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

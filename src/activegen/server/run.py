@@ -125,7 +125,6 @@ def serve(config_path: Path | None, host: str | None = None, port: int | None = 
     print(f"activegen label: {config.name}\n"
           f"  store:  {session.store_path} ({state['answered']} answered, round {state['round']}"
           f"{', finished' if state['finished'] else ''})\n"
-          f"  model:  {session.model_path}\n"
           f"  open:   {link}", flush=True)
     if "n_skipped" in state:
         print(f"  images: {len(getattr(session, 'paths', []))} to label, "

@@ -1,12 +1,19 @@
-"""A labeling session: the active-learning loop with a person as the oracle, driven by the store.
+"""A labeling session: the engine's ask/tell with a person as the oracle, state in the store.
 
-The loop's structure is the benchmark loop's (fit → query → label → add), but its state lives
-in the :class:`~activegen.server.store.LabelStore`, so the process may die at any moment:
+The session stands on :class:`~activegen.engine.ActiveLearner`: its state is the
+:class:`~activegen.server.store.LabelStore` (read through
+:class:`~activegen.server.engine_state.LabelStoreState`), each posted answer is committed there
+before it is acknowledged (the session's ``tell``), and when the last open query of a round is
+answered the engine's ``ask`` fits a learner on every answer and chooses the next round. So
+the process may die at any moment:
 
-- round ``r``'s queries are chosen by a learner fitted on every answer of rounds ``< r``, with
-  seeds derived from ``(seed, r)``; they are stored in one transaction before any is served;
-- when the last open query of a round is answered, the next round is generated at once; if the
-  process dies in between, opening the session again generates it (identically);
+- session round ``r`` is the engine's round ``r - 1``: chosen by a learner fitted on every
+  answer of rounds ``< r``, with the engine's seeds; its queries are stored in one transaction
+  before any is served;
+- the next round is computed by a background worker (:mod:`activegen.server.worker`), off the
+  request path, unless ``labeling.background = false`` (then inside the request that closed
+  the round, holding the store lock, as before the worker existed); if the process dies before
+  it is stored, opening the session again computes it (identically);
 - the learner after a restart is fitted on the same stored answers with the same seed, so it is
   the same learner.
 
@@ -21,7 +28,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import pickle
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,18 +37,18 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from activegen._atomic import atomic_write_bytes
 from activegen._device import resolve_device
-from activegen.data.dataset import Dataset, float_to_images, images_to_float
-from activegen.engine import choose_batch, derive_seed, fit_learner
-from activegen.errors import ConfigError, EmptyPoolError
+from activegen.data.dataset import Dataset, float_to_images
+from activegen.engine import ActiveLearner, RoundRecord
+from activegen.errors import ConfigError
 from activegen.models import LEARNERS, Learner
-from activegen.models.capabilities import FitContext
 from activegen.oracles.base import ABSTAIN
 from activegen.server.config import LabelConfig
+from activegen.server.engine_state import LabelStoreState, told_rounds
 from activegen.server.stopping_notice import SessionStopping
 from activegen.server.store import LabelStore, NewQuery, QueryRow
-from activegen.strategies import STRATEGIES, PrepareContext, Query, QueryState, Strategy
+from activegen.server.worker import RoundWorker
+from activegen.strategies import STRATEGIES, PrepareContext, Query, Strategy
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +70,6 @@ def png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(arr)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def png_to_image(data: bytes, channels: int) -> np.ndarray:
-    """PNG bytes back to ``uint8 [H, W, C]``."""
-    with Image.open(io.BytesIO(data)) as img:
-        arr = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
-    return arr[:, :, None] if arr.ndim == 2 else arr
 
 
 def blank_labels(pool: Dataset) -> Dataset:
@@ -128,14 +127,20 @@ class LabelSession:
         self.X_pool = self._pool_inputs()
         self.test_sets = {name: (ds.to_float(), ds.y) for name, ds in test_sets.items()}
         self.store_path = Path(store_path)
-        self.model_path = self.store_path.with_name(self.store_path.name + ".model.pkl")
         self.strategy = strategy or STRATEGIES.build(config.strategy.name, config.strategy.params)
         self.cache_dir = (Path(config.cache_dir) if config.cache_dir
                           else self.store_path.parent / "cache")
         self.make_learner = session_learner_factory(config, self.n_classes)
+        #: the learner that chose the open round (None before any answer)
         self.learner: Learner | None = None
+        self._learner_round: int | None = None  # the session round self.learner chose
         self.finished = False
+        #: bumped under the store lock by every change to the answers (label, undo, import):
+        #: a round computed from a snapshot is committed only if nothing changed since
+        self._version = 0
+        self._closing = False
         self.store = LabelStore(self.store_path)
+        self.worker: RoundWorker | None = None
         #: the "you can stop here" criterion (``[stopping]``; None without)
         self.stopping: SessionStopping | None = None
         try:
@@ -149,14 +154,17 @@ class LabelSession:
                 device=resolve_device(config.device),
                 artifact_seed=config.seed,
             ))
-            with self.store.lock:
-                if seed_labels:
-                    self._check_import(seed_labels)
+            if seed_labels:
+                self._check_import(seed_labels)
+                with self.store.lock:
                     self.store.import_labels(self.store.current_round(), seed_labels, "import")
-                self._advance()
-                self._refit_current()
+            if self.settings.background:
+                self.worker = RoundWorker(self._catch_up)
+                self.worker.request()  # the first round, or the open round's learner
+            else:
+                self._catch_up()
         except BaseException:
-            self.store.close()
+            self.close()
             raise
 
     # -- setup ----------------------------------------------------------------------------
@@ -186,111 +194,93 @@ class LabelSession:
         if previous.get("pool") != expected["pool"]:
             raise ConfigError(f"{self.store_path} was made with other pool images")
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Stop the worker (waiting up to ``timeout`` s for a round under way) and the store."""
+        with self.store.lock:
+            self._closing = True
+        if self.worker is not None:
+            self.worker.close(timeout)
         self.store.close()
 
-    # -- the loop -------------------------------------------------------------------------
-    def _advance(self) -> None:
-        """Generate the next round if the current one is answered and budget is left.
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the worker has nothing left to do (tests, scripts); False on timeout."""
+        return True if self.worker is None else self.worker.wait_idle(timeout)
 
-        Call with the store lock held. Idempotent: it does nothing while a round is open, and
-        the round it generates depends only on the stored answers and the seed.
-        """
-        if self.finished:
-            return
-        current = self.store.current_round()
-        if current > 0 and self.store.open_count(current) > 0:
-            return
-        next_round = current + 1
-        learner = self._fit(next_round)
-        self.learner = learner
-        remaining = self.settings.budget - self.store.n_asked()
-        if remaining <= 0:
-            self.finished = True
-            return
-        k = min(self.settings.first_batch if next_round == 1 else self.settings.batch, remaining)
-        try:
-            queries = self._choose(next_round, learner, k)
-        except EmptyPoolError:
-            log.info("the pool is exhausted; the session is finished")
-            queries = []
-        if not queries:
-            self.finished = True
-            return
-        self.store.insert_round(next_round, queries)
-        log.info("round %d: %d queries stored", next_round, len(queries))
+    @property
+    def preparing(self) -> bool:
+        """Whether the next round is being computed (labelers wait for its batch)."""
+        with self.store.lock:
+            return not self.finished and told_rounds(self.store) == self.store.current_round()
 
-    def _training_set(self, before_round: int
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Pool indices and labels, then extra (synthesized) images and labels, for the fit of
-        ``before_round``."""
-        pool_idx, pool_y, extra, extra_y = [], [], [], []
-        channels = self.pool.image_shape[2]
-        for kind, pool_index, image, label in self.store.training_rows(before_round):
-            if kind == "pool":
-                pool_idx.append(pool_index)
-                pool_y.append(label)
-            else:
-                extra.append(png_to_image(image, channels))
-                extra_y.append(label)
-        c, h, w = self.X_pool.shape[1:]
-        X_extra = (images_to_float(np.stack(extra)) if extra
-                   else np.empty((0, c, h, w), dtype=np.float32))
-        return (np.asarray(pool_idx, dtype=np.int64), np.asarray(pool_y, dtype=np.int64),
-                X_extra, np.asarray(extra_y, dtype=np.int64))
+    # -- the loop: the engine's ask on the stored answers --------------------------------
+    def _engine(self) -> ActiveLearner:
+        """An engine whose state is the store's closed rounds (read now, under the lock)."""
+        engine = ActiveLearner(
+            self.X_pool, self.n_classes, self.make_learner, self.strategy,
+            seed=self.config.seed, budget=self.settings.budget, batch_size=self.settings.batch,
+            test_sets=self.test_sets,
+            store=LabelStoreState(self.store, len(self.pool), self.X_pool.shape[1:],
+                                  self.pool.image_shape[2]),
+            cache_dir=self.cache_dir, on_fitted=self._on_fitted)
+        # The first batch is the run's initial set: the `grow` schedule counts rounds from it.
+        engine.labels_initial = self.settings.first_batch
+        return engine
 
-    def _fit(self, round_: int) -> Learner | None:
-        """The learner of ``round_``: fitted on every answer of earlier rounds (None if there
-        is none), evaluated on the test sets, saved next to the store."""
-        pool_idx, pool_y, X_extra, y_extra = self._training_set(round_)
-        if len(pool_y) + len(y_extra) == 0:
-            return None
-        X = np.concatenate([self.X_pool[pool_idx], X_extra])
-        y = np.concatenate([pool_y, y_extra])
-        # The engine's fit path (seeds, pool preparation, fit context with the strategy's
-        # extra features); session round r is the experiment's round r - 1.
-        context = FitContext(round=round_ - 1, labels_initial=self.settings.first_batch,
-                             labels_per_round=self.settings.batch)
-        learner, _ = fit_learner(self.make_learner, X, y, seed=self.config.seed, round_=round_,
-                                 context=context, strategy=self.strategy, X_pool=self.X_pool,
-                                 cache_dir=self.cache_dir)
-        accuracy = {name: learner.score(Xt, yt) for name, (Xt, yt) in self.test_sets.items()}
-        self.store.record_fit(round_, len(y), self.store.n_asked(), accuracy)
+    def _on_fitted(self, record: RoundRecord, learner: Learner) -> None:
+        """The fit of engine round ``m`` chooses session round ``m + 1``: record it."""
+        round_ = record.round + 1
+        self.store.record_fit(round_, record.n_train, self.store.n_asked(), record.accuracy)
         if self.stopping is not None:
-            self.stopping.observe(round_, len(y), learner)
-        atomic_write_bytes(self.model_path, pickle.dumps(learner))
-        return learner
+            self.stopping.observe(round_, record.n_train, learner)
 
-    def _refit_current(self) -> None:
-        """After opening the store: the learner that chose the current round's queries."""
-        current = self.store.current_round()
-        if self.learner is None and not self.finished and current > 0:
-            self.learner = self._fit(current)
+    def _catch_up(self) -> None:
+        """Bring the session up to date with its store: when the current round is answered,
+        compute and store the next one (``ask``); when a round is open but its learner is not
+        in memory (after a restart), refit it (``fit``).
 
-    def _choose(self, round_: int, learner: Learner | None, k: int) -> list[NewQuery]:
-        """Round ``round_``'s queries: random (seeded) before any label, else the strategy's."""
-        queried = np.zeros(len(self.pool), dtype=bool)
-        queried[self.store.queried_pool_indices()] = True
-        rng = np.random.default_rng(derive_seed(self.config.seed, round_, 3))
-        if learner is None:
-            pool_idx = np.empty(0, dtype=np.int64)
-            X_extra = y_extra = None
+        Idempotent, and safe beside requests: the answers are read as a snapshot under the
+        store lock, the fit and the choice run without it, and the result is committed under
+        the lock only if no answer changed meanwhile (else it computes again). Runs in the
+        worker thread, or inline (``labeling.background = false``: the caller holds the lock).
+        """
+        while True:
+            with self.store.lock:
+                if self.finished or self._closing:
+                    return
+                current = self.store.current_round()
+                closed = told_rounds(self.store) == current
+                if not closed and self._learner_round == current:
+                    return  # up to date
+                version = self._version
+                engine = self._engine()
+            next_round = current + 1 if closed else current
+            if closed:
+                k = self.settings.first_batch if next_round == 1 else self.settings.batch
+                query = engine.ask(k)
+            else:
+                engine.fit()
+            with self.store.lock:
+                if self._closing:
+                    return
+                if closed and self._version != version:
+                    continue  # an answer was undone or imported meanwhile: compute again
+                if closed:
+                    if engine.done or len(query) == 0:
+                        log.info("the budget is spent or the pool exhausted: finished")
+                        self.finished = True
+                    else:
+                        self.store.insert_round(next_round, self._to_new_queries(query))
+                        log.info("round %d: %d queries stored", next_round, len(query))
+                elif self.store.current_round() != current:
+                    continue
+                self.learner, self._learner_round = engine.learner, next_round
+
+    def _round_answered(self) -> None:
+        """After an answer: if it closed the round, have the next one computed."""
+        if self.worker is not None:
+            self.worker.request()
         else:
-            pool_idx, _, X_extra, y_extra = self._training_set(round_)
-        state = QueryState(
-            X_pool=self.X_pool,
-            queried=queried,
-            labeled_indices=pool_idx,
-            learner=learner,  # type: ignore[arg-type]
-            n_classes=self.n_classes,
-            rng=rng,
-            round=round_,
-            X_extra=X_extra,
-            y_extra=y_extra,
-        )
-        # The engine's choice: a seeded random draw before any label, else the strategy's,
-        # checked (not empty, at most k, no pool image twice).
-        return self._to_new_queries(choose_batch(self.strategy, state, k, self.config.seed))
+            self._catch_up()  # inline, with the store lock held by the caller
 
     def _to_new_queries(self, query: Query) -> list[NewQuery]:
         scores = None if query.scores is None else np.asarray(query.scores, dtype=np.float64)
@@ -349,9 +339,12 @@ class LabelSession:
             if outcome == "leased":
                 raise RequestError(409, f"query {query_id} is held by another labeler")
             assert row is not None
-            before = self.store.current_round()
-            self._advance()
-            closed = self.store.current_round() != before or self.finished
+            current = self.store.current_round()
+            closed = row.round == current and self.store.open_count(current) == 0
+            if outcome == "recorded":
+                self._version += 1
+                if closed:
+                    self._round_answered()
         return LabelOutcome("recorded" if outcome == "recorded" else "already recorded",
                             query_id, label, closed)
 
@@ -361,7 +354,12 @@ class LabelSession:
         with self.store.lock:
             if self.finished:
                 raise RequestError(409, "the session is finished; answers are final")
+            if told_rounds(self.store) == self.store.current_round():
+                raise RequestError(409, "the round is answered and the next one is being "
+                                        "prepared; answers of finished rounds are final")
             row = self.store.undo_last(labeler, self.store.current_round())
+            if row is not None:
+                self._version += 1  # a round being computed from this answer is dropped
         if row is None:
             raise RequestError(409, "nothing to undo: no answer of yours in the open round "
                                     "(answers of finished rounds are final)")
@@ -374,7 +372,9 @@ class LabelSession:
         self._check_import(items)
         with self.store.lock:
             counts = self.store.import_labels(self.store.current_round(), items, labeler)
-            self._advance()
+            self._version += 1
+            if told_rounds(self.store) == self.store.current_round():
+                self._round_answered()
         return counts
 
     def _check_import(self, items: list[tuple[int, int]]) -> None:
@@ -412,6 +412,8 @@ class LabelSession:
                 "imported": imported["labeled"] + imported["abstained"],
                 "open": counts["pending"] + counts["assigned"],
                 "finished": self.finished,
+                "preparing": self.preparing,
+                "worker_error": None if self.worker is None else self.worker.error,
                 "image_shape": list(self.pool.image_shape),
                 "test_sets": sorted(self.test_sets),
                 "curve": self.store.fits(),

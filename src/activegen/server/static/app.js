@@ -206,6 +206,7 @@ async function loadBatch() {
     current = Math.max(0, batch.findIndex((q) => !answers.has(q.id)));
   }
   document.body.dataset.round = String(reply.round);
+  delete document.body.dataset.preparing;
   if (reply.finished && !batch.length) {
     try {  // an image-folder session: after the budget, the audit images
       const audit = await api(`/api/audit/batch?labeler=${encodeURIComponent(labeler)}`);
@@ -218,6 +219,10 @@ async function loadBatch() {
     say("The budget is spent. Now the audit: random images, never trained on, for an honest estimate.");
   } else if (reply.finished) {
     say("The budget is spent: the session is finished. Export the labels below.");
+  } else if (!batch.length && reply.preparing) {
+    say("Preparing the next batch: the model is retraining on the new answers…");
+    document.body.dataset.preparing = "1";
+    pollTimer = setTimeout(loadBatch, 500);
   } else if (!batch.length) {
     say("Waiting for the next batch (others are still labeling this one)…");
     pollTimer = setTimeout(loadBatch, 2000);

@@ -20,6 +20,7 @@ import pytest
 from _experiments import SMALL, results_without_timings, small_config, write_toml
 from activegen.data import load_dataset
 from activegen.errors import ConfigError, DataError
+from activegen.experiments.config import parse_config
 from activegen.experiments.runner import output_lock, run_experiment
 from activegen.loop import ActiveLearningLoop, LoopSettings, LoopState
 from activegen.models import LEARNERS
@@ -47,8 +48,8 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
-def _start_and_stop_midway(cmd: list[str], out: Path, sig: int,
-                           min_running: int = 1) -> tuple[subprocess.Popen, set[str]]:
+def _start_and_stop_midway(cmd: list[str], out: Path, sig: int, min_running: int = 1,
+                           n_runs: int = N_RUNS) -> tuple[subprocess.Popen, set[str]]:
     """Start ``cmd``; once ``min_running`` runs have a checkpoint but no result, send ``sig``.
 
     Returns the process and the runs that had a checkpoint but no result when it was stopped.
@@ -60,7 +61,7 @@ def _start_and_stop_midway(cmd: list[str], out: Path, sig: int,
     while time.monotonic() < deadline:
         checkpoints = {p.stem for p in (out / "checkpoints").glob("*.npz")}
         finished = {p.stem for p in (out / "runs").glob("*.csv")}
-        if len(checkpoints - finished) >= min_running and len(finished) < N_RUNS:
+        if len(checkpoints - finished) >= min_running and len(finished) < n_runs:
             if sig:
                 os.kill(proc.pid, sig)
             return proc, checkpoints - finished
@@ -141,14 +142,20 @@ def test_sigkill_of_the_driver_ends_its_workers_and_rerun_completes(
     _assert_complete(out, reference)
 
 
-def test_ctrl_c_exits_130_and_resumes(tmp_path: Path, reference: pd.DataFrame) -> None:
-    config = write_toml(tmp_path / "small.toml", SMALL)
+def test_ctrl_c_exits_130_and_resumes(tmp_path: Path) -> None:
+    # Six seeds (12 runs), so that work is still queued when the interrupt lands even on a
+    # loaded machine (with SMALL's 4 short runs, a delayed signal could arrive after the end).
+    many = {**SMALL, "seeds": list(range(6))}
+    config = write_toml(tmp_path / "small.toml", many)
     out = tmp_path / "out"
+    reference_out = tmp_path / "reference"
+    run_experiment(parse_config(many, "test"), reference_out, progress=False)
+    reference = results_without_timings(reference_out)
     # Interrupted once both workers run (two unfinished checkpoints). A Ctrl-C while the fork
     # server is still starting a worker can make that half-started worker print CPython's
     # traceback (a semaphore already gone): a known defect, not covered here.
     proc, _ = _start_and_stop_midway(_cli(config, out, "--jobs", "2"), out, signal.SIGINT,
-                                     min_running=2)
+                                     min_running=2, n_runs=12)
     workers = _descendants(proc.pid)
     _stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -160,7 +167,7 @@ def test_ctrl_c_exits_130_and_resumes(tmp_path: Path, reference: pd.DataFrame) -
     finished = sorted(p.stem for p in (out / "runs").glob("*.csv"))
     partial = pd.read_csv(out / "results.csv")
     assert sorted({f"{s}__seed{k}" for s, k in zip(partial.strategy, partial.seed)}) == finished
-    run_experiment(small_config(), out, progress=False)
+    run_experiment(parse_config(many, "test"), out, progress=False)
     _assert_complete(out, reference)
 
 

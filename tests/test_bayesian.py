@@ -18,6 +18,7 @@ from activegen.strategies.bayesian import (
     mean_std_scores,
     variation_ratios_scores,
 )
+from batchbald_reference import batchbald_select_reference
 
 
 def _samples(n: int, t: int, k: int, seed: int, sharp: float = 2.0) -> np.ndarray:
@@ -103,6 +104,24 @@ def test_batchbald_sampled_configurations_approximate_the_exact_joint_mi() -> No
     brute = [_mi_brute(samples, list(exact[: i + 1])) for i in range(4)]
     np.testing.assert_allclose(exact_gains, brute, rtol=1e-9)
     assert abs(sampled_gains[-1] - exact_gains[-1]) < 0.05 * exact_gains[-1]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_vectorised_batchbald_equals_the_reference_implementation(case: int) -> None:
+    # Random shapes and sharpness; small max_configs so that most cases switch to sampled
+    # configurations part-way (the same rng stream draws the same configurations in both).
+    rng = np.random.default_rng(100 + case)
+    n, t, k = int(rng.integers(5, 60)), int(rng.integers(2, 12)), int(rng.integers(2, 6))
+    samples = _samples(n, t, k, seed=200 + case, sharp=float(rng.uniform(0.5, 4.0)))
+    batch = int(rng.integers(1, min(n, 8) + 1))
+    max_configs = int(rng.choice([k, k**2, 4096]))
+    options = {"max_configs": max_configs, "n_configs": int(rng.integers(5, 300)),
+               "chunk_size": int(rng.choice([1, 256]))}
+    fast, fast_gains = batchbald_select(samples, batch, np.random.default_rng(case), **options)
+    ref, ref_gains = batchbald_select_reference(samples, batch, np.random.default_rng(case),
+                                                **options)
+    np.testing.assert_array_equal(fast, ref)
+    np.testing.assert_allclose(fast_gains, ref_gains, rtol=1e-9, atol=1e-12)
 
 
 def test_batchbald_never_repeats_and_caps_at_n() -> None:

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from activegen.errors import ConfigError
 from activegen.models.capabilities import MCDropout
@@ -70,29 +71,20 @@ def variation_ratios_scores(samples: np.ndarray) -> np.ndarray:
     return 1.0 - votes.max(axis=1) / t
 
 
-def _joint(prev: np.ndarray, cand: np.ndarray) -> np.ndarray:
-    """``P(y_prev = c, y_x = k) = 1/T Σ_t prev[c, t] p_t(x, k)`` as one matrix product:
-    ``[C, n, K]``."""
-    n, t, k = cand.shape
-    flat = np.ascontiguousarray(cand.transpose(1, 0, 2)).reshape(t, n * k)
-    return (prev @ flat).reshape(len(prev), n, k) / t
+def _joint_entropies(prev: torch.Tensor, weights: torch.Tensor,
+                     cand_tnk: torch.Tensor) -> torch.Tensor:
+    """Every candidate's joint entropy with the earlier picks in one batched product.
 
-
-def _joint_entropy_exact(prev: np.ndarray, cand: np.ndarray) -> np.ndarray:
-    """``H(y_prev, y_c)`` per candidate: ``prev [C, T]`` holds ``Π_i p_t(y_i)`` for every
-    configuration of the earlier picks, ``cand [n, T, K]`` the candidates' samples."""
-    joint = _joint(prev, cand)  # [C, n, K]
-    return _entropy(joint.transpose(1, 0, 2).reshape(len(cand), -1))
-
-
-def _joint_entropy_sampled(prev: np.ndarray, cand: np.ndarray) -> np.ndarray:
-    """Importance estimate of the joint entropy: ``prev [M, T]`` holds ``Π_i p_t(ŷ_{m,i})`` for
-    ``M`` configurations drawn from ``P(y_prev)``; ``H ≈ -1/M Σ_m Σ_k P(ŷ_m, k)/P(ŷ_m) ·
-    log P(ŷ_m, k)``."""
-    p_prev = prev.mean(axis=1)  # [M]
-    joint = _joint(prev, cand)  # [M, n, K]
-    ratio = joint / np.maximum(p_prev, _EPS)[:, None, None]
-    return -(ratio * np.log(np.clip(joint, _EPS, 1.0))).sum(axis=2).mean(axis=0)
+    ``prev [C, T]`` holds ``Π_i p_t(y_i)`` per configuration ``c`` of the earlier picks (all
+    ``K^n`` of them, or ``M`` sampled ones), ``cand_tnk [T, n, K]`` the candidates' samples and
+    ``weights [C]`` each configuration's weight: 1 for the exact entropy
+    ``-Σ_c Σ_k P(c, k) log P(c, k)``, ``1 / (M P(ŷ_m))`` for the importance estimate
+    ``-1/M Σ_m Σ_k P(ŷ_m, k) / P(ŷ_m) · log P(ŷ_m, k)``. Returns ``[n]``.
+    """
+    t, n, k = cand_tnk.shape
+    joint = (prev @ cand_tnk.reshape(t, n * k)).div_(t)  # [C, n·K]: P(c, y_x = k)
+    per_config = torch.xlogy(joint, joint).view(len(prev), n, k).sum(dim=2)  # [C, n]
+    return -(weights @ per_config)
 
 
 def _sample_configs(samples: np.ndarray, picks: list[int], m: int,
@@ -134,28 +126,33 @@ def batchbald_select(
     cond = expected_entropy(samples)
     picks: list[int] = []
     gains: list[float] = []
-    prev = np.ones((1, t))  # the empty configuration: Π over no picks = 1
-    exact = True
-    available = np.ones(n, dtype=bool)
-    for _ in range(k):
-        exact = exact and prev.shape[0] * n_classes <= max_configs
-        if not exact and picks:
-            prev = _sample_configs(samples, picks, n_configs, rng)
-        estimate = _joint_entropy_exact if exact else _joint_entropy_sampled
-        scores = np.full(n, -np.inf)
-        rows = np.flatnonzero(available)
-        step = max(1, (chunk_size << 14) // (prev.shape[0] * n_classes))  # bounded cells
-        for start in range(0, len(rows), step):
-            chunk = rows[start:start + step]
-            scores[chunk] = estimate(prev, samples[chunk]) - cond[chunk]
-        best_value = scores[rows].max()
-        tied = rows[scores[rows] == best_value]
-        best = int(tied[rng.integers(len(tied))]) if len(tied) > 1 else int(tied[0])
-        picks.append(best)
-        gains.append(float(best_value - cond[picks[:-1]].sum()))
-        available[best] = False
-        if exact:  # extend every configuration by the new pick's class
-            prev = (prev[:, None, :] * samples[best].T[None, :, :]).reshape(-1, t)
+    with torch.inference_mode():
+        samples_tnk = torch.from_numpy(np.ascontiguousarray(samples.transpose(1, 0, 2)))
+        prev = torch.ones((1, t), dtype=torch.float64)  # the empty configuration: Π = 1
+        weights = torch.ones(1, dtype=torch.float64)
+        exact = True
+        available = np.ones(n, dtype=bool)
+        for _ in range(k):
+            exact = exact and prev.shape[0] * n_classes <= max_configs
+            if not exact and picks:
+                prev = torch.from_numpy(_sample_configs(samples, picks, n_configs, rng))
+                weights = 1.0 / (len(prev) * prev.mean(dim=1).clamp_min(_EPS))
+            scores = np.full(n, -np.inf)
+            rows = np.flatnonzero(available)
+            step = max(1, (chunk_size << 14) // (prev.shape[0] * n_classes))  # bounded cells
+            for start in range(0, len(rows), step):
+                chunk = rows[start:start + step]
+                cand = samples_tnk.index_select(1, torch.from_numpy(chunk))
+                scores[chunk] = _joint_entropies(prev, weights, cand).numpy() - cond[chunk]
+            best_value = scores[rows].max()
+            tied = rows[scores[rows] == best_value]
+            best = int(tied[rng.integers(len(tied))]) if len(tied) > 1 else int(tied[0])
+            picks.append(best)
+            gains.append(float(best_value - cond[picks[:-1]].sum()))
+            available[best] = False
+            if exact:  # extend every configuration by the new pick's class
+                prev = (prev[:, None, :] * samples_tnk[:, best, :].T[None, :, :]).reshape(-1, t)
+                weights = torch.ones(len(prev), dtype=torch.float64)
     return np.asarray(picks, dtype=np.int64), np.asarray(gains)
 
 

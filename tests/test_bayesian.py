@@ -106,10 +106,11 @@ def test_batchbald_sampled_configurations_approximate_the_exact_joint_mi() -> No
     assert abs(sampled_gains[-1] - exact_gains[-1]) < 0.05 * exact_gains[-1]
 
 
-@pytest.mark.parametrize("case", range(6))
+@pytest.mark.parametrize("case", range(12))
 def test_vectorised_batchbald_equals_the_reference_implementation(case: int) -> None:
     # Random shapes and sharpness; small max_configs so that most cases switch to sampled
-    # configurations part-way (the same rng stream draws the same configurations in both).
+    # configurations part-way (the same rng stream draws the same configurations in both;
+    # the fast path merges duplicate configurations, the reference does not).
     rng = np.random.default_rng(100 + case)
     n, t, k = int(rng.integers(5, 60)), int(rng.integers(2, 12)), int(rng.integers(2, 6))
     samples = _samples(n, t, k, seed=200 + case, sharp=float(rng.uniform(0.5, 4.0)))
@@ -121,7 +122,8 @@ def test_vectorised_batchbald_equals_the_reference_implementation(case: int) -> 
     ref, ref_gains = batchbald_select_reference(samples, batch, np.random.default_rng(case),
                                                 **options)
     np.testing.assert_array_equal(fast, ref)
-    np.testing.assert_allclose(fast_gains, ref_gains, rtol=1e-9, atol=1e-12)
+    # float64 while exact; the sampled estimate is computed in float32
+    np.testing.assert_allclose(fast_gains, ref_gains, rtol=1e-6, atol=1e-9)
 
 
 def test_batchbald_never_repeats_and_caps_at_n() -> None:

@@ -12,7 +12,10 @@ them).
   information ``I(y_1..y_n; ω) = H(y_1..y_n) - Σ_i E_t H(p_t(x_i))``. The joint entropy is
   exact over all ``K^n`` class configurations while they number at most ``max_configs``, and
   estimated beyond from ``n_configs`` configurations sampled from the predictive of the
-  earlier picks (the paper's importance estimate).
+  earlier picks (the paper's importance estimate). Each greedy step scores every candidate in
+  one batched product ``[C, T] @ [T, n·K]`` per chunk (Kirsch et al.'s implementation
+  strategy): float64 while exact, float32 on the distinct sampled configurations (rows
+  rescaled by each configuration's probability, so nothing underflows).
 """
 
 from __future__ import annotations
@@ -71,35 +74,55 @@ def variation_ratios_scores(samples: np.ndarray) -> np.ndarray:
     return 1.0 - votes.max(axis=1) / t
 
 
-def _joint_entropies(prev: torch.Tensor, weights: torch.Tensor,
+def _joint_entropies(prev: torch.Tensor, weights: torch.Tensor, log_scale: torch.Tensor,
                      cand_tnk: torch.Tensor) -> torch.Tensor:
-    """Every candidate's joint entropy with the earlier picks in one batched product.
+    """Every candidate's joint entropy with the earlier picks in one batched product: ``[n]``.
 
-    ``prev [C, T]`` holds ``Π_i p_t(y_i)`` per configuration ``c`` of the earlier picks (all
-    ``K^n`` of them, or ``M`` sampled ones), ``cand_tnk [T, n, K]`` the candidates' samples and
-    ``weights [C]`` each configuration's weight: 1 for the exact entropy
-    ``-Σ_c Σ_k P(c, k) log P(c, k)``, ``1 / (M P(ŷ_m))`` for the importance estimate
-    ``-1/M Σ_m Σ_k P(ŷ_m, k) / P(ŷ_m) · log P(ŷ_m, k)``. Returns ``[n]``.
+    ``prev [C, T]`` holds ``Π_i p_t(y_i) / P(c)`` per configuration ``c`` of the earlier picks
+    (all ``K^n`` of them, or the distinct ones of ``M`` sampled), scaled by the configuration's
+    probability ``P(c) = exp(log_scale[c])`` so that its rows are O(1) whatever the number of
+    picks (no underflow, float32 is safe); ``cand_tnk [T, n, K]`` holds the candidates' samples.
+    With ``J'(c, k) = P(c, y_x = k) / P(c)``, which sums to 1 over ``k``,
+    ``Σ_k P(c, k) log P(c, k) = P(c) (Σ_k J' log J' + log P(c))``, so both estimates are
+    ``-Σ_c weights[c] (Σ_k J' log J' + log P(c))``: ``weights = P(c)`` for the exact entropy,
+    ``(count of c) / M`` for the importance estimate ``-1/M Σ_m Σ_k P(ŷ_m, k) / P(ŷ_m) ·
+    log P(ŷ_m, k)``.
     """
     t, n, k = cand_tnk.shape
-    joint = (prev @ cand_tnk.reshape(t, n * k)).div_(t)  # [C, n·K]: P(c, y_x = k)
-    per_config = torch.xlogy(joint, joint).view(len(prev), n, k).sum(dim=2)  # [C, n]
+    joint = (prev @ cand_tnk.reshape(t, n * k)).div_(t)  # [C, n·K]: J'(c, k)
+    # + the smallest normal number: log(0) stays finite and 0 log 0 = 0 (the cheapest way)
+    terms = joint.add_(torch.finfo(joint.dtype).tiny).log().mul_(joint)
+    per_config = terms.view(len(prev), n, k).sum(dim=2).double() + log_scale[:, None]
     return -(weights @ per_config)
 
 
 def _sample_configs(samples: np.ndarray, picks: list[int], m: int,
-                    rng: np.random.Generator) -> np.ndarray:
-    """``[m, T]``: ``Π_i p_t(ŷ_i)`` for ``m`` configurations ``ŷ`` of ``picks`` drawn from their
-    joint predictive (a pass ``t`` uniformly, then each ``ŷ_i ~ p_t(x_i)``)."""
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``m`` configurations ``ŷ`` of ``picks`` drawn from their joint predictive (a pass ``t``
+    uniformly, then each ``ŷ_i ~ p_t(x_i)``): their classes ``[m, len(picks)]`` and
+    ``Π_i p_t(ŷ_i)`` for every pass ``[m, T]``."""
     t = samples.shape[1]
     passes = rng.integers(t, size=m)
     out = np.ones((m, t))
-    for i in picks:
+    ys = np.empty((m, len(picks)), dtype=np.int64)
+    for j, i in enumerate(picks):
         p = samples[i][passes]  # [m, K]
         cdf = np.cumsum(p, axis=1)
         y = np.minimum((rng.random((m, 1)) * cdf[:, -1:] > cdf).sum(axis=1), p.shape[1] - 1)
+        ys[:, j] = y
         out *= samples[i][:, y].T  # p_t(ŷ_{m,i}) for every t: [m, T]
-    return out
+    return ys, out
+
+
+def _scaled(prev: np.ndarray, weights: np.ndarray, dtype: torch.dtype
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``prev`` rows divided by their mean over passes (configurations of probability 0 are
+    dropped: they add nothing), as ``(prev', weights, log P(c))`` tensors."""
+    scale = prev.mean(axis=1)
+    keep = scale > 0
+    prev, weights, scale = prev[keep], weights[keep], scale[keep]
+    return (torch.from_numpy(prev / scale[:, None]).to(dtype), torch.from_numpy(weights),
+            torch.from_numpy(np.log(scale)))
 
 
 def batchbald_select(
@@ -126,24 +149,32 @@ def batchbald_select(
     cond = expected_entropy(samples)
     picks: list[int] = []
     gains: list[float] = []
+    samples_tnk = torch.from_numpy(np.ascontiguousarray(samples.transpose(1, 0, 2)))
+    configs = np.ones((1, t))  # Π_i p_t(y_i) per configuration; none yet: the empty one
+    exact = True
+    available = np.ones(n, dtype=bool)
     with torch.inference_mode():
-        samples_tnk = torch.from_numpy(np.ascontiguousarray(samples.transpose(1, 0, 2)))
-        prev = torch.ones((1, t), dtype=torch.float64)  # the empty configuration: Π = 1
-        weights = torch.ones(1, dtype=torch.float64)
-        exact = True
-        available = np.ones(n, dtype=bool)
         for _ in range(k):
-            exact = exact and prev.shape[0] * n_classes <= max_configs
-            if not exact and picks:
-                prev = torch.from_numpy(_sample_configs(samples, picks, n_configs, rng))
-                weights = 1.0 / (len(prev) * prev.mean(dim=1).clamp_min(_EPS))
+            exact = exact and configs.shape[0] * n_classes <= max_configs
+            if exact:  # every configuration, weighted by its probability, in float64
+                cand_all = samples_tnk
+                prev, weights, log_scale = _scaled(configs, configs.mean(axis=1),
+                                                   torch.float64)
+            else:  # distinct sampled configurations, weighted by their counts, in float32
+                ys, sampled = _sample_configs(samples, picks, n_configs, rng)
+                _, first, counts = np.unique(ys, axis=0, return_index=True, return_counts=True)
+                if cand_all.dtype != torch.float32:
+                    cand_all = samples_tnk.float()
+                prev, weights, log_scale = _scaled(sampled[first], counts / n_configs,
+                                                   torch.float32)
             scores = np.full(n, -np.inf)
             rows = np.flatnonzero(available)
             step = max(1, (chunk_size << 14) // (prev.shape[0] * n_classes))  # bounded cells
             for start in range(0, len(rows), step):
                 chunk = rows[start:start + step]
-                cand = samples_tnk.index_select(1, torch.from_numpy(chunk))
-                scores[chunk] = _joint_entropies(prev, weights, cand).numpy() - cond[chunk]
+                cand = cand_all.index_select(1, torch.from_numpy(chunk))
+                scores[chunk] = (_joint_entropies(prev, weights, log_scale, cand).numpy()
+                                 - cond[chunk])
             best_value = scores[rows].max()
             tied = rows[scores[rows] == best_value]
             best = int(tied[rng.integers(len(tied))]) if len(tied) > 1 else int(tied[0])
@@ -151,8 +182,7 @@ def batchbald_select(
             gains.append(float(best_value - cond[picks[:-1]].sum()))
             available[best] = False
             if exact:  # extend every configuration by the new pick's class
-                prev = (prev[:, None, :] * samples_tnk[:, best, :].T[None, :, :]).reshape(-1, t)
-                weights = torch.ones(len(prev), dtype=torch.float64)
+                configs = (configs[:, None, :] * samples[best].T[None, :, :]).reshape(-1, t)
     return np.asarray(picks, dtype=np.int64), np.asarray(gains)
 
 

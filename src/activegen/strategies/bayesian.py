@@ -1,5 +1,6 @@
 """Bayesian acquisition from MC dropout samples: BALD, BatchBALD, mean-std, variation ratios,
-MC entropy.
+MC entropy. A deep ensemble (``ensemble = M`` on a torch learner) gives the same strategies its
+``M`` members' outputs as the posterior samples.
 
 Every measure is a pure function of posterior samples ``p[n, t, k]`` (pool point ``n``,
 stochastic pass ``t``, class ``k``); the strategies draw the samples from the learner chunk by
@@ -187,16 +188,19 @@ def batchbald_select(
 
 
 def check_mc_dropout_learner(strategy: str, learner: str, params: dict[str, Any]) -> None:
-    """Refuse a learner without MC dropout: a torch learner with ``dropout > 0``."""
+    """Refuse a learner without posterior samples: a torch learner with ``dropout > 0`` (MC
+    dropout) or ``ensemble > 1`` (a deep ensemble)."""
     from activegen.models import LEARNERS
     from activegen.models.torch_learner import TorchLearner
 
     if not (issubclass(LEARNERS.get(learner), TorchLearner)
-            and float(params.get("dropout", 0.0) or 0.0) > 0.0):
+            and (float(params.get("dropout", 0.0) or 0.0) > 0.0
+                 or int(params.get("ensemble", 1) or 1) > 1)):
         raise ConfigError(
             f"strategy {strategy!r} needs capability 'mc_dropout': a learner with dropout "
-            f"before its last layer; set learner.name = 'small-cnn' or 'resnet18' and "
-            f"dropout > 0 (got {learner!r} with dropout = {params.get('dropout', 0.0)})"
+            f"before its last layer or a deep ensemble; set learner.name = 'small-cnn' or "
+            f"'resnet18' and dropout > 0 or ensemble > 1 (got {learner!r} with dropout = "
+            f"{params.get('dropout', 0.0)})"
         )
 
 

@@ -115,7 +115,7 @@ def test_vectorised_batchbald_equals_the_reference_implementation(case: int) -> 
     n, t, k = int(rng.integers(5, 60)), int(rng.integers(2, 12)), int(rng.integers(2, 6))
     samples = _samples(n, t, k, seed=200 + case, sharp=float(rng.uniform(0.5, 4.0)))
     batch = int(rng.integers(1, min(n, 8) + 1))
-    max_configs = int(rng.choice([k, k**2, 4096]))
+    max_configs = int(rng.choice([1, k, k**2, 4096]))
     options = {"max_configs": max_configs, "n_configs": int(rng.integers(5, 300)),
                "chunk_size": int(rng.choice([1, 256]))}
     fast, fast_gains = batchbald_select(samples, batch, np.random.default_rng(case), **options)

@@ -157,7 +157,7 @@ def batchbald_select(
     with torch.inference_mode():
         for _ in range(k):
             exact = exact and configs.shape[0] * n_classes <= max_configs
-            if exact:  # every configuration, weighted by its probability, in float64
+            if exact or not picks:  # every configuration, weighted by its probability, float64
                 cand_all = samples_tnk
                 prev, weights, log_scale = _scaled(configs, configs.mean(axis=1),
                                                    torch.float64)

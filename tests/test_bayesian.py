@@ -261,3 +261,20 @@ def test_ensemble_members_are_seeded_and_the_option_is_checked() -> None:
     STRATEGIES.get("batchbald").check_learner("small-cnn", {"ensemble": 5})
     with pytest.raises(ConfigError, match="ensemble > 1"):
         STRATEGIES.get("bald").check_learner("small-cnn", {"ensemble": 1})
+
+
+def test_an_ensemble_runs_bald_end_to_end_and_a_plain_cnn_is_refused(tmp_path) -> None:
+    import pandas as pd
+    from tests._experiments import small_config
+
+    from activegen.experiments.runner import run_experiment
+
+    learner = {"name": "small-cnn", "epochs": 1, "schedule": "fixed", "ensemble": 2}
+    config = small_config(seeds=[0], learner=learner, strategies=[{"name": "bald"}],
+                          loop={"initial": 20, "batch": 10, "budget": 40})
+    rows = pd.read_csv(run_experiment(config, tmp_path / "out", progress=False))
+    assert rows["n_labels"].tolist() == [20, 30, 40]
+    with pytest.raises(ConfigError, match="bald"):
+        small_config(seeds=[0], learner={**learner, "ensemble": 1},
+                     strategies=[{"name": "bald"}],
+                     loop={"initial": 20, "batch": 10, "budget": 40})

@@ -1,6 +1,6 @@
 """BatchBALD against BALD, and the peak memory of chunked MC dropout.
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_bayesian.py [--quick]
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_bayesian.py [--quick] [--reference]
 
 1. Selection time per batch of 10 from given posterior samples, N = 10,000 pool points,
    T = 20 passes, K = 10 classes (random Dirichlet-like samples): ``batchbald_select``
@@ -39,19 +39,38 @@ def _samples(n: int, t: int, k: int, seed: int = 0) -> np.ndarray:
     return p / p.sum(axis=2, keepdims=True)
 
 
+def _reference() -> Any:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from batchbald_reference import batchbald_select_reference
+
+    return batchbald_select_reference
+
+
 def time_selection(n: int = 10_000, t: int = 20, k: int = 10, batch: int = 10,
-                   repeats: int = 3) -> tuple[float, float]:
+                   repeats: int = 3, reference: bool = False
+                   ) -> tuple[float, float, float | None]:
+    """Median seconds of (BatchBALD, BALD top-k, the reference BatchBALD or None)."""
     samples = _samples(n, t, k)
-    bald, batchbald = [], []
+    old_select = _reference() if reference else None
+    bald, batchbald, old = [], [], []
     for r in range(repeats):
         t0 = time.perf_counter()
         top_k(bald_scores(samples), np.arange(n), batch, np.random.default_rng(r))
         t1 = time.perf_counter()
-        batchbald_select(samples, batch, np.random.default_rng(r))
+        picks, _ = batchbald_select(samples, batch, np.random.default_rng(r))
         t2 = time.perf_counter()
         bald.append(t1 - t0)
         batchbald.append(t2 - t1)
-    return statistics.median(batchbald), statistics.median(bald)
+        if old_select is not None:
+            t3 = time.perf_counter()
+            old_picks, _ = old_select(samples, batch, np.random.default_rng(r))
+            old.append(time.perf_counter() - t3)
+            if not np.array_equal(picks, old_picks):
+                raise AssertionError("the vectorised BatchBALD picked differently")
+    return (statistics.median(batchbald), statistics.median(bald),
+            statistics.median(old) if old else None)
 
 
 def _rss_kib(field: str) -> int:
@@ -86,11 +105,14 @@ def mc_dropout_peak(n: int = 100_000, t: int = 20) -> tuple[float, float] | None
     return (peak - base) / 1024, n * t * 10 * 8 / 2**20
 
 
-def run(quick: bool = False) -> list[dict[str, Any]]:
+def run(quick: bool = False, reference: bool = False) -> list[dict[str, Any]]:
     n = 2_000 if quick else 10_000
-    batchbald, bald = time_selection(n=n, repeats=1 if quick else 3)
+    batchbald, bald, old = time_selection(n=n, repeats=1 if quick else 3, reference=reference)
     rows = [row("bayesian", f"batchbald batch 10, N={n}, T=20, K=10", batchbald, "s",
                 "bald top-10", bald)]
+    if old is not None:
+        rows.append(row("bayesian", f"batchbald batch 10, N={n}, T=20, K=10", batchbald, "s",
+                        "previous numpy batchbald", old))
     peak = mc_dropout_peak(n=20_000 if quick else 100_000)
     if peak is not None:
         rows.append(row("bayesian", f"mc-dropout BALD peak memory, N={20_000 if quick else 100_000}"
@@ -102,8 +124,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--reference", action="store_true",
+                        help="also time the previous BatchBALD implementation")
     args = parser.parse_args()
-    for r in run(args.quick):
+    for r in run(args.quick, args.reference):
         print(json.dumps(r))
 
 

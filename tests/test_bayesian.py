@@ -18,6 +18,7 @@ from activegen.strategies.bayesian import (
     mean_std_scores,
     variation_ratios_scores,
 )
+from batchbald_reference import batchbald_select_reference
 
 
 def _samples(n: int, t: int, k: int, seed: int, sharp: float = 2.0) -> np.ndarray:
@@ -105,6 +106,26 @@ def test_batchbald_sampled_configurations_approximate_the_exact_joint_mi() -> No
     assert abs(sampled_gains[-1] - exact_gains[-1]) < 0.05 * exact_gains[-1]
 
 
+@pytest.mark.parametrize("case", range(12))
+def test_vectorised_batchbald_equals_the_reference_implementation(case: int) -> None:
+    # Random shapes and sharpness; small max_configs so that most cases switch to sampled
+    # configurations part-way (the same rng stream draws the same configurations in both;
+    # the fast path merges duplicate configurations, the reference does not).
+    rng = np.random.default_rng(100 + case)
+    n, t, k = int(rng.integers(5, 60)), int(rng.integers(2, 12)), int(rng.integers(2, 6))
+    samples = _samples(n, t, k, seed=200 + case, sharp=float(rng.uniform(0.5, 4.0)))
+    batch = int(rng.integers(1, min(n, 8) + 1))
+    max_configs = int(rng.choice([1, k, k**2, 4096]))
+    options = {"max_configs": max_configs, "n_configs": int(rng.integers(5, 300)),
+               "chunk_size": int(rng.choice([1, 256]))}
+    fast, fast_gains = batchbald_select(samples, batch, np.random.default_rng(case), **options)
+    ref, ref_gains = batchbald_select_reference(samples, batch, np.random.default_rng(case),
+                                                **options)
+    np.testing.assert_array_equal(fast, ref)
+    # float64 while exact; the sampled estimate is computed in float32
+    np.testing.assert_allclose(fast_gains, ref_gains, rtol=1e-6, atol=1e-9)
+
+
 def test_batchbald_never_repeats_and_caps_at_n() -> None:
     samples = _samples(5, 4, 2, seed=6)
     picks, _ = batchbald_select(samples, 9, np.random.default_rng(0))
@@ -184,3 +205,76 @@ def test_bald_and_batchbald_query_the_pool(fitted_cnn) -> None:
         state = QueryState(X, queried, np.arange(20), learner, 10, np.random.default_rng(0))
         q = STRATEGIES.build(name, {"n_samples": 5, **params}).query(state, 6)
         assert len(set(q.indices.tolist())) == 6 and (q.indices >= 20).all()
+
+
+@pytest.fixture(scope="module")
+def fitted_ensemble():
+    from activegen.data import load_dataset
+    from activegen.models import LEARNERS
+
+    data = load_dataset("digits")
+    idx = np.random.default_rng(1).choice(len(data.y), 150, replace=False)
+    learner = LEARNERS.build("small-cnn", {"n_classes": 10, "seed": 0, "ensemble": 3,
+                                           "epochs": 2, "schedule": "fixed", "device": "cpu"})
+    X = data.to_float()
+    learner.fit(X[idx], data.y[idx])
+    return learner, X
+
+
+def test_bald_on_an_ensemble_is_the_mutual_information_of_its_members(fitted_ensemble) -> None:
+    learner, X_all = fitted_ensemble
+    X = X_all[:40]
+    assert has_capability(learner, MCDropout) and len(learner.members) == 3
+    # the members' own softmax outputs, one network at a time through torch
+    import torch
+
+    with torch.inference_mode():
+        x = torch.from_numpy(X)
+        members = np.stack([torch.softmax(m(x)[0].double(), dim=1).numpy()
+                            for m in learner.members], axis=1)
+    assert not np.allclose(members[:, 0], members[:, 1])  # independently seeded members
+    samples = learner.predict_proba_samples(X, 20, np.random.default_rng(0), chunk_size=7)
+    assert samples.shape == (40, 3, 10)  # the posterior has the members' 3 samples
+    np.testing.assert_allclose(samples, members, rtol=1e-5, atol=1e-7)
+    expected = [_mi_brute(members, [i]) for i in range(40)]
+    np.testing.assert_allclose(bald_scores(samples), expected, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(learner.predict_proba(X), members.mean(axis=1), rtol=1e-5,
+                               atol=1e-7)
+    queried = np.zeros(len(X), dtype=bool)
+    state = QueryState(X, queried, np.arange(0), learner, 10, np.random.default_rng(0))
+    q = STRATEGIES.build("bald", {}).query(state, 5)
+    top = np.argsort(-np.asarray(expected))[:5]
+    assert set(q.indices.tolist()) == set(top.tolist())
+
+
+def test_ensemble_members_are_seeded_and_the_option_is_checked() -> None:
+    from activegen.models import LEARNERS
+
+    cls = LEARNERS.get("small-cnn")
+    a = cls(n_classes=3, seed=4, ensemble=4).member_seeds()
+    assert a == cls(n_classes=3, seed=4, ensemble=4).member_seeds() and len(set(a)) == 4
+    assert cls(n_classes=3, seed=4).member_seeds() == [4]
+    with pytest.raises(ValueError, match="ensemble"):
+        cls(n_classes=3, seed=0, ensemble=0)
+    with pytest.raises(ValueError, match="dropout = 0"):
+        cls(n_classes=3, seed=0, ensemble=3, dropout=0.5)
+    STRATEGIES.get("batchbald").check_learner("small-cnn", {"ensemble": 5})
+    with pytest.raises(ConfigError, match="ensemble > 1"):
+        STRATEGIES.get("bald").check_learner("small-cnn", {"ensemble": 1})
+
+
+def test_an_ensemble_runs_bald_end_to_end_and_a_plain_cnn_is_refused(tmp_path) -> None:
+    import pandas as pd
+    from tests._experiments import small_config
+
+    from activegen.experiments.runner import run_experiment
+
+    learner = {"name": "small-cnn", "epochs": 1, "schedule": "fixed", "ensemble": 2}
+    config = small_config(seeds=[0], learner=learner, strategies=[{"name": "bald"}],
+                          loop={"initial": 20, "batch": 10, "budget": 40})
+    rows = pd.read_csv(run_experiment(config, tmp_path / "out", progress=False))
+    assert rows["n_labels"].tolist() == [20, 30, 40]
+    with pytest.raises(ConfigError, match="bald"):
+        small_config(seeds=[0], learner={**learner, "ensemble": 1},
+                     strategies=[{"name": "bald"}],
+                     loop={"initial": 20, "batch": 10, "budget": 40})

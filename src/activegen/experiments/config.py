@@ -97,9 +97,23 @@ class LoopConfig(_Strict):
     budget: int = Field(ge=1)
     abstain_costs_budget: bool = True
     #: how the initial labeled set is chosen: uniform ``random`` (default), or the cold-start
-    #: ``typiclust`` / ``probcover`` on ``initial_features`` (``pixels`` or the pool ``vae``)
+    #: ``typiclust`` / ``probcover`` on ``initial_features`` (``pixels``, the pool ``vae`` or
+    #: ``backbone:<path>``, a local torchvision ResNet-18 state dict)
     initial_strategy: Literal["random", "typiclust", "probcover"] = "random"
-    initial_features: Literal["pixels", "vae"] = "pixels"
+    initial_features: str = "pixels"
+
+    @field_validator("initial_features")
+    @classmethod
+    def _known_features(cls, value: str) -> str:
+        if value in ("pixels", "vae"):
+            return value
+        if value.startswith("backbone:"):
+            from activegen.strategies.cold_start import check_backbone_spec
+
+            check_backbone_spec(value)  # the file must be there before any work
+            return value
+        raise ValueError(f"initial_features {value!r}: use 'pixels', 'vae' or "
+                         f"'backbone:<path to a torchvision resnet18 state dict>'")
 
     @model_serializer(mode="wrap")
     def _drop_defaults(self, handler: Any) -> dict[str, Any]:

@@ -77,11 +77,17 @@ def _cold_start_and_stopping(config: ExperimentConfig, spec: RunSpec, pool: Data
     stopping recorder (``[stopping]``; None without)."""
     selector = None
     if config.loop.initial_strategy != "random":
-        from activegen.strategies.cold_start import initial_selection, vae_pool_features
+        from activegen.strategies.cold_start import (
+            backbone_features,
+            initial_selection,
+            vae_pool_features,
+        )
 
         def selector() -> np.ndarray:
+            kind = config.loop.initial_features
             features = (vae_pool_features(prepare_context(config, pool, out_dir))
-                        if config.loop.initial_features == "vae" else None)
+                        if kind == "vae" else backbone_features(pool.to_float(), kind)
+                        if kind.startswith("backbone:") else None)
             return initial_selection(config.loop.initial_strategy, pool.to_float(),
                                      config.loop.initial, spec.seed, pool.n_classes, features)
     recorder = None

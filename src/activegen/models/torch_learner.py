@@ -21,6 +21,12 @@ network's four stage outputs (Yoo & Kweon: ranking loss weight ``loss_weight`` Î
 Î¾ = 1, stage features detached from the loss head from epoch ``lossnet_detach_epoch``), and
 :meth:`TorchLearner.predict_loss` ranks points by predicted loss. ``FitContext.extra`` gives the
 head extra per-example features (the VAE-augmented variant).
+
+With ``ensemble = M > 1`` the learner is a deep ensemble (Lakshminarayanan et al. 2017): ``M``
+networks trained independently from seeds derived from ``seed``. Its prediction is the mean of
+the members' softmax outputs, and its posterior samples for the Bayesian strategies
+(:meth:`TorchLearner.iter_proba_samples`, the ``MCDropout`` capability) are the ``M`` members'
+outputs. Its embedding is the first member's features.
 """
 
 from __future__ import annotations
@@ -102,10 +108,17 @@ class TorchLearner(Learner):
         lossnet_hidden: int = 128,
         lossnet_detach_epoch: int | None = None,
         dropout: float = 0.0,
+        ensemble: int = 1,
     ) -> None:
         super().__init__(n_classes, seed)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if ensemble < 1:
+            raise ValueError(f"ensemble must be >= 1 (members), got {ensemble}")
+        if ensemble > 1 and (dropout > 0 or loss_prediction):
+            raise ValueError(f"ensemble = {ensemble} is its own posterior: set dropout = 0 and "
+                             f"loss_prediction = false with it (got dropout = {dropout}, "
+                             f"loss_prediction = {loss_prediction})")
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         for key, value in (("epochs", epochs), ("max_epochs", max_epochs),
@@ -137,7 +150,10 @@ class TorchLearner(Learner):
         self.lossnet_hidden = lossnet_hidden
         self.lossnet_detach_epoch = lossnet_detach_epoch
         self.dropout = dropout
+        self.ensemble = ensemble
         self.network: StagedNetwork | None = None
+        #: every member when ``ensemble > 1`` (``network`` is the first)
+        self.members: list[StagedNetwork] = []
         self.loss_head: LossPredictionModule | None = None
         self.history: list[dict[str, float]] = []
 
@@ -155,7 +171,7 @@ class TorchLearner(Learner):
     @property
     def lacks(self) -> tuple[type, ...]:  # type: ignore[override]
         return (() if self.loss_prediction else (LossPredicting,)) + \
-            (() if self.dropout > 0 else (MCDropout,))
+            (() if self.supports_mc_dropout else (MCDropout,))
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
@@ -166,7 +182,26 @@ class TorchLearner(Learner):
     def _autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
+    def member_seeds(self) -> list[int]:
+        """The seed of each ensemble member: ``seed`` itself for a single network."""
+        if self.ensemble == 1:
+            return [self.seed]
+        children = np.random.SeedSequence(self.seed).spawn(self.ensemble)
+        return [int(c.generate_state(1)[0]) for c in children]
+
     def _fit(self, X: np.ndarray, y: np.ndarray, context: FitContext) -> None:
+        members, histories = [], []
+        for seed in self.member_seeds():
+            self._fit_network(X, y, context, seed)
+            assert self.network is not None
+            members.append(self.network)
+            histories.append(self.history)
+        self.members = members if self.ensemble > 1 else []
+        self.network, self.history = members[0], histories[0]
+
+    def _fit_network(self, X: np.ndarray, y: np.ndarray, context: FitContext,
+                     seed: int) -> None:
+        """Train one network from ``seed`` (into ``network``, ``loss_head``, ``history``)."""
         extra = context.extra
         if extra is not None:
             if not self.loss_prediction:
@@ -175,7 +210,7 @@ class TorchLearner(Learner):
             if extra.ndim != 2:
                 raise ValueError(f"extra features must be [{len(X)}, e], got {extra.shape}")
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+            torch.manual_seed(seed)
             network = self.build_network(X.shape[1], (X.shape[2], X.shape[3]))
             if self.dropout > 0:  # no parameters: the initial weights do not change
                 network.head_dropout = nn.Dropout(self.dropout)
@@ -195,7 +230,7 @@ class TorchLearner(Learner):
         X_t = torch.from_numpy(np.ascontiguousarray(X))
         y_t = torch.from_numpy(y)
         E_t = None if extra is None else torch.from_numpy(extra)
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(seed)
         n = len(y)
         planned = (self.max_epochs if self.schedule == "until-accuracy"
                    else self.epochs_for(context.round))
@@ -264,11 +299,28 @@ class TorchLearner(Learner):
         pred = torch.cat(preds).numpy() if preds else None
         return torch.cat(logits).numpy(), torch.cat(feats).numpy(), pred
 
+    def _member_proba(self, X: np.ndarray) -> np.ndarray:
+        """``[n, M, K]``: every ensemble member's softmax output."""
+        single = self.network
+        try:
+            parts = []
+            for member in self.members:
+                self.network = member
+                parts.append(softmax(self._forward_all(X)[0].astype(np.float64), axis=1))
+        finally:
+            self.network = single
+        return np.stack(parts, axis=1)
+
     def _decision_function(self, X: np.ndarray) -> np.ndarray:
-        logits = self._forward_all(X)[0].astype(np.float64)
+        if self.members:  # log of the ensemble's mean prediction
+            logits = np.log(np.clip(self._member_proba(X).mean(axis=1), 1e-300, None))
+        else:
+            logits = self._forward_all(X)[0].astype(np.float64)
         return logits[:, 1] - logits[:, 0] if self.n_classes == 2 else logits
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
+        if self.members:
+            return self._member_proba(X).mean(axis=1)
         return softmax(self._forward_all(X)[0].astype(np.float64), axis=1)
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
@@ -280,13 +332,19 @@ class TorchLearner(Learner):
 
     def _torch_decision(self, x: torch.Tensor) -> torch.Tensor:
         assert self.network is not None
-        logits = self.network(self._to_device(x))[0].float()
+        if self.members:  # log of the mean softmax, differentiable through every member
+            x = self._to_device(x)
+            probs = torch.stack([torch.softmax(m(x)[0].float(), dim=1) for m in self.members])
+            logits = probs.mean(dim=0).clamp_min(1e-30).log()
+        else:
+            logits = self.network(self._to_device(x))[0].float()
         return logits[:, 1] - logits[:, 0] if self.n_classes == 2 else logits
 
     @property
     def supports_mc_dropout(self) -> bool:
-        """True when the network has a dropout layer before its classification layer."""
-        return self.dropout > 0
+        """True when the learner has posterior samples: a dropout layer before the
+        classification layer, or an ensemble of several members."""
+        return self.dropout > 0 or self.ensemble > 1
 
     def iter_proba_samples(self, X: np.ndarray, n_samples: int, rng: np.random.Generator,
                            chunk_size: int = INFERENCE_BATCH) -> Iterator[np.ndarray]:
@@ -296,14 +354,20 @@ class TorchLearner(Learner):
         chunk (BatchNorm in eval mode) and the ``T`` dropout masks go through ``fc`` in one
         batched product. Masks come from ``rng`` (seeded, reproducible). Memory: one chunk's
         ``[n, T, d]`` masks and ``[n, T, K]`` probabilities.
+
+        A deep ensemble (``ensemble = M > 1``) yields its members' outputs ``[n, M, K]``
+        instead: its posterior has exactly ``M`` samples, so ``n_samples`` is not used.
         """
         self._check_fitted()
         if n_samples < 1 or chunk_size < 1:
             raise ValueError(f"need n_samples >= 1 and chunk_size >= 1, got {n_samples}, "
                              f"{chunk_size}")
         if not self.supports_mc_dropout:
-            raise ValueError(f"{self.name}: MC dropout needs dropout > 0 (got {self.dropout})")
+            raise ValueError(f"{self.name}: MC dropout needs dropout > 0 or ensemble > 1 (got "
+                             f"dropout = {self.dropout})")
         X = np.asarray(X, dtype=np.float32)
+        if self.ensemble > 1:
+            n_samples = self.ensemble
         if self._constant is not None:  # one class only: every sample is certain
             for start in range(0, len(X), chunk_size):
                 out = np.zeros((len(X[start:start + chunk_size]), n_samples, self.n_classes))
@@ -311,6 +375,10 @@ class TorchLearner(Learner):
                 yield out
             return
         assert self.network is not None
+        if self.members:
+            for start in range(0, len(X), chunk_size):
+                yield self._member_proba(X[start:start + chunk_size])
+            return
         generator = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
         keep = 1.0 - self.dropout
         fc = self.network.fc  # type: ignore[attr-defined]

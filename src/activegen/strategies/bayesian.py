@@ -1,5 +1,6 @@
 """Bayesian acquisition from MC dropout samples: BALD, BatchBALD, mean-std, variation ratios,
-MC entropy.
+MC entropy. A deep ensemble (``ensemble = M`` on a torch learner) gives the same strategies its
+``M`` members' outputs as the posterior samples.
 
 Every measure is a pure function of posterior samples ``p[n, t, k]`` (pool point ``n``,
 stochastic pass ``t``, class ``k``); the strategies draw the samples from the learner chunk by
@@ -12,7 +13,10 @@ them).
   information ``I(y_1..y_n; ω) = H(y_1..y_n) - Σ_i E_t H(p_t(x_i))``. The joint entropy is
   exact over all ``K^n`` class configurations while they number at most ``max_configs``, and
   estimated beyond from ``n_configs`` configurations sampled from the predictive of the
-  earlier picks (the paper's importance estimate).
+  earlier picks (the paper's importance estimate). Each greedy step scores every candidate in
+  one batched product ``[C, T] @ [T, n·K]`` per chunk (Kirsch et al.'s implementation
+  strategy): float64 while exact, float32 on the distinct sampled configurations (rows
+  rescaled by each configuration's probability, so nothing underflows).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from activegen.errors import ConfigError
 from activegen.models.capabilities import MCDropout
@@ -71,44 +76,55 @@ def variation_ratios_scores(samples: np.ndarray) -> np.ndarray:
     return 1.0 - votes.max(axis=1) / t
 
 
-def _joint(prev: np.ndarray, cand: np.ndarray) -> np.ndarray:
-    """``P(y_prev = c, y_x = k) = 1/T Σ_t prev[c, t] p_t(x, k)`` as one matrix product:
-    ``[C, n, K]``."""
-    n, t, k = cand.shape
-    flat = np.ascontiguousarray(cand.transpose(1, 0, 2)).reshape(t, n * k)
-    return (prev @ flat).reshape(len(prev), n, k) / t
+def _joint_entropies(prev: torch.Tensor, weights: torch.Tensor, log_scale: torch.Tensor,
+                     cand_tnk: torch.Tensor) -> torch.Tensor:
+    """Every candidate's joint entropy with the earlier picks in one batched product: ``[n]``.
 
-
-def _joint_entropy_exact(prev: np.ndarray, cand: np.ndarray) -> np.ndarray:
-    """``H(y_prev, y_c)`` per candidate: ``prev [C, T]`` holds ``Π_i p_t(y_i)`` for every
-    configuration of the earlier picks, ``cand [n, T, K]`` the candidates' samples."""
-    joint = _joint(prev, cand)  # [C, n, K]
-    return _entropy(joint.transpose(1, 0, 2).reshape(len(cand), -1))
-
-
-def _joint_entropy_sampled(prev: np.ndarray, cand: np.ndarray) -> np.ndarray:
-    """Importance estimate of the joint entropy: ``prev [M, T]`` holds ``Π_i p_t(ŷ_{m,i})`` for
-    ``M`` configurations drawn from ``P(y_prev)``; ``H ≈ -1/M Σ_m Σ_k P(ŷ_m, k)/P(ŷ_m) ·
-    log P(ŷ_m, k)``."""
-    p_prev = prev.mean(axis=1)  # [M]
-    joint = _joint(prev, cand)  # [M, n, K]
-    ratio = joint / np.maximum(p_prev, _EPS)[:, None, None]
-    return -(ratio * np.log(np.clip(joint, _EPS, 1.0))).sum(axis=2).mean(axis=0)
+    ``prev [C, T]`` holds ``Π_i p_t(y_i) / P(c)`` per configuration ``c`` of the earlier picks
+    (all ``K^n`` of them, or the distinct ones of ``M`` sampled), scaled by the configuration's
+    probability ``P(c) = exp(log_scale[c])`` so that its rows are O(1) whatever the number of
+    picks (no underflow, float32 is safe); ``cand_tnk [T, n, K]`` holds the candidates' samples.
+    With ``J'(c, k) = P(c, y_x = k) / P(c)``, which sums to 1 over ``k``,
+    ``Σ_k P(c, k) log P(c, k) = P(c) (Σ_k J' log J' + log P(c))``, so both estimates are
+    ``-Σ_c weights[c] (Σ_k J' log J' + log P(c))``: ``weights = P(c)`` for the exact entropy,
+    ``(count of c) / M`` for the importance estimate ``-1/M Σ_m Σ_k P(ŷ_m, k) / P(ŷ_m) ·
+    log P(ŷ_m, k)``.
+    """
+    t, n, k = cand_tnk.shape
+    joint = (prev @ cand_tnk.reshape(t, n * k)).div_(t)  # [C, n·K]: J'(c, k)
+    # + the smallest normal number: log(0) stays finite and 0 log 0 = 0 (the cheapest way)
+    terms = joint.add_(torch.finfo(joint.dtype).tiny).log().mul_(joint)
+    per_config = terms.view(len(prev), n, k).sum(dim=2).double() + log_scale[:, None]
+    return -(weights @ per_config)
 
 
 def _sample_configs(samples: np.ndarray, picks: list[int], m: int,
-                    rng: np.random.Generator) -> np.ndarray:
-    """``[m, T]``: ``Π_i p_t(ŷ_i)`` for ``m`` configurations ``ŷ`` of ``picks`` drawn from their
-    joint predictive (a pass ``t`` uniformly, then each ``ŷ_i ~ p_t(x_i)``)."""
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``m`` configurations ``ŷ`` of ``picks`` drawn from their joint predictive (a pass ``t``
+    uniformly, then each ``ŷ_i ~ p_t(x_i)``): their classes ``[m, len(picks)]`` and
+    ``Π_i p_t(ŷ_i)`` for every pass ``[m, T]``."""
     t = samples.shape[1]
     passes = rng.integers(t, size=m)
     out = np.ones((m, t))
-    for i in picks:
+    ys = np.empty((m, len(picks)), dtype=np.int64)
+    for j, i in enumerate(picks):
         p = samples[i][passes]  # [m, K]
         cdf = np.cumsum(p, axis=1)
         y = np.minimum((rng.random((m, 1)) * cdf[:, -1:] > cdf).sum(axis=1), p.shape[1] - 1)
+        ys[:, j] = y
         out *= samples[i][:, y].T  # p_t(ŷ_{m,i}) for every t: [m, T]
-    return out
+    return ys, out
+
+
+def _scaled(prev: np.ndarray, weights: np.ndarray, dtype: torch.dtype
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``prev`` rows divided by their mean over passes (configurations of probability 0 are
+    dropped: they add nothing), as ``(prev', weights, log P(c))`` tensors."""
+    scale = prev.mean(axis=1)
+    keep = scale > 0
+    prev, weights, scale = prev[keep], weights[keep], scale[keep]
+    return (torch.from_numpy(prev / scale[:, None]).to(dtype), torch.from_numpy(weights),
+            torch.from_numpy(np.log(scale)))
 
 
 def batchbald_select(
@@ -135,42 +151,57 @@ def batchbald_select(
     cond = expected_entropy(samples)
     picks: list[int] = []
     gains: list[float] = []
-    prev = np.ones((1, t))  # the empty configuration: Π over no picks = 1
+    samples_tnk = torch.from_numpy(np.ascontiguousarray(samples.transpose(1, 0, 2)))
+    configs = np.ones((1, t))  # Π_i p_t(y_i) per configuration; none yet: the empty one
     exact = True
     available = np.ones(n, dtype=bool)
-    for _ in range(k):
-        exact = exact and prev.shape[0] * n_classes <= max_configs
-        if not exact and picks:
-            prev = _sample_configs(samples, picks, n_configs, rng)
-        estimate = _joint_entropy_exact if exact else _joint_entropy_sampled
-        scores = np.full(n, -np.inf)
-        rows = np.flatnonzero(available)
-        step = max(1, (chunk_size << 14) // (prev.shape[0] * n_classes))  # bounded cells
-        for start in range(0, len(rows), step):
-            chunk = rows[start:start + step]
-            scores[chunk] = estimate(prev, samples[chunk]) - cond[chunk]
-        best_value = scores[rows].max()
-        tied = rows[scores[rows] == best_value]
-        best = int(tied[rng.integers(len(tied))]) if len(tied) > 1 else int(tied[0])
-        picks.append(best)
-        gains.append(float(best_value - cond[picks[:-1]].sum()))
-        available[best] = False
-        if exact:  # extend every configuration by the new pick's class
-            prev = (prev[:, None, :] * samples[best].T[None, :, :]).reshape(-1, t)
+    with torch.inference_mode():
+        for _ in range(k):
+            exact = exact and configs.shape[0] * n_classes <= max_configs
+            if exact or not picks:  # every configuration, weighted by its probability, float64
+                cand_all = samples_tnk
+                prev, weights, log_scale = _scaled(configs, configs.mean(axis=1),
+                                                   torch.float64)
+            else:  # distinct sampled configurations, weighted by their counts, in float32
+                ys, sampled = _sample_configs(samples, picks, n_configs, rng)
+                _, first, counts = np.unique(ys, axis=0, return_index=True, return_counts=True)
+                if cand_all.dtype != torch.float32:
+                    cand_all = samples_tnk.float()
+                prev, weights, log_scale = _scaled(sampled[first], counts / n_configs,
+                                                   torch.float32)
+            scores = np.full(n, -np.inf)
+            rows = np.flatnonzero(available)
+            step = max(1, (chunk_size << 14) // (prev.shape[0] * n_classes))  # bounded cells
+            for start in range(0, len(rows), step):
+                chunk = rows[start:start + step]
+                cand = cand_all.index_select(1, torch.from_numpy(chunk))
+                scores[chunk] = (_joint_entropies(prev, weights, log_scale, cand).numpy()
+                                 - cond[chunk])
+            best_value = scores[rows].max()
+            tied = rows[scores[rows] == best_value]
+            best = int(tied[rng.integers(len(tied))]) if len(tied) > 1 else int(tied[0])
+            picks.append(best)
+            gains.append(float(best_value - cond[picks[:-1]].sum()))
+            available[best] = False
+            if exact:  # extend every configuration by the new pick's class
+                configs = (configs[:, None, :] * samples[best].T[None, :, :]).reshape(-1, t)
     return np.asarray(picks, dtype=np.int64), np.asarray(gains)
 
 
 def check_mc_dropout_learner(strategy: str, learner: str, params: dict[str, Any]) -> None:
-    """Refuse a learner without MC dropout: a torch learner with ``dropout > 0``."""
+    """Refuse a learner without posterior samples: a torch learner with ``dropout > 0`` (MC
+    dropout) or ``ensemble > 1`` (a deep ensemble)."""
     from activegen.models import LEARNERS
     from activegen.models.torch_learner import TorchLearner
 
     if not (issubclass(LEARNERS.get(learner), TorchLearner)
-            and float(params.get("dropout", 0.0) or 0.0) > 0.0):
+            and (float(params.get("dropout", 0.0) or 0.0) > 0.0
+                 or int(params.get("ensemble", 1) or 1) > 1)):
         raise ConfigError(
             f"strategy {strategy!r} needs capability 'mc_dropout': a learner with dropout "
-            f"before its last layer; set learner.name = 'small-cnn' or 'resnet18' and "
-            f"dropout > 0 (got {learner!r} with dropout = {params.get('dropout', 0.0)})"
+            f"before its last layer or a deep ensemble; set learner.name = 'small-cnn' or "
+            f"'resnet18' and dropout > 0 or ensemble > 1 (got {learner!r} with dropout = "
+            f"{params.get('dropout', 0.0)})"
         )
 
 

@@ -10,13 +10,17 @@ they serve as the initial labeled set (``[loop] initial_strategy``) as well as p
   points), δ the largest radius whose balls stay ``purity`` (0.95) pure under k-means
   pseudo-labels.
 
-Features: the learner's embedding (per round), flattened pixels, or the pool-trained VAE's
-posterior means (shared with the VAE-augmented strategies; trained once, cached).
+Features: the learner's embedding (per round), flattened pixels, the pool-trained VAE's
+posterior means (shared with the VAE-augmented strategies; trained once, cached), or
+``"backbone:<path>"``: the pooled features of a ResNet-18 whose torchvision ``state_dict`` the
+user supplies (:class:`activegen.models.features.FeatureExtractor`, the same extractor as the
+labeling app's ``--features backbone:PATH``; nothing is downloaded).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -24,8 +28,8 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 
 from activegen.strategies.base import PrepareContext, Query, QueryState, Strategy, check_batch
 
-FeatureSource = Literal["embedding", "pixels", "vae"]
-FEATURE_SOURCES: tuple[str, ...] = ("embedding", "pixels", "vae")
+FeatureSource = Literal["embedding", "pixels", "vae"] | str
+FEATURE_SOURCES: tuple[str, ...] = ("embedding", "pixels", "vae", "backbone:<path>")
 #: Distance cells per chunk when ball neighbourhoods are built (bounds memory).
 _CHUNK_CELLS = 1 << 22
 
@@ -202,6 +206,34 @@ def pixel_features(X: np.ndarray) -> np.ndarray:
     return np.asarray(X, dtype=np.float32).reshape(len(X), -1)
 
 
+def check_backbone_spec(spec: str) -> Path:
+    """The weights file of ``"backbone:<path>"``; a ConfigError naming the file when it is not
+    there (before any work; its content is checked when it is loaded)."""
+    from activegen.errors import ConfigError
+    from activegen.models.features import parse_features_spec
+
+    kind, path = parse_features_spec(spec)
+    if kind != "backbone" or path is None:
+        raise ConfigError(f"features {spec!r}: expected 'backbone:<path>'")
+    if not path.is_file():
+        raise ConfigError(f"features {spec!r}: no such weights file {path}")
+    return path
+
+
+def backbone_features(X: np.ndarray, spec: str) -> np.ndarray:
+    """Standardised backbone features ``[N, 512]`` of float images ``[N, C, H, W]`` in
+    ``[0, 1]`` (the pool's own pixels: they come from ``uint8`` values, so the round trip to
+    the extractor's ``uint8 [N, H, W, C]`` input is exact)."""
+    from activegen.models.features import FeatureExtractor
+
+    check_backbone_spec(spec)
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 4:
+        raise ValueError(f"backbone features need images [N, C, H, W], got {X.shape}")
+    images = np.clip(np.rint(X * 255.0), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    return FeatureExtractor(spec, channels=X.shape[1]).fit(images)
+
+
 class _ColdStart(Strategy):
     """Per-round TypiClust/ProbCover on the chosen features of the whole pool."""
 
@@ -209,7 +241,9 @@ class _ColdStart(Strategy):
 
     def __init__(self, features: FeatureSource = "embedding", vae_latent_dim: int = 32,
                  vae_epochs: int = 20) -> None:
-        if features not in FEATURE_SOURCES:
+        if str(features).startswith("backbone:"):
+            check_backbone_spec(features)
+        elif features not in FEATURE_SOURCES:
             raise ValueError(f"features must be one of {', '.join(FEATURE_SOURCES)}, got "
                              f"{features!r}")
         self.features = features
@@ -220,6 +254,8 @@ class _ColdStart(Strategy):
         if self.features == "vae":
             self._pool_features = vae_pool_features(context, self.vae_latent_dim,
                                                     self.vae_epochs)
+        elif self.features.startswith("backbone:"):
+            self._pool_features = backbone_features(context.pool.to_float(), self.features)
 
     def pool_features(self, state: QueryState) -> np.ndarray:
         if self.features == "embedding":
@@ -227,7 +263,8 @@ class _ColdStart(Strategy):
         if self.features == "pixels":
             return pixel_features(state.X_pool)
         if self._pool_features is None:
-            raise RuntimeError(f"{self.name}: features = 'vae' needs prepare() first")
+            raise RuntimeError(f"{self.name}: features = {self.features!r} needs prepare() "
+                               f"first")
         return self._pool_features
 
     @abstractmethod

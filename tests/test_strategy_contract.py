@@ -161,6 +161,7 @@ OTHER_VALUE: dict[str, Any] = {
     "realism_kind": "prior", "gan_augment": "translation", "primary": "gaal-retrieve",
     "secondary": "margin", "primary_params": {**GAN, "steps": 4},
     "secondary_params": {"subsample": 3}, "gan_holdout": 0.2, "gan_ema": 0.5,
+    "features": "pixels",
 }
 
 

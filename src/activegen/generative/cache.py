@@ -4,7 +4,9 @@ and seed of an experiment, and parallel runs never corrupt it.
 The key is the SHA-256 of the pool's pixels (shape, dtype and bytes; labels never enter), the
 training settings and :data:`CACHE_VERSION` (bumped when the networks or the training change).
 An entry is a folder ``<cache_dir>/generators/<key>/`` holding ``model.pt`` (state dict with
-its SHA-256, :mod:`activegen.generative.checked_state`),
+its SHA-256, :mod:`activegen.generative.checked_state`), ``discriminator.pt`` (the
+discriminator trained with it, checksummed the same way; entries written before it existed have
+none and still serve everything but the discriminator realism term),
 ``settings.json`` (settings, key, training report) and ``samples.png``. It is written in a
 temporary folder and renamed into place, under an exclusive file lock, so a second process
 waits for the first to finish training instead of training again or reading half a file.
@@ -33,9 +35,15 @@ from typing import Any
 import numpy as np
 
 from activegen._atomic import atomic_write_text, exclusive_lock
+from activegen.errors import ActivegenError
 from activegen.generative.checked_state import load_state, state_bytes
-from activegen.generative.dcgan import Generator
-from activegen.generative.training import GeneratorSettings, TrainReport, train_generator
+from activegen.generative.dcgan import Discriminator, Generator
+from activegen.generative.training import (
+    GeneratorSettings,
+    TrainReport,
+    build_networks,
+    train_gan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +51,9 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 
 _MEMORY: dict[tuple[str, str], Generator] = {}
+
+#: The discriminator's file in an entry (absent in entries written before it was saved).
+DISCRIMINATOR_FILE = "discriminator.pt"
 
 #: Names the shared generator cache; ``off`` (or empty) disables it.
 SHARED_ENV = "ACTIVEGEN_CACHE"
@@ -63,7 +74,7 @@ def _copy_entry(src: Path, root: Path, key: str) -> None:
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
     try:
-        for name in ("model.pt", "settings.json", "samples.png"):
+        for name in ("model.pt", DISCRIMINATOR_FILE, "settings.json", "samples.png"):
             if (src / name).is_file():
                 shutil.copy2(src / name, tmp / name)
         os.chmod(tmp, 0o755)
@@ -98,6 +109,36 @@ class CachedGenerator:
     path: Path
     report: dict[str, Any]
     loaded_from_cache: bool
+    settings: GeneratorSettings | None = None
+    image_shape: tuple[int, ...] | None = None
+
+    def discriminator(self, device: str = "cpu") -> Discriminator:
+        """The discriminator trained with this generator (eval mode; its SHA-256 checked).
+
+        Raises :class:`MissingDiscriminatorError` for an entry written before discriminators
+        were saved, or whose ``discriminator.pt`` is damaged."""
+        path = self.path / DISCRIMINATOR_FILE
+        if not path.is_file():
+            raise MissingDiscriminatorError(
+                f"generator cache entry {self.path} has no {DISCRIMINATOR_FILE} (written before "
+                "discriminators were saved); realism_kind = \"discriminator\" needs one: delete "
+                "that folder (and its copy in the shared cache) so the generator is trained "
+                "again with its discriminator")
+        if self.settings is None or self.image_shape is None:
+            raise MissingDiscriminatorError(f"{self.path}: the settings and image shape of "
+                                            "this generator are unknown")
+        _gen, disc = build_networks(self.image_shape, self.settings)  # type: ignore[arg-type]
+        try:
+            disc.load_state_dict(load_state(path, device))
+        except Exception as exc:  # a damaged file: checksum, pickle or shape errors
+            raise MissingDiscriminatorError(
+                f"{path}: damaged discriminator file ({exc}); delete the entry {self.path} so "
+                "the generator is trained again") from exc
+        return disc.to(device).eval()
+
+
+class MissingDiscriminatorError(ActivegenError):
+    """A generator cache entry without a usable discriminator was asked for one."""
 
 
 
@@ -145,7 +186,8 @@ def load_or_train(
     memo = (str(entry.resolve()), device)
     image_shape = tuple(X.shape[1:])
     if memo in _MEMORY and (entry / "model.pt").is_file():
-        return CachedGenerator(_MEMORY[memo], key, entry, _read_report(entry), True)
+        return CachedGenerator(_MEMORY[memo], key, entry, _read_report(entry), True, settings,
+                               image_shape)
     with exclusive_lock(root / f"{key}.lock"):
         gen: Generator | None = None
         if (entry / "model.pt").is_file():
@@ -164,9 +206,10 @@ def load_or_train(
             root.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
             try:
-                gen, report = train_generator(X, settings, device=device, progress=progress,
+                gen, disc, report = train_gan(X, settings, device=device, progress=progress,
                                               sample_path=tmp / "samples.png")
                 (tmp / "model.pt").write_bytes(state_bytes(gen.state_dict()))
+                (tmp / DISCRIMINATOR_FILE).write_bytes(state_bytes(disc.state_dict()))
                 _write_meta(tmp / "settings.json", key, settings, report, X)
                 os.chmod(tmp, 0o755)  # mkdtemp makes it private; the entry is shared
                 os.replace(tmp, entry)  # atomic: the entry appears whole or not at all
@@ -178,7 +221,7 @@ def load_or_train(
             gen = _load(entry, image_shape, settings, device)  # type: ignore[arg-type]
     assert gen is not None
     _MEMORY[memo] = gen
-    return CachedGenerator(gen, key, entry, _read_report(entry), loaded)
+    return CachedGenerator(gen, key, entry, _read_report(entry), loaded, settings, image_shape)
 
 
 def _publish(entry: Path, shared: Path, key: str) -> None:

@@ -60,7 +60,7 @@ def test_old_entry_without_discriminator_serves_other_kinds_and_refuses_discrimi
     assert near.generator_key == first.key
     disc = STRATEGIES.build("gaal", {**params, "realism": 0.3,
                                      "realism_kind": "discriminator"})
-    with pytest.raises(MissingDiscriminatorError, match="no discriminator.pt") as info:
+    with pytest.raises(MissingDiscriminatorError, match=r"no discriminator\.pt") as info:
         disc.prepare(context)
     assert isinstance(info.value, ActivegenError) and str(first.path) in str(info.value)
 

@@ -92,8 +92,10 @@ def _batched_lbfgs(fun: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tenso
                    history: int = 5, trials: int = 4) -> None:
     """Minimise ``fun`` (per-row objective ``[n]`` and its gradient ``[n, d]``) by L-BFGS, each
     row its own problem with its own curvature pairs and its own backtracking (Armijo) line
-    search, all rows in one batched evaluation per trial. ``fun`` records the best point seen;
-    ``u`` is updated in place (``project`` keeps it feasible after each step)."""
+    search, all rows in one batched evaluation per trial. Returns nothing: ``fun`` records the
+    best point it has seen (``project`` keeps every trial point feasible, in place). A row
+    whose last pair had ``s·y <= 0`` takes the raw gradient direction (scale 1) and relies on
+    the line search; a row whose line search fails keeps its point."""
     f, g = fun(u)
     n = len(u)
     S: list[torch.Tensor] = []

@@ -67,6 +67,7 @@ def main() -> None:
     settings = GeneratorSettings(epochs=args.epochs, eval_every=args.eval_every,
                                  **VARIANTS[args.variant])  # type: ignore[arg-type]
     reached = False
+    report = None
     try:
         _, report = train_generator(train, settings, quality_fn=quality)
         images_per_second = report.images_per_second
@@ -93,6 +94,8 @@ def main() -> None:
           f"({best_t:.1f} s) |")
     if not reached:
         print(f"| throughput | {images_per_second:,.0f} images/s |")
+        if report.ada_p is not None:
+            print(f"| ADA probability p at the end | {report.ada_p:.3f} |")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """GAAL costs on this machine, as ratios against the pool baseline measured in the same run.
 
 Measures: DCGAN training throughput (images/s) on the mnist5k 5-vs-7 pool; the wall time to
-synthesize one batch of 10 GAAL queries (default settings: 2 starts x 2 restarts x 50 steps
-per query, all queries in one batch); and one round of the pool-based uncertainty baseline
+synthesize one batch of 10 GAAL queries (default settings: 2 starts x 2 restarts per query,
+batched L-BFGS with 5 iterations; SGD with 50 steps before issue 10's second round; all queries
+in one batch); and one round of the pool-based uncertainty baseline
 (SVMactive: fit the linear SVM on 50 labels, score the pool, take the top 10) on the same pool.
 
     PYTHONPATH=src python benchmarks/bench_gaal.py [--threads 1] [--repeats 5] [--cache DIR]

@@ -2,9 +2,12 @@
 
 Variants of the synthesis, all on the mnist5k 5-vs-7 pool (800 images, 28x28) with one DCGAN:
 the restarts run one after another (what activegen did before all starts were batched), all
-``k × starts × restarts`` starts in one batch (today's default), the same with 20 steps instead
-of 50, and with the realism term (distance to the nearest pool image). Each is reported as a
-ratio to one SVMactive round (fit the linear SVM on 50 labels, rank the pool, take the top 10).
+``k × starts × restarts`` starts in one batch with SGD (50 steps; 20 steps), with batched
+L-BFGS (``optimizer = "lbfgs"``: 5 and 3 iterations; with fewer starts), and with the realism
+term (distance to the nearest pool image). Each is reported as seconds, as a ratio to one
+SVMactive round (fit the linear SVM on 50 labels, rank the pool, take the top 10), and by the
+median |margin| of its 10 picks (smaller is closer to the boundary; median over the repeats'
+seeds).
 
     PYTHONPATH=src python benchmarks/bench_gaal_round.py [--threads 1] [--repeats 5] [--epochs 3]
 """
@@ -27,14 +30,17 @@ from activegen.strategies import QueryState, SVMActive
 from activegen.strategies.gaal import synthesize
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    out = []
-    for _ in range(repeats):
+def _median_seconds(fn: Callable[[int], object], repeats: int) -> tuple[float, float]:
+    """Median seconds of ``fn(seed)`` over ``repeats`` seeds and the median of what it returns
+    (a median |margin|, or NaN)."""
+    fn(0)  # warm-up
+    out, values = [], []
+    for seed in range(repeats):
         t0 = time.perf_counter()
-        fn()
+        value = fn(seed)
         out.append(time.perf_counter() - t0)
-    return statistics.median(out)
+        values.append(float(value) if value is not None else float("nan"))  # type: ignore[arg-type]
+    return statistics.median(out), statistics.median(values)
 
 
 def main() -> None:
@@ -51,38 +57,53 @@ def main() -> None:
     learner = LinearSVM(2).fit(X[labeled], pool.y[labeled])
     ref = torch.from_numpy(X)
 
-    def run(**kw: object) -> Callable[[], object]:
-        return lambda: synthesize(gen, learner.torch_decision, 10,  # type: ignore[arg-type]
-                                  torch_generator=torch.Generator().manual_seed(0), **kw)
+    def run(**kw: object) -> Callable[[int], float]:
+        def one(seed: int) -> float:
+            result = synthesize(gen, learner.torch_decision, 10,  # type: ignore[arg-type]
+                                torch_generator=torch.Generator().manual_seed(seed), **kw)
+            return float(np.median(result.margins))
+        return one
 
-    def sequential() -> None:  # two restarts one after another, 2 starts each
+    def sequential(seed: int) -> float:  # two restarts one after another, 2 starts each
+        margins = []
         for r in range(2):
-            synthesize(gen, learner.torch_decision, 10, starts=2, restarts=1,
-                       torch_generator=torch.Generator().manual_seed(r))
+            margins.append(synthesize(gen, learner.torch_decision, 10, starts=2, restarts=1,
+                                      optimizer="sgd",
+                                      torch_generator=torch.Generator().manual_seed(
+                                          2 * seed + r)).margins)
+        return float(np.median(np.minimum(*margins)))
 
-    def svm_active_round() -> None:
+    def svm_active_round(_seed: int) -> None:
         fitted = LinearSVM(2).fit(X[labeled], pool.y[labeled])
         queried = np.zeros(len(X), dtype=bool)
         queried[labeled] = True
         SVMActive().query(QueryState(X, queried, labeled, fitted, 2,
                                      np.random.default_rng(0)), 10)
 
-    pool_round = _median_seconds(svm_active_round, args.repeats)
+    pool_round, _ = _median_seconds(svm_active_round, args.repeats)
     rows = [
-        ("restarts one after another (2 × [10 × 2 starts] × 50 steps)", sequential),
-        ("all starts in one batch (10 × 4 starts × 50 steps, default)", run()),
-        ("all starts in one batch, 20 steps", run(steps=20)),
-        ("batched, 50 steps, realism 0.3 (nearest pool image)",
-         run(realism_weight=0.3, realism="nearest", reference=ref)),
+        ("SGD, restarts one after another (2 × [10 × 2 starts] × 50 steps)", sequential),
+        ("SGD, all starts in one batch (10 × 4 starts × 50 steps)", run(optimizer="sgd")),
+        ("SGD, all starts in one batch, 20 steps", run(optimizer="sgd", steps=20)),
+        ("L-BFGS, 10 × 4 starts × 5 iterations", run(optimizer="lbfgs", steps=5)),
+        ("L-BFGS, 10 × 4 starts × 3 iterations", run(optimizer="lbfgs", steps=3)),
+        ("L-BFGS, 10 × 2 starts × 5 iterations", run(optimizer="lbfgs", steps=5, restarts=1)),
+        ("SGD, 50 steps, realism 0.3 (nearest pool image)",
+         run(optimizer="sgd", realism_weight=0.3, realism="nearest", reference=ref)),
+        ("L-BFGS, 5 iterations, realism 0.3 (nearest pool image)",
+         run(optimizer="lbfgs", steps=5, realism_weight=0.3, realism="nearest",
+             reference=ref)),
     ]
     print(f"pool: {len(X)} images of 28x28, torch threads: {args.threads}, "
           f"repeats: {args.repeats} (medians)")
-    print("| GAAL round of 10 queries | seconds | ratio to SVMactive's round |")
-    print("| --- | --- | --- |")
+    print("| GAAL round of 10 queries | seconds | ratio to SVMactive's round "
+          "| median \\|margin\\| of the picks |")
+    print("| --- | --- | --- | --- |")
     for name, fn in rows:
-        s = _median_seconds(fn, args.repeats)
-        print(f"| {name} | {s:.3f} | {s / pool_round:.1f}× |")
-    print(f"| SVMactive round (fit on 50, rank {len(X) - 50}, top 10) | {pool_round:.4f} | 1× |")
+        s, m = _median_seconds(fn, args.repeats)
+        print(f"| {name} | {s:.3f} | {s / pool_round:.1f}× | {m:.2e} |")
+    print(f"| SVMactive round (fit on 50, rank {len(X) - 50}, top 10) | {pool_round:.4f} | 1× "
+          "| |")
 
 
 if __name__ == "__main__":

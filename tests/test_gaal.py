@@ -35,12 +35,15 @@ def test_margin_is_abs_for_binary_and_top_two_gap_for_multiclass() -> None:
     assert torch.allclose(gap, torch.tensor([0.5, 4.0]))
 
 
+@pytest.mark.parametrize("optimizer,steps", [("sgd", 60), ("lbfgs", 5)])
 @pytest.mark.parametrize("constraint", ["clip", "tanh", "penalty"])
-def test_synthesized_margins_are_far_smaller_than_at_random_starts(constraint) -> None:
+def test_synthesized_margins_are_far_smaller_than_at_random_starts(constraint, optimizer,
+                                                                   steps) -> None:
     gen = _generator()
     w, b = _boundary_through(gen)
-    result = synthesize(gen, lambda x: x.flatten(1) @ w + b, 10, steps=60, lr=0.05,
-                        constraint=constraint, torch_generator=torch.Generator().manual_seed(0))
+    result = synthesize(gen, lambda x: x.flatten(1) @ w + b, 10, steps=steps, lr=0.05,
+                        constraint=constraint, optimizer=optimizer,
+                        torch_generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         random_margins = (gen(gen.sample_latent(200, torch.Generator().manual_seed(9)))
                           .flatten(1) @ w + b).abs()
@@ -52,14 +55,15 @@ def test_synthesized_margins_are_far_smaller_than_at_random_starts(constraint) -
     np.testing.assert_allclose(result.margins, recomputed, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "lbfgs"])
 @pytest.mark.parametrize("prior,bound", [("uniform", 1.0), ("normal", 3.0)])
 @pytest.mark.parametrize("constraint", ["clip", "tanh", "penalty"])
-def test_latents_stay_in_the_priors_support(prior, bound, constraint) -> None:
+def test_latents_stay_in_the_priors_support(prior, bound, constraint, optimizer) -> None:
     gen = _generator(prior)
     # |f| = f here and its minimum lies beyond any box: unconstrained descent would leave it
     pull = lambda x: x.flatten(1).sum(1) + 100.0  # noqa: E731
     result = synthesize(gen, pull, 6, steps=15, lr=5.0, momentum=0.9, constraint=constraint,
-                        torch_generator=torch.Generator().manual_seed(1))
+                        optimizer=optimizer, torch_generator=torch.Generator().manual_seed(1))
     assert np.abs(result.latents).max() <= bound + 1e-6
     np.testing.assert_allclose(result.images, gen(torch.from_numpy(result.latents))
                                .detach().numpy(), atol=1e-5)
@@ -81,7 +85,8 @@ def _mean_pairwise(images: np.ndarray) -> float:
 def test_diversity_term_spreads_a_batch_that_would_collapse() -> None:
     gen, target = _collapse_problem()
     decision = lambda x: ((x.flatten(1) - target) ** 2).sum(1)  # noqa: E731 - one minimum
-    kwargs = dict(steps=40, lr=0.1, torch_generator=torch.Generator().manual_seed(0))
+    kwargs = dict(steps=40, lr=0.1, optimizer="sgd",
+                  torch_generator=torch.Generator().manual_seed(0))
     plain = synthesize(gen, decision, 8, **kwargs)
     kwargs["torch_generator"] = torch.Generator().manual_seed(0)
     diverse = synthesize(gen, decision, 8, diversity_weight=2.0, **kwargs)
@@ -92,9 +97,9 @@ def test_diversity_term_keeps_queries_away_from_labeled_images() -> None:
     gen, target = _collapse_problem()
     decision = lambda x: ((x.flatten(1) - target) ** 2).sum(1)  # noqa: E731
     labeled = target.reshape(1, 1, 8, 8)
-    plain = synthesize(gen, decision, 6, steps=40, lr=0.1,
+    plain = synthesize(gen, decision, 6, steps=40, lr=0.1, optimizer="sgd",
                        torch_generator=torch.Generator().manual_seed(0))
-    away = synthesize(gen, decision, 6, steps=40, lr=0.1, diversity_weight=2.0,
+    away = synthesize(gen, decision, 6, steps=40, lr=0.1, diversity_weight=2.0, optimizer="sgd",
                       labeled=labeled, torch_generator=torch.Generator().manual_seed(0))
     dist = lambda r: torch.cdist(torch.from_numpy(r.images).flatten(1), target).min()  # noqa: E731
     assert float(dist(away)) > 2.0 * float(dist(plain))
@@ -111,6 +116,12 @@ def test_synthesize_refuses_bad_settings_before_work() -> None:
         synthesize(gen, f, 2, starts=0)
     with pytest.raises(ValueError, match="diversity"):
         synthesize(gen, f, 2, diversity_weight=-1.0)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        synthesize(gen, f, 2, optimizer="adam")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown diversity_kind"):
+        synthesize(gen, f, 2, diversity_weight=1.0, diversity_kind="dpp")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="reference images"):
+        synthesize(gen, f, 2, diversity_weight=1.0, diversity_kind="manifold")
 
 
 # -- strategies, oracles, learners on the embedded digits -----------------------------------

@@ -66,8 +66,9 @@ def test_training_is_seeded_and_writes_a_sample_grid(digits57, tmp_path, kind) -
 def test_cache_returns_the_same_generator_for_same_data_and_settings(digits57, tmp_path) -> None:
     first = load_or_train(digits57, TINY, tmp_path)
     assert not first.loaded_from_cache
-    assert {p.name for p in first.path.iterdir()} == {"model.pt", "settings.json", "samples.png",
-                                                   "manifest.json"}
+    assert {p.name for p in first.path.iterdir()} == {"model.pt", "discriminator.pt",
+                                                      "settings.json", "samples.png",
+                                                      "manifest.json"}
     meta = json.loads((first.path / "settings.json").read_text())
     assert meta["key"] == first.key and meta["settings"]["epochs"] == 1
     # a second process finds it on disk (memory cache cleared)

@@ -28,7 +28,7 @@ def test_second_cache_copies_from_the_shared_one_without_training(tmp_path: Path
     def no_training(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(cache_mod, "train_generator", no_training)
+    monkeypatch.setattr(cache_mod, "train_gan", no_training)
     cache_mod._MEMORY.clear()
     second = load_or_train(X, TINY, tmp_path / "b", shared_dir=shared)
     assert second.key == first.key and second.loaded_from_cache

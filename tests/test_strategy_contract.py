@@ -161,8 +161,12 @@ OTHER_VALUE: dict[str, Any] = {
     "realism_kind": "prior", "gan_augment": "translation", "primary": "gaal-retrieve",
     "secondary": "margin", "primary_params": {**GAN, "steps": 4},
     "secondary_params": {"subsample": 3}, "gan_holdout": 0.2, "gan_ema": 0.5,
-    "features": "pixels",
+    "features": "pixels", "optimizer": "lbfgs", "diversity_kind": "manifold",
+    "gan_ada_target": 0.6,
 }
+
+#: settings that are only valid together with another one (compared with that one set too)
+COMPANION: dict[str, dict[str, Any]] = {"gan_ada_target": {"gan_augment": "translation"}}
 
 
 _ONE_VALUE = object()  # a setting with a single valid value: nothing to vary
@@ -217,9 +221,12 @@ def test_every_constructor_setting_is_taken_into_account(name: str) -> None:
         if value is _ONE_VALUE:
             continue
         assert value != current
-        changed = STRATEGIES.build(name, {**base_settings, param.name: value})
-        assert _describe(changed) != base, f"{name}: setting {param.name!r} = {value!r} " \
-                                           f"changes nothing the strategy holds"
+        companion = COMPANION.get(param.name, {})
+        reference = _describe(STRATEGIES.build(name, {**base_settings, **companion})) \
+            if companion else base
+        changed = STRATEGIES.build(name, {**base_settings, **companion, param.name: value})
+        assert _describe(changed) != reference, f"{name}: setting {param.name!r} = " \
+                                                f"{value!r} changes nothing the strategy holds"
 
 
 def test_settings_are_held_once_with_no_hand_written_params_copy() -> None:

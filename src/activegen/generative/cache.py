@@ -4,11 +4,13 @@ and seed of an experiment, and parallel runs never corrupt it.
 The key is the SHA-256 of the pool's pixels (shape, dtype and bytes; labels never enter), the
 training settings and :data:`CACHE_VERSION` (bumped when the networks or the training change).
 An entry is a folder ``<cache_dir>/generators/<key>/`` holding ``model.pt`` (state dict with
-its SHA-256, :mod:`activegen.generative.checked_state`), ``settings.json`` (settings, key,
-training report), ``samples.png`` and the cache's ``manifest.json``. It is an entry of the one
-artifact cache (:class:`activegen._cache.ArtifactCache`): built in a temporary folder and
-renamed into place under an exclusive file lock, every file checked against its SHA-256 on
-load; a damaged entry is named in a warning, removed and trained again.
+its SHA-256, :mod:`activegen.generative.checked_state`), ``discriminator.pt`` (the
+discriminator trained with it, checksummed the same way; entries written before it existed have
+none and still serve everything but the discriminator realism term), ``settings.json``
+(settings, key, training report), ``samples.png`` and the cache's ``manifest.json``. It is an
+entry of the one artifact cache (:class:`activegen._cache.ArtifactCache`): built in a temporary
+folder and renamed into place under an exclusive file lock, every file checked against its
+SHA-256 on load; a damaged entry is named in a warning, removed and trained again.
 
 Besides the experiment's own cache, a shared cache (:func:`shared_cache_dir`:
 ``$ACTIVEGEN_CACHE`` or ``~/.cache/activegen``; ``ACTIVEGEN_CACHE=off`` disables it) holds a
@@ -30,9 +32,15 @@ import numpy as np
 
 from activegen._atomic import atomic_write_text
 from activegen._cache import ArtifactCache, content_key, data_fingerprint
+from activegen.errors import ActivegenError
 from activegen.generative.checked_state import load_state, state_bytes
-from activegen.generative.dcgan import Generator
-from activegen.generative.training import GeneratorSettings, TrainReport, train_generator
+from activegen.generative.dcgan import Discriminator, Generator
+from activegen.generative.training import (
+    GeneratorSettings,
+    TrainReport,
+    build_networks,
+    train_gan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,9 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 
 _MEMORY: dict[tuple[str, str], Generator] = {}
+
+#: The discriminator's file in an entry (absent in entries written before it was saved).
+DISCRIMINATOR_FILE = "discriminator.pt"
 
 #: Names the shared generator cache; ``off`` (or empty) disables it.
 SHARED_ENV = "ACTIVEGEN_CACHE"
@@ -70,8 +81,36 @@ class CachedGenerator:
     path: Path
     report: dict[str, Any]
     loaded_from_cache: bool
+    settings: GeneratorSettings | None = None
+    image_shape: tuple[int, ...] | None = None
+
+    def discriminator(self, device: str = "cpu") -> Discriminator:
+        """The discriminator trained with this generator (eval mode; its SHA-256 checked).
+
+        Raises :class:`MissingDiscriminatorError` for an entry written before discriminators
+        were saved, or whose ``discriminator.pt`` is damaged."""
+        path = self.path / DISCRIMINATOR_FILE
+        if not path.is_file():
+            raise MissingDiscriminatorError(
+                f"generator cache entry {self.path} has no {DISCRIMINATOR_FILE} (written before "
+                "discriminators were saved); realism_kind = \"discriminator\" needs one: delete "
+                "that folder (and its copy in the shared cache) so the generator is trained "
+                "again with its discriminator")
+        if self.settings is None or self.image_shape is None:
+            raise MissingDiscriminatorError(f"{self.path}: the settings and image shape of "
+                                            "this generator are unknown")
+        _gen, disc = build_networks(self.image_shape, self.settings)  # type: ignore[arg-type]
+        try:
+            disc.load_state_dict(load_state(path, device))
+        except Exception as exc:  # a damaged file: checksum, pickle or shape errors
+            raise MissingDiscriminatorError(
+                f"{path}: damaged discriminator file ({exc}); delete the entry {self.path} so "
+                "the generator is trained again") from exc
+        return disc.to(device).eval()
 
 
+class MissingDiscriminatorError(ActivegenError):
+    """A generator cache entry without a usable discriminator was asked for one."""
 
 
 def _load(entry: Path, image_shape: tuple[int, int, int], settings: GeneratorSettings,
@@ -105,21 +144,23 @@ def load_or_train(
     memo = (str(entry.resolve()), device)
     image_shape: tuple[int, int, int] = tuple(X.shape[1:])  # type: ignore[assignment]
     if memo in _MEMORY and (entry / "model.pt").is_file():
-        return CachedGenerator(_MEMORY[memo], key, entry, _read_report(entry), True)
+        return CachedGenerator(_MEMORY[memo], key, entry, _read_report(entry), True, settings,
+                               image_shape)
 
     def build(folder: Path) -> None:
         log.info("training a %s generator on %d pool images (cache key %s)",
                  settings.kind, len(X), key)
-        gen, report = train_generator(X, settings, device=device, progress=progress,
+        gen, disc, report = train_gan(X, settings, device=device, progress=progress,
                                       sample_path=folder / "samples.png")
         (folder / "model.pt").write_bytes(state_bytes(gen.state_dict()))
+        (folder / DISCRIMINATOR_FILE).write_bytes(state_bytes(disc.state_dict()))
         _write_meta(folder / "settings.json", key, settings, report, X)
         return None  # loaded back from the entry, as every later run loads it
 
     gen, loaded = cache.load_or_build(key, build,
                                       lambda e: _load(e, image_shape, settings, device))
     _MEMORY[memo] = gen
-    return CachedGenerator(gen, key, entry, _read_report(entry), loaded)
+    return CachedGenerator(gen, key, entry, _read_report(entry), loaded, settings, image_shape)
 
 
 def _write_meta(path: Path, key: str, settings: GeneratorSettings, report: TrainReport,

@@ -11,7 +11,9 @@ existing configs train the same generator (and keep their cache keys): ``augment
 an exponential moving average of the trained one), and ``eval_every`` (every so many epochs, the
 Fréchet distance between samples and ``holdout`` of the pool, in a PCA space fitted on the rest
 of the pool, never on test data; the checkpoint with the smallest distance is kept, training
-stops after ``patience`` evaluations without improvement).
+stops after ``patience`` evaluations without improvement), and ``ada_target`` (ADA, Karras
+et al. 2020: the ``augment`` ops are applied to each image with a probability ``p`` that
+follows the discriminator's overfitting heuristic, :mod:`activegen.generative.ada`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from activegen.generative.ada import AdaptiveAugment
 from activegen.generative.augment import diff_augment, parse_policy
 from activegen.generative.dcgan import PRIORS, Discriminator, Generator
 
@@ -54,6 +57,7 @@ class GeneratorSettings:
     eval_every: int = 0  # epochs between quality evaluations; 0 = train all epochs, keep last
     holdout: float = 0.1  # share of the pool held out for the quality evaluation
     patience: int = 0  # evaluations without improvement before stopping; 0 = never stop
+    ada_target: float = 0.0  # ADA: target of E[sign(D(real))]; 0 = augment always (no ADA)
 
     def __post_init__(self) -> None:
         if self.kind not in GAN_KINDS:
@@ -72,6 +76,14 @@ class GeneratorSettings:
             raise ValueError("eval_every and patience must be >= 0")
         if not 0.0 < self.holdout < 1.0:
             raise ValueError(f"holdout must be in (0, 1), got {self.holdout}")
+        if not 0.0 <= self.ada_target < 1.0:
+            raise ValueError(f"ada_target must be in [0, 1), got {self.ada_target}")
+        if self.ada_target > 0 and self.kind != "dcgan":
+            raise ValueError("ada_target needs gan = \"dcgan\" (its heuristic reads the sign "
+                             "of a logistic discriminator's logits)")
+        if self.ada_target > 0 and not parse_policy(self.augment):
+            raise ValueError("ada_target needs augment ops to apply (e.g. augment = "
+                             "\"translation,cutout\")")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings; the data-efficient ones only when they differ from their defaults,
@@ -84,7 +96,8 @@ class GeneratorSettings:
 
 
 _NEW_DEFAULTS: dict[str, Any] = {"augment": "", "spectral_norm": False, "ema": 0.0,
-                                 "eval_every": 0, "holdout": 0.1, "patience": 0}
+                                 "eval_every": 0, "holdout": 0.1, "patience": 0,
+                                 "ada_target": 0.0}
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,8 @@ class TrainReport:
     evaluations: list[dict[str, float]] = field(default_factory=list)
     chosen_epoch: int | None = None  # the epoch of the kept checkpoint (None: the last)
     frechet_floor: float | None = None  # pool-training part vs holdout, real vs real
+    #: ADA's augmentation probability at the end of training (None without ADA)
+    ada_p: float | None = None
 
 
 def build_networks(image_shape: tuple[int, int, int], settings: GeneratorSettings
@@ -166,13 +181,27 @@ def train_generator(
     sample_path: Path | None = None,
     quality_fn: QualityFn | None = None,
 ) -> tuple[Generator, TrainReport]:
+    """:func:`train_gan` without the discriminator."""
+    gen, _disc, report = train_gan(X, settings, device, progress, sample_path, quality_fn)
+    return gen, report
+
+
+def train_gan(
+    X: np.ndarray,
+    settings: GeneratorSettings,
+    device: str = "cpu",
+    progress: bool = False,
+    sample_path: Path | None = None,
+    quality_fn: QualityFn | None = None,
+) -> tuple[Generator, Discriminator, TrainReport]:
     """Train on pool images ``X`` (``float32 [N, C, H, W]`` in ``[0, 1]``; no labels).
 
     Deterministic on the CPU for a given ``settings.seed``. Saves a grid of 64 samples to
     ``sample_path`` (PNG) when given. With ``settings.eval_every``, ``quality_fn(generator,
     epoch)`` (smaller is better; default: :func:`frechet_quality` on a held-out part of ``X``)
-    is measured every so many epochs and the best checkpoint returned. Returns the generator in
-    eval mode and what was measured.
+    is measured every so many epochs and the best checkpoint returned (with the discriminator
+    of that moment). Returns the generator and the discriminator in eval mode and what was
+    measured.
     """
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 4 or len(X) < 2:
@@ -193,8 +222,14 @@ def train_generator(
     rng = torch.Generator().manual_seed(settings.seed)
     aug_rng = torch.Generator().manual_seed(settings.seed + 7919)
 
+    ada = AdaptiveAugment(settings.ada_target) if settings.ada_target > 0 else None
+
     def aug(x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, ops, aug_rng) if ops else x
+        if not ops:
+            return x
+        if ada is None:
+            return diff_augment(x, ops, aug_rng)
+        return ada.apply(x, ops, aug_rng)
     gen, disc = build_networks(tuple(X.shape[1:]), settings)  # type: ignore[arg-type]
     gen.apply(_init_weights)
     disc.apply(_init_weights)
@@ -203,7 +238,7 @@ def train_generator(
     ema_gen = copy.deepcopy(gen).eval() if settings.ema > 0 else None
     evaluations: list[dict[str, float]] = []
     g_steps = 0
-    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    best: tuple[float, int, dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
     real_all = torch.from_numpy(X).to(device) * 2.0 - 1.0  # the tanh scale of G.raw
     wgan = settings.kind == "wgan-gp"
     betas = (0.0, 0.9) if wgan else (0.5, 0.999)
@@ -231,10 +266,13 @@ def train_generator(
                               + settings.gp_weight * _gradient_penalty(disc, real_d, fake_d,
                                                                        rng))
                 else:
-                    d_loss = (F.binary_cross_entropy_with_logits(disc(real_d),
+                    real_logits = disc(real_d)
+                    d_loss = (F.binary_cross_entropy_with_logits(real_logits,
                               torch.ones(len(real), device=device))
                               + F.binary_cross_entropy_with_logits(disc(fake_d),
                               torch.zeros(len(real), device=device)))
+                    if ada is not None:
+                        ada.observe(real_logits.detach())
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 opt_d.step()
@@ -258,7 +296,8 @@ def train_generator(
                 current.train(current is gen)
                 evaluations.append({"epoch": epoch, "frechet": value})
                 if best is None or value < best[0]:
-                    best = (value, epoch, copy.deepcopy(current.state_dict()))
+                    best = (value, epoch, copy.deepcopy(current.state_dict()),
+                            copy.deepcopy(disc.state_dict()))
                 elif settings.patience and epoch - best[1] >= settings.patience * \
                         settings.eval_every:
                     break
@@ -268,8 +307,10 @@ def train_generator(
     chosen_epoch: int | None = None
     if best is not None:
         gen.load_state_dict(best[2])
+        disc.load_state_dict(best[3])
         chosen_epoch = best[1]
     gen.eval()
+    disc.eval()
     if sample_path is not None:
         from activegen.generative.grid import save_image_grid
 
@@ -277,8 +318,9 @@ def train_generator(
         save_image_grid(images, sample_path)
     report = TrainReport(seconds, seen, seen / max(seconds, 1e-9), float(d_loss.detach()),
                          float(g_loss.detach()),
-                         device, evaluations, chosen_epoch, floor)
-    return gen, report
+                         device, evaluations, chosen_epoch, floor,
+                         ada.p if ada is not None else None)
+    return gen, disc, report
 
 
 @torch.no_grad()

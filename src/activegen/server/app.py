@@ -269,10 +269,14 @@ def create_app(
     @app.post("/api/batch")
     def batch(body: BatchIn) -> dict[str, Any]:
         # POST: it leases queries (a state change), so it must not be reachable by a GET
-        rows = session.batch(body.labeler)
-        return {"round": session.store.current_round(), "finished": session.finished,
-                "preparing": session.preparing,
-                "queries": [session.query_dict(r) for r in rows]}
+        # One snapshot under the store's (reentrant) lock: otherwise the worker could store
+        # the next round between the lease and `preparing`, and an empty lease would read as
+        # "nothing to do" (no queries, not preparing) though a batch is waiting.
+        with session.store.lock:
+            rows = session.batch(body.labeler)
+            return {"round": session.store.current_round(), "finished": session.finished,
+                    "preparing": session.preparing,
+                    "queries": [session.query_dict(r) for r in rows]}
 
     @app.get("/api/image/{query_id:int}.png")
     def image(query_id: int) -> Response:

@@ -145,6 +145,24 @@ def _cmd_label(args: argparse.Namespace) -> int:
                  token=args.token, config=config)
 
 
+def _cmd_label_studio(args: argparse.Namespace) -> int:
+    import os
+
+    from activegen.server.config import load_label_config
+    from activegen.server.label_studio import run_sync
+
+    images_flags = (args.images, args.classes, args.size, args.channels, args.features,
+                    args.audit, args.labels, args.budget)
+    if any(v is not None for v in images_flags) or args.config is None:
+        config = _images_label_config(args)
+    else:
+        config = load_label_config(Path(args.config))
+    token = args.ls_token or os.environ.get("LABEL_STUDIO_API_KEY", "")
+    url = args.url or os.environ.get("LABEL_STUDIO_URL", "http://localhost:8080")
+    return run_sync(config, args.config, args.store, url, token, args.project,
+                    args.interval, args.once)
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from activegen.models.export import predict_files
 
@@ -309,6 +327,32 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--budget", type=int, help="queries to answer (with --images; default "
                        "100)")
     label.set_defaults(handler=_cmd_label)
+    studio = sub.add_parser(
+        "label-studio", help="label in Label Studio: sync a session with a Label Studio project",
+        description="Run a labeling session (CONFIG, or --images/--classes as for 'label') "
+        "with Label Studio as the labeling interface: each round's queries become tasks of a "
+        "project, in the strategy's order with the model's pre-annotations; annotations come "
+        "back into the session's store and choose the next round. See docs/labeling.md.")
+    studio.add_argument("config", nargs="?", help="labeling-session TOML file")
+    studio.add_argument("--url", help="the Label Studio server (default: LABEL_STUDIO_URL or "
+                        "http://localhost:8080)")
+    studio.add_argument("--ls-token", help="a Label Studio API token (default: "
+                        "LABEL_STUDIO_API_KEY)")
+    studio.add_argument("--project", type=int, help="an existing project id (default: the "
+                        "store's project, else a new one)")
+    studio.add_argument("--interval", type=float, default=5.0, help="seconds between syncs (5)")
+    studio.add_argument("--once", action="store_true", help="sync once and exit")
+    studio.add_argument("--store", help="SQLite file of the session")
+    for flag, kind, text in (("--images", str, "label this folder of unlabeled images"),
+                             ("--classes", str, "the class names, comma-separated"),
+                             ("--size", int, "images are resized to SIZE x SIZE (64)"),
+                             ("--channels", int, "1 = grey, 3 = RGB (3)"),
+                             ("--features", str, "as for 'label'"),
+                             ("--audit", float, "random audit sample (as for 'label')"),
+                             ("--labels", str, "labels already known: a CSV path,label"),
+                             ("--budget", int, "queries to answer (100)")):
+        studio.add_argument(flag, type=kind, help=text)
+    studio.set_defaults(handler=_cmd_label_studio)
     predict = sub.add_parser("predict", help="predict images with an exported model",
                              description="Write path,label,confidence for images with a model "
                              "file exported by the labeling app (/api/model.npz).")

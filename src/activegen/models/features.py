@@ -80,7 +80,7 @@ class FeatureExtractor:
         """Unstandardised features of ``uint8 [N, H, W, C]`` images."""
         x = images.astype(np.float32) / np.float32(255.0)
         if self.kind == "pixels":
-            return x.reshape(len(x), -1)
+            return x.reshape(len(x), int(np.prod(x.shape[1:])))  # -1 fails for 0 images
         assert self._network is not None
         if self.channels == 3:
             x = (x - _IMAGENET_MEAN) / _IMAGENET_STD

@@ -171,6 +171,7 @@ def _reference_round2(tmp_path: Path, config: object, answers: list[int], name: 
         ref.close()
 
 
+@pytest.mark.slow
 def test_live_loop_with_label_studio(label_studio: LabelStudioClient, tmp_path: Path) -> None:
     pool_dir, _, truth, _ = make_folders(tmp_path, n_pool=90, n_held=0)
     config = _config(pool_dir, _known_labels(tmp_path, truth))
@@ -238,6 +239,7 @@ def test_live_loop_with_label_studio(label_studio: LabelStudioClient, tmp_path: 
         reopened.close()
 
 
+@pytest.mark.slow
 def test_label_studio_command_line(label_studio: LabelStudioClient, tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     pool_dir, _, truth, _ = make_folders(tmp_path, n_pool=40, n_held=0)

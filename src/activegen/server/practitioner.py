@@ -43,7 +43,9 @@ LINEAR_LEARNERS = ("logistic-regression", "linear-svm")
 
 def read_known_labels(path: Path, classes: list[str], index_of: dict[str, int]
                       ) -> list[tuple[int, int]]:
-    """``(image index, label)`` pairs from a CSV ``path,label`` (``label`` a class name).
+    """``(image index, label)`` pairs from a CSV ``path,label`` (``label`` a class name), or
+    from a Label Studio JSON export (``.json``: tasks matched to files by name, see
+    :mod:`activegen.server.label_studio_files`).
 
     Raises:
         DataError: no such file, a bad header, or a row naming an unknown file or class (the
@@ -51,6 +53,10 @@ def read_known_labels(path: Path, classes: list[str], index_of: dict[str, int]
     """
     if not Path(path).is_file():
         raise DataError(f"{path}: no such labels file")
+    if Path(path).suffix.lower() == ".json":
+        from activegen.server.label_studio_files import read_label_studio_labels
+
+        return read_label_studio_labels(Path(path), classes, index_of)
     reader = csv.DictReader(io.StringIO(Path(path).read_text(encoding="utf-8")))
     if not {"path", "label"} <= set(reader.fieldnames or []):
         raise DataError(f"{path}: needs a header with 'path' and 'label'; got "

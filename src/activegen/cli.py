@@ -319,11 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--size", type=int, help="images are resized to SIZE x SIZE (default 64)")
     label.add_argument("--channels", type=int, choices=(1, 3), help="1 = grey, 3 = RGB "
                        "(default 3)")
-    label.add_argument("--features", help="'pixels' (default) or 'backbone:PATH' (a local "
+    label.add_argument("--features", help="'pixels' (default), 'vae' (learned on the folder) "
+                       "or 'backbone:PATH' (a local "
                        "torchvision resnet18 state dict)")
     label.add_argument("--audit", type=float, help="random audit sample, never trained on: a "
                        "count or a fraction below 1 (default 30)")
-    label.add_argument("--labels", metavar="CSV", help="labels already known: a CSV path,label")
+    label.add_argument("--labels", metavar="FILE", help="labels already known: a CSV "
+                       "path,label or a Label Studio JSON export (matched by file name)")
     label.add_argument("--budget", type=int, help="queries to answer (with --images; default "
                        "100)")
     label.set_defaults(handler=_cmd_label)

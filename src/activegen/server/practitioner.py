@@ -109,7 +109,10 @@ class ImageFolderSession(LabelSession):
         if len(pool_idx) < (config.labeling.first_batch):
             raise ConfigError(f"labeling.initial ({config.labeling.first_batch}) exceeds the "
                               f"pool ({len(pool_idx)} images after the audit sample)")
-        self.extractor = FeatureExtractor(images.features, images.channels)
+        self.extractor = FeatureExtractor(  # a "vae" trains on the pool, cached by its bytes
+            images.features, images.channels, seed=config.seed,
+            cache_dir=(Path(config.cache_dir) if config.cache_dir
+                       else Path(store_path).parent / "cache"))
         self.features = self.extractor.fit(loaded.X[pool_idx])
         self.audit_features = self.extractor.transform(loaded.X[audit_idx])
         pool = Dataset(loaded.X[pool_idx], np.zeros(len(pool_idx), dtype=np.int64),
@@ -211,7 +214,8 @@ class ImageFolderSession(LabelSession):
         return ExportedModel(np.asarray(coef), np.asarray(intercept), self.extractor.mean,
                              self.extractor.scale, list(images.classes), images.size,
                              images.channels, images.features, self.extractor.id,
-                             audit=self.audit_state())
+                             audit=self.audit_state(),
+                             vae_state=self.extractor.vae_state() or None)
 
     def predictions_csv(self) -> str:
         """``path,label,confidence`` of every pool image nobody labeled, least sure first."""

@@ -164,10 +164,17 @@ class FeatureExtractor:
         """Fit the standardisation (and a ``vae``'s VAE) on ``images``; return their features."""
         if self.kind == "vae" and self._vae is None:
             self._train_vae(images)
-        raw = self.raw(images)
+        return self.fit_raw(self.raw(images))
+
+    def fit_raw(self, raw: np.ndarray) -> np.ndarray:
+        """:meth:`fit` from raw features already computed (e.g. read from a cache)."""
         self.mean = raw.mean(axis=0)
         std = raw.std(axis=0)
         self.scale = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+        return self._standardise(raw)
+
+    def standardise(self, raw: np.ndarray) -> np.ndarray:
+        """Standardised features of raw ones (after a fit)."""
         return self._standardise(raw)
 
     def set_standardisation(self, mean: np.ndarray, scale: np.ndarray) -> None:

@@ -23,13 +23,14 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from activegen.data.dataset import Dataset
-from activegen.data.unlabeled import display_png, load_unlabeled_images
+from activegen.data.unlabeled import display_png
 from activegen.errors import ConfigError, DataError
 from activegen.models.export import ExportedModel
 from activegen.models.features import FeatureExtractor
 from activegen.oracles.base import ABSTAIN
 from activegen.server.audit import audit_estimate, audit_size, draw_audit
 from activegen.server.config import LabelConfig
+from activegen.server.folder_cache import load_images_cached, raw_features_cached
 from activegen.server.session import LABELER_MAX, LabelSession, RequestError
 from activegen.server.store import QueryRow
 from activegen.strategies import Strategy
@@ -87,7 +88,11 @@ class ImageFolderSession(LabelSession):
                               f"linear model on features; use one of {list(LINEAR_LEARNERS)}")
         self.folder = Path(images.folder)
         self.images_config = images
-        loaded = load_unlabeled_images(self.folder, images.size, images.channels)
+        cache_dir = (Path(config.cache_dir) if config.cache_dir
+                     else Path(store_path).parent / "cache")
+        # decoded images (and a backbone's features) are cached by the files' content hashes
+        loaded, folder_key = load_images_cached(self.folder, images.size, images.channels,
+                                                cache_dir)
         self.skipped = loaded.skipped
         for name, why in loaded.skipped:
             log.warning("skipped %s: %s", name, why)
@@ -110,11 +115,14 @@ class ImageFolderSession(LabelSession):
             raise ConfigError(f"labeling.initial ({config.labeling.first_batch}) exceeds the "
                               f"pool ({len(pool_idx)} images after the audit sample)")
         self.extractor = FeatureExtractor(  # a "vae" trains on the pool, cached by its bytes
-            images.features, images.channels, seed=config.seed,
-            cache_dir=(Path(config.cache_dir) if config.cache_dir
-                       else Path(store_path).parent / "cache"))
-        self.features = self.extractor.fit(loaded.X[pool_idx])
-        self.audit_features = self.extractor.transform(loaded.X[audit_idx])
+            images.features, images.channels, seed=config.seed, cache_dir=cache_dir)
+        raw = raw_features_cached(self.extractor, loaded.X, folder_key, cache_dir)
+        if raw is None:
+            self.features = self.extractor.fit(loaded.X[pool_idx])
+            self.audit_features = self.extractor.transform(loaded.X[audit_idx])
+        else:
+            self.features = self.extractor.fit_raw(raw[pool_idx])
+            self.audit_features = self.extractor.standardise(raw[audit_idx])
         pool = Dataset(loaded.X[pool_idx], np.zeros(len(pool_idx), dtype=np.int64),
                        tuple(images.classes), self.folder.name or "images")
         super().__init__(config, pool, {}, store_path, strategy=strategy,

@@ -79,6 +79,21 @@ def main(argv: list[str] | None = None) -> int:
                 session.label(last.id, truth[session.paths[last.pool_index]], "bench")
                 closing.append(time.perf_counter() - t0)
             model = session.exported_model()
+            # the query's decision values over the pool: blocked float64 (as the linear
+            # learners compute them) vs one whole-pool float64 copy (as they did before)
+            learner, X = session.learner, session.X_pool
+            coef, intercept = learner.weights  # type: ignore[union-attr]
+            blocked, whole = [], []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                learner.predict_proba(X)  # type: ignore[union-attr]
+                blocked.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                _ = X.reshape(len(X), -1).astype(np.float64) @ coef.T + intercept
+                whole.append(time.perf_counter() - t0)
+            print(f"pool decision values ({len(X)} x {X[0].size}): blocked "
+                  f"{min(blocked):.3f} s, whole-pool float64 copy {min(whole):.3f} s "
+                  f"(ratio {min(blocked) / min(whole):.2f}; best of 3 each)")
         finally:
             session.close()
         per_round = closing[:-1] or closing  # the last closing label only fits (budget spent)

@@ -94,6 +94,8 @@ def test_a_label_studio_export_seeds_the_session_by_file_name(tmp_path: Path) ->
     ([_task(5, "s3://b/photos/nothere.png", "one")], r"task 5: image .* matches no readable"),
     ([_task(6, "s3://b/photos/img0000.png", "cat")], r"task 6: .*class 'cat' is not one of"),
     ([_task(7, "data:image/png;base64,AAAA", "one")], r"task 7: no image file name"),
+    ([{"id": 9, "image": "s3://b/photos/img0000.png", "label": "cat"}],
+     r"task 9: class 'cat' is not one of"),  # JSON-MIN
     ({"not": "a list"}, "a JSON list of tasks"),
 ])
 def test_a_bad_export_is_refused_naming_the_task(tmp_path: Path, tasks: object,

@@ -29,6 +29,9 @@ from activegen.server.label_studio import (
     LabelStudioClient,
     LabelStudioError,
     LabelStudioSync,
+)
+from activegen.server.label_studio_files import (
+    LabelStudioTaskError,
     choice_result,
     task_annotation,
 )
@@ -57,11 +60,11 @@ def test_task_annotation_takes_the_latest_finished_choice() -> None:
     assert task_annotation(task, NAMES) == 2
     assert task_annotation({"id": 1, "annotations": [ann(1, "x", "can't tell")]},
                            NAMES) == ABSTAIN
-    with pytest.raises(LabelStudioError, match="task 7: class 'cat' is not one of"):
+    with pytest.raises(LabelStudioTaskError, match="task 7: class 'cat' is not one of"):
         task_annotation({"id": 7, "annotations": [ann(1, "x", "cat")]}, NAMES)
     two = {"id": 8, "annotations": [{"id": 1, "result": choice_result("one")
                                      + choice_result("two")}]}
-    with pytest.raises(LabelStudioError, match="task 8: its annotation has 2 choices"):
+    with pytest.raises(LabelStudioTaskError, match="task 8: its annotation has 2 choices"):
         task_annotation(two, NAMES)
 
 

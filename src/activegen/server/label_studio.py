@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from activegen.errors import ActivegenError, ConfigError
-from activegen.oracles.base import ABSTAIN
-from activegen.server.interchange import CANT_TELL, label_studio_config
+from activegen.server.interchange import label_studio_config
+from activegen.server.label_studio_files import choice_result, task_annotation
 from activegen.server.session import LabelSession, RequestError
 from activegen.server.store import QueryRow
 
@@ -127,37 +127,6 @@ class LabelStudioClient:
         """Make an annotation (what a person does in the labeling view)."""
         return dict(self.request("POST", f"/api/tasks/{task_id}/annotations",
                                  {"result": result}))
-
-
-def choice_result(name: str) -> list[dict[str, Any]]:
-    """A ``choices`` result of activegen's labeling config (``label`` on ``image``)."""
-    return [{"from_name": "label", "to_name": "image", "type": "choices",
-             "value": {"choices": [name]}}]
-
-
-def task_annotation(task: dict[str, Any], classes: Sequence[str]) -> int | None:
-    """The class (``-1`` = can't tell) of a task's latest finished annotation; None without.
-
-    Raises:
-        LabelStudioError: the annotation's choice is not one of ``classes`` (task named).
-    """
-    done = [a for a in task.get("annotations") or []
-            if not a.get("was_cancelled") and a.get("result")]
-    if not done:
-        return None
-    latest = max(done, key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""),
-                                      int(a.get("id") or 0)))
-    chosen = [c for r in latest["result"] if r.get("type") == "choices"
-              for c in (r.get("value") or {}).get("choices") or []]
-    if len(chosen) != 1:
-        raise LabelStudioError(f"Label Studio task {task.get('id')}: its annotation has "
-                               f"{len(chosen)} choices, expected one")
-    if chosen[0] == CANT_TELL:
-        return ABSTAIN
-    if chosen[0] not in classes:
-        raise LabelStudioError(f"Label Studio task {task.get('id')}: class {chosen[0]!r} is "
-                               f"not one of {list(classes)}")
-    return list(classes).index(chosen[0])
 
 
 @dataclass(frozen=True)

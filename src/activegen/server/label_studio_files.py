@@ -1,4 +1,7 @@
-"""Known labels from a Label Studio export, matched to a folder's images by file name.
+"""Reading Label Studio tasks: their annotations, and their images' files.
+
+:func:`task_annotation` reads a task's latest finished ``choices`` annotation (for the live
+sync of :mod:`activegen.server.label_studio` and for exports alike).
 
 A practitioner who labeled some photos in Label Studio exports them (JSON, or JSON-MIN) and
 passes the file as ``--labels``. Label Studio does not keep the folder's paths: a task's image
@@ -21,9 +24,44 @@ from typing import Any
 
 from activegen.errors import DataError
 from activegen.oracles.base import ABSTAIN
-from activegen.server.label_studio import LabelStudioError, task_annotation
+from activegen.server.interchange import CANT_TELL
 
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
+
+
+class LabelStudioTaskError(DataError):
+    """A Label Studio task whose annotation activegen cannot read (the task is named)."""
+
+
+def choice_result(name: str) -> list[dict[str, Any]]:
+    """A ``choices`` result of activegen's labeling config (``label`` on ``image``)."""
+    return [{"from_name": "label", "to_name": "image", "type": "choices",
+             "value": {"choices": [name]}}]
+
+
+def task_annotation(task: dict[str, Any], classes: Sequence[str]) -> int | None:
+    """The class (``-1`` = can't tell) of a task's latest finished annotation; None without.
+
+    Raises:
+        LabelStudioTaskError: the annotation's choice is not one of ``classes`` (task named).
+    """
+    done = [a for a in task.get("annotations") or []
+            if not a.get("was_cancelled") and a.get("result")]
+    if not done:
+        return None
+    latest = max(done, key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""),
+                                      int(a.get("id") or 0)))
+    chosen = [c for r in latest["result"] if r.get("type") == "choices"
+              for c in (r.get("value") or {}).get("choices") or []]
+    if len(chosen) != 1:
+        raise LabelStudioTaskError(f"Label Studio task {task.get('id')}: its annotation has "
+                               f"{len(chosen)} choices, expected one")
+    if chosen[0] == CANT_TELL:
+        return ABSTAIN
+    if chosen[0] not in classes:
+        raise LabelStudioTaskError(f"Label Studio task {task.get('id')}: class {chosen[0]!r} is "
+                               f"not one of {list(classes)}")
+    return list(classes).index(chosen[0])
 
 
 def reference_parts(ref: str) -> list[str]:
@@ -87,12 +125,23 @@ def _image_reference(task: dict[str, Any]) -> str | None:
 
 def _min_label(task: dict[str, Any], classes: Sequence[str], where: str) -> int | None:
     """The class of a JSON-MIN row (``{"image": ..., "label": "cat"}``); None without."""
+    named = task.get("label")
+    if isinstance(named, dict):
+        named = (named.get("choices") or [None])[0] if len(named.get("choices") or []) == 1 \
+            else named
+    if isinstance(named, str):  # activegen's control name: its value must be a class
+        if named == "can't tell":
+            return ABSTAIN
+        if named not in classes:
+            raise DataError(f"{where}: class {named!r} is not one of {list(classes)}")
+        return list(classes).index(named)
     values = [v for k, v in task.items() if k not in ("image", "path", "id", "annotator",
                                                          "annotation_id", "created_at",
                                                          "updated_at", "lead_time")
               and isinstance(v, str) and (v in classes or v == "can't tell")]
     choices = [v.get("choices") for v in task.values() if isinstance(v, dict)]
-    values += [c[0] for c in choices if isinstance(c, list) and len(c) == 1]
+    values += [c[0] for c in choices if isinstance(c, list) and len(c) == 1
+               and (c[0] in classes or c[0] == "can't tell")]
     if not values:
         return None
     if len(set(values)) != 1:
@@ -125,7 +174,7 @@ def read_label_studio_labels(path: Path, classes: Sequence[str], index_of: Mappi
         try:
             label = (task_annotation(task, classes) if "annotations" in task
                      else _min_label(task, classes, where))
-        except LabelStudioError as exc:
+        except LabelStudioTaskError as exc:
             raise DataError(f"{where}: {exc}") from None
         if label is None or label == ABSTAIN:
             continue

@@ -1,5 +1,5 @@
-"""The ``activegen`` command line: run, report, datasets, strategies, label, label-export,
-tsne, gaal-quality.
+"""The ``activegen`` command line: run, report, datasets, strategies, label, label-studio,
+label-export, predict, tsne, gaal-quality.
 
 Errors that come from the user's input (:class:`ActivegenError`) print one clear message and
 exit with status 2; anything else is a bug and shows its traceback.

@@ -1,5 +1,5 @@
-"""The ``activegen`` command line: run, report, datasets, strategies, label, label-export,
-tsne, gaal-quality.
+"""The ``activegen`` command line: run, report, datasets, strategies, label, label-studio,
+label-export, predict, tsne, gaal-quality.
 
 Errors that come from the user's input (:class:`ActivegenError`) print one clear message and
 exit with status 2; anything else is a bug and shows its traceback.
@@ -143,6 +143,24 @@ def _cmd_label(args: argparse.Namespace) -> int:
                  store=Path(args.store) if args.store else None,
                  import_file=Path(args.import_file) if args.import_file else None,
                  token=args.token, config=config)
+
+
+def _cmd_label_studio(args: argparse.Namespace) -> int:
+    import os
+
+    from activegen.server.config import load_label_config
+    from activegen.server.label_studio import run_sync
+
+    images_flags = (args.images, args.classes, args.size, args.channels, args.features,
+                    args.audit, args.labels, args.budget)
+    if any(v is not None for v in images_flags) or args.config is None:
+        config = _images_label_config(args)
+    else:
+        config = load_label_config(Path(args.config))
+    token = args.ls_token or os.environ.get("LABEL_STUDIO_API_KEY", "")
+    url = args.url or os.environ.get("LABEL_STUDIO_URL", "http://localhost:8080")
+    return run_sync(config, args.config, args.store, url, token, args.project,
+                    args.interval, args.once)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -301,14 +319,42 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--size", type=int, help="images are resized to SIZE x SIZE (default 64)")
     label.add_argument("--channels", type=int, choices=(1, 3), help="1 = grey, 3 = RGB "
                        "(default 3)")
-    label.add_argument("--features", help="'pixels' (default) or 'backbone:PATH' (a local "
+    label.add_argument("--features", help="'pixels' (default), 'vae' (learned on the folder) "
+                       "or 'backbone:PATH' (a local "
                        "torchvision resnet18 state dict)")
     label.add_argument("--audit", type=float, help="random audit sample, never trained on: a "
                        "count or a fraction below 1 (default 30)")
-    label.add_argument("--labels", metavar="CSV", help="labels already known: a CSV path,label")
+    label.add_argument("--labels", metavar="FILE", help="labels already known: a CSV "
+                       "path,label or a Label Studio JSON export (matched by file name)")
     label.add_argument("--budget", type=int, help="queries to answer (with --images; default "
                        "100)")
     label.set_defaults(handler=_cmd_label)
+    studio = sub.add_parser(
+        "label-studio", help="label in Label Studio: sync a session with a Label Studio project",
+        description="Run a labeling session (CONFIG, or --images/--classes as for 'label') "
+        "with Label Studio as the labeling interface: each round's queries become tasks of a "
+        "project, in the strategy's order with the model's pre-annotations; annotations come "
+        "back into the session's store and choose the next round. See docs/labeling.md.")
+    studio.add_argument("config", nargs="?", help="labeling-session TOML file")
+    studio.add_argument("--url", help="the Label Studio server (default: LABEL_STUDIO_URL or "
+                        "http://localhost:8080)")
+    studio.add_argument("--ls-token", help="a Label Studio API token (default: "
+                        "LABEL_STUDIO_API_KEY)")
+    studio.add_argument("--project", type=int, help="an existing project id (default: the "
+                        "store's project, else a new one)")
+    studio.add_argument("--interval", type=float, default=5.0, help="seconds between syncs (5)")
+    studio.add_argument("--once", action="store_true", help="sync once and exit")
+    studio.add_argument("--store", help="SQLite file of the session")
+    for flag, kind, text in (("--images", str, "label this folder of unlabeled images"),
+                             ("--classes", str, "the class names, comma-separated"),
+                             ("--size", int, "images are resized to SIZE x SIZE (64)"),
+                             ("--channels", int, "1 = grey, 3 = RGB (3)"),
+                             ("--features", str, "as for 'label'"),
+                             ("--audit", float, "random audit sample (as for 'label')"),
+                             ("--labels", str, "labels already known: a CSV path,label"),
+                             ("--budget", int, "queries to answer (100)")):
+        studio.add_argument(flag, type=kind, help=text)
+    studio.set_defaults(handler=_cmd_label_studio)
     predict = sub.add_parser("predict", help="predict images with an exported model",
                              description="Write path,label,confidence for images with a model "
                              "file exported by the labeling app (/api/model.npz).")

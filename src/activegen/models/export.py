@@ -3,8 +3,10 @@
 The file is an ``.npz`` read with ``allow_pickle=False``: arrays ``coef`` ``[K', D]``,
 ``intercept`` ``[K']``, ``feature_mean`` and ``feature_scale`` ``[D]`` and ``header`` (the
 UTF-8 bytes of a JSON object: format, version, classes, image size, channels, the feature
-extractor's spec and id). Loading refuses a file with other arrays, another format or version,
-or shapes that do not agree, with a :class:`ModelFileError` naming the file.
+extractor's spec and id). With ``features = "vae"`` it also holds the VAE's weights as arrays
+``vae.<parameter>``, checked to load into exactly that VAE and to hash to the header's id.
+Loading refuses a file with other arrays, another format or version, or shapes that do not
+agree, with a :class:`ModelFileError` naming the file.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from activegen.models.features import FeatureExtractor, parse_features_spec
 FORMAT = "activegen-image-classifier"
 VERSION = 1
 _ARRAYS = {"coef", "intercept", "feature_mean", "feature_scale", "header"}
+_VAE_PREFIX = "vae."
 
 
 class ModelFileError(DataError):
@@ -48,6 +51,8 @@ class ExportedModel:
     features_id: str
     #: the audit estimate when the model was exported (informative; not needed to predict)
     audit: dict[str, Any] | None = None
+    #: a ``vae`` extractor's network, as arrays (empty for other extractors)
+    vae_state: dict[str, np.ndarray] | None = None
 
     def to_bytes(self) -> bytes:
         header = {"format": FORMAT, "version": VERSION, "classes": self.classes,
@@ -58,7 +63,8 @@ class ExportedModel:
                  intercept=self.intercept.astype(np.float64),
                  feature_mean=self.feature_mean.astype(np.float32),
                  feature_scale=self.feature_scale.astype(np.float32),
-                 header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
+                 header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+                 **{_VAE_PREFIX + k: v for k, v in (self.vae_state or {}).items()})
         return buffer.getvalue()
 
     def save(self, path: str | Path) -> None:
@@ -71,6 +77,11 @@ class ExportedModel:
     def extractor(self) -> FeatureExtractor:
         """The feature extractor, checked to be the one the model was trained with."""
         extractor = FeatureExtractor(self.features, self.channels)
+        if extractor.kind == "vae":
+            try:
+                extractor.load_vae_state(self.vae_state or {}, self.size)
+            except ActivegenError as exc:
+                raise ModelFileError(str(exc)) from None
         if extractor.id != self.features_id:
             raise ModelFileError(f"the model was trained on features {self.features_id}; "
                                  f"{self.features} now gives {extractor.id} (other weights)")
@@ -86,10 +97,12 @@ def load_model(path: str | Path) -> ExportedModel:
     try:
         with np.load(path, allow_pickle=False) as data:
             names = set(data.files)
-            if names != _ARRAYS:
+            extra = {n for n in names - _ARRAYS if n.startswith(_VAE_PREFIX)}
+            if names - extra != _ARRAYS:
                 raise ModelFileError(f"{path}: not an activegen model file (arrays "
-                                     f"{sorted(names)}, expected {sorted(_ARRAYS)})")
+                                     f"{sorted(names - extra)}, expected {sorted(_ARRAYS)})")
             arrays = {k: data[k] for k in _ARRAYS}
+            vae_state = {n[len(_VAE_PREFIX):]: data[n] for n in extra}
     except ModelFileError:
         raise
     except Exception as exc:  # zipfile/ValueError/OSError: name the file
@@ -111,9 +124,12 @@ def load_model(path: str | Path) -> ExportedModel:
     if not isinstance(size, int) or channels not in (1, 3) or not isinstance(features, str):
         raise ModelFileError(f"{path}: header needs integer size, channels 1 or 3, features")
     try:
-        parse_features_spec(features)
+        kind, _ = parse_features_spec(features)
     except ActivegenError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
+    if (kind == "vae") != bool(vae_state):
+        raise ModelFileError(f"{path}: features {features!r} with "
+                             f"{len(vae_state)} VAE arrays")
     coef, intercept = arrays["coef"], arrays["intercept"]
     mean, scale = arrays["feature_mean"], arrays["feature_scale"]
     k = 1 if len(classes) == 2 else len(classes)
@@ -126,7 +142,8 @@ def load_model(path: str | Path) -> ExportedModel:
                              "classes")
     return ExportedModel(coef, intercept, mean, scale, list(classes), size, channels, features,
                          str(header.get("features_id", "")),
-                         header.get("audit") if isinstance(header.get("audit"), dict) else None)
+                         header.get("audit") if isinstance(header.get("audit"), dict) else None,
+                         vae_state or None)
 
 
 def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
@@ -153,7 +170,10 @@ def predict_files(model_path: str | Path, inputs: list[str | Path], out: str | P
     The CSV is written atomically to ``out`` when given; it is returned either way.
     """
     model = load_model(model_path)
-    extractor = model.extractor()
+    try:
+        extractor = model.extractor()
+    except ModelFileError as exc:
+        raise ModelFileError(f"{model_path}: {exc}") from None
     files, names = collect_inputs(inputs)
     if not files:
         raise DataError("no image files to predict")

@@ -7,6 +7,10 @@ One spec string chooses the extractor (the ``features`` key of an image session)
   local torchvision ``state_dict`` file, loaded with ``torch.load(weights_only=True)`` (nothing
   is downloaded; see :func:`activegen.models.resnet.load_imagenet_weights` for the adaptation).
   Inputs are normalised with ImageNet's mean and standard deviation.
+- ``"vae"``: features learned on the unlabeled images themselves: the posterior means of the
+  convolutional VAE of :mod:`activegen.generative.vae` (:data:`VAE_SETTINGS`), trained on the
+  pool when the session opens (cached on disk by the pool's bytes and the seed, so reopening
+  does not retrain). The exported model carries the VAE's weights as plain arrays.
 
 Features are standardised with statistics fitted once on the pool (:meth:`FeatureExtractor.fit`),
 which the exported model carries, so that predictions later see the same transform.
@@ -21,19 +25,34 @@ import numpy as np
 import torch
 
 from activegen.errors import ConfigError
+from activegen.generative.vae import VAESettings
 
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
+#: the VAE of ``features = "vae"`` (the project's default VAE; the model file relies on it)
+VAE_SETTINGS = VAESettings(latent_dim=32, width=32, epochs=20)
+
 
 def parse_features_spec(spec: str) -> tuple[str, Path | None]:
-    """``("pixels", None)`` or ``("backbone", path)``; a :class:`ConfigError` for anything else."""
-    if spec == "pixels":
-        return "pixels", None
+    """``("pixels", None)``, ``("vae", None)`` or ``("backbone", path)``; a
+    :class:`ConfigError` for anything else."""
+    if spec in ("pixels", "vae"):
+        return spec, None
     if spec.startswith("backbone:") and len(spec) > len("backbone:"):
         return "backbone", Path(spec[len("backbone:"):])
-    raise ConfigError(f"features {spec!r}: use 'pixels' or 'backbone:<path to a torchvision "
-                      "resnet18 state dict>'")
+    raise ConfigError(f"features {spec!r}: use 'pixels', 'vae' or 'backbone:<path to a "
+                      "torchvision resnet18 state dict>'")
+
+
+def state_digest(state: dict[str, np.ndarray]) -> str:
+    """SHA-256 of a network's arrays (names, shapes, dtypes and bytes), in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        array = np.ascontiguousarray(state[name])
+        digest.update(f"{name}{array.shape}{array.dtype}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -51,9 +70,12 @@ class FeatureExtractor:
         spec: see the module docstring.
         channels: the images' channel count (1 or 3).
         batch_size: images per forward pass of a backbone.
+        cache_dir: where a ``vae`` extractor keeps the VAE it trains (None: no cache).
+        seed: seeds the VAE's training.
     """
 
-    def __init__(self, spec: str, channels: int, batch_size: int = 256) -> None:
+    def __init__(self, spec: str, channels: int, batch_size: int = 256,
+                 cache_dir: Path | None = None, seed: int = 0) -> None:
         self.kind, self.path = parse_features_spec(spec)
         self.spec = spec
         self.channels = channels
@@ -62,6 +84,8 @@ class FeatureExtractor:
         self.scale: np.ndarray | None = None
         self.weights_sha256: str | None = None
         self._network: torch.nn.Module | None = None
+        self.cache_dir, self.seed = cache_dir, seed
+        self._vae: torch.nn.Module | None = None
         if self.kind == "backbone":
             from activegen.models.resnet import ResNet18Network, load_imagenet_weights
 
@@ -74,13 +98,55 @@ class FeatureExtractor:
     @property
     def id(self) -> str:
         """What the exported model records: the kind, and the weights' hash for a backbone."""
-        return "pixels" if self.kind == "pixels" else f"backbone:sha256={self.weights_sha256}"
+        if self.kind == "pixels":
+            return "pixels"
+        return f"{self.kind}:sha256={self.weights_sha256}"
+
+    def vae_state(self) -> dict[str, np.ndarray]:
+        """The trained VAE's arrays (what an exported model carries); empty for other kinds."""
+        if self._vae is None:
+            return {}
+        return {k: v.detach().cpu().numpy() for k, v in self._vae.state_dict().items()}
+
+    def load_vae_state(self, state: dict[str, np.ndarray], size: int) -> None:
+        """Use a VAE given as arrays (from a model file) instead of training one.
+
+        Raises:
+            ConfigError: the arrays are not those of :data:`VAE_SETTINGS`'s VAE at ``size``.
+        """
+        from activegen.generative.vae import ConvVAE
+
+        network = ConvVAE(self.channels, (size, size), VAE_SETTINGS.latent_dim,
+                          VAE_SETTINGS.width)
+        try:
+            network.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in
+                                     state.items()}, strict=True)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise ConfigError(f"the VAE arrays do not fit a VAE for {size}x{size} images with "
+                              f"{self.channels} channels: {str(exc)[:300]}") from None
+        self._vae = network.eval()
+        self.weights_sha256 = state_digest(state)
+
+    def _train_vae(self, images: np.ndarray) -> None:
+        from activegen.generative.vae import load_or_train_vae
+
+        x = np.ascontiguousarray(images.astype(np.float32).transpose(0, 3, 1, 2) / 255.0)
+        self._vae = load_or_train_vae(x, self.cache_dir, VAE_SETTINGS, self.seed).eval()
+        self.weights_sha256 = state_digest(self.vae_state())
 
     def raw(self, images: np.ndarray) -> np.ndarray:
         """Unstandardised features of ``uint8 [N, H, W, C]`` images."""
         x = images.astype(np.float32) / np.float32(255.0)
         if self.kind == "pixels":
-            return x.reshape(len(x), -1)
+            return x.reshape(len(x), int(np.prod(x.shape[1:])))  # -1 fails for 0 images
+        if self.kind == "vae":
+            from activegen.generative.vae import encode
+
+            if self._vae is None:
+                raise RuntimeError("FeatureExtractor('vae'): fit it, or load a VAE, first")
+            if len(x) == 0:
+                return np.empty((0, VAE_SETTINGS.latent_dim), dtype=np.float32)
+            return encode(self._vae, np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
         assert self._network is not None
         if self.channels == 3:
             x = (x - _IMAGENET_MEAN) / _IMAGENET_STD
@@ -95,11 +161,20 @@ class FeatureExtractor:
         return (np.concatenate(out) if out else np.empty((0, 512))).astype(np.float32)
 
     def fit(self, images: np.ndarray) -> np.ndarray:
-        """Fit the standardisation on ``images`` and return their features."""
-        raw = self.raw(images)
+        """Fit the standardisation (and a ``vae``'s VAE) on ``images``; return their features."""
+        if self.kind == "vae" and self._vae is None:
+            self._train_vae(images)
+        return self.fit_raw(self.raw(images))
+
+    def fit_raw(self, raw: np.ndarray) -> np.ndarray:
+        """:meth:`fit` from raw features already computed (e.g. read from a cache)."""
         self.mean = raw.mean(axis=0)
         std = raw.std(axis=0)
         self.scale = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+        return self._standardise(raw)
+
+    def standardise(self, raw: np.ndarray) -> np.ndarray:
+        """Standardised features of raw ones (after a fit)."""
         return self._standardise(raw)
 
     def set_standardisation(self, mean: np.ndarray, scale: np.ndarray) -> None:

@@ -14,9 +14,10 @@ class ImagesConfig(BaseModel):
         folder: the images (flat or nested; any sizes and modes).
         classes: the class names, at least two, distinct.
         size, channels: what every image is resized and converted to for the model.
-        features: ``"pixels"`` or ``"backbone:<torchvision resnet18 state dict>"``.
+        features: ``"pixels"``, ``"vae"`` or ``"backbone:<torchvision resnet18 state dict>"``.
         audit: the random audit sample, a count (>= 1) or a fraction (< 1); 0 = none.
-        labels: a CSV ``path,label`` of labels already known, imported first.
+        labels: labels already known, imported first: a CSV ``path,label`` or a Label Studio
+            JSON export (tasks matched to files by name).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

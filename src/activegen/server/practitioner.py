@@ -23,13 +23,14 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from activegen.data.dataset import Dataset
-from activegen.data.unlabeled import display_png, load_unlabeled_images
+from activegen.data.unlabeled import display_png
 from activegen.errors import ConfigError, DataError
 from activegen.models.export import ExportedModel
 from activegen.models.features import FeatureExtractor
 from activegen.oracles.base import ABSTAIN
 from activegen.server.audit import audit_estimate, audit_size, draw_audit
 from activegen.server.config import LabelConfig
+from activegen.server.folder_cache import load_images_cached, raw_features_cached
 from activegen.server.session import LABELER_MAX, LabelSession, RequestError
 from activegen.server.store import QueryRow
 from activegen.strategies import Strategy
@@ -43,7 +44,9 @@ LINEAR_LEARNERS = ("logistic-regression", "linear-svm")
 
 def read_known_labels(path: Path, classes: list[str], index_of: dict[str, int]
                       ) -> list[tuple[int, int]]:
-    """``(image index, label)`` pairs from a CSV ``path,label`` (``label`` a class name).
+    """``(image index, label)`` pairs from a CSV ``path,label`` (``label`` a class name), or
+    from a Label Studio JSON export (``.json``: tasks matched to files by name, see
+    :mod:`activegen.server.label_studio_files`).
 
     Raises:
         DataError: no such file, a bad header, or a row naming an unknown file or class (the
@@ -51,6 +54,10 @@ def read_known_labels(path: Path, classes: list[str], index_of: dict[str, int]
     """
     if not Path(path).is_file():
         raise DataError(f"{path}: no such labels file")
+    if Path(path).suffix.lower() == ".json":
+        from activegen.server.label_studio_files import read_label_studio_labels
+
+        return read_label_studio_labels(Path(path), classes, index_of)
     reader = csv.DictReader(io.StringIO(Path(path).read_text(encoding="utf-8")))
     if not {"path", "label"} <= set(reader.fieldnames or []):
         raise DataError(f"{path}: needs a header with 'path' and 'label'; got "
@@ -81,7 +88,11 @@ class ImageFolderSession(LabelSession):
                               f"linear model on features; use one of {list(LINEAR_LEARNERS)}")
         self.folder = Path(images.folder)
         self.images_config = images
-        loaded = load_unlabeled_images(self.folder, images.size, images.channels)
+        cache_dir = (Path(config.cache_dir) if config.cache_dir
+                     else Path(store_path).parent / "cache")
+        # decoded images (and a backbone's features) are cached by the files' content hashes
+        loaded, folder_key = load_images_cached(self.folder, images.size, images.channels,
+                                                cache_dir)
         self.skipped = loaded.skipped
         for name, why in loaded.skipped:
             log.warning("skipped %s: %s", name, why)
@@ -103,9 +114,15 @@ class ImageFolderSession(LabelSession):
         if len(pool_idx) < (config.labeling.first_batch):
             raise ConfigError(f"labeling.initial ({config.labeling.first_batch}) exceeds the "
                               f"pool ({len(pool_idx)} images after the audit sample)")
-        self.extractor = FeatureExtractor(images.features, images.channels)
-        self.features = self.extractor.fit(loaded.X[pool_idx])
-        self.audit_features = self.extractor.transform(loaded.X[audit_idx])
+        self.extractor = FeatureExtractor(  # a "vae" trains on the pool, cached by its bytes
+            images.features, images.channels, seed=config.seed, cache_dir=cache_dir)
+        raw = raw_features_cached(self.extractor, loaded.X, folder_key, cache_dir)
+        if raw is None:
+            self.features = self.extractor.fit(loaded.X[pool_idx])
+            self.audit_features = self.extractor.transform(loaded.X[audit_idx])
+        else:
+            self.features = self.extractor.fit_raw(raw[pool_idx])
+            self.audit_features = self.extractor.standardise(raw[audit_idx])
         pool = Dataset(loaded.X[pool_idx], np.zeros(len(pool_idx), dtype=np.int64),
                        tuple(images.classes), self.folder.name or "images")
         super().__init__(config, pool, {}, store_path, strategy=strategy,
@@ -205,7 +222,8 @@ class ImageFolderSession(LabelSession):
         return ExportedModel(np.asarray(coef), np.asarray(intercept), self.extractor.mean,
                              self.extractor.scale, list(images.classes), images.size,
                              images.channels, images.features, self.extractor.id,
-                             audit=self.audit_state())
+                             audit=self.audit_state(),
+                             vae_state=self.extractor.vae_state() or None)
 
     def predictions_csv(self) -> str:
         """``path,label,confidence`` of every pool image nobody labeled, least sure first."""

@@ -167,8 +167,10 @@ def _reference_round2(tmp_path: Path, config: object, answers: list[int], name: 
     """Round 2 of the same session answered directly (no Label Studio)."""
     ref = ImageFolderSession(config, tmp_path / name)  # type: ignore[arg-type]
     try:
+        assert ref.wait_ready(120)  # the background worker prepares round 1, then round 2
         for row, y in zip(ref.batch("ref"), answers, strict=True):
             ref.label(row.id, y, "ref")
+        assert ref.wait_ready(120)
         return _queries_of_round(ref, 2)
     finally:
         ref.close()

@@ -152,9 +152,12 @@ class LabelStudioSync:
     """
 
     def __init__(self, session: LabelSession, client: LabelStudioClient,
-                 project_id: int | None = None, title: str | None = None) -> None:
+                 project_id: int | None = None, title: str | None = None,
+                 wait_seconds: float = 600.0) -> None:
         self.session = session
         self.client = client
+        #: how long a sync waits for the session's worker to prepare the next round
+        self.wait_seconds = wait_seconds
         with session.store.lock:
             raw = session.store.get_meta(_META_KEY)
         stored = None if raw is None else json.loads(raw)
@@ -179,6 +182,10 @@ class LabelStudioSync:
         """Pull the annotations, then push the open queries not yet in the project."""
         tasks = self.client.tasks(self.project_id)
         pulled, conflicts = self._pull(tasks)
+        # The session computes its next round in a background worker; a sync is not a request
+        # that must answer at once, so it waits for that round (or the first one, at start)
+        # and pushes it now rather than one interval later.
+        self.session.wait_ready(self.wait_seconds)
         present = {int(t["data"]["activegen_query_id"]) for t in tasks
                    if "activegen_query_id" in (t.get("data") or {})}
         rows = sorted(self.session.batch(LABELER), key=lambda r: (r.round, r.position))

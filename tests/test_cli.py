@@ -168,3 +168,16 @@ def test_report_works_when_the_saved_config_no_longer_validates(demo_run: Path,
     (copy / "config.json").write_text(json.dumps(stamp))
     assert main(["report", str(copy)]) == 0
     assert "svm-active" in (copy / "report.md").read_text()
+
+
+def test_report_reference_option(demo_run: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(demo_run, copy)
+    assert main(["report", str(copy), "--reference", "svm-active"]) == 0
+    assert "## Paired tests against `svm-active`" in (copy / "report.md").read_text()
+    vs = pd.read_csv(copy / "pvalues_vs_svm-active.csv")
+    assert "random" in set(vs["strategy"]) and "svm-active" not in set(vs["strategy"])
+    capsys.readouterr()
+    line = _error_line(["report", str(copy), "--reference", "no-such"], capsys)
+    assert "'no-such'" in line and "svm-active" in line

@@ -58,7 +58,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     counts = args.at or (config.report.label_counts if config else None)
     report = make_report(args.dir, baseline=baseline, label_counts=counts,
                          title=args.title or (config.name if config else None),
-                         strict_baseline=args.baseline is not None, band=args.band)
+                         strict_baseline=args.baseline is not None, band=args.band,
+                         references=tuple(args.reference or ()))
     print(report)
     return 0
 
@@ -281,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Make the report from DIR/results.csv alone.")
     report.add_argument("dir", help="an output folder of 'activegen run' (or a results.csv)")
     report.add_argument("--baseline", help="strategy the others are tested against")
+    report.add_argument("--reference", action="append", metavar="STRATEGY",
+                        help="also test every strategy against STRATEGY (Holm-corrected, "
+                             "like the baseline; repeatable), e.g. --reference svm-active")
     report.add_argument("--at", type=int, nargs="+", metavar="N",
                         help="label counts shown in the summary")
     report.add_argument("--title", help="report title")

@@ -202,3 +202,22 @@ def test_area_tests_pair_the_areas_by_seed() -> None:
     assert t.loc["auc", "p_t"] == pytest.approx(stats.paired_t_pvalue(
         area[area.strategy == "unc"]["auc"].to_numpy(),
         area[area.strategy == "random"]["auc"].to_numpy()))
+
+
+def test_area_tests_are_holm_corrected_across_strategies_per_test_set_and_axis() -> None:
+    counts = [10, 20, 40]
+    rng = np.random.default_rng(3)
+    rnd = {n: list(0.6 + 0.001 * n + rng.normal(0, 0.01, 5)) for n in counts}
+    curves = {"random": rnd}
+    for k, shift in enumerate((0.002, 0.01, 0.04)):  # three strategies, weak to strong
+        curves[f"s{k}"] = {n: [a + shift + rng.normal(0, 0.005) for a in rnd[n]] for n in counts}
+    t = stats.area_tests(table(curves), "random")
+    for _, family in t.groupby(["test_set", "axis"]):
+        assert len(family) == 3
+        for raw, corrected in (("p_t", "p_t_holm"), ("p_wilcoxon", "p_wilcoxon_holm")):
+            np.testing.assert_allclose(family[corrected], stats.holm(family[raw].to_numpy()))
+            # Holm by hand: sorted p_(i) times (m - i), running maximum, capped at 1
+            p = np.sort(family[raw].to_numpy())
+            by_hand = np.minimum(1, np.maximum.accumulate(p * np.arange(3, 0, -1)))
+            np.testing.assert_allclose(np.sort(family[corrected].to_numpy()), by_hand)
+            assert (family[corrected] >= family[raw] - 1e-15).all()

@@ -193,8 +193,8 @@ def _reference_section(frame: pd.DataFrame, reference: str, counts: list[int],
         " has every count).",
         "",
         _markdown_table(shown),
-        f"Normalised areas against `{reference}`, paired by seed "
-        f"(`area_pvalues_vs_{reference}.csv`):",
+        f"Normalised areas against `{reference}`, paired by seed, Holm-corrected across the "
+        f"strategies of each test set and axis (`area_pvalues_vs_{reference}.csv`):",
         "",
         _markdown_table(area_p),
     ]
@@ -297,7 +297,8 @@ def make_report(results: str | Path, baseline: str = "random",
     area_p = stats.area_tests(frame, baseline)
     write_csv(area_p, out_dir / "area_pvalues.csv")
     lines += [
-        f"Normalised areas against `{baseline}`, paired by seed (`area_pvalues.csv`):",
+        f"Normalised areas against `{baseline}`, paired by seed, Holm-corrected across the "
+        "strategies of each test set and axis (`area_pvalues.csv`):",
         "",
         _markdown_table(area_p),
     ]

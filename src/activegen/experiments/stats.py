@@ -250,7 +250,8 @@ def paired_tests(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
 
 def area_tests(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Each strategy's normalised areas (linear and log2) against ``baseline``'s, paired by
-    seed: mean difference and two-sided paired t and Wilcoxon p-values, per test set."""
+    seed: mean difference and two-sided paired t and Wilcoxon p-values, per test set, and the
+    same Holm-corrected over the strategies of each test set and axis."""
     area = areas(frame)
     rows = []
     for (test_set, strategy), group in area.groupby(["test_set", "strategy"]):
@@ -264,8 +265,16 @@ def area_tests(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
             rows.append({"test_set": test_set, "strategy": strategy, "axis": axis,
                          "n_pairs": len(x), "mean_diff": float(np.mean(x - y)) if len(x)
                          else float("nan"), "p_t": p_t, "p_wilcoxon": p_w})
-    return pd.DataFrame(rows, columns=["test_set", "strategy", "axis", "n_pairs", "mean_diff",
-                                       "p_t", "p_wilcoxon"])
+    table = pd.DataFrame(rows, columns=["test_set", "strategy", "axis", "n_pairs", "mean_diff",
+                                        "p_t", "p_wilcoxon"])
+    # Holm over the strategies compared with the baseline, per test set and axis: one family
+    # of tests per question "which strategy's area differs from the baseline's here?"
+    table["p_t_holm"] = np.nan
+    table["p_wilcoxon_holm"] = np.nan
+    for _, family in table.groupby(["test_set", "axis"]):
+        for raw, corrected in (("p_t", "p_t_holm"), ("p_wilcoxon", "p_wilcoxon_holm")):
+            table.loc[family.index, corrected] = holm(family[raw].to_numpy(dtype=float))
+    return table
 
 
 def wins_matrix(frame: pd.DataFrame, test_set: str, alpha: float = 0.05) -> pd.DataFrame:

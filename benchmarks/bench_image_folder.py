@@ -7,8 +7,9 @@ Writes ``--n`` PNG files (rendered squares and discs, two classes), opens an ima
 session with the default feature extractor (``pixels``) and a logistic regression, answers
 ``--rounds`` rounds of 10 with the truth, and prints: the time to open the session (reading
 the files and extracting features, once), the time to open it again on a new store (the
-images from the folder cache), the median time of the label that closes a round
-(the per-round refit on every answer plus the strategy's query over the whole pool), and the
+images from the folder cache), the median time from the label that closes a round to the next
+round being ready (the background worker's refit on every answer plus the strategy's query
+over the whole pool), and the
 time of ``activegen predict`` on all the files with the exported model.
 """
 
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             "labeling": {"batch": 10, "budget": 10 * (args.rounds + 1)}})
         t0 = time.perf_counter()
         session = ImageFolderSession(config, Path(tmp) / "s.sqlite")
+        session.wait_ready()  # the background worker prepares the first batch
         opened = time.perf_counter() - t0
         print(f"open (read {args.n} files, pixel features, first random batch): {opened:.2f} s")
         closing = []
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 last = rows[-1]
                 t0 = time.perf_counter()
                 session.label(last.id, truth[session.paths[last.pool_index]], "bench")
+                session.wait_ready()  # the round's refit and query run in the worker
                 closing.append(time.perf_counter() - t0)
             model = session.exported_model()
             # the query's decision values over the pool: blocked float64 (as the linear

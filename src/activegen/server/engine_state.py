@@ -9,9 +9,11 @@ rounds that are *closed* (every query answered): session round ``r`` is the engi
 Synthesized images are read back from the PNG the person saw, so a session reopened after a
 crash trains on the very pixels an uninterrupted one trains on.
 
-``save`` writes nothing: the answers are already durable (each one is the session's ``tell``,
-committed by :meth:`LabelStore.record_label`), and the round records go to the store's
-``fits`` table from the engine's ``on_fitted`` hook.
+``save`` writes nothing: the answers are already durable (each one committed by
+:meth:`LabelStore.record_label` before it is acknowledged), and the round records go to the
+store's ``fits`` table from the engine's ``on_fitted`` hook. While a session runs, its engine
+stays in memory and is *told* each closed round's answers (``ActiveLearner.tell``); ``load``
+rebuilds the same state after a restart or an import (``tests/test_session_tell.py``).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from activegen._device import resolve_device
-from activegen.data.dataset import Dataset, float_to_images
+from activegen.data.dataset import Dataset, float_to_images, images_to_float
 from activegen.engine import ActiveLearner, RoundRecord
 from activegen.errors import ConfigError
 from activegen.models import LEARNERS, Learner
@@ -138,6 +138,12 @@ class LabelSession:
         #: bumped under the store lock by every change to the answers (label, undo, import):
         #: a round computed from a snapshot is committed only if nothing changed since
         self._version = 0
+        #: bumped by every change other than an answer to an asked query (imports): the
+        #: engine kept in memory is told a round only if its queries are exactly those asked
+        self._imports = 0
+        #: (session round, imports, engine, query): the engine that asked that round's query,
+        #: kept so that the round's answers are *told* to it when it closes
+        self._asked: tuple[int, int, ActiveLearner, Query] | None = None
         self._closing = False
         self.store = LabelStore(self.store_path)
         self.worker: RoundWorker | None = None
@@ -252,7 +258,9 @@ class LabelSession:
                 if not closed and self._learner_round == current:
                     return  # up to date
                 version = self._version
-                engine = self._engine()
+                engine = self._tell_answers(current) if closed else None
+                if engine is None:  # nothing asked in memory: the state from the store
+                    engine = self._engine()
             next_round = current + 1 if closed else current
             if closed:
                 k = self.settings.first_batch if next_round == 1 else self.settings.batch
@@ -263,17 +271,48 @@ class LabelSession:
                 if self._closing:
                     return
                 if closed and self._version != version:
+                    self._asked = None  # told answers that changed: rebuild from the store
                     continue  # an answer was undone or imported meanwhile: compute again
                 if closed:
                     if engine.done or len(query) == 0:
                         log.info("the budget is spent or the pool exhausted: finished")
                         self.finished = True
+                        self._asked = None
                     else:
+                        self._keep_stored_pixels(query)
                         self.store.insert_round(next_round, self._to_new_queries(query))
+                        self._asked = (next_round, self._imports, engine, query)
                         log.info("round %d: %d queries stored", next_round, len(query))
                 elif self.store.current_round() != current:
                     continue
                 self.learner, self._learner_round = engine.learner, next_round
+
+    def _tell_answers(self, round_: int) -> ActiveLearner | None:
+        """The engine that asked session round ``round_``, told that round's answers (its
+        ``tell``), or None when there is none in memory (a restart, an import since, or a
+        round computed again) and the engine must be rebuilt from the store (``load``, which
+        gives the same state: the store holds every answer and the pixels shown).
+        Call with the store lock held."""
+        asked, self._asked = self._asked, None
+        if asked is None or asked[0] != round_ or asked[1] != self._imports:
+            return None
+        _, _, engine, query = asked
+        rows = self.store.read(
+            "SELECT q.pool_index, l.label FROM queries q JOIN labels l ON l.query_id = q.id "
+            "WHERE q.round = ? AND q.source = 'session' ORDER BY q.position", (round_,))
+        if len(rows) != len(query):
+            return None
+        if not query.is_synthesized and [r[0] for r in rows] != [int(i) for i in query.indices]:
+            return None
+        engine.tell(query, np.asarray([r[1] for r in rows], dtype=np.int64))
+        return engine
+
+    @staticmethod
+    def _keep_stored_pixels(query: Query) -> None:
+        """Synthesized images are stored (and shown) as 8-bit PNGs: the engine keeps those
+        pixels too, so a session told its answers trains on what a reopened one reads back."""
+        if query.is_synthesized and query.samples is not None:
+            query.samples[...] = images_to_float(float_to_images(query.samples))
 
     def _round_answered(self) -> None:
         """After an answer: if it closed the round, have the next one computed."""
@@ -373,6 +412,7 @@ class LabelSession:
         with self.store.lock:
             counts = self.store.import_labels(self.store.current_round(), items, labeler)
             self._version += 1
+            self._imports += 1
             if told_rounds(self.store) == self.store.current_round():
                 self._round_answered()
         return counts

@@ -69,6 +69,17 @@ def content_key(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
 
 
+def arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of named arrays (names, shapes, dtypes and bytes, in name order): the checksum
+    of arrays kept on disk (a model file's VAE weights, the folder cache's images)."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}{array.shape}{array.dtype}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def file_digest(path: Path) -> str:
     """SHA-256 of a file's bytes (read in chunks)."""
     digest = hashlib.sha256()

@@ -18,12 +18,12 @@ which the exported model carries, so that predictions later see the same transfo
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from activegen._cache import arrays_digest, file_digest
 from activegen.errors import ConfigError
 from activegen.generative.vae import VAESettings
 
@@ -43,24 +43,6 @@ def parse_features_spec(spec: str) -> tuple[str, Path | None]:
         return "backbone", Path(spec[len("backbone:"):])
     raise ConfigError(f"features {spec!r}: use 'pixels', 'vae' or 'backbone:<path to a "
                       "torchvision resnet18 state dict>'")
-
-
-def state_digest(state: dict[str, np.ndarray]) -> str:
-    """SHA-256 of a network's arrays (names, shapes, dtypes and bytes), in name order."""
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        array = np.ascontiguousarray(state[name])
-        digest.update(f"{name}{array.shape}{array.dtype}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class FeatureExtractor:
@@ -93,7 +75,7 @@ class FeatureExtractor:
             network = ResNet18Network(channels, n_classes=1)
             load_imagenet_weights(network, self.path)  # ConfigError naming the file
             self._network = network.eval()
-            self.weights_sha256 = file_sha256(self.path)
+            self.weights_sha256 = file_digest(self.path)
 
     @property
     def id(self) -> str:
@@ -125,14 +107,14 @@ class FeatureExtractor:
             raise ConfigError(f"the VAE arrays do not fit a VAE for {size}x{size} images with "
                               f"{self.channels} channels: {str(exc)[:300]}") from None
         self._vae = network.eval()
-        self.weights_sha256 = state_digest(state)
+        self.weights_sha256 = arrays_digest(state)
 
     def _train_vae(self, images: np.ndarray) -> None:
         from activegen.generative.vae import load_or_train_vae
 
         x = np.ascontiguousarray(images.astype(np.float32).transpose(0, 3, 1, 2) / 255.0)
         self._vae = load_or_train_vae(x, self.cache_dir, VAE_SETTINGS, self.seed).eval()
-        self.weights_sha256 = state_digest(self.vae_state())
+        self.weights_sha256 = arrays_digest(self.vae_state())
 
     def raw(self, images: np.ndarray) -> np.ndarray:
         """Unstandardised features of ``uint8 [N, H, W, C]`` images."""

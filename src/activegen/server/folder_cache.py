@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from activegen._atomic import atomic_write_bytes
+from activegen._cache import arrays_digest
 from activegen.data.unlabeled import (
     UNLABELED_EXTENSIONS,
     UnlabeledImages,
@@ -44,17 +45,8 @@ def folder_key(root: Path, size: int, channels: int) -> str:
     return digest.hexdigest()
 
 
-def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        digest.update(f"{name}{a.shape}{a.dtype}".encode())
-        digest.update(a.tobytes())
-    return digest.hexdigest()
-
-
 def _write(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    header = {**meta, "version": _VERSION, "sha256": _arrays_digest(arrays)}
+    header = {**meta, "version": _VERSION, "sha256": arrays_digest(arrays)}
     buffer = io.BytesIO()
     np.savez(buffer, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
              **arrays)
@@ -74,7 +66,7 @@ def _read(path: Path, names: set[str], key: str) -> tuple[dict[str, np.ndarray],
             header = json.loads(data["header"].astype(np.uint8).tobytes().decode())
         if header.get("version") != _VERSION or header.get("key") != key:
             raise ValueError("another version or key")
-        if header.get("sha256") != _arrays_digest(arrays):
+        if header.get("sha256") != arrays_digest(arrays):
             raise ValueError("its arrays do not match their SHA-256")
     except Exception as exc:  # a damaged file of any kind: rebuild it
         log.warning("%s: damaged cache file (%s); rebuilding it", path, exc)

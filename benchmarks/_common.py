@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from activegen.experiments.config import ExperimentConfig, parse_config
@@ -38,3 +41,45 @@ def mnist5k_config(seeds: list[int], budget: int, batch: int = 20, **changes: An
         **changes,
     }
     return parse_config(data, "benchmark")
+
+
+@dataclass
+class StoreAudit:
+    """What labelers were told against what the label store holds, after a labeling run."""
+
+    acked: dict[int, int]  # query id -> label acknowledged to a labeler
+    n_stored: int  # label rows in the store
+    rounds: int | None  # the store's last round
+    lost: int  # acknowledged but not stored (or stored with another label)
+    doubled: int  # stored twice
+    unacked: int  # stored but never acknowledged
+    errors: list[str]  # the labelers' errors, and queries acknowledged to two labelers
+
+    @property
+    def ok(self) -> bool:
+        """Every acknowledged label stored exactly once, and nothing else."""
+        return (not self.errors and self.lost == 0 and self.doubled == 0 and self.unacked == 0
+                and self.n_stored == len(self.acked))
+
+
+def audit_store(results: dict[str, dict[str, Any]], store: Path) -> StoreAudit:
+    """Merge the labelers' ``acked`` and ``errors`` and compare them with the store's labels
+    (the check both labeling benchmarks end with)."""
+    errors = [e for r in results.values() for e in r["errors"]]
+    acked: dict[int, int] = {}
+    for name, r in results.items():
+        for qid, label in r["acked"].items():
+            if qid in acked:
+                errors.append(f"query {qid} acknowledged twice (the second time to {name})")
+            acked[qid] = label
+    with sqlite3.connect(store) as conn:
+        stored = conn.execute("SELECT query_id, label FROM labels").fetchall()
+        rounds = conn.execute("SELECT MAX(round) FROM queries").fetchone()[0]
+    stored_map: dict[int, int] = {}
+    doubled = 0
+    for qid, label in stored:
+        doubled += qid in stored_map
+        stored_map[qid] = label
+    lost = sum(1 for qid, label in acked.items() if stored_map.get(qid) != label)
+    unacked = len(set(stored_map) - set(acked))
+    return StoreAudit(acked, len(stored), rounds, lost, doubled, unacked, errors)

@@ -37,6 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
+try:  # run as a script from benchmarks/, or imported as benchmarks.<name>
+    from _common import audit_store
+except ImportError:  # pragma: no cover
+    from benchmarks._common import audit_store
+
 CLIENTS = 20
 
 
@@ -153,26 +158,12 @@ def run_mode(background: bool, args: argparse.Namespace, truth: np.ndarray) -> d
         server.wait(timeout=60)
     label_s = [x for r in results.values() for x in r["label"]]
     batch_s = [x for r in results.values() for x in r["batch"]]
-    errors = [e for r in results.values() for e in r["errors"]]
-    acked: dict[int, int] = {}
-    for r in results.values():
-        for qid, label in r["acked"].items():
-            if qid in acked:
-                errors.append(f"query {qid} acknowledged to two labelers")
-            acked[qid] = label
+    audit = audit_store(results, store)
     with sqlite3.connect(store) as conn:
-        stored = conn.execute("SELECT query_id, label FROM labels").fetchall()
-        rounds = conn.execute("SELECT MAX(round) FROM queries").fetchone()[0]
         fits = conn.execute("SELECT COUNT(*) FROM fits").fetchone()[0]
-    stored_map: dict[int, int] = {}
-    doubled = 0
-    for qid, label in stored:
-        doubled += qid in stored_map
-        stored_map[qid] = label
-    lost = sum(1 for qid, label in acked.items() if stored_map.get(qid) != label)
-    unacked = len(set(stored_map) - set(acked))
-    ok = (not errors and lost == 0 and doubled == 0 and unacked == 0
-          and len(stored) == len(acked) == args.batch * args.rounds)
+    errors, rounds = audit.errors, audit.rounds
+    lost, doubled, unacked = audit.lost, audit.doubled, audit.unacked
+    ok = audit.ok and audit.n_stored == args.batch * args.rounds
     return {
         "mode": "background worker" if background else "inline (in the request)",
         "labels": len(label_s), "rounds": rounds, "fits": fits,

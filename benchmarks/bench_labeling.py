@@ -22,7 +22,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+try:  # run as a script from benchmarks/, or imported as benchmarks.<name>
+    from _common import audit_store
+except ImportError:  # pragma: no cover
+    from benchmarks._common import audit_store
 
 POOL_SIZE = 40_000
 CONFIG = {
@@ -158,23 +162,9 @@ def main() -> int:
 
     latencies = [x for r in results.values() for x in r["latencies"]]
     closing = [x for r in results.values() for x in r["closing"]]
-    errors = [e for r in results.values() for e in r["errors"]]
-    acked: dict[int, int] = {}
-    for r in results.values():
-        for qid, label in r["acked"].items():
-            if qid in acked:
-                errors.append(f"query {qid} acknowledged to two clients")
-            acked[qid] = label
-    with sqlite3.connect(store) as conn:
-        stored = conn.execute("SELECT query_id, label FROM labels").fetchall()
-        rounds = conn.execute("SELECT MAX(round) FROM queries").fetchone()[0]
-    stored_map: dict[int, int] = {}
-    doubled = 0
-    for qid, label in stored:
-        doubled += qid in stored_map
-        stored_map[qid] = label
-    lost = sum(1 for qid, label in acked.items() if stored_map.get(qid) != label)
-    unacked = len(set(stored_map) - set(acked))
+    audit = audit_store(results, store)
+    errors, rounds = audit.errors, audit.rounds
+    lost, doubled, unacked = audit.lost, audit.doubled, audit.unacked
     report = {
         "clients": args.clients, "seconds": round(elapsed, 1), "labels": len(latencies),
         "labels_per_second": round(len(latencies) / elapsed, 1),
@@ -191,7 +181,7 @@ def main() -> int:
     print(json.dumps(report, indent=1))
     for e in errors[:5]:
         print("error:", e, file=sys.stderr)
-    ok = not errors and lost == 0 and doubled == 0 and unacked == 0 and len(stored) == len(acked)
+    ok = audit.ok
     print("check:", "OK: every acknowledged label stored exactly once, nothing else"
           if ok else "FAILED", file=sys.stderr)
     return 0 if ok else 1

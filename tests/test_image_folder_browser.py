@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from activegen.cli import _images_label_config, build_parser
 from activegen.server.run import prepare_server
 from activegen.server.store import read_answers
 from test_image_folder_labeling import NAMES, make_folders
-from test_server_browser import CHROMIUM, CHROMIUM_ARGS, playwright_api
+from test_server_browser import launch, playwright_api, running
 
 pytestmark = pytest.mark.slow
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "labeling-folder.png"
@@ -32,55 +30,41 @@ def test_label_a_folder_and_its_audit_with_keys(tmp_path: Path) -> None:
     prepared = prepare_server(config, host="127.0.0.1", port=0,
                               store=tmp_path / "b.sqlite")
     session = prepared.session
-    thread = threading.Thread(target=prepared.server.run, kwargs={"sockets": [prepared.sock]},
-                              daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not prepared.server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
 
     def path_of(query_id: str) -> str:
         if query_id.startswith("a"):
             return session.audit_paths[int(query_id[1:])]
         return session.paths[session.store.query(int(query_id)).pool_index]
 
-    try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                        headless=True)
-            page = browser.new_page(viewport={"width": 1100, "height": 720},
-                                    bypass_csp=True)  # the test drives the page by eval
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(prepared.url + "?labeler=browser")
-            for i in range(14):  # 10 pool queries, then 4 audit images
-                page.wait_for_selector("#buttons button.cls:not([disabled])")
-                page.wait_for_function("document.getElementById('big').dataset.queryId !== ''")
-                qid = page.get_attribute("#big", "data-query-id")
-                assert path_of(qid) in page.text_content("#meta")
-                page.keyboard.press(str(truth[path_of(qid)] + 1))  # keys 1, 2, 3
-                page.wait_for_function(
-                    f"document.getElementById('big').dataset.queryId !== '{qid}'")
-                if i == 11:  # mid-audit: the estimate so far, the links to leave with
-                    page.wait_for_function("document.getElementById('auditline')"
-                                           ".textContent.includes('audit accuracy')")
-                    shot = (SCREENSHOT if os.environ.get("ACTIVEGEN_SCREENSHOT") == "docs"
-                            else tmp_path / "shot.png")
-                    shot.parent.mkdir(parents=True, exist_ok=True)
-                    page.screenshot(path=str(shot))
+    with running(prepared), sync_api.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1100, "height": 720},
+                                bypass_csp=True)  # the test drives the page by eval
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(prepared.url + "?labeler=browser")
+        for i in range(14):  # 10 pool queries, then 4 audit images
+            page.wait_for_selector("#buttons button.cls:not([disabled])")
+            page.wait_for_function("document.getElementById('big').dataset.queryId !== ''")
+            qid = page.get_attribute("#big", "data-query-id")
+            assert path_of(qid) in page.text_content("#meta")
+            page.keyboard.press(str(truth[path_of(qid)] + 1))  # keys 1, 2, 3
             page.wait_for_function(
-                "document.getElementById('auditline').textContent.includes('4 of 4 labeled')")
-            line = page.text_content("#auditline")
-            assert "4 of 4 labeled" in line
-            assert page.get_attribute("#exp-model", "href").endswith("/api/model.npz")
-            assert not errors, errors
-            browser.close()
-    finally:
-        prepared.server.should_exit = True
-        thread.join(timeout=10)
-        session.close()
-        prepared.sock.close()
+                f"document.getElementById('big').dataset.queryId !== '{qid}'")
+            if i == 11:  # mid-audit: the estimate so far, the links to leave with
+                page.wait_for_function("document.getElementById('auditline')"
+                                       ".textContent.includes('audit accuracy')")
+                shot = (SCREENSHOT if os.environ.get("ACTIVEGEN_SCREENSHOT") == "docs"
+                        else tmp_path / "shot.png")
+                shot.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(shot))
+        page.wait_for_function(
+            "document.getElementById('auditline').textContent.includes('4 of 4 labeled')")
+        line = page.text_content("#auditline")
+        assert "4 of 4 labeled" in line
+        assert page.get_attribute("#exp-model", "href").endswith("/api/model.npz")
+        assert not errors, errors
+        browser.close()
     rows, _, _ = read_answers(tmp_path / "b.sqlite")
     assert len(rows) == 10
     assert all(r["label"] == truth[session.paths[r["pool_index"]]] for r in rows)

@@ -7,17 +7,19 @@ in between), sees each next batch appear without a page reload, and saves a scre
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from activegen.server.app import REQUEST_HEADERS
-from activegen.server.run import prepare_server
+from activegen.server.run import PreparedServer, prepare_server
 from activegen.server.session import load_session_data
 from label_support import digits_config
 
@@ -27,6 +29,32 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
+
+
+@contextlib.contextmanager
+def running(prepared: PreparedServer) -> Iterator[PreparedServer]:
+    """Serve ``prepared`` (from :func:`prepare_server`) in a thread until the block ends, then
+    stop it and close its session and socket."""
+    thread = threading.Thread(target=prepared.server.run, kwargs={"sockets": [prepared.sock]},
+                              daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not prepared.server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        yield prepared
+    finally:
+        prepared.server.should_exit = True
+        thread.join(timeout=10)
+        prepared.session.close()
+        prepared.sock.close()
+
+
+def launch(playwright):  # type: ignore[no-untyped-def]
+    """Debian's headless chromium, as every browser test drives it."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                      headless=True)
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "labeling-app.png"
 
 
@@ -36,19 +64,9 @@ def server(tmp_path: Path, request):
     config = digits_config(batch=8, budget=80, store=str(tmp_path / "browser.sqlite"),
                            name="digits: label all 10 classes")
     prepared = prepare_server(config, host="127.0.0.1", port=0, token=token)
-    thread = threading.Thread(target=prepared.server.run, kwargs={"sockets": [prepared.sock]},
-                              daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not prepared.server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    pool, _ = load_session_data(config)
-    yield prepared, pool
-    prepared.server.should_exit = True
-    thread.join(timeout=10)
-    prepared.session.close()
-    prepared.sock.close()
+    with running(prepared):
+        pool, _ = load_session_data(config)
+        yield prepared, pool
 
 
 def playwright_api():
@@ -75,8 +93,7 @@ def test_a_person_labels_in_the_browser(server, tmp_path: Path) -> None:
     assert session.store.current_round() == 3
 
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                    headless=True)
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1100, "height": 720},
                                 bypass_csp=True)  # the test drives the page by eval
         errors: list[str] = []
@@ -148,8 +165,7 @@ def test_the_page_works_with_a_token(server) -> None:
     sync_api = playwright_api()
     prepared, _pool = server
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                    headless=True)
+        browser = launch(p)
         page = browser.new_page(bypass_csp=True)  # the test drives the page by eval
         assert page.goto(prepared.url).status == 401
         page.goto(prepared.url + f"?token={TOKEN}&labeler=tok")
@@ -175,39 +191,25 @@ def test_the_page_shows_the_stop_notice_once_the_criterion_fires(tmp_path: Path)
         "labeling": {"batch": 4, "budget": 24, "store": str(tmp_path / "stop.sqlite")},
         "stopping": {"criterion": "budget", "params": {"budget": 8}}})
     prepared = prepare_server(config, host="127.0.0.1", port=0, token=None)
-    thread = threading.Thread(target=prepared.server.run, kwargs={"sockets": [prepared.sock]},
-                              daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not prepared.server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
     pool, _ = load_session_data(config)
     session = prepared.session
-    try:
-        with sync_api.sync_playwright() as p, httpx.Client(
-                headers=REQUEST_HEADERS, base_url=prepared.url) as client:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                        headless=True)
-            page = browser.new_page()
-            seen = []
-            for _ in range(3):
-                page.goto(prepared.url + "?labeler=viewer")
-                page.wait_for_selector(f"body[data-round='{session.store.current_round()}']")
-                seen.append(page.is_visible("#stopnotice"))
-                # as the page's labeler: the page leased this batch to it
-                for q in client.post("/api/batch", json={"labeler": "viewer"}).json()["queries"]:
-                    label = int(pool.y[session.store.query(q["id"]).pool_index])
-                    client.post("/api/label", json={"query_id": q["id"], "label": label,
-                                                    "labeler": "viewer"})
+    with running(prepared), sync_api.sync_playwright() as p, httpx.Client(
+            headers=REQUEST_HEADERS, base_url=prepared.url) as client:
+        browser = launch(p)
+        page = browser.new_page()
+        seen = []
+        for _ in range(3):
             page.goto(prepared.url + "?labeler=viewer")
-            page.wait_for_selector("#stopnotice", state="visible")
-            text = page.inner_text("#stopnotice")
-            browser.close()
-        assert seen == [False, False, True]
-        assert text.startswith("You can stop here: budget is satisfied")
-    finally:
-        prepared.server.should_exit = True
-        thread.join(timeout=10)
-        session.close()
-        prepared.sock.close()
+            page.wait_for_selector(f"body[data-round='{session.store.current_round()}']")
+            seen.append(page.is_visible("#stopnotice"))
+            # as the page's labeler: the page leased this batch to it
+            for q in client.post("/api/batch", json={"labeler": "viewer"}).json()["queries"]:
+                label = int(pool.y[session.store.query(q["id"]).pool_index])
+                client.post("/api/label", json={"query_id": q["id"], "label": label,
+                                                "labeler": "viewer"})
+        page.goto(prepared.url + "?labeler=viewer")
+        page.wait_for_selector("#stopnotice", state="visible")
+        text = page.inner_text("#stopnotice")
+        browser.close()
+    assert seen == [False, False, True]
+    assert text.startswith("You can stop here: budget is satisfied")

@@ -13,7 +13,11 @@ Fréchet distance between samples and ``holdout`` of the pool, in a PCA space fi
 of the pool, never on test data; the checkpoint with the smallest distance is kept, training
 stops after ``patience`` evaluations without improvement), and ``ada_target`` (ADA, Karras
 et al. 2020: the ``augment`` ops are applied to each image with a probability ``p`` that
-follows the discriminator's overfitting heuristic, :mod:`activegen.generative.ada`).
+follows the discriminator's overfitting heuristic, :mod:`activegen.generative.ada`). The
+optimisation, also off by default: ``loss = "hinge"`` (the hinge loss of SN-GAN, Miyato et
+al. 2018: ``D`` minimises ``relu(1 − D(x)) + relu(1 + D(G(z)))``, ``G`` maximises
+``D(G(z))``), ``d_lr`` (the discriminator's own learning rate: two time scales, Heusel et al.
+2017) and Adam's ``beta1``/``beta2``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from activegen.generative.dcgan import PRIORS, Discriminator, Generator
 
 GanKind = Literal["dcgan", "wgan-gp"]
 GAN_KINDS: tuple[str, ...] = ("dcgan", "wgan-gp")
+GAN_LOSSES: tuple[str, ...] = ("bce", "hinge")
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,10 @@ class GeneratorSettings:
     holdout: float = 0.1  # share of the pool held out for the quality evaluation
     patience: int = 0  # evaluations without improvement before stopping; 0 = never stop
     ada_target: float = 0.0  # ADA: target of E[sign(D(real))]; 0 = augment always (no ADA)
+    loss: str = "bce"  # DCGAN's loss: "bce" (the logistic GAN loss) or "hinge" (SN-GAN's)
+    d_lr: float | None = None  # the discriminator's learning rate (None: lr; two time scales)
+    beta1: float | None = None  # Adam's beta1 (None: 0.5 for DCGAN, 0.0 for WGAN-GP)
+    beta2: float | None = None  # Adam's beta2 (None: 0.999 for DCGAN, 0.9 for WGAN-GP)
 
     def __post_init__(self) -> None:
         if self.kind not in GAN_KINDS:
@@ -81,6 +90,17 @@ class GeneratorSettings:
         if self.ada_target > 0 and self.kind != "dcgan":
             raise ValueError("ada_target needs gan = \"dcgan\" (its heuristic reads the sign "
                              "of a logistic discriminator's logits)")
+        if self.loss not in GAN_LOSSES:
+            raise ValueError(f"unknown gan loss {self.loss!r}; known: {', '.join(GAN_LOSSES)}")
+        if self.loss != "bce" and self.kind != "dcgan":
+            raise ValueError(f"loss = {self.loss!r} needs gan = \"dcgan\" (WGAN-GP has its "
+                             "own critic loss)")
+        if self.d_lr is not None and self.d_lr <= 0:
+            raise ValueError(f"d_lr must be positive, got {self.d_lr}")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
         if self.ada_target > 0 and not parse_policy(self.augment):
             raise ValueError("ada_target needs augment ops to apply (e.g. augment = "
                              "\"translation,cutout\")")
@@ -97,7 +117,8 @@ class GeneratorSettings:
 
 _NEW_DEFAULTS: dict[str, Any] = {"augment": "", "spectral_norm": False, "ema": 0.0,
                                  "eval_every": 0, "holdout": 0.1, "patience": 0,
-                                 "ada_target": 0.0}
+                                 "ada_target": 0.0, "loss": "bce", "d_lr": None,
+                                 "beta1": None, "beta2": None}
 
 
 @dataclass(frozen=True)
@@ -116,6 +137,10 @@ class TrainReport:
     frechet_floor: float | None = None  # pool-training part vs holdout, real vs real
     #: ADA's augmentation probability at the end of training (None without ADA)
     ada_p: float | None = None
+    #: the floor with the generated side's sample size: ``n_samples`` real pool-training images
+    #: (mean over a few seeded draws) vs holdout; FD's bias grows as a sample shrinks, so this
+    #: is what a generator that samples the pool's own distribution would score
+    frechet_floor_matched: float | None = None
 
 
 def build_networks(image_shape: tuple[int, int, int], settings: GeneratorSettings
@@ -154,6 +179,31 @@ def frechet_quality(holdout: np.ndarray, reference: np.ndarray, n_samples: int =
     return quality, floor
 
 
+def matched_frechet_floor(holdout: np.ndarray, reference: np.ndarray, n_samples: int = 500,
+                          draws: int = 5, seed: int = 0) -> float:
+    """The real-vs-real floor at the generated side's sample size: the mean, over ``draws``
+    seeded draws of ``n_samples`` images of ``reference``, of their Fréchet distance to
+    ``holdout`` in the PCA-32 space of ``reference`` (the space :func:`frechet_quality` uses).
+
+    :func:`frechet_quality`'s floor compares all of ``reference`` with ``holdout``; the
+    generated side has only ``n_samples`` images, and the Fréchet distance's estimation bias
+    grows as a sample shrinks, so a perfect generator would score this floor, not that one."""
+    from activegen.generative.quality import frechet_distance, pca_features
+
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
+    if not 2 <= n_samples <= len(reference):
+        raise ValueError(f"n_samples must be in [2, {len(reference)}] (the reference images), "
+                         f"got {n_samples}")
+    features = pca_features(reference)
+    target = features(holdout)
+    rng = np.random.default_rng(seed)
+    values = [frechet_distance(target, features(reference[rng.choice(len(reference), n_samples,
+                                                                     replace=False)]))
+              for _ in range(draws)]
+    return float(np.mean(values))
+
+
 def _init_weights(module: torch.nn.Module) -> None:
     """DCGAN's N(0, 0.02) initialisation of convolutions and N(1, 0.02) of batch-norm scales."""
     if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
@@ -163,6 +213,11 @@ def _init_weights(module: torch.nn.Module) -> None:
     elif isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
         torch.nn.init.normal_(module.weight, 1.0, 0.02)
         torch.nn.init.zeros_(module.bias)
+
+
+def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """SN-GAN's hinge loss of the discriminator: ``E[relu(1 − D(x))] + E[relu(1 + D(G(z)))]``."""
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
 
 
 def _gradient_penalty(critic: Discriminator, real: torch.Tensor, fake: torch.Tensor,
@@ -180,9 +235,11 @@ def train_generator(
     progress: bool = False,
     sample_path: Path | None = None,
     quality_fn: QualityFn | None = None,
+    on_evaluation: Callable[[dict[str, float]], None] | None = None,
 ) -> tuple[Generator, TrainReport]:
     """:func:`train_gan` without the discriminator."""
-    gen, _disc, report = train_gan(X, settings, device, progress, sample_path, quality_fn)
+    gen, _disc, report = train_gan(X, settings, device, progress, sample_path, quality_fn,
+                                   on_evaluation)
     return gen, report
 
 
@@ -193,6 +250,7 @@ def train_gan(
     progress: bool = False,
     sample_path: Path | None = None,
     quality_fn: QualityFn | None = None,
+    on_evaluation: Callable[[dict[str, float]], None] | None = None,
 ) -> tuple[Generator, Discriminator, TrainReport]:
     """Train on pool images ``X`` (``float32 [N, C, H, W]`` in ``[0, 1]``; no labels).
 
@@ -200,8 +258,10 @@ def train_gan(
     ``sample_path`` (PNG) when given. With ``settings.eval_every``, ``quality_fn(generator,
     epoch)`` (smaller is better; default: :func:`frechet_quality` on a held-out part of ``X``)
     is measured every so many epochs and the best checkpoint returned (with the discriminator
-    of that moment). Returns the generator and the discriminator in eval mode and what was
-    measured.
+    of that moment). Each evaluation's record (``epoch``, ``frechet`` and, with ADA, ``ada_p``:
+    the augmentation probability at that moment) is passed to ``on_evaluation`` when given (a
+    progress hook; an exception it raises ends the training there). Returns the generator and
+    the discriminator in eval mode and what was measured.
     """
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 4 or len(X) < 2:
@@ -209,6 +269,7 @@ def train_gan(
     if X.min() < 0.0 or X.max() > 1.0:
         raise ValueError("train_generator needs images in [0, 1] (Dataset.to_float())")
     floor: float | None = None
+    floor_matched: float | None = None
     if settings.eval_every and quality_fn is None:
         order = np.random.default_rng(settings.seed).permutation(len(X))
         n_hold = max(2, round(settings.holdout * len(X)))
@@ -217,6 +278,8 @@ def train_gan(
                              f"{settings.holdout:.0%} for the quality evaluation")
         hold, X = X[order[:n_hold]], X[order[n_hold:]]
         quality_fn, floor = frechet_quality(hold, X, seed=settings.seed)
+        floor_matched = matched_frechet_floor(hold, X, n_samples=min(500, len(X)),
+                                              seed=settings.seed)
     ops = parse_policy(settings.augment)
     torch.manual_seed(settings.seed)
     rng = torch.Generator().manual_seed(settings.seed)
@@ -241,9 +304,12 @@ def train_gan(
     best: tuple[float, int, dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
     real_all = torch.from_numpy(X).to(device) * 2.0 - 1.0  # the tanh scale of G.raw
     wgan = settings.kind == "wgan-gp"
-    betas = (0.0, 0.9) if wgan else (0.5, 0.999)
+    default_betas = (0.0, 0.9) if wgan else (0.5, 0.999)
+    betas = (settings.beta1 if settings.beta1 is not None else default_betas[0],
+             settings.beta2 if settings.beta2 is not None else default_betas[1])
+    hinge = settings.loss == "hinge"
     opt_g = torch.optim.Adam(gen.parameters(), lr=settings.lr, betas=betas)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=settings.lr, betas=betas)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=settings.d_lr or settings.lr, betas=betas)
     n = len(real_all)
     batch = min(settings.batch_size, n)
     steps_per_epoch = max(1, n // batch)
@@ -265,6 +331,11 @@ def train_gan(
                     d_loss = (disc(fake_d).mean() - disc(real_d).mean()
                               + settings.gp_weight * _gradient_penalty(disc, real_d, fake_d,
                                                                        rng))
+                elif hinge:
+                    real_logits = disc(real_d)
+                    d_loss = hinge_d_loss(real_logits, disc(fake_d))
+                    if ada is not None:
+                        ada.observe(real_logits.detach())
                 else:
                     real_logits = disc(real_d)
                     d_loss = (F.binary_cross_entropy_with_logits(real_logits,
@@ -280,8 +351,9 @@ def train_gan(
                 if wgan and step % settings.n_critic != settings.n_critic - 1:
                     continue
                 logits = disc(aug(fake))
-                g_loss = (-logits.mean() if wgan else F.binary_cross_entropy_with_logits(
-                    logits, torch.ones(len(real), device=device)))
+                g_loss = (-logits.mean() if wgan or hinge else
+                          F.binary_cross_entropy_with_logits(
+                              logits, torch.ones(len(real), device=device)))
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()
@@ -295,6 +367,10 @@ def train_gan(
                 value = float(quality_fn(current, epoch))
                 current.train(current is gen)
                 evaluations.append({"epoch": epoch, "frechet": value})
+                if ada is not None:
+                    evaluations[-1]["ada_p"] = ada.p
+                if on_evaluation is not None:
+                    on_evaluation(dict(evaluations[-1]))
                 if best is None or value < best[0]:
                     best = (value, epoch, copy.deepcopy(current.state_dict()),
                             copy.deepcopy(disc.state_dict()))
@@ -319,7 +395,7 @@ def train_gan(
     report = TrainReport(seconds, seen, seen / max(seconds, 1e-9), float(d_loss.detach()),
                          float(g_loss.detach()),
                          device, evaluations, chosen_epoch, floor,
-                         ada.p if ada is not None else None)
+                         ada.p if ada is not None else None, floor_matched)
     return gen, disc, report
 
 

@@ -411,7 +411,10 @@ class _GeneratorStrategy(Strategy):
     (decay), ``gan_eval_every`` (epochs between Fréchet evaluations on held-out pool images;
     the best checkpoint is kept), ``gan_holdout``, ``gan_patience``, ``gan_ada_target``
     (adaptive augmentation: the probability of the ``gan_augment`` ops follows the
-    discriminator's overfitting heuristic toward this target; 0 = off). Every run of an
+    discriminator's overfitting heuristic toward this target; 0 = off); optimisation:
+    ``gan_loss`` (``bce`` | ``hinge``), ``gan_d_lr`` (the discriminator's learning rate; unset =
+    ``gan_lr``), ``gan_beta1``, ``gan_beta2`` (Adam's; unset = 0.5, 0.999 for DCGAN and 0.0,
+    0.9 for WGAN-GP). Every run of an
     experiment shares one generator: it is trained with the experiment's ``artifact_seed`` and
     cached.
     """
@@ -423,7 +426,9 @@ class _GeneratorStrategy(Strategy):
                  gan_lr: float | None = None, gan_augment: str = "",
                  gan_spectral_norm: bool = False, gan_ema: float = 0.0,
                  gan_eval_every: int = 0, gan_holdout: float = 0.1,
-                 gan_patience: int = 0, gan_ada_target: float = 0.0) -> None:
+                 gan_patience: int = 0, gan_ada_target: float = 0.0,
+                 gan_loss: str = "bce", gan_d_lr: float | None = None,
+                 gan_beta1: float | None = None, gan_beta2: float | None = None) -> None:
         if gan not in GAN_KINDS:
             raise ValueError(f"unknown gan {gan!r}; known: {', '.join(GAN_KINDS)}")
         lr = gan_lr if gan_lr is not None else (1e-4 if gan == "wgan-gp" else 2e-4)
@@ -435,7 +440,9 @@ class _GeneratorStrategy(Strategy):
                                               spectral_norm=gan_spectral_norm, ema=gan_ema,
                                               eval_every=gan_eval_every, holdout=gan_holdout,
                                               patience=gan_patience,
-                                              ada_target=gan_ada_target)
+                                              ada_target=gan_ada_target,
+                                              loss=gan_loss, d_lr=gan_d_lr,
+                                              beta1=gan_beta1, beta2=gan_beta2)
         self.generator: Generator | None = None
         self.generator_key: str | None = None
         self.cached: CachedGenerator | None = None

@@ -43,6 +43,7 @@ name = "simple-gan"
 gan_epochs = 3
 gan_width = 8
 latent_dim = 8
+gan_eval_every = 1
 [[strategies]]
 name = "random"
 """
@@ -64,6 +65,15 @@ def test_gaal_quality_reports_every_generator_without_a_dash_test_set(
     assert set(shared["tests"]) == {"shifted"} and shared["generated"]["n"] == 50
     assert shared["generated"]["threshold"] == 0.7  # the oracle's threshold by default
     assert "shifted" in printed.out and "floor" in printed.out
+    own = next(d for d in data if d["strategies"] == ["simple-gan"])["training"]
+    assert [e["epoch"] for e in own["evaluations"]] == [1, 2, 3]
+    best = min(e["frechet"] for e in own["evaluations"])
+    # the training's figures, against both floors (the pool is under 500 images, so the
+    # size-matched floor takes all of its training part: the two floors agree)
+    assert own["frechet_floor_matched"] == pytest.approx(own["frechet_floor"])
+    assert f"{best / own['frechet_floor']:.2f}x the floor" in printed.out
+    assert "size-matched floor" in printed.out
+    assert "size-matched" not in printed.out.split("simple-gan")[0]  # none without evaluations
 
 
 def test_gaal_quality_refuses_a_config_without_a_generator(

@@ -245,6 +245,17 @@ def _cmd_gaal_quality(args: argparse.Namespace) -> int:
             print(f"| {t.n} real `{name}` | {t.expert_mean_confidence:.3f} | "
                   f"{t.expert_usable_fraction:.3f} | {t.frechet_generated:.2f} |")
         print(f"| real vs real (pool halves) | | | {g.frechet_real_halves:.2f} (floor) |")
+        evaluations = r.training.get("evaluations") or []
+        floor, matched = r.training.get("frechet_floor"), r.training.get("frechet_floor_matched")
+        if evaluations and floor:
+            best = min(evaluations, key=lambda e: e["frechet"])
+            text = (f"training's own measure (500 samples vs the held-out pool part): best "
+                    f"{best['frechet']:.3f} at epoch {best['epoch']:g} = "
+                    f"{best['frechet'] / floor:.2f}x the floor {floor:.3f} (all training images)")
+            if matched:
+                text += (f", {best['frechet'] / matched:.2f}x the size-matched floor "
+                         f"{matched:.3f} (500 training images)")
+            print(text)
     if args.json:
         atomic_write_text(Path(args.json), json.dumps([r.to_dict() for r in results], indent=2))
     return 0

@@ -15,7 +15,7 @@ size-matched floor. The target (``--target`` × floor) is always checked against
 
     PYTHONPATH=src python benchmarks/bench_gaal_train.py [--epochs 200] [--eval-every 5]
         [--variant plain|aug+sn+ema|ada+sn+ema|sn+ema] [--set NAME=VALUE ...] [--threads 1]
-        [--json FILE]
+        [--json FILE] [--save FILE]
 
 ``--set`` overrides any :class:`~activegen.generative.GeneratorSettings` field (e.g.
 ``--set ema=0.999 --set width=64``) on top of the variant.
@@ -84,6 +84,8 @@ def main() -> None:
                         help="override a GeneratorSettings field (repeatable)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="also write the settings and every evaluation here")
+    parser.add_argument("--save", help="save the kept generator's state dict here (torch.save; "
+                        "only when the target is not reached, i.e. training ran to its end)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = load_dataset("mnist10k").select_classes([5, 7])
@@ -120,8 +122,10 @@ def main() -> None:
     reached = False
     report = None
     try:
-        _, report = train_generator(train, settings, quality_fn=quality,
-                                    on_evaluation=on_evaluation)
+        gen, report = train_generator(train, settings, quality_fn=quality,
+                                      on_evaluation=on_evaluation)
+        if args.save:
+            torch.save(gen.state_dict(), args.save)
         images_per_second = report.images_per_second
     except _Reached:
         reached = True

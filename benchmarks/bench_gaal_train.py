@@ -61,7 +61,8 @@ def overrides(pairs: list[str]) -> dict[str, object]:
         if not sep or name not in fields:
             raise SystemExit(f"--set {pair!r}: expected NAME=VALUE with NAME one of "
                              f"{', '.join(fields)}")
-        kind = type(getattr(defaults, name))
+        default = getattr(defaults, name)
+        kind = float if default is None else type(default)  # None: an optional number
         if kind is bool:
             if text.lower() not in ("true", "false", "1", "0"):
                 raise SystemExit(f"--set {pair!r}: {name} takes true or false")

@@ -188,3 +188,42 @@ def test_an_exception_from_the_evaluation_hook_ends_training(pool) -> None:
     with pytest.raises(Stop):
         train_generator(pool, replace(TINY, epochs=5, eval_every=1), on_evaluation=hook)
     assert epochs == [1, 2]
+
+
+def test_bn_stats_setting_is_keyed_and_checked(pool) -> None:
+    assert "bn_stats" not in TINY.to_dict()
+    assert cache_key(pool, replace(TINY, bn_stats="standing")) != cache_key(pool, TINY)
+    with pytest.raises(ValueError, match="unknown bn_stats"):
+        GeneratorSettings(bn_stats="frozen")
+
+
+def test_standing_statistics_are_the_average_over_seeded_latent_batches() -> None:
+    from activegen.generative.dcgan import Generator
+    from activegen.generative.training import standing_statistics
+
+    gen = Generator((1, 8, 8), latent_dim=8, width=8)
+    standing_statistics(gen, batch=16, seed=3, n_batches=4)
+    assert not gen.training
+    rng = torch.Generator().manual_seed(3 + 104_729)  # the latents it drew
+    z = torch.cat([gen.sample_latent(16, rng) for _ in range(4)])
+    with torch.no_grad():
+        first = gen.project[0](z)  # what the first batch norm saw
+    bn = gen.project[1]
+    torch.testing.assert_close(bn.running_mean, first.mean(0), rtol=1e-4, atol=1e-5)
+    assert bn.momentum == 0.1  # restored for any later training
+
+
+def test_standing_statistics_replace_the_copied_ones_of_an_ema_generator(pool) -> None:
+    from activegen.generative.training import standing_statistics
+
+    settings = replace(TINY, epochs=3, ema=0.9)
+    copied, _ = train_generator(pool, settings)
+    standing, _ = train_generator(pool, replace(settings, bn_stats="standing"))
+    for a, b in zip(copied.parameters(), standing.parameters(), strict=True):
+        assert torch.equal(a, b)  # the same weights: only the statistics differ
+    again = standing_statistics(__import__("copy").deepcopy(copied), TINY.batch_size,
+                                TINY.seed)
+    for name, buf in standing.named_buffers():
+        if name.endswith("running_mean") or name.endswith("running_var"):
+            torch.testing.assert_close(buf, dict(again.named_buffers())[name])
+    assert not torch.equal(copied.project[1].running_mean, standing.project[1].running_mean)

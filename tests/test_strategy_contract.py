@@ -162,7 +162,7 @@ OTHER_VALUE: dict[str, Any] = {
     "secondary": "margin", "primary_params": {**GAN, "steps": 4},
     "secondary_params": {"subsample": 3}, "gan_holdout": 0.2, "gan_ema": 0.5,
     "features": "pixels", "optimizer": "lbfgs", "diversity_kind": "manifold",
-    "gan_ada_target": 0.6, "gan_loss": "hinge",
+    "gan_ada_target": 0.6, "gan_loss": "hinge", "gan_bn_stats": "standing",
 }
 
 #: settings that are only valid together with another one (compared with that one set too)

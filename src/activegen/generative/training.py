@@ -17,7 +17,8 @@ follows the discriminator's overfitting heuristic, :mod:`activegen.generative.ad
 optimisation, also off by default: ``loss = "hinge"`` (the hinge loss of SN-GAN, Miyato et
 al. 2018: ``D`` minimises ``relu(1 − D(x)) + relu(1 + D(G(z)))``, ``G`` maximises
 ``D(G(z))``), ``d_lr`` (the discriminator's own learning rate: two time scales, Heusel et al.
-2017) and Adam's ``beta1``/``beta2``.
+2017) and Adam's ``beta1``/``beta2``; ``bn_stats = "standing"`` recomputes the generator's
+batch-norm statistics for the weights evaluated and returned (:func:`standing_statistics`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ from activegen.generative.dcgan import PRIORS, Discriminator, Generator
 GanKind = Literal["dcgan", "wgan-gp"]
 GAN_KINDS: tuple[str, ...] = ("dcgan", "wgan-gp")
 GAN_LOSSES: tuple[str, ...] = ("bce", "hinge")
+BN_STATS: tuple[str, ...] = ("running", "standing")
+#: latent batches (of the training batch size) that set standing batch-norm statistics
+STANDING_BATCHES = 32
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ class GeneratorSettings:
     d_lr: float | None = None  # the discriminator's learning rate (None: lr; two time scales)
     beta1: float | None = None  # Adam's beta1 (None: 0.5 for DCGAN, 0.0 for WGAN-GP)
     beta2: float | None = None  # Adam's beta2 (None: 0.999 for DCGAN, 0.9 for WGAN-GP)
+    #: the generator's batch-norm statistics at evaluation and at the end: "running" (what
+    #: training left; with ``ema``, the trained generator's, copied) or "standing" (recomputed
+    #: for the weights in use from seeded latent batches, as BigGAN's "standing statistics")
+    bn_stats: str = "running"
 
     def __post_init__(self) -> None:
         if self.kind not in GAN_KINDS:
@@ -95,6 +103,8 @@ class GeneratorSettings:
         if self.loss != "bce" and self.kind != "dcgan":
             raise ValueError(f"loss = {self.loss!r} needs gan = \"dcgan\" (WGAN-GP has its "
                              "own critic loss)")
+        if self.bn_stats not in BN_STATS:
+            raise ValueError(f"unknown bn_stats {self.bn_stats!r}; known: {', '.join(BN_STATS)}")
         if self.d_lr is not None and self.d_lr <= 0:
             raise ValueError(f"d_lr must be positive, got {self.d_lr}")
         for name in ("beta1", "beta2"):
@@ -118,7 +128,7 @@ class GeneratorSettings:
 _NEW_DEFAULTS: dict[str, Any] = {"augment": "", "spectral_norm": False, "ema": 0.0,
                                  "eval_every": 0, "holdout": 0.1, "patience": 0,
                                  "ada_target": 0.0, "loss": "bce", "d_lr": None,
-                                 "beta1": None, "beta2": None}
+                                 "beta1": None, "beta2": None, "bn_stats": "running"}
 
 
 @dataclass(frozen=True)
@@ -364,6 +374,9 @@ def train_gan(
             if quality_fn is not None and settings.eval_every and (
                     epoch % settings.eval_every == 0 or epoch == settings.epochs):
                 current = ema_gen if ema_gen is not None else gen
+                if settings.bn_stats == "standing":  # a copy: training's own stats go on
+                    current = standing_statistics(copy.deepcopy(current), batch,
+                                                  settings.seed)
                 value = float(quality_fn(current, epoch))
                 current.train(current is gen)
                 evaluations.append({"epoch": epoch, "frechet": value})
@@ -382,9 +395,11 @@ def train_gan(
         gen = ema_gen
     chosen_epoch: int | None = None
     if best is not None:
-        gen.load_state_dict(best[2])
+        gen.load_state_dict(best[2])  # standing statistics included, when they were set
         disc.load_state_dict(best[3])
         chosen_epoch = best[1]
+    elif settings.bn_stats == "standing":
+        standing_statistics(gen, batch, settings.seed)
     gen.eval()
     disc.eval()
     if sample_path is not None:
@@ -397,6 +412,29 @@ def train_gan(
                          device, evaluations, chosen_epoch, floor,
                          ada.p if ada is not None else None, floor_matched)
     return gen, disc, report
+
+
+@torch.no_grad()
+def standing_statistics(gen: Generator, batch: int, seed: int,
+                        n_batches: int = STANDING_BATCHES) -> Generator:
+    """Recompute ``gen``'s batch-norm running statistics for its current weights: the plain
+    average over ``n_batches`` seeded latent batches of ``batch`` (train mode, no gradient).
+
+    An EMA generator otherwise uses the statistics of the trained generator's activations,
+    copied, which do not match the averaged weights; returns ``gen`` in eval mode."""
+    norms = [m for m in gen.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    rng = torch.Generator().manual_seed(seed + 104_729)
+    device = next(gen.parameters()).device
+    gen.train()
+    for _ in range(n_batches):
+        gen.raw(gen.sample_latent(batch, rng, device))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    return gen.eval()
 
 
 @torch.no_grad()

@@ -414,7 +414,8 @@ class _GeneratorStrategy(Strategy):
     discriminator's overfitting heuristic toward this target; 0 = off); optimisation:
     ``gan_loss`` (``bce`` | ``hinge``), ``gan_d_lr`` (the discriminator's learning rate; unset =
     ``gan_lr``), ``gan_beta1``, ``gan_beta2`` (Adam's; unset = 0.5, 0.999 for DCGAN and 0.0,
-    0.9 for WGAN-GP). Every run of an
+    0.9 for WGAN-GP), ``gan_bn_stats`` (``running`` | ``standing``: the generator's batch-norm
+    statistics recomputed for the weights in use, e.g. an EMA's). Every run of an
     experiment shares one generator: it is trained with the experiment's ``artifact_seed`` and
     cached.
     """
@@ -428,7 +429,8 @@ class _GeneratorStrategy(Strategy):
                  gan_eval_every: int = 0, gan_holdout: float = 0.1,
                  gan_patience: int = 0, gan_ada_target: float = 0.0,
                  gan_loss: str = "bce", gan_d_lr: float | None = None,
-                 gan_beta1: float | None = None, gan_beta2: float | None = None) -> None:
+                 gan_beta1: float | None = None, gan_beta2: float | None = None,
+                 gan_bn_stats: str = "running") -> None:
         if gan not in GAN_KINDS:
             raise ValueError(f"unknown gan {gan!r}; known: {', '.join(GAN_KINDS)}")
         lr = gan_lr if gan_lr is not None else (1e-4 if gan == "wgan-gp" else 2e-4)
@@ -442,7 +444,8 @@ class _GeneratorStrategy(Strategy):
                                               patience=gan_patience,
                                               ada_target=gan_ada_target,
                                               loss=gan_loss, d_lr=gan_d_lr,
-                                              beta1=gan_beta1, beta2=gan_beta2)
+                                              beta1=gan_beta1, beta2=gan_beta2,
+                                              bn_stats=gan_bn_stats)
         self.generator: Generator | None = None
         self.generator_key: str | None = None
         self.cached: CachedGenerator | None = None

@@ -80,8 +80,8 @@ def main() -> None:
     print("\n".join(lines))
     print(tests.columns.tolist())
     # query grids of a few rounds, seed 0
-    for run in ("gaal", "gaal+diversity", "gaal+realism", "gaal-retrieve", "simple-gan",
-                "mixed"):
+    for run in ("gaal", "gaal+diversity", "gaal+realism", "gaal-labelable", "gaal-retrieve",
+                "simple-gan", "mixed"):
         run_id = f"{run}__seed0"
         if not (args.out / "queries" / run_id).is_dir():
             continue

@@ -1,0 +1,73 @@
+"""The paper-protocol configs ship the GAAL synthesis settings chosen on the main protocol.
+
+Issue 10 asks the shipped configs' defaults to be the best settings found; they were chosen on
+``configs/gaal-mnist10k.toml`` (its unlabeled ``gaal`` entry). Every GAAL synthesis in the
+paper-protocol configs (``gaal`` and ``gaal-retrieve`` entries, the ``gaal`` primary of a
+``mixed`` schedule) must build a strategy with those settings, so that a config left behind
+when the choice changes fails here, not silently in a user's run on real data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from activegen.experiments.config import load_config
+from activegen.strategies.base import STRATEGIES
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER_CONFIGS = ["gaal-mnist-usps.toml", "gaal-mnist-usps-padded.toml", "gaal-mnist-mnist.toml",
+                 "gaal-mixed-mnist-usps.toml", "gaal-cifar10-horse-auto.toml"]
+#: settings a paper config may set differently (its own variant, e.g. ``gaal+diversity``)
+VARIANT_KEYS = {"diversity_weight"}
+
+
+def _synthesis(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    settings = dict(STRATEGIES.build(name, dict(params)).synthesis)  # type: ignore[attr-defined]
+    return {k: v for k, v in settings.items() if k not in VARIANT_KEYS}
+
+
+def _gaal_entries(path: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    entries = []
+    for s in load_config(path).strategies:
+        if s.name in ("gaal", "gaal-retrieve"):
+            entries.append((s.display, s.name, dict(s.params)))
+        elif s.name == "mixed" and s.params.get("primary", "gaal") == "gaal":
+            entries.append((s.display, "gaal", dict(s.params.get("primary_params", {}))))
+    return entries
+
+
+def chosen() -> dict[str, Any]:
+    main = [s for s in load_config(REPO / "configs" / "gaal-mnist10k.toml").strategies
+            if s.name == "gaal" and s.label is None]
+    assert len(main) == 1, "gaal-mnist10k.toml needs exactly one unlabeled gaal entry"
+    return _synthesis("gaal", dict(main[0].params))
+
+
+def test_the_main_protocol_choice_is_not_the_class_default() -> None:
+    # the screening changed the band; if this fails the choice moved back to the class
+    # default and the configs below no longer need to carry it (update both together)
+    assert chosen()["band"] == 0.5
+    assert _synthesis("gaal", {})["band"] == 0.0
+
+
+@pytest.mark.parametrize("name", PAPER_CONFIGS)
+def test_paper_config_uses_the_chosen_synthesis_settings(name: str) -> None:
+    want = chosen()
+    entries = _gaal_entries(REPO / "configs" / name)
+    assert entries, f"{name}: no GAAL synthesis entry"
+    for display, strategy, params in entries:
+        got = _synthesis(strategy, params)
+        differs = {k: (got[k], want[k]) for k in want if got[k] != want[k]}
+        assert not differs, f"{name}: {display} synthesis differs from gaal-mnist10k: {differs}"
+
+
+def test_a_config_without_the_band_is_caught(tmp_path: Path) -> None:
+    # the check has teeth: the same config with the band removed fails it
+    source = (REPO / "configs" / "gaal-mnist-mnist.toml").read_text()
+    stripped = tmp_path / "stripped.toml"
+    stripped.write_text(source.replace("band = 0.5\n", ""))
+    entries = _gaal_entries(stripped)
+    assert entries and any(_synthesis(s, p)["band"] != chosen()["band"] for _, s, p in entries)

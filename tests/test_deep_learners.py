@@ -15,6 +15,7 @@ from activegen.models import LEARNERS, ResNet18, SmallCNN
 from activegen.models.capabilities import FitContext
 from activegen.models.loss_prediction import LossPredictionModule, margin_ranking_loss
 from activegen.models.resnet import ResNet18Network, load_imagenet_weights
+from activegen.models.torch_learner import zoom_batch
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +161,65 @@ def test_resnet18_learner_trains_a_step(digits: tuple[np.ndarray, np.ndarray]) -
     learner.fit(X[:64], y[:64])
     assert learner.embed(X[:3]).shape == (3, 512)
     assert learner.predict_loss(X[:3]).shape == (3,)
+
+
+def _first_norm_batch_mean(learner: SmallCNN, X: np.ndarray) -> torch.Tensor:
+    """The mean over ``X`` of the first BatchNorm's input (the first conv's output)."""
+    assert learner.network is not None
+    conv = learner.network.stages[0][0]  # type: ignore[index]
+    with torch.no_grad():
+        return conv(torch.from_numpy(X)).mean(dim=(0, 2, 3))
+
+
+def test_batchnorm_statistics_are_those_of_the_training_images(
+    digits: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """50 labels, batch 128: an epoch is one step, and the running averages (momentum 0.1)
+    stay near their initial mean 0 after 8 steps; recalibrated, eval mode normalises with the
+    training images' own statistics (issue 10: the CNN was at chance on its test set)."""
+    X, y = digits
+    X, y = X[:50], y[:50]
+    fixed = quick_cnn(epochs=8, batch_size=128).fit(X, y)
+    stale = quick_cnn(epochs=8, batch_size=128, bn_recalibrate=False).fit(X, y)
+    assert fixed.network is not None and stale.network is not None
+    fixed_norm = fixed.network.stages[0][1]  # type: ignore[index]
+    stale_norm = stale.network.stages[0][1]  # type: ignore[index]
+    target = _first_norm_batch_mean(fixed, X)
+    torch.testing.assert_close(fixed_norm.running_mean, target, rtol=1e-4, atol=1e-5)
+    assert fixed_norm.momentum == 0.1  # restored after the pass
+    stale_target = _first_norm_batch_mean(stale, X)
+    gap = (stale_norm.running_mean - stale_target).abs().max()
+    assert gap > 0.1 * stale_target.abs().max()  # without the pass they lag far behind
+    # The weights are those of training: the pass changes only the statistics.
+    for a, b in zip(fixed.network.parameters(), stale.network.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # Eval mode now fits the training set as training saw it (its last epoch, in train mode:
+    # 0.86 here); with the stale statistics the same weights scored 0.26.
+    assert fixed.score(X, y) >= fixed.history[-1]["train_accuracy"] - 0.05
+    assert stale.score(X, y) < fixed.score(X, y) - 0.3
+
+
+def test_zoom_magnifies_training_batches_only(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    square = torch.zeros(4, 1, 28, 28)
+    square[:, :, 10:18, 10:18] = 1.0
+    zoomed = zoom_batch(square, (1.5, 1.5), torch.Generator().manual_seed(0))
+    area = (zoomed > 0.5).float().sum(dim=(1, 2, 3)) / 64
+    assert bool(((area > 1.5**2 * 0.7) & (area < 1.5**2 * 1.3)).all())  # aspect 1 ± 0.2
+    again = zoom_batch(square, (1.5, 1.5), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(zoomed, again, rtol=0, atol=0)  # seeded
+    identity = zoom_batch(square, (1.0, 1.0), torch.Generator().manual_seed(0))
+    assert float((identity - square).abs().mean()) < 0.05  # scale 1: only aspect and shift
+    X, y = digits
+    X_before = X[:100].copy()
+    plain = quick_cnn(epochs=2).fit(X[:100], y[:100])
+    learner = quick_cnn(epochs=2, zoom=[1.0, 1.5]).fit(X[:100], y[:100])
+    np.testing.assert_array_equal(X[:100], X_before)  # the caller's images are untouched
+    assert not np.array_equal(plain.decision_function(X[:20]),
+                              learner.decision_function(X[:20]))  # training did see it
+    repeat = quick_cnn(epochs=2, zoom=[1.0, 1.5]).fit(X[:100], y[:100])
+    np.testing.assert_array_equal(learner.decision_function(X[:20]),
+                                  repeat.decision_function(X[:20]))  # scoring is not zoomed
+    with pytest.raises(ValueError, match="zoom must be"):
+        SmallCNN(10, zoom=(1.5, 1.0))
+    with pytest.raises(ConfigError, match="zoom must be"):
+        LEARNERS.build("small-cnn", {"zoom": [0.0, 1.0]}, n_classes=2, seed=0)

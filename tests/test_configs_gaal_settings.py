@@ -71,3 +71,29 @@ def test_a_config_without_the_band_is_caught(tmp_path: Path) -> None:
     stripped.write_text(source.replace("band = 0.5\n", ""))
     entries = _gaal_entries(stripped)
     assert entries and any(_synthesis(s, p)["band"] != chosen()["band"] for _, s, p in entries)
+
+
+def _generator_keys(params: dict[str, Any]) -> dict[str, Any]:
+    # gan_epochs is scaled to each config's pool size (same number of generator steps)
+    return {k: v for k, v in params.items() if k.startswith("gan") and k != "gan_epochs"}
+
+
+def _generator_entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    entries = []
+    for s in load_config(path).strategies:
+        if s.name in ("gaal", "gaal-retrieve", "simple-gan"):
+            entries.append((s.display, dict(s.params)))
+        elif s.name == "mixed" and s.params.get("primary", "gaal") == "gaal":
+            entries.append((s.display, dict(s.params.get("primary_params", {}))))
+    return entries
+
+
+@pytest.mark.parametrize("name", PAPER_CONFIGS)
+def test_paper_config_uses_the_chosen_generator_recipe(name: str) -> None:
+    main = [p for d, p in _generator_entries(REPO / "configs" / "gaal-mnist10k.toml") if d == "gaal"]
+    want = _generator_keys(main[0])
+    assert want.get("gan_loss") == "hinge"  # the recipe, not the class defaults
+    entries = _generator_entries(REPO / "configs" / name)
+    assert entries
+    for display, params in entries:
+        assert _generator_keys(params) == want, f"{name}: {display} generator differs from gaal-mnist10k"

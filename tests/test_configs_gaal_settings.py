@@ -90,10 +90,12 @@ def _generator_entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 @pytest.mark.parametrize("name", PAPER_CONFIGS)
 def test_paper_config_uses_the_chosen_generator_recipe(name: str) -> None:
-    main = [p for d, p in _generator_entries(REPO / "configs" / "gaal-mnist10k.toml") if d == "gaal"]
+    main_config = REPO / "configs" / "gaal-mnist10k.toml"
+    main = [p for d, p in _generator_entries(main_config) if d == "gaal"]
     want = _generator_keys(main[0])
     assert want.get("gan_loss") == "hinge"  # the recipe, not the class defaults
     entries = _generator_entries(REPO / "configs" / name)
     assert entries
     for display, params in entries:
-        assert _generator_keys(params) == want, f"{name}: {display} generator differs from gaal-mnist10k"
+        got = _generator_keys(params)
+        assert got == want, f"{name}: {display} generator differs from gaal-mnist10k"

@@ -48,6 +48,10 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_stop_midway(cmd: list[str], out: Path, sig: int, min_running: int = 1,
                            n_runs: int = N_RUNS) -> tuple[subprocess.Popen, set[str]]:
     """Start ``cmd``; once ``min_running`` runs have a checkpoint but no result, send ``sig``.
@@ -55,8 +59,11 @@ def _start_and_stop_midway(cmd: list[str], out: Path, sig: int, min_running: int
     Returns the process and the runs that had a checkpoint but no result when it was stopped.
     ``sig`` 0 sends nothing (the caller stops it).
     """
+    # A shell without job control starts background commands with SIGINT ignored, and Python
+    # keeps an inherited SIG_IGN (no KeyboardInterrupt): a suite run with `nohup ... &` would
+    # then see the Ctrl-C ignored. The child gets SIGINT's default, as a terminal gives it.
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         checkpoints = {p.stem for p in (out / "checkpoints").glob("*.npz")}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,3 +85,14 @@ def audit_store(results: dict[str, dict[str, Any]], store: Path) -> StoreAudit:
     lost = sum(1 for qid, label in acked.items() if stored_map.get(qid) != label)
     unacked = len(set(stored_map) - set(acked))
     return StoreAudit(acked, len(stored), rounds, lost, doubled, unacked, errors)
+
+
+def run_clients(threads: list[threading.Thread], timeout: float) -> float:
+    """Start every client thread at once, wait up to ``timeout`` s for each; the wall seconds."""
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    return time.perf_counter() - t0
+

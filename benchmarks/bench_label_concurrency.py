@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 
 try:  # run as a script from benchmarks/, or imported as benchmarks.<name>
-    from _common import audit_store
+    from _common import audit_store, run_clients
 except ImportError:  # pragma: no cover
-    from benchmarks._common import audit_store
+    from benchmarks._common import audit_store, run_clients
 
 CLIENTS = 20
 
@@ -147,12 +147,7 @@ def run_mode(background: bool, args: argparse.Namespace, truth: np.ndarray) -> d
                                     f"http://127.0.0.1:{port}", truth, deadline, args.poll,
                                     results))
                    for i in range(CLIENTS)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=args.timeout + 120)
-        elapsed = time.perf_counter() - t0
+        elapsed = run_clients(threads, timeout=args.timeout + 120)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 try:  # run as a script from benchmarks/, or imported as benchmarks.<name>
-    from _common import audit_store
+    from _common import audit_store, run_clients
 except ImportError:  # pragma: no cover
-    from benchmarks._common import audit_store
+    from benchmarks._common import audit_store, run_clients
 
 POOL_SIZE = 40_000
 CONFIG = {
@@ -150,12 +150,7 @@ def main() -> int:
         threads = [threading.Thread(target=client, args=(f"client-{i:02d}",
                                     f"http://127.0.0.1:{port}", truth, deadline, results))
                    for i in range(args.clients)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=args.seconds + 120)
-        elapsed = time.perf_counter() - t0
+        elapsed = run_clients(threads, timeout=args.seconds + 120)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)

@@ -14,7 +14,7 @@ from activegen.cli import _images_label_config, build_parser
 from activegen.server.run import prepare_server
 from activegen.server.store import read_answers
 from test_image_folder_labeling import NAMES, make_folders
-from test_server_browser import launch, playwright_api, running
+from test_server_browser import launch, open_labeler_page, playwright_api, running
 
 pytestmark = pytest.mark.slow
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "labeling-folder.png"
@@ -38,11 +38,7 @@ def test_label_a_folder_and_its_audit_with_keys(tmp_path: Path) -> None:
 
     with running(prepared), sync_api.sync_playwright() as p:
         browser = launch(p)
-        page = browser.new_page(viewport={"width": 1100, "height": 720},
-                                bypass_csp=True)  # the test drives the page by eval
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(prepared.url + "?labeler=browser")
+        page, errors = open_labeler_page(browser, prepared.url + "?labeler=browser")
         for i in range(14):  # 10 pool queries, then 4 audit images
             page.wait_for_selector("#buttons button.cls:not([disabled])")
             page.wait_for_function("document.getElementById('big').dataset.queryId !== ''")

@@ -55,6 +55,16 @@ def launch(playwright):  # type: ignore[no-untyped-def]
     """Debian's headless chromium, as every browser test drives it."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                       headless=True)
+def open_labeler_page(browser, url: str):  # type: ignore[no-untyped-def]
+    """A 1100×720 page at ``url`` and the list its JavaScript errors are collected in (the
+    tests drive the page by eval, hence ``bypass_csp``)."""
+    page = browser.new_page(viewport={"width": 1100, "height": 720}, bypass_csp=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    return page, errors
+
+
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "labeling-app.png"
 
 
@@ -94,11 +104,7 @@ def test_a_person_labels_in_the_browser(server, tmp_path: Path) -> None:
 
     with sync_api.sync_playwright() as p:
         browser = launch(p)
-        page = browser.new_page(viewport={"width": 1100, "height": 720},
-                                bypass_csp=True)  # the test drives the page by eval
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(prepared.url + "?labeler=browser")
+        page, errors = open_labeler_page(browser, prepared.url + "?labeler=browser")
         page.wait_for_selector("body[data-round='3']")
         page.evaluate("window.__sameDocument = true")  # gone if the page ever reloads
 

@@ -99,3 +99,21 @@ def test_paper_config_uses_the_chosen_generator_recipe(name: str) -> None:
     for display, params in entries:
         got = _generator_keys(params)
         assert got == want, f"{name}: {display} generator differs from gaal-mnist10k"
+
+
+def test_cnn_config_uses_gaal_mnist5k_synthesis_and_generator() -> None:
+    # issue 10 (c): phi = a CNN's features ships the same defaults as gaal-mnist5k.toml (no
+    # per-protocol tuning); gaal-labelable's synthesis is gaal-mnist10k.toml's
+    cnn = REPO / "configs" / "gaal-mnist5k-cnn.toml"
+    ref5k = {d: (s, p) for d, s, p in _gaal_entries(REPO / "configs" / "gaal-mnist5k.toml")}
+    ref10k = {d: (s, p) for d, s, p in _gaal_entries(REPO / "configs" / "gaal-mnist10k.toml")}
+    entries = {d: (s, p) for d, s, p in _gaal_entries(cnn)}
+    assert set(entries) == {"gaal", "gaal-retrieve", "gaal-labelable"}
+    want_gen = {k: v for k, v in ref5k["gaal"][1].items() if k.startswith("gan")}
+    assert want_gen.get("gan_loss") == "hinge"
+    for display, (strategy, params) in entries.items():
+        got_gen = {k: v for k, v in params.items() if k.startswith("gan")}
+        assert got_gen == want_gen, f"gaal-mnist5k-cnn: {display} generator differs"
+        ref = ref10k if display == "gaal-labelable" else ref5k
+        assert _synthesis(strategy, params) == _synthesis(*ref[display]), \
+            f"gaal-mnist5k-cnn: {display} synthesis differs"

@@ -117,3 +117,14 @@ def test_cnn_config_uses_gaal_mnist5k_synthesis_and_generator() -> None:
         ref = ref10k if display == "gaal-labelable" else ref5k
         assert _synthesis(strategy, params) == _synthesis(*ref[display]), \
             f"gaal-mnist5k-cnn: {display} synthesis differs"
+
+
+def test_ten_class_labelable_variant_is_the_main_protocols() -> None:
+    # issue 10 (d): gaal-labelable is gaal-mnist10k.toml's synthesis on the 10-class config's
+    # own generator (latent 16 for 8x8 digits); a drifted copy fails here
+    d10 = {d: (s, p) for d, s, p in _gaal_entries(REPO / "configs" / "gaal-digits-10class.toml")}
+    ref10k = {d: (s, p) for d, s, p in _gaal_entries(REPO / "configs" / "gaal-mnist10k.toml")}
+    assert {"gaal", "gaal-labelable"} <= set(d10)
+    assert _synthesis(*d10["gaal-labelable"]) == _synthesis(*ref10k["gaal-labelable"])
+    assert _generator_keys(d10["gaal-labelable"][1]) == _generator_keys(d10["gaal"][1])
+    assert d10["gaal-labelable"][1]["latent_dim"] == d10["gaal"][1]["latent_dim"]

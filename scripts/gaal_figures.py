@@ -22,6 +22,14 @@ from activegen.experiments.report import plot_learning_curves
 from activegen.experiments.results import read_results
 
 
+def figure_title(out: Path, prefix: str) -> str:
+    """The curves' title from the run's own config (its classes and learner), not assumed."""
+    config = json.loads((out / "config.json").read_text())["config"]
+    classes = config["data"].get("classes")
+    task = " vs ".join(str(c) for c in classes) if classes else "all classes"
+    return f"{prefix}: {task}, {config['learner']['name']}, mean ± std over seeds"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
@@ -36,7 +44,7 @@ def main() -> None:
     frames += [read_results(d / "results.csv") for d in args.extra]
     frame = pd.concat(frames, ignore_index=True)
     plot_learning_curves(frame, args.docs / f"{args.prefix}_curves.png",
-                         title=f"{args.prefix}: 5 vs 7, linear SVM, mean ± std over seeds")
+                         title=figure_title(args.out, args.prefix))
     curve = stats.curves(frame)
     sup = stats.supervised_accuracy(frame)
     tests = stats.paired_tests(frame, "random")
@@ -78,7 +86,6 @@ def main() -> None:
         lines.append(f"| {strategy} | {row['abstained']:.1f} | {asked:.0f} | {rate:.3f} |")
     (args.docs / f"{args.prefix}_tables.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(tests.columns.tolist())
     # query grids of a few rounds, seed 0
     for run in ("gaal", "gaal+diversity", "gaal+realism", "gaal-labelable", "gaal-retrieve",
                 "simple-gan", "mixed"):

@@ -466,15 +466,6 @@ class TorchLearner(Learner):
         return (np.concatenate(parts) if parts
                 else np.empty((0, n_samples, self.n_classes)))
 
-    @property
-    def has_loss_head(self) -> bool:
-        return self.loss_prediction
-
-    @property
-    def loss_head_extra_dim(self) -> int:
-        """Size of the extra features the fitted loss head takes (0: none)."""
-        return 0 if self.loss_head is None else self.loss_head.extra_dim
-
     def predict_loss(self, X: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
         """Predicted loss ``[N]`` of each image (higher = the learner expects to be wronger).
 

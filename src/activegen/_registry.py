@@ -120,7 +120,9 @@ class Registry(Generic[T]):
         context = {k: v for k, v in context.items() if k in accepted}
         try:
             built = cls(**context, **params)
-        except (TypeError, ValueError) as exc:  # the component's own message first
+        except (TypeError, ValueError) as exc:  # the component's own message first,
+            if isinstance(exc, TypeError):  # unless a value of the wrong type is why it
+                _check_types(self.kind, name, cls, params)  # failed ('<' on a str and an int)
             raise ConfigError(f"{self.kind} {name!r}: {exc}") from exc
         _check_types(self.kind, name, cls, params)  # what its constructor let through
         return built

@@ -381,8 +381,64 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
     return f"{source}: invalid configuration: " + "; ".join(problems)
 
 
+def apply_generator_table(data: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """``data`` with its ``[generator]`` table written into every strategy that trains a
+    generator (``gaal``, ``simple-gan``, ``gaal-retrieve``, a ``mixed`` schedule's GAAL), a
+    strategy's own keys winning; the table itself is removed.
+
+    The generator's settings are written once instead of once per strategy, and the result is
+    the config as if they had been written per strategy: the same fingerprint, the same
+    generator cache keys, so converting a config neither restarts its runs nor retrains its
+    generators. A table with an unknown key or a bad value, or one that no strategy uses, is
+    refused here, naming the key.
+    """
+    if "generator" not in data:
+        return data
+    from activegen.strategies import STRATEGIES
+    from activegen.strategies.gaal import GENERATOR_SETTINGS, with_generator_settings
+
+    generator = data["generator"]
+    if not isinstance(generator, dict):
+        raise ConfigError(f"{source}: invalid configuration: generator: a table of generator "
+                          f"settings, not {generator!r}")
+    unknown = sorted(set(generator) - set(GENERATOR_SETTINGS))
+    if unknown:
+        raise ConfigError(
+            f"{source}: invalid configuration: generator.{unknown[0]}: unknown key; the "
+            f"generator's keys are: {', '.join(GENERATOR_SETTINGS)}"
+        )
+    try:  # its values, checked once here rather than once per strategy
+        STRATEGIES.build("simple-gan", dict(generator))
+    except ConfigError as exc:
+        message = str(exc).removeprefix("strategy 'simple-gan': ")
+        raise ConfigError(f"{source}: invalid configuration: generator: {message}") from None
+    strategies = data.get("strategies")
+    merged, used = [], False
+    for entry in strategies if isinstance(strategies, list) else []:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            merged.append(entry)  # malformed: the model's validation names it
+            continue
+        own = {k: v for k, v in entry.items() if k not in ("name", "label")}
+        params = with_generator_settings(name, own, generator)
+        if params is None:
+            merged.append(entry)
+            continue
+        used = True
+        head = {k: entry[k] for k in ("name", "label") if k in entry}
+        merged.append({**head, **params})
+    if not used:
+        raise ConfigError(
+            f"{source}: invalid configuration: generator: set, but no strategy trains a "
+            "generator (gaal, simple-gan, gaal-retrieve, or a mixed schedule with one)"
+        )
+    rest = {k: v for k, v in data.items() if k != "generator"}
+    return {**rest, "strategies": merged}
+
+
 def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
     """Validate a config dictionary; raise :class:`ConfigError` naming each bad key."""
+    data = apply_generator_table(data, source)
     try:
         config = ExperimentConfig.model_validate(data)
     except ValidationError as exc:

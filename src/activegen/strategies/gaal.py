@@ -19,6 +19,7 @@ image nearest each query).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -26,6 +27,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
+from activegen.errors import UnknownNameError
 from activegen.generative.cache import CachedGenerator, load_or_train, shared_cache_dir
 from activegen.generative.dcgan import Generator
 from activegen.generative.training import GAN_KINDS, GeneratorSettings
@@ -657,3 +659,40 @@ class MixedSchedule(Strategy):
     def query(self, state: QueryState, k: int) -> Query:
         chosen = self.secondary if self.uses_secondary(state.round) else self.primary
         return chosen.query(state, k)
+
+
+#: The generator's settings: the parameters of every generator strategy that decide the
+#: generator (and its cache key). A config's ``[generator]`` table sets them once for all.
+GENERATOR_SETTINGS: tuple[str, ...] = tuple(
+    name for name in inspect.signature(_GeneratorStrategy.__init__).parameters if name != "self"
+)
+
+
+def with_generator_settings(name: str, params: dict[str, Any],
+                            generator: dict[str, Any]) -> dict[str, Any] | None:
+    """``params`` of strategy ``name`` with the shared ``generator`` settings added where it
+    does not set them itself (its own keys win: a variant may train another generator), or
+    ``None`` if it trains no generator. A mixed schedule passes them to its sub-strategies.
+
+    The result is exactly what writing the keys into the strategy would give, so a config
+    converted to a ``[generator]`` table keeps its fingerprint and its generators' cache keys.
+    An unknown ``name`` is returned as ``None`` (the config's validation names it).
+    """
+    try:
+        cls = STRATEGIES.get(name)
+    except UnknownNameError:
+        return None
+    if issubclass(cls, _GeneratorStrategy):
+        return {**generator, **params}
+    if issubclass(cls, MixedSchedule):
+        merged, trains = dict(params), False
+        for role, default in (("primary", "gaal"), ("secondary", "random")):
+            sub_name = params.get(role, default)
+            sub_params = params.get(f"{role}_params") or {}
+            if not isinstance(sub_name, str) or not isinstance(sub_params, dict):
+                continue  # malformed: the strategy's own validation reports it
+            sub = with_generator_settings(sub_name, sub_params, generator)
+            if sub is not None:
+                merged[f"{role}_params"], trains = sub, True
+        return merged if trains else None
+    return None

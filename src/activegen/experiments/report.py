@@ -23,6 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from activegen._atomic import atomic_write_bytes, atomic_write_text
+from activegen.engine import MAX_EMPTY_ROUNDS
 from activegen.errors import DataError
 from activegen.experiments import stats
 from activegen.experiments.results import read_results, write_csv
@@ -320,6 +321,19 @@ def make_report(results: str | Path, baseline: str = "random",
         wins = stats.wins_matrix(frame, test_set)
         write_csv(wins.reset_index(names="strategy"), out_dir / f"wins_{test_set}.csv")
         lines += [f"### {test_set}", "", _markdown_table(wins.reset_index(names="row beats →"))]
+    early = stats.early_ends(frame, MAX_EMPTY_ROUNDS)
+    if not early.empty:
+        write_csv(early, out_dir / "early_ends.csv")
+        lines += [
+            "## Runs that ended early",
+            "",
+            f"{len(early)} run(s) ended at fewer labels than the longest run "
+            f"({int(early['longest_run'].iloc[0])}): they have no accuracy at the later label "
+            "counts ('–' or a mean over fewer seeds), and their areas cover only the labels "
+            "they reached (`early_ends.csv`).",
+            "",
+            _markdown_table(early.drop(columns="longest_run")),
+        ]
     stopping = stopping_table(out_dir)
     if not stopping.empty:
         lines += [

@@ -91,6 +91,41 @@ def chance_level(frame: pd.DataFrame) -> float:
     return 0.5
 
 
+#: the reasons :func:`early_ends` gives
+NO_LABEL = "no label in its last {n} rounds (the oracle refused every query)"
+OTHER_END = "the pool ran out, or a [stopping] criterion's stop_on ended it"
+
+
+def early_ends(frame: pd.DataFrame, max_empty_rounds: int) -> pd.DataFrame:
+    """The runs that ended at fewer labels than the experiment's longest run, with why.
+
+    From the results alone: a run whose ``n_train`` did not grow over its last
+    ``max_empty_rounds`` rounds was stopped by the engine for bringing no label (its oracle
+    abstained on everything); any other early end is the pool running out or a stopping
+    criterion. Such a run has no accuracy at the later label counts, and its areas cover only
+    the labels it reached, so the report lists it rather than letting a '–' or a short area
+    pass unexplained.
+    """
+    columns = ["strategy", "seed", "last_labels", "longest_run", "reason"]
+    active = frame[frame["strategy"] != SUPERVISED]
+    if active.empty:
+        return pd.DataFrame(columns=columns)
+    one_test = active[active["test_set"] == sorted(active["test_set"].unique())[0]]
+    longest = int(one_test["n_labels"].max())
+    rows = []
+    for (strategy, seed), run in one_test.groupby(["strategy", "seed"]):
+        run = run.sort_values("round")
+        last = int(run["n_labels"].iloc[-1])
+        if last >= longest:
+            continue
+        tail = run["n_train"].to_numpy()[-(max_empty_rounds + 1):] if "n_train" in run else []
+        stalled = len(tail) == max_empty_rounds + 1 and len(set(tail.tolist())) == 1
+        rows.append({"strategy": strategy, "seed": seed, "last_labels": last,
+                     "longest_run": longest,
+                     "reason": NO_LABEL.format(n=max_empty_rounds) if stalled else OTHER_END})
+    return pd.DataFrame(rows, columns=columns)
+
+
 def areas(frame: pd.DataFrame) -> pd.DataFrame:
     """Normalised areas per (test set, strategy, seed), on linear and log2 axes."""
     chance = chance_level(frame)

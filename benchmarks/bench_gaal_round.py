@@ -4,10 +4,12 @@ Variants of the synthesis, all on the mnist5k 5-vs-7 pool (800 images, 28x28) wi
 the restarts run one after another (what activegen did before all starts were batched), all
 ``k × starts × restarts`` starts in one batch with SGD (50 steps; 20 steps), with batched
 L-BFGS (``optimizer = "lbfgs"``: 5 and 3 iterations; with fewer starts), and with the realism
-term (distance to the nearest pool image). Each is reported as seconds, as a ratio to one
-SVMactive round (fit the linear SVM on 50 labels, rank the pool, take the top 10), and by the
-median |margin| of its 10 picks (smaller is closer to the boundary; median over the repeats'
-seeds).
+term (distance to the nearest pool image), and the shipped choices before and after the
+re-screen with the recipe generator (SGD with band 0.5; L-BFGS with manifold diversity 1.0, the
+labeled images and the pool passed as a GAAL round passes them). Each is reported as seconds,
+as a ratio to one SVMactive round (fit the linear SVM on 50 labels, rank the pool, take the
+top 10), and by the median |margin| of its 10 picks (smaller is closer to the boundary; median
+over the repeats' seeds).
 
     PYTHONPATH=src python benchmarks/bench_gaal_round.py [--threads 1] [--repeats 5] [--epochs 3]
 """
@@ -90,6 +92,12 @@ def main() -> None:
         ("L-BFGS, 10 × 2 starts × 5 iterations", run(optimizer="lbfgs", steps=5, restarts=1)),
         ("SGD, 50 steps, realism 0.3 (nearest pool image)",
          run(optimizer="sgd", realism_weight=0.3, realism="nearest", reference=ref)),
+        ("SGD, 50 steps, band 0.5 (the shipped synthesis before the re-screen)",
+         run(optimizer="sgd", band=0.5)),
+        ("L-BFGS, 5 iterations, manifold diversity 1.0 (the re-screen's choice)",
+         run(optimizer="lbfgs", steps=5, diversity_weight=1.0, diversity_kind="manifold",
+             labeled=torch.from_numpy(X[labeled]), reference=ref,
+             feature_fn=getattr(learner, "torch_features", None))),
         ("L-BFGS, 5 iterations, realism 0.3 (nearest pool image)",
          run(optimizer="lbfgs", steps=5, realism_weight=0.3, realism="nearest",
              reference=ref)),

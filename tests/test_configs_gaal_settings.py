@@ -21,12 +21,13 @@ REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIGS = ["gaal-mnist-usps.toml", "gaal-mnist-usps-padded.toml", "gaal-mnist-mnist.toml",
                  "gaal-mixed-mnist-usps.toml", "gaal-cifar10-horse-auto.toml"]
 #: settings a paper config may set differently (its own variant, e.g. ``gaal+diversity``)
-VARIANT_KEYS = {"diversity_weight"}
+VARIANT_KEYS = {"diversity_weight", "diversity_kind"}
 
 
-def _synthesis(name: str, params: dict[str, Any]) -> dict[str, Any]:
+def _synthesis(name: str, params: dict[str, Any], variant: bool = False) -> dict[str, Any]:
+    """The synthesis settings a config entry builds; a labeled variant's own keys left out."""
     settings = dict(STRATEGIES.build(name, dict(params)).synthesis)  # type: ignore[attr-defined]
-    return {k: v for k, v in settings.items() if k not in VARIANT_KEYS}
+    return {k: v for k, v in settings.items() if not (variant and k in VARIANT_KEYS)}
 
 
 def _gaal_entries(path: Path) -> list[tuple[str, str, dict[str, Any]]]:
@@ -47,10 +48,14 @@ def chosen() -> dict[str, Any]:
 
 
 def test_the_main_protocol_choice_is_not_the_class_default() -> None:
-    # the screening changed the band; if this fails the choice moved back to the class
-    # default and the configs below no longer need to carry it (update both together)
-    assert chosen()["band"] == 0.5
-    assert _synthesis("gaal", {})["band"] == 0.0
+    # the re-screen with the generator recipe chose L-BFGS with manifold diversity 1.0; if this
+    # fails the choice moved back to the class defaults and the configs below no longer need
+    # to carry it (update both together)
+    want = {"optimizer": "lbfgs", "diversity_weight": 1.0, "diversity_kind": "manifold",
+            "band": 0.0}
+    assert {k: chosen()[k] for k in want} == want
+    default = _synthesis("gaal", {})
+    assert (default["optimizer"], default["diversity_weight"]) == ("sgd", 0.0)
 
 
 @pytest.mark.parametrize("name", PAPER_CONFIGS)
@@ -59,18 +64,22 @@ def test_paper_config_uses_the_chosen_synthesis_settings(name: str) -> None:
     entries = _gaal_entries(REPO / "configs" / name)
     assert entries, f"{name}: no GAAL synthesis entry"
     for display, strategy, params in entries:
-        got = _synthesis(strategy, params)
-        differs = {k: (got[k], want[k]) for k in want if got[k] != want[k]}
+        # a labeled variant (gaal+diversity: the paper's RBF remedy) may differ in its own keys
+        variant = display not in ("gaal", "gaal-retrieve", "mixed")
+        got = _synthesis(strategy, params, variant)
+        differs = {k: (got[k], want[k]) for k in got if got[k] != want[k]}
         assert not differs, f"{name}: {display} synthesis differs from gaal-mnist10k: {differs}"
 
 
-def test_a_config_without_the_band_is_caught(tmp_path: Path) -> None:
-    # the check has teeth: the same config with the band removed fails it
+def test_a_config_without_the_chosen_synthesis_is_caught(tmp_path: Path) -> None:
+    # the check has teeth: the same config with the optimizer removed fails it
     source = (REPO / "configs" / "gaal-mnist-mnist.toml").read_text()
+    assert 'optimizer = "lbfgs"\n' in source
     stripped = tmp_path / "stripped.toml"
-    stripped.write_text(source.replace("band = 0.5\n", ""))
+    stripped.write_text(source.replace('optimizer = "lbfgs"\n', ""))
     entries = _gaal_entries(stripped)
-    assert entries and any(_synthesis(s, p)["band"] != chosen()["band"] for _, s, p in entries)
+    assert entries and any(_synthesis(s, p)["optimizer"] != chosen()["optimizer"]
+                           for _, s, p in entries)
 
 
 def _generator_keys(params: dict[str, Any]) -> dict[str, Any]:

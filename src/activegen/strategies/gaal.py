@@ -19,7 +19,6 @@ image nearest each query).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -27,6 +26,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
+from activegen._registry import settings as constructor_settings
 from activegen.errors import UnknownNameError
 from activegen.generative.cache import CachedGenerator, load_or_train, shared_cache_dir
 from activegen.generative.dcgan import Generator
@@ -663,9 +663,7 @@ class MixedSchedule(Strategy):
 
 #: The generator's settings: the parameters of every generator strategy that decide the
 #: generator (and its cache key). A config's ``[generator]`` table sets them once for all.
-GENERATOR_SETTINGS: tuple[str, ...] = tuple(
-    name for name in inspect.signature(_GeneratorStrategy.__init__).parameters if name != "self"
-)
+GENERATOR_SETTINGS: tuple[str, ...] = tuple(constructor_settings(_GeneratorStrategy))
 
 
 def with_generator_settings(name: str, params: dict[str, Any],

@@ -79,3 +79,17 @@ def test_worker_without_the_output_folder_returns_its_files(tmp_path: Path,
         pd.read_csv(local / "runs" / "random__seed0.csv").drop(columns=timings))
     for name in finished.files:
         assert (out / name).exists()
+    # the driver's manifest names the worker's machine (here the same one), and the node's
+    # scratch folder keeps neither the run's CSV nor its manifest
+    from activegen.experiments.machine import machine_record
+    from activegen.experiments.results import run_machine
+
+    assert finished.machine == machine_record()
+    assert run_machine(out / "runs" / "random__seed0.csv") == machine_record()
+    import hashlib
+    import tempfile
+
+    node_folder = hashlib.sha256(f"{unseen}|{config.fingerprint()}".encode()).hexdigest()[:16]
+    scratch = Path(tempfile.gettempdir()) / "activegen-ray" / node_folder
+    assert (scratch / "runs").is_dir()  # the folder the worker used
+    assert not list((scratch / "runs").iterdir())

@@ -52,11 +52,14 @@ class FinishedRun:
             where the driver cannot see them — a Ray worker without the shared output folder
             returns its queries and final checkpoint here. Empty when the worker wrote to the
             driver's folder itself.
+        machine: the machine record of the worker that computed the run, for the manifest
+            the driver writes when the worker could not (``None``: the worker wrote it).
     """
 
     run_id: str
     csv_text: str
     files: dict[str, bytes] = field(default_factory=dict)
+    machine: dict[str, str] | None = None
 
 
 class Executor(Protocol):
@@ -339,6 +342,7 @@ def _run_on_ray(config: ExperimentConfig, spec: Any, out_dir: str, events: Any,
     restore_registries(registries)
     from activegen.experiments.data_setup import load_experiment_data
     from activegen.experiments.one_run import run_one
+    from activegen.experiments.results import manifest_path, run_machine
 
     key = config.fingerprint()
     if key not in _RAY_DATA:
@@ -361,11 +365,13 @@ def _run_on_ray(config: ExperimentConfig, spec: Any, out_dir: str, events: Any,
         if checkpoint.exists():
             files[str(checkpoint.relative_to(target))] = checkpoint.read_bytes()
     csv_text = path.read_text()
+    machine = None if shared else run_machine(path)
     if not shared:  # the driver gets everything; leave no stale copy on the node
         shutil.rmtree(target / "queries" / spec.run_id, ignore_errors=True)
-        for leftover in (target / "checkpoints" / f"{spec.run_id}.npz", path):
+        for leftover in (target / "checkpoints" / f"{spec.run_id}.npz", path,
+                         manifest_path(path)):
             leftover.unlink(missing_ok=True)
-    return FinishedRun(spec.run_id, csv_text, files)
+    return FinishedRun(spec.run_id, csv_text, files, machine)
 
 
 class RayExecutor:

@@ -24,6 +24,7 @@ from activegen.experiments.components import (
 )
 from activegen.experiments.config import ExperimentConfig
 from activegen.experiments.data_setup import load_experiment_data
+from activegen.experiments.machine import machine_record
 from activegen.experiments.plan import RunSpec
 from activegen.experiments.progress import phase
 from activegen.experiments.results import (
@@ -115,11 +116,11 @@ def run_one(
     if is_finished_run(result_path):
         return result_path
     pool, tests = data if data is not None else load_experiment_data(config)
+    device = resolve_device(config.device)
     if spec.strategy == SUPERVISED:
         rows = run_supervised(config, pool, tests, spec.seed, cache_dir(config, out_dir))
-        write_run_frame(frame_from_rows(rows), result_path)
+        write_run_frame(frame_from_rows(rows), result_path, machine_record(device))
         return result_path
-    resolve_device(config.device)
     strategy = build_strategy(config, spec.strategy)
     if type(strategy).prepare is not Strategy.prepare:  # only strategies with artefacts
         phase(f"{spec.run_id}: preparing the strategy (a generator or VAE is trained or "
@@ -153,6 +154,6 @@ def run_one(
             sync_directory(folder)
     rows = records_to_rows(records, dataset=pool.name, strategy=spec.strategy, seed=spec.seed,
                           n_classes=pool.n_classes)
-    write_run_frame(frame_from_rows(rows), result_path)
+    write_run_frame(frame_from_rows(rows), result_path, machine_record(device))
     return result_path
 

@@ -26,6 +26,13 @@ from activegen._atomic import atomic_write_bytes, atomic_write_text
 from activegen.engine import MAX_EMPTY_ROUNDS
 from activegen.errors import DataError
 from activegen.experiments import stats
+from activegen.experiments.machine import (
+    NOT_RECORDED,
+    RESULT_FIELDS,
+    describe,
+    machine_kinds,
+    machines_table,
+)
 from activegen.experiments.results import read_results, write_csv
 from activegen.experiments.stopping_record import stopping_table
 
@@ -345,6 +352,41 @@ def make_report(results: str | Path, baseline: str = "random",
             "",
             _markdown_table(stopping),
         ]
+    if results.is_dir() or results.name == "results.csv":  # an output folder's own table
+        lines += _machines_section(out_dir)
     report = out_dir / "report.md"
     atomic_write_text(report, "\n".join(lines))
     return report
+
+
+def _machines_section(out_dir: Path) -> list[str]:
+    """Which machines computed the runs (their manifests), with ``machines.csv`` per run; a
+    warning where they differ, since float kernels change what a seed computes."""
+    runs = machines_table(out_dir)
+    if runs.empty:
+        return []
+    write_csv(runs, out_dir / "machines.csv")
+    kinds = machine_kinds(runs)
+    lines = ["## Machines", ""]
+    if len(kinds) == 1 and (kinds[list(RESULT_FIELDS)] != NOT_RECORDED).all(axis=None):
+        lines += [f"All {len(runs)} runs were computed on one kind of machine (their "
+                  "manifests in `runs/`): "
+                  f"{describe(kinds.iloc[0].to_dict())} (`machines.csv`).", ""]
+        return lines
+    if len(kinds) > 1:
+        log.warning("%s: its runs were computed on %d kinds of machine (report.md, "
+                    "'Machines')", out_dir, len(kinds))
+        lines += [
+            f"**The runs were computed on {len(kinds)} kinds of machine.** A seed computes "
+            "the same numbers only on one kind: the CPU's kernels (`cpu_capability`, `blas`) "
+            "and the library versions change the last bits of trained networks and "
+            "optimisation paths, and through them what a strategy picks. Compare strategies "
+            "on runs of one machine, or check that the rows a comparison pairs agree "
+            "(`machines.csv` lists every run).",
+            "",
+        ]
+    else:
+        lines += [f"The manifests of these {len(runs)} runs record no machine (written "
+                  "before activegen recorded machines).", ""]
+    lines += [_markdown_table(kinds), ""]
+    return lines

@@ -55,27 +55,46 @@ def manifest_path(run_csv: Path) -> Path:
     return run_csv.with_name(run_csv.name + MANIFEST_SUFFIX)
 
 
-def write_run_csv(path: Path, csv_text: str) -> None:
-    """Write a finished run's manifest (row count and sha256), then its CSV, each atomically.
+def write_run_csv(path: Path, csv_text: str, machine: dict[str, str] | None = None) -> None:
+    """Write a finished run's manifest (row count, sha256 and the machine that computed it),
+    then its CSV, each atomically.
 
     A kill between the two leaves a manifest without a CSV: the run is not finished and runs
     again. A CSV that does not match its manifest was damaged later; :func:`run_csv_problem`
-    says how.
+    says how. ``machine``: :func:`~activegen.experiments.machine.machine_record` of the
+    process that computed the run (a remote worker's, not the driver's); left out if unknown.
     """
     frame = pd.read_csv(io.StringIO(csv_text))
-    manifest = {"file": path.name, "rows": len(frame),
-                "sha256": hashlib.sha256(csv_text.encode()).hexdigest()}
+    manifest: dict[str, object] = {"file": path.name, "rows": len(frame),
+                                   "sha256": hashlib.sha256(csv_text.encode()).hexdigest()}
+    if machine is not None:
+        manifest["machine"] = machine
     # The manifest first: a CSV that exists always has its manifest, so a reader that sees
     # the CSV (results.csv rebuilt while other runs finish) never takes it for a damaged one.
     atomic_write_text(manifest_path(path), json.dumps(manifest, indent=2))
     atomic_write_text(path, csv_text)
 
 
-def write_run_frame(frame: pd.DataFrame, path: Path) -> None:
+def write_run_frame(frame: pd.DataFrame, path: Path,
+                    machine: dict[str, str] | None = None) -> None:
     """Write a finished run's rows with their manifest (see :func:`write_run_csv`)."""
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, float_format="%.10g")
-    write_run_csv(path, buffer.getvalue())
+    write_run_csv(path, buffer.getvalue(), machine)
+
+
+def run_machine(path: Path) -> dict[str, str] | None:
+    """The machine record in the manifest of the finished run ``path``, or ``None`` where
+    it has none (written before activegen recorded machines) or it is not a table of
+    strings. Call it on a run that :func:`is_finished_run` accepted."""
+    try:
+        machine = json.loads(manifest_path(path).read_text()).get("machine")
+    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
+        return None
+    if not isinstance(machine, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in machine.items()):
+        return None
+    return machine
 
 
 def run_csv_problem(path: Path) -> str | None:

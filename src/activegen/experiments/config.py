@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -381,6 +382,56 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
     return f"{source}: invalid configuration: " + "; ".join(problems)
 
 
+def _apply_shared_table(data: dict[str, Any], source: str, table: str,
+                        keys: tuple[str, ...], check_with: str,
+                        merge: Callable[[str, dict[str, Any], dict[str, Any]],
+                                        dict[str, Any] | None],
+                        users: str) -> dict[str, Any]:
+    """``data`` with its ``[table]`` written into every strategy that ``merge`` says uses it,
+    a strategy's own keys winning; the table itself is removed. Refused, naming the key: a
+    table that is not a table, an unknown key, a bad value (checked once, by building the
+    strategy ``check_with`` from the table alone), a table that no strategy uses."""
+    if table not in data:
+        return data
+    shared = data[table]
+    if not isinstance(shared, dict):
+        raise ConfigError(f"{source}: invalid configuration: {table}: a table of {table} "
+                          f"settings, not {shared!r}")
+    unknown = sorted(set(shared) - set(keys))
+    if unknown:
+        raise ConfigError(
+            f"{source}: invalid configuration: {table}.{unknown[0]}: unknown key; the "
+            f"{table} keys are: {', '.join(keys)}"
+        )
+    from activegen.strategies import STRATEGIES
+
+    try:  # its values, checked once here rather than once per strategy
+        STRATEGIES.build(check_with, dict(shared))
+    except ConfigError as exc:
+        message = str(exc).removeprefix(f"strategy {check_with!r}: ")
+        raise ConfigError(f"{source}: invalid configuration: {table}: {message}") from None
+    strategies = data.get("strategies")
+    merged, used = [], False
+    for entry in strategies if isinstance(strategies, list) else []:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            merged.append(entry)  # malformed: the model's validation names it
+            continue
+        own = {k: v for k, v in entry.items() if k not in ("name", "label")}
+        params = merge(name, own, shared)
+        if params is None:
+            merged.append(entry)
+            continue
+        used = True
+        head = {k: entry[k] for k in ("name", "label") if k in entry}
+        merged.append({**head, **params})
+    if not used:
+        raise ConfigError(f"{source}: invalid configuration: {table}: set, but no strategy "
+                          f"{users}")
+    rest = {k: v for k, v in data.items() if k != table}
+    return {**rest, "strategies": merged}
+
+
 def apply_generator_table(data: dict[str, Any], source: str = "config") -> dict[str, Any]:
     """``data`` with its ``[generator]`` table written into every strategy that trains a
     generator (``gaal``, ``simple-gan``, ``gaal-retrieve``, a ``mixed`` schedule's GAAL), a
@@ -392,53 +443,29 @@ def apply_generator_table(data: dict[str, Any], source: str = "config") -> dict[
     generators. A table with an unknown key or a bad value, or one that no strategy uses, is
     refused here, naming the key.
     """
-    if "generator" not in data:
-        return data
-    from activegen.strategies import STRATEGIES
     from activegen.strategies.gaal import GENERATOR_SETTINGS, with_generator_settings
 
-    generator = data["generator"]
-    if not isinstance(generator, dict):
-        raise ConfigError(f"{source}: invalid configuration: generator: a table of generator "
-                          f"settings, not {generator!r}")
-    unknown = sorted(set(generator) - set(GENERATOR_SETTINGS))
-    if unknown:
-        raise ConfigError(
-            f"{source}: invalid configuration: generator.{unknown[0]}: unknown key; the "
-            f"generator's keys are: {', '.join(GENERATOR_SETTINGS)}"
-        )
-    try:  # its values, checked once here rather than once per strategy
-        STRATEGIES.build("simple-gan", dict(generator))
-    except ConfigError as exc:
-        message = str(exc).removeprefix("strategy 'simple-gan': ")
-        raise ConfigError(f"{source}: invalid configuration: generator: {message}") from None
-    strategies = data.get("strategies")
-    merged, used = [], False
-    for entry in strategies if isinstance(strategies, list) else []:
-        name = entry.get("name") if isinstance(entry, dict) else None
-        if not isinstance(name, str):
-            merged.append(entry)  # malformed: the model's validation names it
-            continue
-        own = {k: v for k, v in entry.items() if k not in ("name", "label")}
-        params = with_generator_settings(name, own, generator)
-        if params is None:
-            merged.append(entry)
-            continue
-        used = True
-        head = {k: entry[k] for k in ("name", "label") if k in entry}
-        merged.append({**head, **params})
-    if not used:
-        raise ConfigError(
-            f"{source}: invalid configuration: generator: set, but no strategy trains a "
-            "generator (gaal, simple-gan, gaal-retrieve, or a mixed schedule with one)"
-        )
-    rest = {k: v for k, v in data.items() if k != "generator"}
-    return {**rest, "strategies": merged}
+    return _apply_shared_table(
+        data, source, "generator", GENERATOR_SETTINGS, "simple-gan", with_generator_settings,
+        "trains a generator (gaal, simple-gan, gaal-retrieve, or a mixed schedule with one)")
+
+
+def apply_synthesis_table(data: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """``data`` with its ``[synthesis]`` table (GAAL's latent-search settings: ``optimizer``,
+    ``band``, ``diversity``, ``realism``, …) written into every strategy that synthesizes
+    (``gaal``, ``gaal-retrieve``, a ``mixed`` schedule's GAAL), a strategy's own keys winning;
+    as :func:`apply_generator_table`: same fingerprint as written per strategy, refused
+    naming the key when unknown, bad or unused."""
+    from activegen.strategies.gaal import SYNTHESIS_SETTINGS, with_synthesis_settings
+
+    return _apply_shared_table(
+        data, source, "synthesis", SYNTHESIS_SETTINGS, "gaal", with_synthesis_settings,
+        "synthesizes queries (gaal, gaal-retrieve, or a mixed schedule with one)")
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
     """Validate a config dictionary; raise :class:`ConfigError` naming each bad key."""
-    data = apply_generator_table(data, source)
+    data = apply_synthesis_table(apply_generator_table(data, source), source)
     try:
         config = ExperimentConfig.model_validate(data)
     except ValidationError as exc:

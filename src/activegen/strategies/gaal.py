@@ -665,6 +665,38 @@ class MixedSchedule(Strategy):
 #: generator (and its cache key). A config's ``[generator]`` table sets them once for all.
 GENERATOR_SETTINGS: tuple[str, ...] = tuple(constructor_settings(_GeneratorStrategy))
 
+#: The synthesis settings: GAAL's own parameters (how the latent search runs), shared by
+#: ``gaal``, ``gaal-retrieve`` and a mixed schedule's GAAL. A config's ``[synthesis]`` table
+#: sets them once for all.
+SYNTHESIS_SETTINGS: tuple[str, ...] = tuple(
+    key for key in constructor_settings(GAAL) if key not in GENERATOR_SETTINGS)
+
+
+def _with_shared_settings(name: str, params: dict[str, Any], shared: dict[str, Any],
+                          users: type[Strategy]) -> dict[str, Any] | None:
+    """``params`` of strategy ``name`` with ``shared`` added where it does not set a key
+    itself, if the strategy is a subclass of ``users`` (a mixed schedule: its sub-strategies
+    that are); ``None`` if none is. An unknown ``name`` is ``None`` too (the config's
+    validation names it)."""
+    try:
+        cls = STRATEGIES.get(name)
+    except UnknownNameError:
+        return None
+    if issubclass(cls, users):
+        return {**shared, **params}
+    if issubclass(cls, MixedSchedule):
+        merged, uses = dict(params), False
+        for role, default in (("primary", "gaal"), ("secondary", "random")):
+            sub_name = params.get(role, default)
+            sub_params = params.get(f"{role}_params") or {}
+            if not isinstance(sub_name, str) or not isinstance(sub_params, dict):
+                continue  # malformed: the strategy's own validation reports it
+            sub = _with_shared_settings(sub_name, sub_params, shared, users)
+            if sub is not None:
+                merged[f"{role}_params"], uses = sub, True
+        return merged if uses else None
+    return None
+
 
 def with_generator_settings(name: str, params: dict[str, Any],
                             generator: dict[str, Any]) -> dict[str, Any] | None:
@@ -674,23 +706,13 @@ def with_generator_settings(name: str, params: dict[str, Any],
 
     The result is exactly what writing the keys into the strategy would give, so a config
     converted to a ``[generator]`` table keeps its fingerprint and its generators' cache keys.
-    An unknown ``name`` is returned as ``None`` (the config's validation names it).
     """
-    try:
-        cls = STRATEGIES.get(name)
-    except UnknownNameError:
-        return None
-    if issubclass(cls, _GeneratorStrategy):
-        return {**generator, **params}
-    if issubclass(cls, MixedSchedule):
-        merged, trains = dict(params), False
-        for role, default in (("primary", "gaal"), ("secondary", "random")):
-            sub_name = params.get(role, default)
-            sub_params = params.get(f"{role}_params") or {}
-            if not isinstance(sub_name, str) or not isinstance(sub_params, dict):
-                continue  # malformed: the strategy's own validation reports it
-            sub = with_generator_settings(sub_name, sub_params, generator)
-            if sub is not None:
-                merged[f"{role}_params"], trains = sub, True
-        return merged if trains else None
-    return None
+    return _with_shared_settings(name, params, generator, _GeneratorStrategy)
+
+
+def with_synthesis_settings(name: str, params: dict[str, Any],
+                            synthesis: dict[str, Any]) -> dict[str, Any] | None:
+    """``params`` of strategy ``name`` with the shared ``synthesis`` settings added where it
+    does not set them itself, or ``None`` if it synthesizes nothing (not ``gaal``,
+    ``gaal-retrieve`` or a mixed schedule with one); as :func:`with_generator_settings`."""
+    return _with_shared_settings(name, params, synthesis, GAAL)

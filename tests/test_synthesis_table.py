@@ -3,14 +3,12 @@ per strategy (the same fingerprint, so converted configs resume their runs)."""
 
 from __future__ import annotations
 
-import copy
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from activegen.cli import main
-from activegen.errors import ConfigError
+from _config_tables import small_gaal_config, written_per_strategy
 from activegen.experiments.config import load_config, parse_config
 from activegen.strategies import STRATEGIES
 from activegen.strategies.gaal import GENERATOR_SETTINGS, SYNTHESIS_SETTINGS
@@ -35,30 +33,6 @@ FINGERPRINTS = {
 }
 
 
-def _written_per_strategy(data: dict) -> dict:
-    """The same config with the table's keys copied into each synthesizing strategy by hand."""
-    data = copy.deepcopy(data)
-    synthesis = data.pop("synthesis")
-    for entry in data["strategies"]:
-        if entry["name"] in SYNTHESIZERS:
-            for key, value in synthesis.items():
-                entry.setdefault(key, value)
-        elif entry["name"] == "mixed" and entry.get("primary", "gaal") in SYNTHESIZERS:
-            entry["primary_params"] = {**synthesis, **entry.get("primary_params", {})}
-    return data
-
-
-def _base(**extra: object) -> dict:
-    data = {
-        "seeds": [0],
-        "data": {"dataset": "digits", "classes": [3, 8], "test_fraction": 0.3},
-        "loop": {"initial": 4, "batch": 2, "budget": 8},
-        "strategies": [{"name": "gaal"}, {"name": "random"}],
-    }
-    data.update(extra)
-    return data
-
-
 def test_the_settings_are_gaals_own_and_not_the_generators() -> None:
     assert {"optimizer", "band", "diversity", "diversity_kind", "realism", "steps"} <= set(
         SYNTHESIS_SETTINGS)
@@ -73,7 +47,7 @@ def test_the_shipped_gaal_configs_use_the_table() -> None:
 def test_a_converted_config_is_the_config_written_per_strategy(path: Path) -> None:
     data = tomllib.loads(path.read_text())
     table_form = load_config(path)
-    by_hand = parse_config(_written_per_strategy(data), str(path))
+    by_hand = parse_config(written_per_strategy(data, "synthesis", SYNTHESIZERS), str(path))
     assert table_form.model_dump() == by_hand.model_dump()
     assert table_form.fingerprint() == by_hand.fingerprint() == FINGERPRINTS[path.name]
     for ours in table_form.strategies:
@@ -83,7 +57,7 @@ def test_a_converted_config_is_the_config_written_per_strategy(path: Path) -> No
 
 
 def test_a_strategys_own_key_wins_and_others_are_untouched() -> None:
-    data = _base(
+    data = small_gaal_config(
         generator={"gan_epochs": 7},
         synthesis={"optimizer": "lbfgs", "diversity": 1.0},
         strategies=[
@@ -105,40 +79,3 @@ def test_a_strategys_own_key_wins_and_others_are_untouched() -> None:
     assert simple == {"gan_epochs": 7}
     assert random == {}
     assert "synthesis" not in config.model_dump()
-
-
-@pytest.mark.parametrize(
-    ("synthesis", "message"),
-    [
-        ({"optimiser": "lbfgs"}, "synthesis.optimiser: unknown key"),
-        ({"gan_epochs": 3}, "synthesis.gan_epochs: unknown key"),  # the generator's, not GAAL's
-        ({"optimizer": "adam"}, "synthesis: unknown optimizer 'adam'"),
-        ({"band": -1.0}, "synthesis: need realism >= 0 and band >= 0, got 0.0, -1.0"),
-        ({"steps": "many"}, "synthesis: parameter 'steps' = 'many' is not a valid int"),
-        ("lbfgs", "synthesis: a table of synthesis settings"),
-    ],
-)
-def test_a_bad_table_is_refused_naming_the_key(synthesis: object, message: str) -> None:
-    with pytest.raises(ConfigError, match="invalid configuration") as err:
-        parse_config(_base(synthesis=synthesis), "x.toml")
-    assert message in str(err.value) and str(err.value).startswith("x.toml: ")
-
-
-def test_a_table_no_strategy_uses_is_refused() -> None:
-    data = _base(synthesis={"band": 0.5},
-                 strategies=[{"name": "simple-gan"}, {"name": "mixed", "primary": "margin"}])
-    with pytest.raises(ConfigError, match="synthesis: set, but no strategy synthesizes"):
-        parse_config(data)
-
-
-def test_run_refuses_a_bad_table_before_writing(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture) -> None:
-    config = tmp_path / "c.toml"
-    config.write_text(
-        'seeds = [0]\n[data]\nclasses = [3, 8]\ntest_fraction = 0.3\n'
-        '[loop]\ninitial = 4\nbatch = 2\nbudget = 8\n[synthesis]\noptimizer = "newton"\n'
-        '[[strategies]]\nname = "gaal"\n'
-    )
-    assert main(["run", str(config), "--out", str(tmp_path / "o")]) != 0
-    assert "synthesis: unknown optimizer 'newton'" in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()

@@ -58,6 +58,7 @@ def test_one_kind_of_machine_is_said_once(finished: Path, tmp_path: Path) -> Non
     report = make_report(out / "results.csv").read_text()
     assert "## Machines" in report
     assert "All 4 runs were computed on one kind of machine" in report
+    assert "record no machine" not in report
     assert machine_record()["cpu_capability"] in report
     table = pd.read_csv(out / "machines.csv")
     assert sorted(table["run"]) == sorted(p.stem for p in (out / "runs").glob("*.csv"))
@@ -99,7 +100,7 @@ def test_a_manifest_without_a_usable_record_is_not_recorded(finished: Path, tmp_
     assert {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.csv")} == before
     assert all(run_machine(p) is None for p in (out / "runs").glob("*.csv"))
     report = make_report(out / "results.csv").read_text()
-    assert "record no machine" in report
+    assert "4 run(s) record no machine" in report and "kinds of machine" not in report
     table = pd.read_csv(out / "machines.csv")
     assert (table[list(RESULT_FIELDS)] == NOT_RECORDED).all(axis=None)
 
@@ -123,3 +124,16 @@ def test_a_results_file_outside_an_output_folder_has_no_machines_section(
     copy = out / "copy_results.csv"
     copy.write_bytes((out / "results.csv").read_bytes())
     assert "## Machines" not in make_report(copy).read_text()
+
+
+def test_old_runs_beside_new_ones_are_named_not_counted_as_another_machine(
+        finished: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A folder begun before machines were recorded and finished after: the unknown runs
+    are said to be unknown, not taken for a second kind of machine."""
+    out = _copy(finished, tmp_path)
+    _set_machine(out / "runs" / "random__seed0.csv", None)
+    with caplog.at_level(logging.WARNING, logger="activegen"):
+        report = make_report(out / "results.csv").read_text()
+    assert "3 of the 4 runs were computed on one kind of machine" in report
+    assert "1 run(s) record no machine" in report
+    assert "kinds of machine" not in report and "kinds of machine" not in caplog.text

@@ -28,7 +28,6 @@ from activegen.errors import DataError
 from activegen.experiments import stats
 from activegen.experiments.machine import (
     NOT_RECORDED,
-    RESULT_FIELDS,
     describe,
     machine_kinds,
     machines_table,
@@ -367,26 +366,29 @@ def _machines_section(out_dir: Path) -> list[str]:
         return []
     write_csv(runs, out_dir / "machines.csv")
     kinds = machine_kinds(runs)
+    unknown = (kinds["cpu"] == NOT_RECORDED).to_numpy()
+    known = kinds[~unknown]
     lines = ["## Machines", ""]
-    if len(kinds) == 1 and (kinds[list(RESULT_FIELDS)] != NOT_RECORDED).all(axis=None):
-        lines += [f"All {len(runs)} runs were computed on one kind of machine (their "
-                  "manifests in `runs/`): "
-                  f"{describe(kinds.iloc[0].to_dict())} (`machines.csv`).", ""]
-        return lines
-    if len(kinds) > 1:
+    if len(known) == 1:
+        count = int(known["runs"].iloc[0])
+        share = f"All {count}" if count == len(runs) else f"{count} of the {len(runs)}"
+        lines.append(f"{share} runs were computed on one kind of machine (their manifests "
+                     "in `runs/`): "
+                     f"{describe(known.iloc[0].to_dict())} (`machines.csv`).")
+    elif len(known) > 1:
         log.warning("%s: its runs were computed on %d kinds of machine (report.md, "
-                    "'Machines')", out_dir, len(kinds))
-        lines += [
-            f"**The runs were computed on {len(kinds)} kinds of machine.** A seed computes "
+                    "'Machines')", out_dir, len(known))
+        lines.append(
+            f"**The runs were computed on {len(known)} kinds of machine.** A seed computes "
             "the same numbers only on one kind: the CPU's kernels (`cpu_capability`, `blas`) "
             "and the library versions change the last bits of trained networks and "
             "optimisation paths, and through them what a strategy picks. Compare strategies "
             "on runs of one machine, or check that the rows a comparison pairs agree "
-            "(`machines.csv` lists every run).",
-            "",
-        ]
-    else:
-        lines += [f"The manifests of these {len(runs)} runs record no machine (written "
-                  "before activegen recorded machines).", ""]
-    lines += [_markdown_table(kinds), ""]
+            "(`machines.csv` lists every run).")
+    if unknown.any():
+        lines.append(f"{int(kinds.loc[unknown, 'runs'].sum())} run(s) record no machine "
+                     "(manifests written before activegen recorded machines).")
+    lines.append("")
+    if len(kinds) > 1:
+        lines += [_markdown_table(kinds), ""]
     return lines

@@ -68,7 +68,7 @@ def test_one_kind_of_machine_is_said_once(finished: Path, tmp_path: Path) -> Non
 def test_runs_from_two_kinds_of_machine_are_flagged(finished: Path, tmp_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     out = _copy(finished, tmp_path)
-    other = {**machine_record(), "cpu": "Another CPU", "cpu_capability": "AVX512"}
+    other = {**machine_record(), "cpu": "Another CPU", "cpu_capability": "OTHER_ISA"}
     for run in ("margin__seed0", "margin__seed1"):
         _set_machine(out / "runs" / f"{run}.csv", other)
         assert is_finished_run(out / "runs" / f"{run}.csv")  # the rows are still trusted
@@ -79,11 +79,11 @@ def test_runs_from_two_kinds_of_machine_are_flagged(finished: Path, tmp_path: Pa
     section = report.split("## Machines", 1)[1]
     rows = [line for line in section.splitlines() if line.startswith("| M")]
     assert len(rows) == 2
-    assert any("| 2 | random |" in r and "AVX512" not in r for r in rows)
-    assert any("| 2 | margin | Another CPU | AVX512 |" in r for r in rows)
-    assert "AVX512" in section and "Another CPU" in section
+    assert any("| 2 | random |" in r and "OTHER_ISA" not in r for r in rows)
+    assert any("| 2 | margin | Another CPU | OTHER_ISA |" in r for r in rows)
+    assert "OTHER_ISA" in section and "Another CPU" in section
     table = pd.read_csv(out / "machines.csv").set_index("run")
-    assert table.loc["margin__seed0", "cpu_capability"] == "AVX512"
+    assert table.loc["margin__seed0", "cpu_capability"] == "OTHER_ISA"
     assert table.loc["random__seed0", "cpu_capability"] == machine_record()["cpu_capability"]
 
 
@@ -109,7 +109,7 @@ def test_the_driver_records_the_workers_machine(finished: Path, tmp_path: Path) 
     """A remote worker that could not write the output folder hands its machine back with
     its rows: the manifest the driver writes names the worker's machine, not the driver's."""
     source = finished / "runs" / "random__seed0.csv"
-    worker = {**machine_record(), "cpu": "Remote CPU", "cpu_capability": "AVX512"}
+    worker = {**machine_record(), "cpu": "Remote CPU", "cpu_capability": "OTHER_ISA"}
     out = tmp_path / "driver"
     store_finished(out, FinishedRun("random__seed0", source.read_text(), {}, worker))
     assert is_finished_run(out / "runs" / "random__seed0.csv")
@@ -137,3 +137,99 @@ def test_old_runs_beside_new_ones_are_named_not_counted_as_another_machine(
     assert "3 of the 4 runs were computed on one kind of machine" in report
     assert "1 run(s) record no machine" in report
     assert "kinds of machine" not in report and "kinds of machine" not in caplog.text
+
+
+def _resumed_on_another_machine(out: Path, monkeypatch: pytest.MonkeyPatch,
+                                crash_after: int) -> dict[str, str]:
+    """Start ``random__seed0`` on a pretend machine, kill it after round ``crash_after``,
+    then finish the experiment on this one; returns the pretend machine's record."""
+    from activegen.experiments import one_run
+    from activegen.experiments.output import prepare_output
+    from activegen.experiments.runner import run_specs
+
+    config = small_config()
+    prepare_output(config, out)
+    spec = next(s for s in run_specs(config) if s.run_id == "random__seed0")
+    first = {**machine_record(), "cpu": "First CPU", "cpu_capability": "FIRST_ISA"}
+    monkeypatch.setattr(one_run, "machine_record", lambda device="cpu": dict(first))
+
+    def crash(record) -> None:  # type: ignore[no-untyped-def]
+        if record.round == crash_after:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        one_run.run_one(config, spec, out, on_round=crash)
+    monkeypatch.undo()
+    run_experiment(config, out, progress=False)
+    return first
+
+
+def test_a_run_resumed_on_another_machine_names_both(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Rounds computed before a resume keep the machine that computed them: the manifest
+    names the finisher and the other kind, and the report says which runs are mixed."""
+    from activegen.experiments.results import run_resumed_from
+
+    out = tmp_path / "out"
+    first = _resumed_on_another_machine(out, monkeypatch, crash_after=3)
+    resumed = out / "runs" / "random__seed0.csv"
+    assert run_machine(resumed) == machine_record()
+    assert run_resumed_from(resumed) == [first]
+    for other in sorted((out / "runs").glob("*.csv")):
+        if other != resumed:
+            assert run_resumed_from(other) == []
+    with caplog.at_level(logging.WARNING, logger="activegen"):
+        report = make_report(out / "results.csv").read_text()
+    assert "**1 run(s) were resumed on another kind of machine**" in report
+    assert "random__seed0" in report.split("## Machines", 1)[1]
+    assert "were computed on one kind of machine" not in report
+    assert "resumed on another kind of machine" in caplog.text
+    table = pd.read_csv(out / "machines.csv", keep_default_na=False).set_index("run")
+    assert "First CPU" in table.loc["random__seed0", "resumed_from"]
+    assert "FIRST_ISA" in table.loc["random__seed0", "resumed_from"]
+    assert (table.drop(index="random__seed0")["resumed_from"] == "").all()
+
+
+def test_a_run_begun_afresh_forgets_the_machine_that_left_no_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed before its first checkpoint starts again from its first round: the
+    machine that began it computed nothing the run keeps, so it is not named."""
+    from activegen.experiments.results import run_resumed_from
+
+    out = tmp_path / "out"
+    _resumed_on_another_machine(out, monkeypatch, crash_after=3)
+    (out / "runs" / "random__seed0.csv").unlink()  # run it again, from the start
+    for leftover in (out / "checkpoints").glob("random__seed0.npz"):
+        leftover.unlink()
+    run_experiment(small_config(), out, progress=False)
+    assert run_resumed_from(out / "runs" / "random__seed0.csv") == []
+
+
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", '{"cpu": "x"}'])
+def test_a_damaged_machine_log_is_named_and_read_as_an_unknown_machine(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str) -> None:
+    from activegen.experiments.machine import UNKNOWN_MACHINE, log_machine, machine_log_path
+
+    checkpoint = tmp_path / "checkpoints" / "random__seed0.npz"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"a checkpoint")
+    machine_log_path(checkpoint).write_text(damage)
+    with caplog.at_level(logging.WARNING, logger="activegen"):
+        history = log_machine(checkpoint, machine_record())
+    assert "random__seed0.machines.json: not a machine log" in caplog.text
+    assert history == [UNKNOWN_MACHINE, machine_record()]
+    assert json.loads(machine_log_path(checkpoint).read_text()) == history
+
+
+def test_one_kind_of_machine_resuming_itself_is_logged_once(tmp_path: Path) -> None:
+    from activegen.experiments.machine import log_machine
+
+    checkpoint = tmp_path / "run.npz"
+    assert log_machine(checkpoint, machine_record()) == [machine_record()]
+    checkpoint.write_bytes(b"a checkpoint")
+    other = {**machine_record(), "cpu_capability": "OTHER_ISA"}
+    assert log_machine(checkpoint, machine_record()) == [machine_record()]
+    assert log_machine(checkpoint, other) == [machine_record(), other]
+    assert log_machine(checkpoint, machine_record()) == [machine_record(), other,
+                                                         machine_record()]

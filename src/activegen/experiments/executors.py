@@ -54,12 +54,15 @@ class FinishedRun:
             driver's folder itself.
         machine: the machine record of the worker that computed the run, for the manifest
             the driver writes when the worker could not (``None``: the worker wrote it).
+        resumed_from: with ``machine``, the other kinds of machine that computed rounds of
+            the run before it was resumed.
     """
 
     run_id: str
     csv_text: str
     files: dict[str, bytes] = field(default_factory=dict)
     machine: dict[str, str] | None = None
+    resumed_from: tuple[dict[str, str], ...] = ()
 
 
 class Executor(Protocol):
@@ -341,8 +344,9 @@ def _run_on_ray(config: ExperimentConfig, spec: Any, out_dir: str, events: Any,
     """One run inside a Ray task (see :class:`RayExecutor` for where files go)."""
     restore_registries(registries)
     from activegen.experiments.data_setup import load_experiment_data
+    from activegen.experiments.machine import machine_log_path
     from activegen.experiments.one_run import run_one
-    from activegen.experiments.results import manifest_path, run_machine
+    from activegen.experiments.results import manifest_path, run_machine, run_resumed_from
 
     key = config.fingerprint()
     if key not in _RAY_DATA:
@@ -366,12 +370,13 @@ def _run_on_ray(config: ExperimentConfig, spec: Any, out_dir: str, events: Any,
             files[str(checkpoint.relative_to(target))] = checkpoint.read_bytes()
     csv_text = path.read_text()
     machine = None if shared else run_machine(path)
+    resumed_from = () if shared else tuple(run_resumed_from(path))
     if not shared:  # the driver gets everything; leave no stale copy on the node
         shutil.rmtree(target / "queries" / spec.run_id, ignore_errors=True)
-        for leftover in (target / "checkpoints" / f"{spec.run_id}.npz", path,
-                         manifest_path(path)):
+        checkpoint = target / "checkpoints" / f"{spec.run_id}.npz"
+        for leftover in (checkpoint, machine_log_path(checkpoint), path, manifest_path(path)):
             leftover.unlink(missing_ok=True)
-    return FinishedRun(spec.run_id, csv_text, files, machine)
+    return FinishedRun(spec.run_id, csv_text, files, machine, resumed_from)
 
 
 class RayExecutor:

@@ -6,17 +6,29 @@ generator, a synthesis path or a neural learner, and so which images are asked a
 GAAL runs of ``docs/gaal.md`` differ between an AVX-512 and an AVX2 machine; the linear
 baselines do not). Each finished run's manifest records this, and ``activegen report`` says
 when an experiment's runs come from more than one kind of machine.
+
+A run that was stopped and resumed may have been computed in parts by different machines:
+each part notes its machine in the run's machine log (``checkpoints/<run>.machines.json``)
+before it computes anything, and the finished run's manifest names, beside the machine that
+finished it, every other kind of machine that computed rounds it kept.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
+import logging
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from activegen._atomic import atomic_write_text
+
+log = logging.getLogger("activegen")
 
 #: The fields that change floating-point results, in the order a report shows them. The CPU
 #: model names the machine for a person; ``cpu_capability`` (torch's kernel set) and ``blas``
@@ -90,16 +102,79 @@ def describe(record: dict[str, Any]) -> str:
     return ", ".join(f"{key} {record.get(key, '?')}" for key in RESULT_FIELDS)
 
 
+def same_kind(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two machine records compute the same numbers (equal :data:`RESULT_FIELDS`)."""
+    return all(a.get(key) == b.get(key) for key in RESULT_FIELDS)
+
+
+def is_machine_record(value: object) -> bool:
+    """Whether ``value`` read back from disk is a machine record (a table of strings)."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+#: A machine log's entry for the parts of a run whose log could not be read back.
+UNKNOWN_MACHINE = {key: "unknown (damaged machine log)" for key in RESULT_FIELDS}
+
+
+def machine_log_path(checkpoint: Path) -> Path:
+    """The machine log beside a run's checkpoint ``checkpoints/<run>.npz``."""
+    return checkpoint.with_name(checkpoint.stem + ".machines.json")
+
+
+def log_machine(checkpoint: Path, record: dict[str, str]) -> list[dict[str, str]]:
+    """Note ``record`` as the machine that computes the next part of the run whose checkpoint
+    is ``checkpoint``, and return the machines that computed its parts so far, this one last.
+
+    Called before the run computes anything. Without a checkpoint the run starts from its
+    first round, so the log starts afresh; with one, this machine is appended (unless it is
+    the last one's kind). A log that is not a list of machine records is named in a warning
+    and read as one part computed by :data:`UNKNOWN_MACHINE`. Written atomically.
+    """
+    path = machine_log_path(checkpoint)
+    history: list[dict[str, str]] = []
+    if checkpoint.exists() and path.exists():
+        try:
+            entries = json.loads(path.read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            entries = None
+        if isinstance(entries, list) and all(is_machine_record(e) for e in entries):
+            history = entries
+        else:
+            log.warning("%s: not a machine log; the run's earlier rounds are recorded as "
+                        "computed by an unknown machine", path)
+            history = [dict(UNKNOWN_MACHINE)]
+    if not history or not same_kind(history[-1], record):
+        history.append(dict(record))
+    else:
+        history[-1] = dict(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(history, indent=2))
+    return history
+
+
+def other_kinds(history: Sequence[dict[str, str]],
+                record: dict[str, str]) -> list[dict[str, str]]:
+    """The machines of ``history`` not of ``record``'s kind, each kind once, in order."""
+    found: list[dict[str, str]] = []
+    for entry in history:
+        if not same_kind(entry, record) and not any(same_kind(entry, f) for f in found):
+            found.append(dict(entry))
+    return found
+
+
 #: What a run's table shows where its manifest has no machine record.
 NOT_RECORDED = "not recorded"
 
 
 def machines_table(out_dir: Path) -> pd.DataFrame:
-    """One row per finished run under ``out_dir/runs``: its strategy, seed and the
-    result-relevant fields of the machine that computed it (:data:`NOT_RECORDED` where its
-    manifest predates machine records). Runs that fail their manifest are left out (the
-    results table refuses them anyway)."""
-    from activegen.experiments.results import is_finished_run, run_machine
+    """One row per finished run under ``out_dir/runs``: its strategy, seed, the
+    result-relevant fields of the machine that finished it (:data:`NOT_RECORDED` where its
+    manifest predates machine records) and ``resumed_from``: the other kinds of machine that
+    computed rounds of it before a resume (:func:`describe` of each, ``" | "`` between; empty
+    for a run computed by one kind). Runs that fail their manifest are left out (the results
+    table refuses them anyway)."""
+    from activegen.experiments.results import is_finished_run, run_machine, run_resumed_from
 
     rows = []
     for path in sorted((Path(out_dir) / "runs").glob("*.csv")):
@@ -111,8 +186,10 @@ def machines_table(out_dir: Path) -> pd.DataFrame:
         machine = run_machine(path) or {}
         rows.append({"run": path.stem, "strategy": str(head["strategy"].iloc[0]),
                      "seed": int(head["seed"].iloc[0]),
-                     **{key: machine.get(key, NOT_RECORDED) for key in RESULT_FIELDS}})
-    return pd.DataFrame(rows, columns=["run", "strategy", "seed", *RESULT_FIELDS])
+                     **{key: machine.get(key, NOT_RECORDED) for key in RESULT_FIELDS},
+                     "resumed_from": " | ".join(describe(m) for m in run_resumed_from(path))})
+    return pd.DataFrame(rows, columns=["run", "strategy", "seed", *RESULT_FIELDS,
+                                       "resumed_from"])
 
 
 def machine_kinds(runs: pd.DataFrame) -> pd.DataFrame:

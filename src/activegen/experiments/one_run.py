@@ -24,7 +24,7 @@ from activegen.experiments.components import (
 )
 from activegen.experiments.config import ExperimentConfig
 from activegen.experiments.data_setup import load_experiment_data
-from activegen.experiments.machine import machine_record
+from activegen.experiments.machine import log_machine, machine_record, other_kinds
 from activegen.experiments.plan import RunSpec
 from activegen.experiments.progress import phase
 from activegen.experiments.results import (
@@ -121,6 +121,10 @@ def run_one(
         rows = run_supervised(config, pool, tests, spec.seed, cache_dir(config, out_dir))
         write_run_frame(frame_from_rows(rows), result_path, machine_record(device))
         return result_path
+    machine = machine_record(device)
+    checkpoint = out_dir / "checkpoints" / f"{spec.run_id}.npz"
+    # before anything is computed: a resumed run keeps rounds of the machines before it
+    machines = log_machine(checkpoint, machine)
     strategy = build_strategy(config, spec.strategy)
     if type(strategy).prepare is not Strategy.prepare:  # only strategies with artefacts
         phase(f"{spec.run_id}: preparing the strategy (a generator or VAE is trained or "
@@ -137,7 +141,7 @@ def run_one(
                               config.loop.abstain_costs_budget),
         seed=spec.seed,
         test_sets=tests,
-        checkpoint=out_dir / "checkpoints" / f"{spec.run_id}.npz",
+        checkpoint=checkpoint,
         on_round=on_round,
         query_sink=lambda r, q, y: save_query(query_dir, r, q, y, config.execution.fsync),
         fsync=config.execution.fsync,
@@ -154,6 +158,6 @@ def run_one(
             sync_directory(folder)
     rows = records_to_rows(records, dataset=pool.name, strategy=spec.strategy, seed=spec.seed,
                           n_classes=pool.n_classes)
-    write_run_frame(frame_from_rows(rows), result_path, machine_record(device))
+    write_run_frame(frame_from_rows(rows), result_path, machine, other_kinds(machines, machine))
     return result_path
 

@@ -368,8 +368,9 @@ def _machines_section(out_dir: Path) -> list[str]:
     kinds = machine_kinds(runs)
     unknown = (kinds["cpu"] == NOT_RECORDED).to_numpy()
     known = kinds[~unknown]
+    resumed = runs[runs["resumed_from"] != ""]
     lines = ["## Machines", ""]
-    if len(known) == 1:
+    if len(known) == 1 and resumed.empty:
         count = int(known["runs"].iloc[0])
         share = f"All {count}" if count == len(runs) else f"{count} of the {len(runs)}"
         lines.append(f"{share} runs were computed on one kind of machine (their manifests "
@@ -385,6 +386,15 @@ def _machines_section(out_dir: Path) -> list[str]:
             "optimisation paths, and through them what a strategy picks. Compare strategies "
             "on runs of one machine, or check that the rows a comparison pairs agree "
             "(`machines.csv` lists every run).")
+    if not resumed.empty:
+        log.warning("%s: %d run(s) were resumed on another kind of machine than the one that "
+                    "computed their earlier rounds (report.md, 'Machines')", out_dir,
+                    len(resumed))
+        lines.append(
+            f"**{len(resumed)} run(s) were resumed on another kind of machine** than the one "
+            f"that computed their earlier rounds: {', '.join(resumed['run'])}. Their rounds "
+            "come from two kinds of float kernels; each is listed under the machine that "
+            "finished it, and `machines.csv` (`resumed_from`) names the others.")
     if unknown.any():
         lines.append(f"{int(kinds.loc[unknown, 'runs'].sum())} run(s) record no machine "
                      "(manifests written before activegen recorded machines).")

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pandas as pd
 
 from activegen._atomic import atomic_write_text
 from activegen.errors import DataError
+from activegen.experiments.machine import is_machine_record
 
 #: The columns every results table has, in order; timing columns follow.
 RESULT_COLUMNS = ["dataset", "strategy", "seed", "round", "n_labels", "test_set", "accuracy"]
@@ -55,7 +57,8 @@ def manifest_path(run_csv: Path) -> Path:
     return run_csv.with_name(run_csv.name + MANIFEST_SUFFIX)
 
 
-def write_run_csv(path: Path, csv_text: str, machine: dict[str, str] | None = None) -> None:
+def write_run_csv(path: Path, csv_text: str, machine: dict[str, str] | None = None,
+                  resumed_from: Sequence[dict[str, str]] = ()) -> None:
     """Write a finished run's manifest (row count, sha256 and the machine that computed it),
     then its CSV, each atomically.
 
@@ -63,12 +66,16 @@ def write_run_csv(path: Path, csv_text: str, machine: dict[str, str] | None = No
     again. A CSV that does not match its manifest was damaged later; :func:`run_csv_problem`
     says how. ``machine``: :func:`~activegen.experiments.machine.machine_record` of the
     process that computed the run (a remote worker's, not the driver's); left out if unknown.
+    ``resumed_from``: the other kinds of machine that computed rounds of it before it was
+    resumed (:func:`~activegen.experiments.machine.other_kinds`); left out if none.
     """
     frame = pd.read_csv(io.StringIO(csv_text))
     manifest: dict[str, object] = {"file": path.name, "rows": len(frame),
                                    "sha256": hashlib.sha256(csv_text.encode()).hexdigest()}
     if machine is not None:
         manifest["machine"] = machine
+    if resumed_from:
+        manifest["resumed_from"] = list(resumed_from)
     # The manifest first: a CSV that exists always has its manifest, so a reader that sees
     # the CSV (results.csv rebuilt while other runs finish) never takes it for a damaged one.
     atomic_write_text(manifest_path(path), json.dumps(manifest, indent=2))
@@ -76,25 +83,37 @@ def write_run_csv(path: Path, csv_text: str, machine: dict[str, str] | None = No
 
 
 def write_run_frame(frame: pd.DataFrame, path: Path,
-                    machine: dict[str, str] | None = None) -> None:
+                    machine: dict[str, str] | None = None,
+                    resumed_from: Sequence[dict[str, str]] = ()) -> None:
     """Write a finished run's rows with their manifest (see :func:`write_run_csv`)."""
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, float_format="%.10g")
-    write_run_csv(path, buffer.getvalue(), machine)
+    write_run_csv(path, buffer.getvalue(), machine, resumed_from)
 
 
 def run_machine(path: Path) -> dict[str, str] | None:
     """The machine record in the manifest of the finished run ``path``, or ``None`` where
     it has none (written before activegen recorded machines) or it is not a table of
     strings. Call it on a run that :func:`is_finished_run` accepted."""
+    machine = _manifest_field(path, "machine")
+    return machine if is_machine_record(machine) else None
+
+
+def run_resumed_from(path: Path) -> list[dict[str, str]]:
+    """The other kinds of machine that computed rounds of the finished run ``path`` before it
+    was resumed (its manifest's ``resumed_from``); empty for a run of one kind of machine, or
+    where the field is not a list of machine records."""
+    entries = _manifest_field(path, "resumed_from")
+    if not isinstance(entries, list) or not all(is_machine_record(e) for e in entries):
+        return []
+    return entries
+
+
+def _manifest_field(path: Path, field: str) -> object:
     try:
-        machine = json.loads(manifest_path(path).read_text()).get("machine")
+        return json.loads(manifest_path(path).read_text()).get(field)
     except (OSError, ValueError, AttributeError, UnicodeDecodeError):
         return None
-    if not isinstance(machine, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in machine.items()):
-        return None
-    return machine
 
 
 def run_csv_problem(path: Path) -> str | None:

@@ -12,10 +12,16 @@ import pytest
 
 from _experiments import small_config
 from activegen.experiments.executors import FinishedRun
-from activegen.experiments.machine import NOT_RECORDED, RESULT_FIELDS, machine_record
+from activegen.experiments.machine import (
+    NOT_RECORDED,
+    RESULT_FIELDS,
+    machine_record,
+    run_machine,
+    run_resumed_from,
+)
 from activegen.experiments.output import store_finished
 from activegen.experiments.report import make_report
-from activegen.experiments.results import is_finished_run, manifest_path, run_machine
+from activegen.experiments.results import is_finished_run, manifest_path
 from activegen.experiments.runner import run_experiment
 
 
@@ -169,8 +175,6 @@ def test_a_run_resumed_on_another_machine_names_both(
         caplog: pytest.LogCaptureFixture) -> None:
     """Rounds computed before a resume keep the machine that computed them: the manifest
     names the finisher and the other kind, and the report says which runs are mixed."""
-    from activegen.experiments.results import run_resumed_from
-
     out = tmp_path / "out"
     first = _resumed_on_another_machine(out, monkeypatch, crash_after=3)
     resumed = out / "runs" / "random__seed0.csv"
@@ -195,8 +199,6 @@ def test_a_run_begun_afresh_forgets_the_machine_that_left_no_checkpoint(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run killed before its first checkpoint starts again from its first round: the
     machine that began it computed nothing the run keeps, so it is not named."""
-    from activegen.experiments.results import run_resumed_from
-
     out = tmp_path / "out"
     _resumed_on_another_machine(out, monkeypatch, crash_after=3)
     (out / "runs" / "random__seed0.csv").unlink()  # run it again, from the start

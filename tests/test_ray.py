@@ -81,8 +81,7 @@ def test_worker_without_the_output_folder_returns_its_files(tmp_path: Path,
         assert (out / name).exists()
     # the driver's manifest names the worker's machine (here the same one), and the node's
     # scratch folder keeps neither the run's CSV nor its manifest
-    from activegen.experiments.machine import machine_record
-    from activegen.experiments.results import run_machine
+    from activegen.experiments.machine import machine_record, run_machine
 
     assert finished.machine == machine_record()
     assert run_machine(out / "runs" / "random__seed0.csv") == machine_record()

@@ -344,9 +344,9 @@ def _run_on_ray(config: ExperimentConfig, spec: Any, out_dir: str, events: Any,
     """One run inside a Ray task (see :class:`RayExecutor` for where files go)."""
     restore_registries(registries)
     from activegen.experiments.data_setup import load_experiment_data
-    from activegen.experiments.machine import machine_log_path
+    from activegen.experiments.machine import machine_log_path, run_machine, run_resumed_from
     from activegen.experiments.one_run import run_one
-    from activegen.experiments.results import manifest_path, run_machine, run_resumed_from
+    from activegen.experiments.results import manifest_path
 
     key = config.fingerprint()
     if key not in _RAY_DATA:

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from activegen._atomic import atomic_write_text
+from activegen.experiments.results import is_finished_run, manifest_path
 
 log = logging.getLogger("activegen")
 
@@ -163,6 +164,32 @@ def other_kinds(history: Sequence[dict[str, str]],
     return found
 
 
+def run_machine(path: Path) -> dict[str, str] | None:
+    """The machine record in the manifest of the finished run ``path``, or ``None`` where
+    it has none (written before activegen recorded machines) or it is not a table of
+    strings. Call it on a run that
+    :func:`~activegen.experiments.results.is_finished_run` accepted."""
+    machine = _manifest_field(path, "machine")
+    return machine if is_machine_record(machine) else None
+
+
+def run_resumed_from(path: Path) -> list[dict[str, str]]:
+    """The other kinds of machine that computed rounds of the finished run ``path`` before it
+    was resumed (its manifest's ``resumed_from``); empty for a run of one kind of machine, or
+    where the field is not a list of machine records."""
+    entries = _manifest_field(path, "resumed_from")
+    if not isinstance(entries, list) or not all(is_machine_record(e) for e in entries):
+        return []
+    return entries
+
+
+def _manifest_field(path: Path, field: str) -> object:
+    try:
+        return json.loads(manifest_path(path).read_text()).get(field)
+    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
+        return None
+
+
 #: What a run's table shows where its manifest has no machine record.
 NOT_RECORDED = "not recorded"
 
@@ -174,8 +201,6 @@ def machines_table(out_dir: Path) -> pd.DataFrame:
     computed rounds of it before a resume (:func:`describe` of each, ``" | "`` between; empty
     for a run computed by one kind). Runs that fail their manifest are left out (the results
     table refuses them anyway)."""
-    from activegen.experiments.results import is_finished_run, run_machine, run_resumed_from
-
     rows = []
     for path in sorted((Path(out_dir) / "runs").glob("*.csv")):
         if not is_finished_run(path):

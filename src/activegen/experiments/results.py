@@ -19,7 +19,6 @@ import pandas as pd
 
 from activegen._atomic import atomic_write_text
 from activegen.errors import DataError
-from activegen.experiments.machine import is_machine_record
 
 #: The columns every results table has, in order; timing columns follow.
 RESULT_COLUMNS = ["dataset", "strategy", "seed", "round", "n_labels", "test_set", "accuracy"]
@@ -89,31 +88,6 @@ def write_run_frame(frame: pd.DataFrame, path: Path,
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, float_format="%.10g")
     write_run_csv(path, buffer.getvalue(), machine, resumed_from)
-
-
-def run_machine(path: Path) -> dict[str, str] | None:
-    """The machine record in the manifest of the finished run ``path``, or ``None`` where
-    it has none (written before activegen recorded machines) or it is not a table of
-    strings. Call it on a run that :func:`is_finished_run` accepted."""
-    machine = _manifest_field(path, "machine")
-    return machine if is_machine_record(machine) else None
-
-
-def run_resumed_from(path: Path) -> list[dict[str, str]]:
-    """The other kinds of machine that computed rounds of the finished run ``path`` before it
-    was resumed (its manifest's ``resumed_from``); empty for a run of one kind of machine, or
-    where the field is not a list of machine records."""
-    entries = _manifest_field(path, "resumed_from")
-    if not isinstance(entries, list) or not all(is_machine_record(e) for e in entries):
-        return []
-    return entries
-
-
-def _manifest_field(path: Path, field: str) -> object:
-    try:
-        return json.loads(manifest_path(path).read_text()).get(field)
-    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
-        return None
 
 
 def run_csv_problem(path: Path) -> str | None:

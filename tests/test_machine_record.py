@@ -120,6 +120,22 @@ def test_the_driver_records_the_workers_machine(finished: Path, tmp_path: Path) 
     store_finished(out, FinishedRun("random__seed0", source.read_text(), {}, worker))
     assert is_finished_run(out / "runs" / "random__seed0.csv")
     assert run_machine(out / "runs" / "random__seed0.csv") == worker
+    assert run_resumed_from(out / "runs" / "random__seed0.csv") == []
+
+
+def test_the_driver_records_a_remote_runs_earlier_machines(finished: Path,
+                                                           tmp_path: Path) -> None:
+    """A remote worker's run that was resumed there after another kind of machine began it:
+    the manifest the driver writes names both."""
+    source = finished / "runs" / "random__seed0.csv"
+    worker = {**machine_record(), "cpu": "Remote CPU", "cpu_capability": "OTHER_ISA"}
+    earlier = {**machine_record(), "cpu": "Earlier CPU", "cpu_capability": "FIRST_ISA"}
+    out = tmp_path / "driver"
+    store_finished(out, FinishedRun("random__seed0", source.read_text(), {}, worker,
+                                    (earlier,)))
+    run = out / "runs" / "random__seed0.csv"
+    assert is_finished_run(run)
+    assert run_machine(run) == worker and run_resumed_from(run) == [earlier]
 
 
 def test_a_results_file_outside_an_output_folder_has_no_machines_section(

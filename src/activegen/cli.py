@@ -226,6 +226,7 @@ def _cmd_gaal_quality(args: argparse.Namespace) -> int:
     import json
 
     from activegen._atomic import atomic_write_text
+    from activegen._machine import describe, machine_record, same_kind
     from activegen.experiments.config import load_config
     from activegen.experiments.gaal_quality import gaal_quality
 
@@ -237,6 +238,12 @@ def _cmd_gaal_quality(args: argparse.Namespace) -> int:
         print(f"generator {r.key} ({', '.join(r.strategies)}): chosen epoch "
               f"{r.training.get('chosen_epoch')}, {len(r.training.get('evaluations', []))} "
               "quality evaluations")
+        if r.trained_on is not None:
+            here = machine_record(r.trained_on.get("device", "cpu"))
+            print(f"trained on: {describe(r.trained_on)}"
+                  + ("" if same_kind(r.trained_on, here) else
+                     " (another kind of machine than this one: its weights carry that "
+                     "machine's float kernels)"))
         print("| images | expert mean confidence | labeled at threshold | Fréchet (PCA-32) |")
         print("| --- | --- | --- | --- |")
         print(f"| {g.n} generated | {g.expert_mean_confidence:.3f} | "

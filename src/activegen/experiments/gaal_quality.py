@@ -21,7 +21,7 @@ from activegen.errors import ConfigError
 from activegen.experiments.config import ExperimentConfig
 from activegen.experiments.runner import build_strategy, cache_dir, load_experiment_data
 from activegen.generative import GeneratorSettings, load_or_train
-from activegen.generative.cache import shared_cache_dir
+from activegen.generative.cache import shared_cache_dir, trained_on
 from activegen.generative.quality import SampleQuality, sample_quality
 from activegen.oracles.expert import load_or_fit_expert
 
@@ -38,11 +38,13 @@ class GeneratorQuality:
     training: dict[str, Any]  # the cached training report (evaluations, chosen checkpoint)
     generated: SampleQuality
     tests: dict[str, SampleQuality]
+    trained_on: dict[str, str] | None = None  # the machine that trained it (None: not recorded)
 
     def to_dict(self) -> dict[str, Any]:
         return {"strategies": list(self.strategies), "key": self.key, "settings": self.settings,
                 "training": self.training, "generated": asdict(self.generated),
-                "tests": {k: asdict(v) for k, v in self.tests.items()}}
+                "tests": {k: asdict(v) for k, v in self.tests.items()},
+                "trained_on": self.trained_on}
 
 
 def generator_settings_of(config: ExperimentConfig) -> dict[str, tuple[GeneratorSettings,
@@ -95,5 +97,6 @@ def gaal_quality(config: ExperimentConfig, out_dir: Path, n: int = 1000,
         fake = cached.generator.sample(n, torch.Generator().manual_seed(seed)).cpu().numpy()
         results.append(GeneratorQuality(tuple(labels), cached.key, settings.to_dict(),
                                         dict(cached.report.get("report", {})),
-                                        sample_quality(real, fake, proba, thr), test_quality))
+                                        sample_quality(real, fake, proba, thr), test_quality,
+                                        trained_on(cached.report)))
     return results

@@ -7,7 +7,9 @@ An entry is a folder ``<cache_dir>/generators/<key>/`` holding ``model.pt`` (sta
 its SHA-256, :mod:`activegen.generative.checked_state`), ``discriminator.pt`` (the
 discriminator trained with it, checksummed the same way; entries written before it existed have
 none and still serve everything but the discriminator realism term), ``settings.json``
-(settings, key, training report), ``samples.png`` and the cache's ``manifest.json``. It is an
+(settings, key, training report and ``trained_on``: the machine that trained it, whose float
+kernels its weights carry; loading an entry trained on another kind of machine is named in a
+warning), ``samples.png`` and the cache's ``manifest.json``. It is an
 entry of the one artifact cache (:class:`activegen._cache.ArtifactCache`): built in a temporary
 folder and renamed into place under an exclusive file lock, every file checked against its
 SHA-256 on load; a damaged entry is named in a warning, removed and trained again.
@@ -32,6 +34,7 @@ import numpy as np
 
 from activegen._atomic import atomic_write_text
 from activegen._cache import ArtifactCache, content_key, data_fingerprint
+from activegen._machine import describe, is_machine_record, machine_record, same_kind
 from activegen.errors import ActivegenError
 from activegen.generative.checked_state import load_state, state_bytes
 from activegen.generative.dcgan import Discriminator, Generator
@@ -154,20 +157,48 @@ def load_or_train(
                                       sample_path=folder / "samples.png")
         (folder / "model.pt").write_bytes(state_bytes(gen.state_dict()))
         (folder / DISCRIMINATOR_FILE).write_bytes(state_bytes(disc.state_dict()))
-        _write_meta(folder / "settings.json", key, settings, report, X)
+        _write_meta(folder / "settings.json", key, settings, report, X, machine_record(device))
         return None  # loaded back from the entry, as every later run loads it
 
     gen, loaded = cache.load_or_build(key, build,
                                       lambda e: _load(e, image_shape, settings, device))
     _MEMORY[memo] = gen
-    return CachedGenerator(gen, key, entry, _read_report(entry), loaded, settings, image_shape)
+    meta = _read_report(entry)
+    if loaded:
+        _warn_if_trained_elsewhere(key, meta, machine_record(device))
+    return CachedGenerator(gen, key, entry, meta, loaded, settings, image_shape)
+
+
+def trained_on(meta: dict[str, Any]) -> dict[str, str] | None:
+    """The machine that trained a cached generator (its ``settings.json``'s ``trained_on``),
+    or ``None`` for an entry written before generators recorded it (or with an unusable
+    record)."""
+    record = meta.get("trained_on")
+    return record if is_machine_record(record) else None
+
+
+#: Generator keys already named as trained on another kind of machine (once per process).
+_WARNED: set[str] = set()
+
+
+def _warn_if_trained_elsewhere(key: str, meta: dict[str, Any], here: dict[str, str]) -> None:
+    """A generator is a function of its key only on one kind of machine: trained on another
+    (a shared or copied cache), its weights, and the runs that use it, carry that machine's
+    float kernels. Said once per key, since nothing is wrong with using it."""
+    record = trained_on(meta)
+    if record is None or same_kind(record, here) or key in _WARNED:
+        return
+    _WARNED.add(key)
+    log.warning("generator %s was trained on another kind of machine (%s); this one is %s: "
+                "runs that use it compute what neither machine computes alone from scratch",
+                key, describe(record), describe(here))
 
 
 def _write_meta(path: Path, key: str, settings: GeneratorSettings, report: TrainReport,
-                X: np.ndarray) -> None:
+                X: np.ndarray, machine: dict[str, str]) -> None:
     meta = {"key": key, "version": CACHE_VERSION, "settings": settings.to_dict(),
             "data": {"fingerprint": data_fingerprint(X), "shape": list(X.shape)},
-            "report": asdict(report)}
+            "report": asdict(report), "trained_on": machine}
     atomic_write_text(path, json.dumps(meta, indent=2))
 
 

@@ -239,7 +239,7 @@ def _cmd_gaal_quality(args: argparse.Namespace) -> int:
               f"{r.training.get('chosen_epoch')}, {len(r.training.get('evaluations', []))} "
               "quality evaluations")
         if r.trained_on is not None:
-            here = machine_record(r.trained_on.get("device", "cpu"))
+            here = machine_record("cpu")  # gaal_quality loads and samples on the CPU
             print(f"trained on: {describe(r.trained_on)}"
                   + ("" if same_kind(r.trained_on, here) else
                      " (another kind of machine than this one: its weights carry that "

@@ -68,7 +68,7 @@ def test_a_generator_trained_on_another_kind_is_named_once(
     assert trained_on(loaded.report) == other
     warnings = [r.getMessage() for r in caplog.records if cached.key in r.getMessage()]
     assert len(warnings) == 1
-    assert "trained on another kind of machine" in warnings[0]
+    assert "trained on another kind of machine or with another thread count" in warnings[0]
     assert "OTHER_ISA" in warnings[0] and machine_record()["cpu_capability"] in warnings[0]
 
 
@@ -87,5 +87,23 @@ def test_a_generator_of_this_kind_or_of_unknown_origin_is_not_named(
     with caplog.at_level(logging.WARNING, logger="activegen"):
         loaded = load_or_train(X, settings, tmp_path / "d")
     assert loaded.loaded_from_cache
-    assert "another kind of machine" not in caplog.text
+    assert "trained on another kind" not in caplog.text
     assert trained_on(loaded.report) == (same if record == "same" else None)
+
+
+def test_a_generator_trained_with_another_thread_count_is_named(
+        trained, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    """The thread count changes float results as kernels do (``execution.threads`` is not
+    part of a folder's fingerprint, so a cache can hold a generator trained with another)."""
+    from activegen._machine import THREADS
+
+    X, _, _ = trained
+    settings = replace(TINY, seed=14)
+    cached = load_or_train(X, settings, tmp_path / "own")
+    here = machine_record("cpu")
+    _copy_as_if_trained_on(cached.path, tmp_path / "e", cached.key,
+                           {**here, THREADS: str(int(here[THREADS]) + 1)})
+    with caplog.at_level(logging.WARNING, logger="activegen"):
+        load_or_train(X, settings, tmp_path / "e")
+    assert f"generator {cached.key} was trained on another kind of machine or with another " \
+           "thread count" in caplog.text

@@ -15,6 +15,7 @@ from activegen.experiments.executors import FinishedRun
 from activegen.experiments.machine import (
     NOT_RECORDED,
     RESULT_FIELDS,
+    THREADS,
     machine_record,
     run_machine,
     run_resumed_from,
@@ -49,12 +50,22 @@ def _set_machine(run_csv: Path, machine: object) -> None:
     manifest_path(run_csv).write_text(json.dumps(manifest))
 
 
+def _as_a_run_records() -> dict[str, str]:
+    """This machine's record as a run makes it: inside the run's thread limits (the config's
+    ``execution.threads``, 1 here), whatever this test process's own thread count is."""
+    from activegen.experiments.executors import limited_threads
+
+    with limited_threads(1):
+        return machine_record("cpu")
+
+
 def test_every_manifest_names_this_machine(finished: Path) -> None:
     runs = sorted((finished / "runs").glob("*.csv"))
     assert len(runs) == 4
-    here = machine_record("cpu")
+    here = _as_a_run_records()
     assert set(RESULT_FIELDS) <= set(here)
     assert here["cpu_capability"] and here["torch"] and here["blas"]
+    assert here[THREADS] == "1"
     for run in runs:
         assert run_machine(run) == here
 
@@ -194,7 +205,7 @@ def test_a_run_resumed_on_another_machine_names_both(
     out = tmp_path / "out"
     first = _resumed_on_another_machine(out, monkeypatch, crash_after=3)
     resumed = out / "runs" / "random__seed0.csv"
-    assert run_machine(resumed) == machine_record()
+    assert run_machine(resumed) == _as_a_run_records()
     assert run_resumed_from(resumed) == [first]
     for other in sorted((out / "runs").glob("*.csv")):
         if other != resumed:
@@ -251,3 +262,38 @@ def test_one_kind_of_machine_resuming_itself_is_logged_once(tmp_path: Path) -> N
     assert log_machine(checkpoint, other) == [machine_record(), other]
     assert log_machine(checkpoint, machine_record()) == [machine_record(), other,
                                                          machine_record()]
+
+
+def test_runs_with_different_thread_counts_are_flagged(
+        finished: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``execution.threads`` is not part of a folder's fingerprint, so runs of one folder can
+    use different counts, which change float results: the report says so. A run recorded
+    before thread counts were is not counted as another count."""
+    out = _copy(finished, tmp_path)
+    here = _as_a_run_records()
+    _set_machine(out / "runs" / "margin__seed0.csv", {**here, THREADS: "4"})
+    _set_machine(out / "runs" / "margin__seed1.csv",
+                 {k: v for k, v in here.items() if k != THREADS})
+    with caplog.at_level(logging.WARNING, logger="activegen"):
+        report = make_report(out / "results.csv").read_text()
+    assert "**The runs used 2 thread counts (1, 4).**" in report
+    assert "thread counts" in caplog.text
+    assert "All 4 runs were computed on one kind of machine" in report  # same hardware
+    table = pd.read_csv(out / "machines.csv", dtype=str).set_index("run")
+    assert table.loc["margin__seed0", THREADS] == "4"
+    assert table.loc["margin__seed1", THREADS] == NOT_RECORDED
+    assert table.loc["random__seed0", THREADS] == "1"
+
+
+def test_a_run_resumed_with_another_thread_count_names_both(tmp_path: Path) -> None:
+    from activegen.experiments.machine import log_machine, other_kinds, same_kind
+
+    checkpoint = tmp_path / "run.npz"
+    one = _as_a_run_records()
+    two = {**one, THREADS: "2"}
+    log_machine(checkpoint, one)
+    checkpoint.write_bytes(b"a checkpoint")
+    history = log_machine(checkpoint, two)
+    assert history == [one, two] and other_kinds(history, two) == [one]
+    older = {k: v for k, v in one.items() if k != THREADS}  # a record from before threads
+    assert same_kind(older, two) and same_kind(two, older)

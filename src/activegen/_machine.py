@@ -19,6 +19,12 @@ from typing import Any
 #: (the BLAS library and its kernel) are what change the numbers.
 RESULT_FIELDS = ("cpu", "cpu_capability", "blas", "torch", "numpy", "scikit-learn", "device")
 
+#: Besides the machine, the number of threads torch used where the record was made (a run's
+#: ``execution.threads``, for torch and BLAS alike): the split of a reduction between threads
+#: changes float results as kernels do. Records written before it was recorded lack it, and
+#: compare equal to any count (:func:`same_kind`).
+THREADS = "threads"
+
 
 def _cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` knows)."""
@@ -65,30 +71,36 @@ def _static_record() -> dict[str, str]:
 
 
 def machine_record(device: str = "cpu") -> dict[str, str]:
-    """This process's machine, as a run's manifest records it.
+    """This process's machine, as a run's manifest records it, with torch's thread count now
+    (:data:`THREADS`; a run records it inside its thread limits).
 
     ``device``: the torch device the run used; a CUDA device adds its name, whose kernels
     then decide the numbers as much as the CPU's.
     """
+    import torch
+
     record = dict(_static_record())
     record["device"] = device
     if device.startswith("cuda"):
-        import torch
-
         # no such device: keep what was asked for
         with contextlib.suppress(RuntimeError, AssertionError):
             record["device"] = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    record[THREADS] = str(torch.get_num_threads())
     return record
 
 
 def describe(record: dict[str, Any]) -> str:
-    """One line naming a machine record's result-relevant fields."""
-    return ", ".join(f"{key} {record.get(key, '?')}" for key in RESULT_FIELDS)
+    """One line naming a machine record's result-relevant fields (and its thread count, where
+    recorded)."""
+    text = ", ".join(f"{key} {record.get(key, '?')}" for key in RESULT_FIELDS)
+    return f"{text}, threads {record[THREADS]}" if THREADS in record else text
 
 
 def same_kind(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two machine records compute the same numbers (equal :data:`RESULT_FIELDS`)."""
-    return all(a.get(key) == b.get(key) for key in RESULT_FIELDS)
+    """Whether two machine records compute the same numbers: equal :data:`RESULT_FIELDS`, and
+    equal thread counts where both record one."""
+    return all(a.get(key) == b.get(key) for key in RESULT_FIELDS) and (
+        THREADS not in a or THREADS not in b or a[THREADS] == b[THREADS])
 
 
 def is_machine_record(value: object) -> bool:

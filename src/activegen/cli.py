@@ -242,8 +242,8 @@ def _cmd_gaal_quality(args: argparse.Namespace) -> int:
             here = machine_record("cpu")  # gaal_quality loads and samples on the CPU
             print(f"trained on: {describe(r.trained_on)}"
                   + ("" if same_kind(r.trained_on, here) else
-                     " (another kind of machine than this one: its weights carry that "
-                     "machine's float kernels)"))
+                     " (not this process's kind of machine or thread count: its weights "
+                     "carry that machine's float results)"))
         print("| images | expert mean confidence | labeled at threshold | Fréchet (PCA-32) |")
         print("| --- | --- | --- | --- |")
         print(f"| {g.n} generated | {g.expert_mean_confidence:.3f} | "

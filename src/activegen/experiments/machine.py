@@ -25,6 +25,7 @@ import pandas as pd
 from activegen._atomic import atomic_write_text
 from activegen._machine import (
     RESULT_FIELDS,
+    THREADS,
     describe,
     is_machine_record,
     machine_record,
@@ -35,6 +36,7 @@ from activegen.experiments.results import is_finished_run, manifest_path
 __all__ = [
     "NOT_RECORDED",
     "RESULT_FIELDS",
+    "THREADS",
     "UNKNOWN_MACHINE",
     "describe",
     "is_machine_record",
@@ -134,7 +136,8 @@ NOT_RECORDED = "not recorded"
 def machines_table(out_dir: Path) -> pd.DataFrame:
     """One row per finished run under ``out_dir/runs``: its strategy, seed, the
     result-relevant fields of the machine that finished it (:data:`NOT_RECORDED` where its
-    manifest predates machine records) and ``resumed_from``: the other kinds of machine that
+    manifest predates machine records), its thread count (:data:`THREADS`; not recorded
+    before thread counts were) and ``resumed_from``: the other kinds of machine that
     computed rounds of it before a resume (:func:`describe` of each, ``" | "`` between; empty
     for a run computed by one kind). Runs that fail their manifest are left out (the results
     table refuses them anyway)."""
@@ -149,8 +152,9 @@ def machines_table(out_dir: Path) -> pd.DataFrame:
         rows.append({"run": path.stem, "strategy": str(head["strategy"].iloc[0]),
                      "seed": int(head["seed"].iloc[0]),
                      **{key: machine.get(key, NOT_RECORDED) for key in RESULT_FIELDS},
+                     THREADS: machine.get(THREADS, NOT_RECORDED),
                      "resumed_from": " | ".join(describe(m) for m in run_resumed_from(path))})
-    return pd.DataFrame(rows, columns=["run", "strategy", "seed", *RESULT_FIELDS,
+    return pd.DataFrame(rows, columns=["run", "strategy", "seed", *RESULT_FIELDS, THREADS,
                                        "resumed_from"])
 
 

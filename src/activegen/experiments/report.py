@@ -28,6 +28,7 @@ from activegen.errors import DataError
 from activegen.experiments import stats
 from activegen.experiments.machine import (
     NOT_RECORDED,
+    THREADS,
     describe,
     machine_kinds,
     machines_table,
@@ -386,6 +387,15 @@ def _machines_section(out_dir: Path) -> list[str]:
             "optimisation paths, and through them what a strategy picks. Compare strategies "
             "on runs of one machine, or check that the rows a comparison pairs agree "
             "(`machines.csv` lists every run).")
+    counts = sorted(set(runs[THREADS]) - {NOT_RECORDED}, key=int)
+    if len(counts) > 1:
+        log.warning("%s: its runs used %d thread counts (%s) (report.md, 'Machines')", out_dir,
+                    len(counts), ", ".join(counts))
+        lines.append(
+            f"**The runs used {len(counts)} thread counts ({', '.join(counts)}).** How torch "
+            "and BLAS split a reduction between threads changes the last bits as kernels do, "
+            "so a seed's numbers differ between them; `machines.csv` gives each run's "
+            "(`execution.threads` sets it).")
     if not resumed.empty:
         log.warning("%s: %d run(s) were resumed on another kind of machine than the one that "
                     "computed their earlier rounds (report.md, 'Machines')", out_dir,

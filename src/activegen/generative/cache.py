@@ -182,16 +182,17 @@ _WARNED: set[str] = set()
 
 
 def _warn_if_trained_elsewhere(key: str, meta: dict[str, Any], here: dict[str, str]) -> None:
-    """A generator is a function of its key only on one kind of machine: trained on another
-    (a shared or copied cache), its weights, and the runs that use it, carry that machine's
-    float kernels. Said once per key, since nothing is wrong with using it."""
+    """A generator is a function of its key only on one kind of machine and thread count:
+    trained with others (a shared or copied cache, another ``execution.threads``), its
+    weights, and the runs that use it, carry their float results. Said once per key, since
+    nothing is wrong with using it."""
     record = trained_on(meta)
     if record is None or same_kind(record, here) or key in _WARNED:
         return
     _WARNED.add(key)
-    log.warning("generator %s was trained on another kind of machine (%s); this one is %s: "
-                "runs that use it compute what neither machine computes alone from scratch",
-                key, describe(record), describe(here))
+    log.warning("generator %s was trained on another kind of machine or with another thread "
+                "count (%s); this process: %s. Runs that use it compute what neither setting "
+                "computes alone from scratch", key, describe(record), describe(here))
 
 
 def _write_meta(path: Path, key: str, settings: GeneratorSettings, report: TrainReport,

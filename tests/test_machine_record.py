@@ -281,6 +281,10 @@ def test_runs_with_different_thread_counts_are_flagged(
     assert "All 4 runs were computed on one kind of machine" in report  # same hardware
     table = pd.read_csv(out / "machines.csv", dtype=str).set_index("run")
     assert table.loc["margin__seed0", THREADS] == "4"
+    # an edited manifest whose count is not a number is named, not a crash
+    _set_machine(out / "runs" / "random__seed1.csv", {**here, THREADS: "many"})
+    assert "**The runs used 3 thread counts (1, 4, many).**" in make_report(
+        out / "results.csv").read_text()
     assert table.loc["margin__seed1", THREADS] == NOT_RECORDED
     assert table.loc["random__seed0", THREADS] == "1"
 

@@ -387,7 +387,9 @@ def _machines_section(out_dir: Path) -> list[str]:
             "optimisation paths, and through them what a strategy picks. Compare strategies "
             "on runs of one machine, or check that the rows a comparison pairs agree "
             "(`machines.csv` lists every run).")
-    counts = sorted(set(runs[THREADS]) - {NOT_RECORDED}, key=int)
+    # read back from manifests: a count that is not a number is shown as it is, never parsed
+    counts = sorted(set(runs[THREADS]) - {NOT_RECORDED},
+                    key=lambda c: (0, int(c), "") if c.isdigit() else (1, 0, c))
     if len(counts) > 1:
         log.warning("%s: its runs used %d thread counts (%s) (report.md, 'Machines')", out_dir,
                     len(counts), ", ".join(counts))

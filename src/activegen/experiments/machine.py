@@ -19,6 +19,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeGuard
 
 import pandas as pd
 
@@ -78,7 +79,7 @@ def log_machine(checkpoint: Path, record: dict[str, str]) -> list[dict[str, str]
             entries = json.loads(path.read_text())
         except (OSError, ValueError, UnicodeDecodeError):
             entries = None
-        if isinstance(entries, list) and all(is_machine_record(e) for e in entries):
+        if _is_machine_list(entries):
             history = entries
         else:
             log.warning("%s: not a machine log; the run's earlier rounds are recorded as "
@@ -117,9 +118,13 @@ def run_resumed_from(path: Path) -> list[dict[str, str]]:
     was resumed (its manifest's ``resumed_from``); empty for a run of one kind of machine, or
     where the field is not a list of machine records."""
     entries = _manifest_field(path, "resumed_from")
-    if not isinstance(entries, list) or not all(is_machine_record(e) for e in entries):
-        return []
-    return entries
+    return entries if _is_machine_list(entries) else []
+
+
+def _is_machine_list(value: object) -> TypeGuard[list[dict[str, str]]]:
+    """Whether ``value`` read back from disk (a machine log, a manifest's ``resumed_from``)
+    is a list of machine records."""
+    return isinstance(value, list) and all(is_machine_record(e) for e in value)
 
 
 def _manifest_field(path: Path, field: str) -> object:

@@ -200,6 +200,62 @@ def test_nearest_distinct_is_brute_force_nearest_without_repeats() -> None:
     assert picks[1] == candidates[np.argsort(d)[1]]
 
 
+def _brute_force_margin_aware(queries, pool, candidates, m, margins):
+    """The rule written out plainly: per query in turn, the m nearest untaken candidates by
+    squared pixel distance, then the smallest margin among them (the nearer on a tie)."""
+    taken: set[int] = set()
+    picks = []
+    for q in queries:
+        order = sorted((float(((pool[c] - q) ** 2).sum()), i) for i, c in enumerate(candidates)
+                       if i not in taken)[:m]
+        best = min(order, key=lambda di: (margins[di[1]], di[0]))[1]
+        taken.add(best)
+        picks.append(int(candidates[best]))
+    return picks
+
+
+@pytest.mark.parametrize("m", [2, 3, 7])
+def test_margin_aware_retrieval_equals_brute_force(m) -> None:
+    rng = np.random.default_rng(m)
+    pool = rng.random((60, 1, 3, 3)).astype(np.float32)
+    candidates = np.sort(rng.choice(60, 40, replace=False))
+    margins = rng.random(40).astype(np.float32)
+    queries = np.concatenate([pool[candidates[[3, 3, 17]]] + 0.001,
+                              rng.random((4, 1, 3, 3)).astype(np.float32)])
+    picks = nearest_distinct(queries, pool, candidates, chunk=9, neighbors=m,
+                             candidate_margins=margins)
+    assert picks.tolist() == _brute_force_margin_aware(queries, pool, candidates, m, margins)
+    assert len(set(picks.tolist())) == len(queries)
+    # m = 1 is the plain nearest image, whatever the margins
+    assert np.array_equal(nearest_distinct(queries, pool, candidates, neighbors=1,
+                                           candidate_margins=margins),
+                          nearest_distinct(queries, pool, candidates))
+    with pytest.raises(ValueError, match="one margin per candidate"):
+        nearest_distinct(queries, pool, candidates, neighbors=m, candidate_margins=margins[:-1])
+
+
+def test_gaal_retrieve_with_every_neighbour_picks_the_smallest_pool_margins(digits57, state,
+                                                                             gan_cache) -> None:
+    """With m = the whole pool, every query's choice is the untaken image nearest the boundary:
+    the batch is SVMactive's. With the default m = 1 it is the nearest images' (other ones)."""
+    available = np.flatnonzero(~state.queried)
+    wide = _prepared("gaal-retrieve", digits57, gan_cache, steps=10,
+                     retrieve_neighbors=len(state.X_pool))
+    picks = wide.query(state, 6).indices
+    pool_margin = np.abs(state.learner.decision_function(state.X_pool[available]))
+    assert sorted(picks.tolist()) == sorted(available[np.argsort(pool_margin)[:6]].tolist())
+    plain = _prepared("gaal-retrieve", digits57, gan_cache, steps=10)
+    assert plain.retrieve_neighbors == 1
+    plain_picks = plain.query(state, 6).indices
+    assert sorted(plain_picks.tolist()) != sorted(picks.tolist())
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "3"])
+def test_gaal_retrieve_refuses_a_bad_neighbour_count(bad) -> None:
+    with pytest.raises((ValueError, ConfigError), match="retrieve_neighbors"):
+        STRATEGIES.build("gaal-retrieve", {**GAN, "retrieve_neighbors": bad})
+
+
 def test_mixed_runs_one_secondary_round_after_every_five(digits57, state, gan_cache) -> None:
     mixed = _prepared("mixed", digits57, gan_cache, primary_params={**GAN, "steps": 2})
     assert [r for r in range(12) if mixed.uses_secondary(r)] == [5, 11]

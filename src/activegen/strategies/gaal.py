@@ -583,28 +583,57 @@ class GAALRetrieve(GAAL):
     """Synthesize-then-retrieve: label the unqueried pool image nearest (in pixels) each GAAL
     query, so a person always sees a real image (the idea of ASAL, Mayer & Timofte 2020).
 
-    Returns pool indices (distinct; the pool oracle works); the synthesized images and their
-    latents are kept in the query's ``meta`` and saved with it.
+    ``retrieve_neighbors`` = m (default 1: the nearest image): among each query's m nearest
+    unqueried pool images, the one with the smallest learner margin (the synthesis's own
+    margin: ``|f|``, or the top-two gap for several classes). The synthesized point lies on the
+    boundary, but its nearest real image need not; with m > 1 the synthesis still says *where*
+    along the boundary to ask (spread by its diversity term), the margin says which real image
+    there. Returns pool indices (distinct; the pool oracle works); the synthesized images and
+    their latents are kept in the query's ``meta`` and saved with it.
     """
 
     name: ClassVar[str] = "gaal-retrieve"
+
+    def __init__(self, retrieve_neighbors: int = 1, **gaal: Any) -> None:
+        # GAAL's and the generator's settings are written once, in GAAL.__init__ and
+        # _GeneratorStrategy.__init__; **gaal forwards them (unknown keys still refused by name)
+        if isinstance(retrieve_neighbors, bool) or not isinstance(retrieve_neighbors, int) \
+                or retrieve_neighbors < 1:
+            raise ValueError(f"retrieve_neighbors must be an integer >= 1, got "
+                             f"{retrieve_neighbors!r}")
+        super().__init__(**gaal)
+        self.retrieve_neighbors = retrieve_neighbors
 
     def query(self, state: QueryState, k: int) -> Query:
         available = check_batch(state, k)
         k = min(k, len(available))
         result = self._synthesize(state, k)
-        picks = nearest_distinct(result.images, state.X_pool, available)
+        pool_margins = None
+        if self.retrieve_neighbors > 1:
+            with torch.no_grad():
+                decision = state.learner.torch_decision(
+                    torch.from_numpy(np.asarray(state.X_pool[available], dtype=np.float32)))
+            pool_margins = margin(decision).numpy()
+        picks = nearest_distinct(result.images, state.X_pool, available,
+                                 neighbors=self.retrieve_neighbors,
+                                 candidate_margins=pool_margins)
         return Query(indices=picks, samples=None, latents=result.latents,
                      scores=-result.margins,
                      meta={"generator": self.generator_key, "synthesized": result.images})
 
 
 def nearest_distinct(queries: np.ndarray, X_pool: np.ndarray, candidates: np.ndarray,
-                     chunk: int = 4096) -> np.ndarray:
-    """For each query in turn, the nearest candidate pool image not already taken.
+                     chunk: int = 4096, neighbors: int = 1,
+                     candidate_margins: np.ndarray | None = None) -> np.ndarray:
+    """For each query in turn, the nearest candidate pool image not already taken; with
+    ``neighbors`` = m > 1, of its m nearest untaken candidates the one with the smallest
+    ``candidate_margins`` (aligned with ``candidates``; ties go to the nearer).
 
     Distances are computed in chunks of the pool (memory ``k × chunk``, never ``N × N``).
     """
+    if neighbors > 1 and (candidate_margins is None
+                          or len(candidate_margins) != len(candidates)):
+        raise ValueError("neighbors > 1 needs one margin per candidate")
     q = torch.from_numpy(np.asarray(queries, dtype=np.float32).reshape(len(queries), -1))
     dist = np.empty((len(q), len(candidates)), dtype=np.float32)
     for start in range(0, len(candidates), chunk):
@@ -615,7 +644,14 @@ def nearest_distinct(queries: np.ndarray, X_pool: np.ndarray, candidates: np.nda
     taken = np.zeros(len(candidates), dtype=bool)
     for row in dist:
         row = np.where(taken, np.inf, row)
-        j = int(np.argmin(row))
+        if neighbors > 1:
+            assert candidate_margins is not None
+            m = min(neighbors, int((~taken).sum()))
+            near = np.argpartition(row, m - 1)[:m]
+            # smallest margin first, then the nearer (lexsort: last key is the primary)
+            j = int(near[np.lexsort((row[near], candidate_margins[near]))[0]])
+        else:
+            j = int(np.argmin(row))
         taken[j] = True
         picks.append(int(candidates[j]))
     return np.asarray(picks, dtype=np.int64)

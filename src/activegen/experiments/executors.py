@@ -56,6 +56,8 @@ class FinishedRun:
             the driver writes when the worker could not (``None``: the worker wrote it).
         resumed_from: with ``machine``, the other kinds of machine that computed rounds of
             the run before it was resumed.
+        artefacts: with ``machine``, the trained artefacts the run's strategy used (a
+            generator's key and trainer).
     """
 
     run_id: str
@@ -63,6 +65,7 @@ class FinishedRun:
     files: dict[str, bytes] = field(default_factory=dict)
     machine: dict[str, str] | None = None
     resumed_from: tuple[dict[str, str], ...] = ()
+    artefacts: tuple[dict[str, Any], ...] = ()
 
 
 class Executor(Protocol):
@@ -344,7 +347,7 @@ def _run_on_ray(config: ExperimentConfig, spec: Any, out_dir: str, events: Any,
     """One run inside a Ray task (see :class:`RayExecutor` for where files go)."""
     restore_registries(registries)
     from activegen.experiments.data_setup import load_experiment_data
-    from activegen.experiments.machine import machine_log_path, run_machine, run_resumed_from
+    from activegen.experiments.machine import RunProvenance, machine_log_path, read_provenance
     from activegen.experiments.one_run import run_one
     from activegen.experiments.results import manifest_path
 
@@ -369,14 +372,15 @@ def _run_on_ray(config: ExperimentConfig, spec: Any, out_dir: str, events: Any,
         if checkpoint.exists():
             files[str(checkpoint.relative_to(target))] = checkpoint.read_bytes()
     csv_text = path.read_text()
-    machine = None if shared else run_machine(path)
-    resumed_from = () if shared else tuple(run_resumed_from(path))
+    # the worker wrote the manifest itself where the driver sees it: nothing to hand back
+    provenance = RunProvenance() if shared else read_provenance(path)
     if not shared:  # the driver gets everything; leave no stale copy on the node
         shutil.rmtree(target / "queries" / spec.run_id, ignore_errors=True)
         checkpoint = target / "checkpoints" / f"{spec.run_id}.npz"
         for leftover in (checkpoint, machine_log_path(checkpoint), path, manifest_path(path)):
             leftover.unlink(missing_ok=True)
-    return FinishedRun(spec.run_id, csv_text, files, machine, resumed_from)
+    return FinishedRun(spec.run_id, csv_text, files, provenance.machine,
+                       provenance.resumed_from, provenance.artefacts)
 
 
 class RayExecutor:

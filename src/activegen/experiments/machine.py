@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 import pandas as pd
 
@@ -39,6 +40,7 @@ __all__ = [
     "RESULT_FIELDS",
     "THREADS",
     "UNKNOWN_MACHINE",
+    "RunProvenance",
     "describe",
     "is_machine_record",
     "log_machine",
@@ -47,6 +49,7 @@ __all__ = [
     "machine_record",
     "machines_table",
     "other_kinds",
+    "read_provenance",
     "run_machine",
     "run_resumed_from",
     "same_kind",
@@ -104,34 +107,78 @@ def other_kinds(history: Sequence[dict[str, str]],
     return found
 
 
+@dataclass(frozen=True)
+class RunProvenance:
+    """What a finished run's manifest says about where its numbers come from, each field
+    checked as it is read back (a field that is not what it should be reads as unknown).
+
+    Attributes:
+        machine: the machine that finished the run (``None``: not recorded, or not a record).
+        resumed_from: the other kinds of machine that computed rounds of it before a resume.
+        artefacts: the trained artefacts its strategy used, ``{"kind", "key"}`` and, where
+            known, ``"trained_on"`` (a ``trained_on`` that is not a machine record is dropped).
+    """
+
+    machine: dict[str, str] | None = None
+    resumed_from: tuple[dict[str, str], ...] = ()
+    artefacts: tuple[dict[str, Any], ...] = ()
+
+    def trained_elsewhere(self) -> list[str]:
+        """The artefacts trained on another kind of machine (or thread count) than the one
+        that finished the run, each ``"kind key: trainer"``; empty where either machine is
+        not recorded."""
+        if self.machine is None:
+            return []
+        return [f"{a['kind']} {a['key']}: {describe(a['trained_on'])}" for a in self.artefacts
+                if "trained_on" in a and not same_kind(a["trained_on"], self.machine)]
+
+
+def read_provenance(path: Path) -> RunProvenance:
+    """The :class:`RunProvenance` of the finished run ``path`` (its manifest read once). Call
+    it on a run that :func:`~activegen.experiments.results.is_finished_run` accepted."""
+    try:
+        manifest = json.loads(manifest_path(path).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return RunProvenance()
+    if not isinstance(manifest, dict):
+        return RunProvenance()
+    machine = manifest.get("machine")
+    resumed = manifest.get("resumed_from")
+    return RunProvenance(machine if is_machine_record(machine) else None,
+                         tuple(resumed) if _is_machine_list(resumed) else (),
+                         _artefacts(manifest.get("artefacts")))
+
+
+def _artefacts(value: object) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list):
+        return ()
+    found = []
+    for entry in value:
+        if not (isinstance(entry, dict) and isinstance(entry.get("kind"), str)
+                and isinstance(entry.get("key"), str)):
+            return ()
+        clean: dict[str, Any] = {"kind": entry["kind"], "key": entry["key"]}
+        if is_machine_record(entry.get("trained_on")):
+            clean["trained_on"] = entry["trained_on"]
+        found.append(clean)
+    return tuple(found)
+
+
 def run_machine(path: Path) -> dict[str, str] | None:
-    """The machine record in the manifest of the finished run ``path``, or ``None`` where
-    it has none (written before activegen recorded machines) or it is not a table of
-    strings. Call it on a run that
-    :func:`~activegen.experiments.results.is_finished_run` accepted."""
-    machine = _manifest_field(path, "machine")
-    return machine if is_machine_record(machine) else None
+    """The machine that finished the run ``path`` (:func:`read_provenance`)."""
+    return read_provenance(path).machine
 
 
 def run_resumed_from(path: Path) -> list[dict[str, str]]:
     """The other kinds of machine that computed rounds of the finished run ``path`` before it
-    was resumed (its manifest's ``resumed_from``); empty for a run of one kind of machine, or
-    where the field is not a list of machine records."""
-    entries = _manifest_field(path, "resumed_from")
-    return entries if _is_machine_list(entries) else []
+    was resumed (:func:`read_provenance`); empty for a run of one kind of machine."""
+    return list(read_provenance(path).resumed_from)
 
 
 def _is_machine_list(value: object) -> TypeGuard[list[dict[str, str]]]:
     """Whether ``value`` read back from disk (a machine log, a manifest's ``resumed_from``)
     is a list of machine records."""
     return isinstance(value, list) and all(is_machine_record(e) for e in value)
-
-
-def _manifest_field(path: Path, field: str) -> object:
-    try:
-        return json.loads(manifest_path(path).read_text()).get(field)
-    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
-        return None
 
 
 #: What a run's table shows where its manifest has no machine record.
@@ -144,8 +191,9 @@ def machines_table(out_dir: Path) -> pd.DataFrame:
     manifest predates machine records), its thread count (:data:`THREADS`; not recorded
     before thread counts were) and ``resumed_from``: the other kinds of machine that
     computed rounds of it before a resume (:func:`describe` of each, ``" | "`` between; empty
-    for a run computed by one kind). Runs that fail their manifest are left out (the results
-    table refuses them anyway)."""
+    for a run computed by one kind) and ``trained_elsewhere``: its artefacts trained on
+    another kind of machine (:meth:`RunProvenance.trained_elsewhere`, ``" | "`` between).
+    Runs that fail their manifest are left out (the results table refuses them anyway)."""
     rows = []
     for path in sorted((Path(out_dir) / "runs").glob("*.csv")):
         if not is_finished_run(path):
@@ -153,14 +201,16 @@ def machines_table(out_dir: Path) -> pd.DataFrame:
         head = pd.read_csv(path, nrows=1, usecols=["strategy", "seed"])
         if head.empty:
             continue
-        machine = run_machine(path) or {}
+        provenance = read_provenance(path)
+        machine = provenance.machine or {}
         rows.append({"run": path.stem, "strategy": str(head["strategy"].iloc[0]),
                      "seed": int(head["seed"].iloc[0]),
                      **{key: machine.get(key, NOT_RECORDED) for key in RESULT_FIELDS},
                      THREADS: machine.get(THREADS, NOT_RECORDED),
-                     "resumed_from": " | ".join(describe(m) for m in run_resumed_from(path))})
+                     "resumed_from": " | ".join(describe(m) for m in provenance.resumed_from),
+                     "trained_elsewhere": " | ".join(provenance.trained_elsewhere())})
     return pd.DataFrame(rows, columns=["run", "strategy", "seed", *RESULT_FIELDS, THREADS,
-                                       "resumed_from"])
+                                       "resumed_from", "trained_elsewhere"])
 
 
 def machine_kinds(runs: pd.DataFrame) -> pd.DataFrame:

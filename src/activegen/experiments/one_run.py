@@ -158,6 +158,7 @@ def run_one(
             sync_directory(folder)
     rows = records_to_rows(records, dataset=pool.name, strategy=spec.strategy, seed=spec.seed,
                           n_classes=pool.n_classes)
-    write_run_frame(frame_from_rows(rows), result_path, machine, other_kinds(machines, machine))
+    write_run_frame(frame_from_rows(rows), result_path, machine, other_kinds(machines, machine),
+                    strategy.provenance())
     return result_path
 

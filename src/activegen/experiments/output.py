@@ -83,7 +83,8 @@ def store_finished(out_dir: Path, finished: FinishedRun) -> None:
             atomic_write_bytes(target, payload)
     result_path = out_dir / "runs" / f"{finished.run_id}.csv"
     if not is_finished_run(result_path):
-        write_run_csv(result_path, finished.csv_text, finished.machine, finished.resumed_from)
+        write_run_csv(result_path, finished.csv_text, finished.machine, finished.resumed_from,
+                      finished.artefacts)
 
 
 def remove_stale_temporaries(out_dir: Path) -> list[Path]:

@@ -407,6 +407,15 @@ def _machines_section(out_dir: Path) -> list[str]:
             f"that computed their earlier rounds: {', '.join(resumed['run'])}. Their rounds "
             "come from two kinds of float kernels; each is listed under the machine that "
             "finished it, and `machines.csv` (`resumed_from`) names the others.")
+    elsewhere = runs[runs["trained_elsewhere"] != ""]
+    if not elsewhere.empty:
+        log.warning("%s: %d run(s) used an artefact (a generator) trained on another kind of "
+                    "machine than theirs (report.md, 'Machines')", out_dir, len(elsewhere))
+        lines.append(
+            f"**{len(elsewhere)} run(s) used an artefact trained on another kind of machine** "
+            f"(a generator from a shared or copied cache): {', '.join(elsewhere['run'])}. "
+            "Their numbers are what neither machine computes alone from scratch; "
+            "`machines.csv` (`trained_elsewhere`) names each artefact and its trainer.")
     if unknown.any():
         lines.append(f"{int(kinds.loc[unknown, 'runs'].sum())} run(s) record no machine "
                      "(manifests written before activegen recorded machines).")

@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,7 +58,8 @@ def manifest_path(run_csv: Path) -> Path:
 
 
 def write_run_csv(path: Path, csv_text: str, machine: dict[str, str] | None = None,
-                  resumed_from: Sequence[dict[str, str]] = ()) -> None:
+                  resumed_from: Sequence[dict[str, str]] = (),
+                  artefacts: Sequence[dict[str, Any]] = ()) -> None:
     """Write a finished run's manifest (row count, sha256 and the machine that computed it),
     then its CSV, each atomically.
 
@@ -67,6 +69,9 @@ def write_run_csv(path: Path, csv_text: str, machine: dict[str, str] | None = No
     process that computed the run (a remote worker's, not the driver's); left out if unknown.
     ``resumed_from``: the other kinds of machine that computed rounds of it before it was
     resumed (:func:`~activegen.experiments.machine.other_kinds`); left out if none.
+    ``artefacts``: the trained artefacts the run's strategy used
+    (:meth:`~activegen.strategies.Strategy.provenance`: a generator's key and trainer); left
+    out if none.
     """
     frame = pd.read_csv(io.StringIO(csv_text))
     manifest: dict[str, object] = {"file": path.name, "rows": len(frame),
@@ -75,6 +80,8 @@ def write_run_csv(path: Path, csv_text: str, machine: dict[str, str] | None = No
         manifest["machine"] = machine
     if resumed_from:
         manifest["resumed_from"] = list(resumed_from)
+    if artefacts:
+        manifest["artefacts"] = list(artefacts)
     # The manifest first: a CSV that exists always has its manifest, so a reader that sees
     # the CSV (results.csv rebuilt while other runs finish) never takes it for a damaged one.
     atomic_write_text(manifest_path(path), json.dumps(manifest, indent=2))
@@ -83,11 +90,12 @@ def write_run_csv(path: Path, csv_text: str, machine: dict[str, str] | None = No
 
 def write_run_frame(frame: pd.DataFrame, path: Path,
                     machine: dict[str, str] | None = None,
-                    resumed_from: Sequence[dict[str, str]] = ()) -> None:
+                    resumed_from: Sequence[dict[str, str]] = (),
+                    artefacts: Sequence[dict[str, Any]] = ()) -> None:
     """Write a finished run's rows with their manifest (see :func:`write_run_csv`)."""
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, float_format="%.10g")
-    write_run_csv(path, buffer.getvalue(), machine, resumed_from)
+    write_run_csv(path, buffer.getvalue(), machine, resumed_from, artefacts)
 
 
 def run_csv_problem(path: Path) -> str | None:

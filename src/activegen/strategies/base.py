@@ -127,6 +127,13 @@ class Strategy(ABC):
             EmptyPoolError: a pool strategy has nothing left to choose from.
         """
 
+    def provenance(self) -> list[dict[str, Any]]:
+        """The trained artefacts this strategy uses after :meth:`prepare` (default: none),
+        each ``{"kind", "key"}`` plus ``"trained_on"`` (the machine record of its trainer)
+        where known. A run's manifest keeps them: a cached artefact reused on another kind of
+        machine gives its runs float results neither machine computes alone."""
+        return []
+
     def fit_features(self, X_train: np.ndarray) -> np.ndarray | None:
         """Per-example extra features the engine hands the learner's fit as
         ``FitContext.extra`` (default: none).

@@ -28,7 +28,12 @@ import torch
 
 from activegen._registry import settings as constructor_settings
 from activegen.errors import UnknownNameError
-from activegen.generative.cache import CachedGenerator, load_or_train, shared_cache_dir
+from activegen.generative.cache import (
+    CachedGenerator,
+    load_or_train,
+    shared_cache_dir,
+    trained_on,
+)
 from activegen.generative.dcgan import Generator
 from activegen.generative.training import GAN_KINDS, GeneratorSettings
 from activegen.models.capabilities import Differentiable
@@ -464,6 +469,16 @@ class _GeneratorStrategy(Strategy):
         self.cached = cached
         self.device = context.device
 
+    def provenance(self) -> list[dict[str, Any]]:
+        """The generator: its cache key and, where its entry records it, its trainer."""
+        if self.cached is None:
+            return []
+        entry: dict[str, Any] = {"kind": "generator", "key": self.cached.key}
+        record = trained_on(self.cached.report)
+        if record is not None:
+            entry["trained_on"] = record
+        return [entry]
+
     def _require_generator(self) -> Generator:
         if self.generator is None:
             raise RuntimeError(f"strategy {self.name!r} needs prepare() (it trains or loads "
@@ -691,6 +706,13 @@ class MixedSchedule(Strategy):
     def prepare(self, context: PrepareContext) -> None:
         self.primary.prepare(context)
         self.secondary.prepare(context)
+
+    def provenance(self) -> list[dict[str, Any]]:
+        """Both sub-strategies' artefacts, each key once."""
+        found: dict[str, dict[str, Any]] = {}
+        for entry in (*self.primary.provenance(), *self.secondary.provenance()):
+            found.setdefault(entry["key"], entry)
+        return list(found.values())
 
     def query(self, state: QueryState, k: int) -> Query:
         chosen = self.secondary if self.uses_secondary(state.round) else self.primary

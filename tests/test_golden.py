@@ -45,6 +45,10 @@ def _gaal_digits() -> dict[str, Any]:
         # pinned, they check that the old optimizer still gives the same results.
         if strategy["name"] in ("gaal", "gaal-retrieve"):
             strategy["optimizer"] = "sgd"
+        # and with gaal-retrieve's nearest-image retrieval, its default (the config now takes
+        # the nearest-boundary image of 30 neighbours, issue 10)
+        if strategy["name"] == "gaal-retrieve":
+            strategy["retrieve_neighbors"] = 1
     return data
 
 

@@ -60,3 +60,12 @@ def results_without_timings(out_dir: Path) -> pd.DataFrame:
     """``results.csv`` without the columns that depend on the machine's speed."""
     frame = pd.read_csv(Path(out_dir) / "results.csv")
     return frame.drop(columns=[c for c in TIMING_COLUMNS if c in frame.columns])
+
+
+def copy_output(finished: Path, tmp_path: Path) -> Path:
+    """A private copy of a module's finished output folder, for a test that edits it."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    return out

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from _experiments import small_config
+from _experiments import copy_output, small_config
 from activegen.experiments.executors import FinishedRun
 from activegen.experiments.machine import (
     NOT_RECORDED,
@@ -33,12 +33,6 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _copy(finished: Path, tmp_path: Path) -> Path:
-    import shutil
-
-    out = tmp_path / "out"
-    shutil.copytree(finished, out)
-    return out
 
 
 def _set_machine(run_csv: Path, machine: object) -> None:
@@ -71,7 +65,7 @@ def test_every_manifest_names_this_machine(finished: Path) -> None:
 
 
 def test_one_kind_of_machine_is_said_once(finished: Path, tmp_path: Path) -> None:
-    out = _copy(finished, tmp_path)
+    out = copy_output(finished, tmp_path)
     report = make_report(out / "results.csv").read_text()
     assert "## Machines" in report
     assert "All 4 runs were computed on one kind of machine" in report
@@ -84,7 +78,7 @@ def test_one_kind_of_machine_is_said_once(finished: Path, tmp_path: Path) -> Non
 
 def test_runs_from_two_kinds_of_machine_are_flagged(finished: Path, tmp_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:
-    out = _copy(finished, tmp_path)
+    out = copy_output(finished, tmp_path)
     other = {**machine_record(), "cpu": "Another CPU", "cpu_capability": "OTHER_ISA"}
     for run in ("margin__seed0", "margin__seed1"):
         _set_machine(out / "runs" / f"{run}.csv", other)
@@ -109,7 +103,7 @@ def test_a_manifest_without_a_usable_record_is_not_recorded(finished: Path, tmp_
                                                             bad: object) -> None:
     """Runs written before machines were recorded (or with a record that is not a table of
     strings) are still finished runs; the report says their machine is not known."""
-    out = _copy(finished, tmp_path)
+    out = copy_output(finished, tmp_path)
     for run in (out / "runs").glob("*.csv"):
         _set_machine(run, bad)
     before = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.csv")}
@@ -153,7 +147,7 @@ def test_a_results_file_outside_an_output_folder_has_no_machines_section(
         finished: Path, tmp_path: Path) -> None:
     """A copied table (e.g. ``docs/…_results.csv.gz``) is not described by the ``runs/`` that
     happen to sit beside it."""
-    out = _copy(finished, tmp_path)
+    out = copy_output(finished, tmp_path)
     copy = out / "copy_results.csv"
     copy.write_bytes((out / "results.csv").read_bytes())
     assert "## Machines" not in make_report(copy).read_text()
@@ -163,7 +157,7 @@ def test_old_runs_beside_new_ones_are_named_not_counted_as_another_machine(
         finished: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A folder begun before machines were recorded and finished after: the unknown runs
     are said to be unknown, not taken for a second kind of machine."""
-    out = _copy(finished, tmp_path)
+    out = copy_output(finished, tmp_path)
     _set_machine(out / "runs" / "random__seed0.csv", None)
     with caplog.at_level(logging.WARNING, logger="activegen"):
         report = make_report(out / "results.csv").read_text()
@@ -269,7 +263,7 @@ def test_runs_with_different_thread_counts_are_flagged(
     """``execution.threads`` is not part of a folder's fingerprint, so runs of one folder can
     use different counts, which change float results: the report says so. A run recorded
     before thread counts were is not counted as another count."""
-    out = _copy(finished, tmp_path)
+    out = copy_output(finished, tmp_path)
     here = _as_a_run_records()
     _set_machine(out / "runs" / "margin__seed0.csv", {**here, THREADS: "4"})
     _set_machine(out / "runs" / "margin__seed1.csv",

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from _experiments import copy_output
 from activegen.experiments.config import parse_config
 from activegen.experiments.executors import FinishedRun
 from activegen.experiments.machine import RunProvenance, machine_record, read_provenance
@@ -48,10 +48,6 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _copy(finished: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "out"
-    shutil.copytree(finished, out)
-    return out
 
 
 def _set_artefacts(run_csv: Path, artefacts: object) -> None:
@@ -76,7 +72,7 @@ def test_a_generator_run_names_its_generator_and_trainer(finished: Path) -> None
 
 def test_one_machine_throughout_says_nothing_of_artefacts(finished: Path,
                                                           tmp_path: Path) -> None:
-    out = _copy(finished, tmp_path)
+    out = copy_output(finished, tmp_path)
     report = make_report(out / "results.csv").read_text()
     assert "trained on another kind of machine" not in report
     assert pd.read_csv(out / "machines.csv")["trained_elsewhere"].isna().all()
@@ -84,7 +80,7 @@ def test_one_machine_throughout_says_nothing_of_artefacts(finished: Path,
 
 def test_a_generator_trained_elsewhere_is_flagged(finished: Path, tmp_path: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
-    out = _copy(finished, tmp_path)
+    out = copy_output(finished, tmp_path)
     run = out / "runs" / "gaal__seed0.csv"
     (artefact,) = read_provenance(run).artefacts
     _set_artefacts(run, [{**artefact, "trained_on": {**artefact["trained_on"], **OTHER}}])
@@ -104,7 +100,7 @@ def test_a_generator_trained_elsewhere_is_flagged(finished: Path, tmp_path: Path
                                  [{"kind": "generator"}], [3]])
 def test_an_unusable_artefacts_field_is_read_as_none(finished: Path, tmp_path: Path,
                                                      bad: object) -> None:
-    out = _copy(finished, tmp_path)
+    out = copy_output(finished, tmp_path)
     run = out / "runs" / "gaal__seed0.csv"
     _set_artefacts(run, bad)
     assert read_provenance(run).artefacts == ()
@@ -113,7 +109,7 @@ def test_an_unusable_artefacts_field_is_read_as_none(finished: Path, tmp_path: P
 
 def test_a_trainer_that_is_not_a_machine_record_is_dropped(finished: Path,
                                                            tmp_path: Path) -> None:
-    out = _copy(finished, tmp_path)
+    out = copy_output(finished, tmp_path)
     run = out / "runs" / "gaal__seed0.csv"
     _set_artefacts(run, [{"kind": "generator", "key": "k", "trained_on": {"cpu": 3}}])
     assert read_provenance(run).artefacts == ({"kind": "generator", "key": "k"},)

@@ -152,6 +152,6 @@ def test_every_shipped_gaal_retrieve_uses_the_main_protocols_retrieval() -> None
     assert main == 30 and STRATEGIES.build("gaal-retrieve", {}).retrieve_neighbors == 1  # type: ignore[attr-defined]
     shipped = {p.name: _retrieve_neighbors(p) for p in sorted((REPO / "configs").glob("*.toml"))}
     with_retrieve = {name: found for name, found in shipped.items() if found}
-    assert len(with_retrieve) >= 6
+    assert len(with_retrieve) >= 10
     for name, found in with_retrieve.items():
         assert set(found.values()) == {main}, f"{name}: gaal-retrieve retrieve_neighbors {found}"

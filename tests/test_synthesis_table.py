@@ -18,17 +18,19 @@ SYNTHESIZERS = {"gaal", "gaal-retrieve"}
 CONVERTED = sorted(p for p in REPO.glob("configs/*.toml") if "[synthesis]" in p.read_text())
 
 #: The fingerprints of the shipped configs before their conversion (per-strategy form, at
-#: commit f2f04cb): output folders made with them must still resume. Four changed since, on
-#: purpose: their gaal-retrieve took ``retrieve_neighbors = 30`` (issue 10), so its runs differ
-#: and a folder made before refuses the new config (was: 11a0621065ffb16a, 0bf257c054b80956,
-#: e5bd40aec9db7868, 325743a29395b550).
+#: commit f2f04cb): output folders made with them must still resume. Eight changed since, on
+#: purpose (issue 10): four configs' gaal-retrieve took ``retrieve_neighbors = 30``, so its runs
+#: differ (was: 11a0621065ffb16a, 0bf257c054b80956, e5bd40aec9db7868, 325743a29395b550), and
+#: the four paper-protocol configs without a mixed schedule gained that gaal-retrieve as an arm
+#: (was: fde906b02941980a, 6fcfbf598dfcbc4b, 41025275a630dce0, a417128efcc9eb84); a folder
+#: made before refuses the new config.
 FINGERPRINTS = {
-    "gaal-cifar10-horse-auto.toml": "fde906b02941980a",
+    "gaal-cifar10-horse-auto.toml": "7365561dd5ca63eb",
     "gaal-digits-10class.toml": "0bcf380ef4d1e03b",
     "gaal-mixed-mnist-usps.toml": "d905ef97c98a9416",
-    "gaal-mnist-mnist.toml": "6fcfbf598dfcbc4b",
-    "gaal-mnist-usps-padded.toml": "41025275a630dce0",
-    "gaal-mnist-usps.toml": "a417128efcc9eb84",
+    "gaal-mnist-mnist.toml": "c91e4dede13d985b",
+    "gaal-mnist-usps-padded.toml": "c0101deeea1f118a",
+    "gaal-mnist-usps.toml": "ba55936f15cff48e",
     "gaal-mnist10k.toml": "701f66366adeff2b",
     "gaal-mnist5k-cnn.toml": "6ab7d1351edba3e1",
     "gaal-mnist5k-labelable.toml": "4011226c4fe541bb",

@@ -63,3 +63,38 @@ def test_self_taught_learner_runs_in_an_experiment(tmp_path) -> None:
     results = read_results(run_experiment(config, tmp_path / "st", progress=False))
     assert (results["accuracy"] > 0.5).all()
     assert len(list((tmp_path / "st" / "cache" / "bases").iterdir())) == 1
+
+
+def test_a_retrieved_round_shows_the_labeled_pool_image_under_its_label(tmp_path) -> None:
+    """gaal-retrieve labels real pool images: the gallery draws the synthesized row, then the
+    pool images that were labeled, and puts each label under the image it belongs to."""
+    import pytest
+
+    from activegen.errors import DataError
+    from activegen.experiments.data_setup import load_experiment_data
+    from activegen.experiments.gallery import gallery_tiles
+
+    config = _config(strategies=[{"name": "gaal-retrieve", "steps": 5, **GAN}])
+    out = tmp_path / "out"
+    run_experiment(config, out, progress=False)
+    pool = load_experiment_data(config)[0].to_float()
+    saved = load_round(out, "gaal-retrieve__seed0", 0)
+    images, captions = gallery_tiles(out, "gaal-retrieve__seed0", [0], per_round=6)
+    assert len(images) == len(captions) == 12  # a row of 6 each, the batch of 4 padded
+    for i in range(4):
+        assert np.array_equal(images[i], saved["meta_synthesized"][i])
+        assert np.array_equal(images[6 + i], pool[saved["indices"][i]])
+        assert captions[i] == "r0 synthesized"
+        assert captions[6 + i] == f"r0: {[5, 7][int(saved['labels'][i])]}"
+    assert captions[4:6] == captions[10:12] == ["", ""] and not images[11].any()
+    # the pool passed in or loaded from the folder's config: the same tiles
+    given, _ = gallery_tiles(out, "gaal-retrieve__seed0", [0], per_round=6, pool_images=pool)
+    assert all(np.array_equal(a, b) for a, b in zip(images, given, strict=True))
+    with pytest.raises(DataError, match="outside the pool of 3 images"):
+        gallery_tiles(out, "gaal-retrieve__seed0", [0], pool_images=pool[:3])
+    (out / "config.json").unlink()
+    with pytest.raises(DataError, match=r"no config\.json"):
+        gallery_tiles(out, "gaal-retrieve__seed0", [0], class_names=["5", "7"])
+    png = query_gallery(out, "gaal-retrieve__seed0", [0, 1], tmp_path / "r.png",
+                        pool_images=pool)
+    assert png.read_bytes()[:4] == b"\x89PNG"

@@ -2,7 +2,8 @@
 
 Reads ``queries/<run_id>/round_XXXX.npz`` of an output folder (written by the runner) and
 draws one PNG: a row per round, captioned with the label given (``?`` = abstained).
-Retrieved pool queries (``gaal-retrieve``) show the synthesized image behind each pick.
+A retrieved round (``gaal-retrieve``: synthesized, then a real pool image labeled for each) is
+two rows: the synthesized images, then the pool images that were labeled, with their labels.
 """
 
 from __future__ import annotations
@@ -31,23 +32,72 @@ def load_round(out_dir: Path, run_id: str, round_: int) -> dict[str, np.ndarray]
 
 
 def query_gallery(out_dir: Path, run_id: str, rounds: Sequence[int], path: Path,
-                  class_names: Sequence[str] | None = None, per_round: int = 10) -> Path:
-    """Draw the queries of ``rounds`` of ``run_id`` as one captioned grid at ``path``."""
+                  class_names: Sequence[str] | None = None, per_round: int = 10,
+                  pool_images: np.ndarray | None = None) -> Path:
+    """Draw the queries of ``rounds`` of ``run_id`` as one captioned grid at ``path``.
+
+    ``pool_images``: the run's pool as ``float [N, C, H, W]``, for retrieved rounds (default:
+    loaded from the output folder's ``config.json`` when a retrieved round needs it)."""
+    images, captions = gallery_tiles(out_dir, run_id, rounds, class_names, per_round,
+                                     pool_images)
+    return save_image_grid(np.stack(images), path, columns=per_round, captions=captions)
+
+
+def gallery_tiles(out_dir: Path, run_id: str, rounds: Sequence[int],
+                  class_names: Sequence[str] | None = None, per_round: int = 10,
+                  pool_images: np.ndarray | None = None) -> tuple[list[np.ndarray], list[str]]:
+    """The images and captions of :func:`query_gallery`, row by row (``per_round`` a row).
+
+    A label is captioned under the image that was labeled: for a retrieved round, under the
+    pool image, the synthesized image above it captioned ``synthesized``."""
     out_dir = Path(out_dir)
     if class_names is None:
         stamp = out_dir / "config.json"
         class_names = json.loads(stamp.read_text())["config"]["data"].get("classes") \
             if stamp.is_file() else None
-    images, captions = [], []
+    images: list[np.ndarray] = []
+    captions: list[str] = []
+
+    def row(tiles: Sequence[np.ndarray], texts: Sequence[str]) -> None:
+        # a short round is padded to a full row, so that each row is one round's
+        images.extend(tiles)
+        captions.extend(texts)
+        for _ in range(per_round - len(tiles)):
+            images.append(np.zeros_like(tiles[0]))
+            captions.append("")
+
     for r in rounds:
         saved = load_round(out_dir, run_id, r)
-        shown = saved.get("samples", saved.get("meta_synthesized"))
-        if shown is None:
+        n = min(per_round, len(saved["labels"]))
+        names = [_label_name(int(lab), class_names) for lab in saved["labels"][:n]]
+        if "samples" in saved:
+            row(list(saved["samples"][:n]), [f"r{r}: {name}" for name in names])
+            continue
+        if "meta_synthesized" not in saved:
             raise DataError(f"run {run_id!r}, round {r}: a pool query has no image to show")
-        labels = saved["labels"]
-        for i in range(min(per_round, len(shown))):
-            images.append(shown[i])
-            lab = int(labels[i])
-            name = "?" if lab < 0 else (str(class_names[lab]) if class_names else str(lab))
-            captions.append(f"r{r}: {name}")
-    return save_image_grid(np.stack(images), path, columns=per_round, captions=captions)
+        if pool_images is None:
+            pool_images = _pool_images(out_dir)
+        picks = np.asarray(saved["indices"][:n], dtype=np.int64)
+        if len(picks) and (picks.min() < 0 or picks.max() >= len(pool_images)):
+            raise DataError(f"run {run_id!r}, round {r}: pool indices outside the pool of "
+                            f"{len(pool_images)} images")
+        row(list(saved["meta_synthesized"][:n]), [f"r{r} synthesized"] * n)
+        row(list(pool_images[picks]), [f"r{r}: {name}" for name in names])
+    return images, captions
+
+
+def _label_name(label: int, class_names: Sequence[str] | None) -> str:
+    return "?" if label < 0 else (str(class_names[label]) if class_names else str(label))
+
+
+def _pool_images(out_dir: Path) -> np.ndarray:
+    """The pool of the configuration an output folder was made with (its ``config.json``)."""
+    from activegen.experiments.data_setup import load_experiment_data
+    from activegen.experiments.output import saved_config
+
+    config = saved_config(out_dir)
+    if config is None:
+        raise DataError(f"{out_dir}: no config.json to load the pool of its retrieved queries "
+                        "from (pass pool_images)")
+    pool, _ = load_experiment_data(config)
+    return pool.to_float()

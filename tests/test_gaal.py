@@ -314,3 +314,15 @@ def test_self_taught_learner_learns_from_codes_of_a_pool_basis(digits57, tmp_pat
     learner.fit(train.to_float(), train.y)
     assert learner.score(test.to_float(), test.y) > 0.9
     assert learner.embed(test.to_float()[:3]).shape == (3, 16)
+
+
+def test_pool_margins_are_the_same_in_chunks(state) -> None:
+    from activegen.strategies.gaal import pool_margins_of
+
+    available = np.flatnonzero(~state.queried)
+    whole = pool_margins_of(state.learner.torch_decision, state.X_pool, available)
+    chunked = pool_margins_of(state.learner.torch_decision, state.X_pool, available, chunk=7)
+    assert whole.shape == (len(available),)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)  # last bits: row blocks
+    np.testing.assert_allclose(whole, np.abs(state.learner.decision_function(
+        state.X_pool[available])), rtol=1e-4, atol=1e-5)

@@ -625,16 +625,25 @@ class GAALRetrieve(GAAL):
         result = self._synthesize(state, k)
         pool_margins = None
         if self.retrieve_neighbors > 1:
-            with torch.no_grad():
-                decision = state.learner.torch_decision(
-                    torch.from_numpy(np.asarray(state.X_pool[available], dtype=np.float32)))
-            pool_margins = margin(decision).numpy()
+            pool_margins = pool_margins_of(state.learner.torch_decision, state.X_pool, available)
         picks = nearest_distinct(result.images, state.X_pool, available,
                                  neighbors=self.retrieve_neighbors,
                                  candidate_margins=pool_margins)
         return Query(indices=picks, samples=None, latents=result.latents,
                      scores=-result.margins,
                      meta={"generator": self.generator_key, "synthesized": result.images})
+
+
+def pool_margins_of(decide: Callable[[torch.Tensor], torch.Tensor], X_pool: np.ndarray,
+                    candidates: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """:func:`margin` of the learner's decision on ``X_pool[candidates]``, ``chunk`` images at a
+    time (a CNN's activations over a 50,000-image pool would not fit at once)."""
+    parts = []
+    with torch.no_grad():
+        for start in range(0, len(candidates), chunk):
+            block = np.asarray(X_pool[candidates[start:start + chunk]], dtype=np.float32)
+            parts.append(margin(decide(torch.from_numpy(block))).numpy())
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
 
 
 def nearest_distinct(queries: np.ndarray, X_pool: np.ndarray, candidates: np.ndarray,

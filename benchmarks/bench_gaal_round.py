@@ -6,10 +6,12 @@ the restarts run one after another (what activegen did before all starts were ba
 L-BFGS (``optimizer = "lbfgs"``: 5 and 3 iterations; with fewer starts), and with the realism
 term (distance to the nearest pool image), and the shipped choices before and after the
 re-screen with the recipe generator (SGD with band 0.5; L-BFGS with manifold diversity 1.0, the
-labeled images and the pool passed as a GAAL round passes them). Each is reported as seconds,
+labeled images and the pool passed as a GAAL round passes them); and ``gaal-retrieve``'s
+retrieval step alone, after that synthesis (the nearest pool image, m = 1; of the 30 nearest,
+the one nearest the boundary, m = 30: the shipped configs'). Each is reported as seconds,
 as a ratio to one SVMactive round (fit the linear SVM on 50 labels, rank the pool, take the
 top 10), and by the median |margin| of its 10 picks (smaller is closer to the boundary; median
-over the repeats' seeds).
+over the repeats' seeds; for the retrieval rows, of the pool images it picks).
 
     PYTHONPATH=src python benchmarks/bench_gaal_round.py [--threads 1] [--repeats 5] [--epochs 3]
 """
@@ -29,7 +31,7 @@ from activegen.generative import GeneratorSettings, train_generator
 from activegen.loop import initial_labeled_indices
 from activegen.models import LinearSVM
 from activegen.strategies import QueryState, SVMActive
-from activegen.strategies.gaal import synthesize
+from activegen.strategies.gaal import nearest_distinct, pool_margins_of, synthesize
 
 
 def _median_seconds(fn: Callable[[int], object], repeats: int) -> tuple[float, float]:
@@ -82,6 +84,22 @@ def main() -> None:
         SVMActive().query(QueryState(X, queried, labeled, fitted, 2,
                                      np.random.default_rng(0)), 10)
 
+    shipped = dict(optimizer="lbfgs", steps=5, diversity_weight=1.0, diversity_kind="manifold",
+                   labeled=torch.from_numpy(X[labeled]), reference=ref,
+                   feature_fn=getattr(learner, "torch_features", None))
+    available = np.flatnonzero(~np.isin(np.arange(len(X)), labeled))
+
+    # the synthesized batches the retrieval starts from (the synthesis is timed above)
+    batches = [synthesize(gen, learner.torch_decision, 10,  # type: ignore[arg-type]
+                          torch_generator=torch.Generator().manual_seed(seed), **shipped).images
+               for seed in range(args.repeats)]
+
+    def retrieve(neighbors: int, seed: int) -> np.ndarray:
+        margins = (pool_margins_of(learner.torch_decision, X, available)
+                   if neighbors > 1 else None)
+        return nearest_distinct(batches[seed], X, available, neighbors=neighbors,
+                                candidate_margins=margins)
+
     pool_round, _ = _median_seconds(svm_active_round, args.repeats)
     rows = [
         ("SGD, restarts one after another (2 × [10 × 2 starts] × 50 steps)", sequential),
@@ -95,9 +113,7 @@ def main() -> None:
         ("SGD, 50 steps, band 0.5 (the shipped synthesis before the re-screen)",
          run(optimizer="sgd", band=0.5)),
         ("L-BFGS, 5 iterations, manifold diversity 1.0 (the re-screen's choice)",
-         run(optimizer="lbfgs", steps=5, diversity_weight=1.0, diversity_kind="manifold",
-             labeled=torch.from_numpy(X[labeled]), reference=ref,
-             feature_fn=getattr(learner, "torch_features", None))),
+         run(**shipped)),
         ("L-BFGS, 5 iterations, realism 0.3 (nearest pool image)",
          run(optimizer="lbfgs", steps=5, realism_weight=0.3, realism="nearest",
              reference=ref)),
@@ -110,6 +126,16 @@ def main() -> None:
     for name, fn in rows:
         s, m = _median_seconds(fn, args.repeats)
         print(f"| {name} | {s:.3f} | {s / pool_round:.1f}× | {m:.2e} |")
+    for neighbors in (1, 30):
+        def timed(seed: int, m: int = neighbors) -> None:
+            retrieve(m, seed)
+
+        s, _ = _median_seconds(timed, args.repeats)
+        picked = statistics.median(
+            float(np.median(np.abs(learner.decision_function(X[retrieve(neighbors, seed)]))))
+            for seed in range(args.repeats))
+        print(f"| gaal-retrieve's retrieval alone, retrieve_neighbors = {neighbors} "
+              f"| {s:.4f} | {s / pool_round:.1f}× | {picked:.2e} |")
     print(f"| SVMactive round (fit on 50, rank {len(X) - 50}, top 10) | {pool_round:.4f} | 1× "
           "| |")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from _config_tables import small_gaal_config
 from _experiments import copy_output
 from activegen.experiments.config import parse_config
 from activegen.experiments.executors import FinishedRun
@@ -26,19 +27,16 @@ OTHER = {"cpu": "Another CPU", "cpu_capability": "OTHER_ISA"}
 
 
 def _config():  # type: ignore[no-untyped-def]
-    return parse_config({
-        "name": "artefacts",
-        "seeds": [0],
-        "data": {"dataset": "digits", "classes": [5, 7], "test_fraction": 0.4},
-        "oracle": {"name": "expert", "threshold": 0.8},
-        "loop": {"initial": 10, "batch": 4, "budget": 18},
-        "strategies": [
+    return parse_config(small_gaal_config(
+        name="artefacts",
+        oracle={"name": "expert", "threshold": 0.8},
+        strategies=[
             {"name": "gaal", "steps": 2, **GAN},
             # its GAAL and its random rounds: one generator, named once
             {"name": "mixed", "every": 1, "primary_params": {"steps": 2, **GAN}},
             {"name": "random"},
         ],
-    })
+    ))
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +44,6 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("artefacts") / "out"
     run_experiment(_config(), out, progress=False)
     return out
-
-
 
 
 def _set_artefacts(run_csv: Path, artefacts: object) -> None:

@@ -46,7 +46,7 @@ def test_svm_active_picks_the_points_nearest_the_hyperplane(pool_5v7, seed: int)
     X, y = pool_5v7
     labeled = _labeled(y, 10, seed)
     state = _state(X, y, labeled)
-    w, b = state.learner.weights
+    w, b = state.learner.linear_weights()
     # Brute force: the distance of every unqueried point to the hyperplane, smallest first.
     flat = X.reshape(len(X), -1).astype(np.float64)
     distance = np.abs(flat @ w[0] + b[0]) / np.linalg.norm(w[0])

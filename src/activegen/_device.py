@@ -9,9 +9,7 @@ cannot honour fails before any work starts.
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from activegen._registry import settings
 from activegen.errors import ConfigError
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
@@ -54,17 +52,3 @@ def resolve_device(device: str = "auto") -> str:
     if mps is None or not mps.is_available():
         raise ConfigError(f"device {device!r} was requested but MPS is not available here")
     return request
-
-
-def device_setting(cls: type, params: dict[str, Any], device: str) -> dict[str, str]:
-    """The run's resolved ``device`` as a constructor argument for a component that has a
-    ``device`` setting its config leaves unset (torch learners, GPU strategies), so one
-    ``device`` / ``--device`` moves every torch path; ``{}`` otherwise.
-
-    Reads the settings through :func:`activegen._registry.settings` (which follows
-    ``**kwargs`` forwarding), not a rewritten signature; the runner's ``device_default``
-    calls it.
-    """
-    if "device" in params or "device" not in settings(cls):
-        return {}
-    return {"device": resolve_device(device)}

@@ -88,11 +88,40 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 def _cmd_strategies(args: argparse.Namespace) -> int:
     from activegen._registry import first_doc_line
+    from activegen._settings import settings_table
+    from activegen.models import LEARNERS
+    from activegen.oracles import ORACLES
     from activegen.strategies import STRATEGIES
 
+    if args.settings:
+        for registry in (STRATEGIES, LEARNERS, ORACLES):
+            if args.settings in registry.names():
+                cls = registry.get(args.settings)
+                print(f"{registry.kind} {args.settings}: {first_doc_line(cls)}\n")
+                print(settings_table(registry.settings_model(args.settings)))
+                return 0
+        raise ActivegenError(f"no strategy, learner or oracle {args.settings!r}; strategies: "
+                             f"{', '.join(STRATEGIES.names())}; learners: "
+                             f"{', '.join(LEARNERS.names())}; oracles: "
+                             f"{', '.join(ORACLES.names())}")
     width = max(len(n) for n in STRATEGIES.names())
     for name, cls in STRATEGIES.items():
         print(f"{name:<{width}}  {first_doc_line(cls)}")
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from activegen.experiments.schema import config_schema
+
+    text = json.dumps(config_schema(args.kind), indent=2) + "\n"
+    if args.out:
+        from activegen._atomic import atomic_write_text
+
+        atomic_write_text(Path(args.out), text)
+    else:
+        print(text, end="")
     return 0
 
 
@@ -123,11 +152,13 @@ def _images_label_config(args: argparse.Namespace) -> Any:
     data["images"] = images
     data.setdefault("name", Path(images.get("folder", "images")).name or "images")
     data.setdefault("learner", {"name": "logistic-regression"})
-    labeling = dict(data.get("labeling") or {})
+    loop = dict(data.get("loop") or {})
     if args.budget is not None:
-        labeling["budget"] = args.budget
-    labeling.setdefault("budget", 100)
-    data["labeling"] = labeling
+        loop["budget"] = args.budget
+    loop.setdefault("budget", 100)
+    loop.setdefault("batch", 10)
+    loop.setdefault("initial", loop["batch"])
+    data["loop"] = loop
     return parse_label_config(data, args.config or "command line")
 
 
@@ -316,8 +347,21 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.set_defaults(handler=_cmd_datasets)
 
     strategies = sub.add_parser("strategies", help="list the strategies, one line each",
-                                description="List the registered query strategies.")
+                                description="List the registered query strategies, or one "
+                                "strategy's, learner's or oracle's settings (--settings).")
+    strategies.add_argument("--settings", metavar="NAME",
+                            help="print the settings of the strategy, learner or oracle NAME: "
+                            "each key, its type, default and meaning")
     strategies.set_defaults(handler=_cmd_strategies)
+
+    schema = sub.add_parser("schema", help="the JSON schema of a config file",
+                            description="Write the JSON schema of an experiment (or labeling "
+                            "session) config, generated from the settings models, for editors "
+                            "that validate TOML against a schema.")
+    schema.add_argument("--kind", choices=("experiment", "label"), default="experiment",
+                        help="which config file (default: experiment)")
+    schema.add_argument("--out", help="write it to this file (default: print it)")
+    schema.set_defaults(handler=_cmd_schema)
 
     label = sub.add_parser(
         "label", help="label in the browser: an active-learning session with you as the oracle",

@@ -1,17 +1,21 @@
-"""The active-learning engine: one round of Algorithm 1 as ``ask`` / ``tell``.
+"""The active-learning engine: one round of Algorithm 1 as ``ask`` / ``tell``, its state a fold
+over the round's events.
 
 :class:`ActiveLearner` is what the benchmark loop, the labeling app and a user's own code
 stand on. ``ask(k)`` fits a fresh learner on everything labeled (seeded by ``(seed, round)``),
 evaluates it on the test sets, and lets the strategy choose the next batch with this round's
-seeded generator; ``tell(query, labels)`` checks the answers (sizes, classes, abstentions
-``-1``, no pool point asked twice) and applies them. Every random draw of round ``r`` comes
-from ``derive_seed(seed, r, …)``, so a run is a pure function of its labels and its seed, and
-a state reloaded from its store continues exactly as an uninterrupted run would.
+seeded generator (while nothing is labeled, the cold-start strategy chooses, or a seeded
+random draw); ``tell(query, labels)`` checks the answers (sizes, classes, abstentions ``-1``,
+no pool point asked twice) and applies them; ``teach(indices, labels)`` applies labels known
+from elsewhere (an import).
 
-The state lives behind :class:`StateStore`: :class:`NpzStore` (the run's atomic checkpoint),
-:class:`MemoryStore`, or the labeling app's SQLite store
-(:class:`activegen.server.engine_state.LabelStoreState`), whose session calls ``ask`` when a
-round's answers are in.
+What happened is a list of :class:`Event` s (labels taught, a query asked, its answers told,
+the run finished), and the state is their fold, :func:`replay`: a run's checkpoint and the
+labeling app's label store hold the same events, and every reader (the run after a crash, the
+labeling session after a restart, t-SNE of a finished run, an analysis) rebuilds the state with
+that one function. Every random draw of round ``r`` comes from ``derive_seed(seed, r, …)``, so
+a run is a pure function of its events and its seed, and a state replayed from its store
+continues exactly as an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ import json
 import logging
 import time
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Literal, Protocol
 
 import numpy as np
 import torch
@@ -33,7 +37,7 @@ import torch
 from activegen._atomic import atomic_write_bytes
 from activegen.errors import ConfigError, DataError, EmptyPoolError
 from activegen.models.base import Learner
-from activegen.models.capabilities import FitContext, PoolPrepared, has_capability
+from activegen.models.capabilities import FitContext, PoolPrepared
 from activegen.oracles.base import ABSTAIN
 from activegen.strategies.base import Query, QueryState, Strategy
 
@@ -118,9 +122,38 @@ class RoundRecord:
     label_seconds: float = 0.0
 
 
+EventKind = Literal["taught", "asked", "told", "finished"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened to a run.
+
+    - ``taught``: labels known from elsewhere (an experiment's initial set, a session's
+      import): ``indices`` and ``labels``; ``charged``: whether they count toward the budget.
+    - ``asked``: round ``round``'s query: pool ``indices``, or synthesized ``samples``.
+    - ``told``: the answers to the last ``asked`` query, ``labels`` aligned with it.
+    - ``finished``: the run is over (``reason``: budget, pool, no labels, stopped).
+    """
+
+    kind: EventKind
+    round: int
+    indices: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    labels: np.ndarray | None = None
+    samples: np.ndarray | None = None
+    charged: bool = True
+    reason: str = ""
+
+    @classmethod
+    def asked_query(cls, round_: int, query: Query) -> Event:
+        return cls("asked", round_, np.asarray(query.indices, np.int64),
+                   samples=None if query.samples is None
+                   else np.asarray(query.samples, np.float32))
+
+
 @dataclass
 class LoopState:
-    """Everything needed to resume a run after its last finished round."""
+    """The fold of a run's events (:func:`replay`): what is labeled, asked and spent."""
 
     round: int
     labeled_indices: np.ndarray
@@ -128,37 +161,148 @@ class LoopState:
     queried: np.ndarray
     X_extra: np.ndarray
     y_extra: np.ndarray
-    n_spent: int
-    n_abstained: int
+    n_spent: int = 0
+    n_abstained: int = 0
     empty_rounds: int = 0
     finished: bool = False
+    #: the ``asked`` event not told yet (a labeling session's open round after a restart)
+    pending: Event | None = None
+
+    @classmethod
+    def empty(cls, n_pool: int, image_shape: tuple[int, ...]) -> LoopState:
+        return cls(round=0, labeled_indices=np.empty(0, np.int64),
+                   labeled_y=np.empty(0, np.int64), queried=np.zeros(n_pool, dtype=bool),
+                   X_extra=np.empty((0, *image_shape), dtype=np.float32),
+                   y_extra=np.empty(0, np.int64))
+
+
+def apply_event(state: LoopState, event: Event, n_classes: int,
+                abstain_costs_budget: bool = True) -> None:
+    """Fold one event into ``state`` (in place).
+
+    Raises:
+        DataError: the event is impossible here (an index outside the pool or asked before,
+            a label outside the classes, an answer to nothing asked, counts that disagree).
+    """
+    if state.finished:
+        raise DataError(f"a {event.kind!r} event after the run finished")
+    n_pool = len(state.queried)
+    if event.kind == "finished":
+        state.finished = True
+        return
+    if event.kind == "asked":
+        if state.pending is not None:
+            raise DataError(f"round {event.round} asked before round {state.pending.round} "
+                            "was told")
+        if event.round != state.round:
+            raise DataError(f"round {event.round} asked at round {state.round}")
+        if event.samples is None:
+            _check_indices(event.indices, n_pool, state.queried, "asked")
+        state.pending = event
+        return
+    labels = _checked_labels(event.labels, n_classes, event.kind)
+    got = labels != ABSTAIN
+    if event.kind == "taught":
+        idx = _check_indices(event.indices, n_pool, state.queried, "taught")
+        if len(labels) != len(idx):
+            raise DataError(f"taught {len(idx)} indices but {len(labels)} labels")
+        state.queried[idx] = True
+        state.labeled_indices = np.concatenate([state.labeled_indices, idx[got]])
+        state.labeled_y = np.concatenate([state.labeled_y, labels[got]])
+        state.n_abstained += int((~got).sum())
+        if event.charged:
+            state.n_spent += len(idx) if abstain_costs_budget else int(got.sum())
+        return
+    asked = state.pending
+    if asked is None or asked.round != event.round:
+        raise DataError(f"round {event.round} told without being asked")
+    size = len(asked.samples) if asked.samples is not None else len(asked.indices)
+    if len(labels) != size:
+        raise DataError(f"round {event.round}: {len(labels)} answers to {size} queries")
+    if asked.samples is not None:
+        state.X_extra = np.concatenate([state.X_extra, asked.samples[got]])
+        state.y_extra = np.concatenate([state.y_extra, labels[got]])
+    else:
+        state.queried[asked.indices] = True
+        state.labeled_indices = np.concatenate([state.labeled_indices, asked.indices[got]])
+        state.labeled_y = np.concatenate([state.labeled_y, labels[got]])
+    state.n_abstained += int((~got).sum())
+    state.n_spent += size if abstain_costs_budget else int(got.sum())
+    state.empty_rounds = 0 if got.any() else state.empty_rounds + 1
+    state.pending = None
+    state.round += 1
+
+
+def _check_indices(indices: np.ndarray, n_pool: int, queried: np.ndarray,
+                   what: str) -> np.ndarray:
+    idx = np.asarray(indices)
+    if idx.size and not np.issubdtype(idx.dtype, np.integer):
+        raise DataError(f"{what} pool indices are not integers")
+    idx = idx.astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n_pool):
+        raise DataError(f"{what}: a pool index is outside the pool of {n_pool} images")
+    if len(np.unique(idx)) != len(idx) or queried[idx].any():
+        raise DataError(f"{what}: a pool image is asked or labeled twice")
+    return idx
+
+
+def _checked_labels(labels: np.ndarray | None, n_classes: int, what: str) -> np.ndarray:
+    if labels is None:
+        raise DataError(f"a {what} event without labels")
+    values = np.asarray(labels)
+    if values.size and not np.issubdtype(values.dtype, np.integer):
+        raise DataError(f"{what} labels are not integers")
+    values = values.astype(np.int64)
+    bad = (values != ABSTAIN) & ((values < 0) | (values >= n_classes))
+    if bad.any():
+        raise DataError(f"{what}: label {values[bad][0]} is outside 0..{n_classes - 1} "
+                        "(or -1 for can't tell)")
+    return values
+
+
+def replay(events: Sequence[Event], n_pool: int, image_shape: tuple[int, ...], n_classes: int,
+           abstain_costs_budget: bool = True) -> LoopState:
+    """The state after ``events``: the one fold every reader of a run's history uses."""
+    state = LoopState.empty(n_pool, image_shape)
+    for event in events:
+        apply_event(state, event, n_classes, abstain_costs_budget)
+    return state
+
+
+@dataclass
+class Checkpoint:
+    """What a run keeps between rounds: its events and each finished round's record."""
+
+    events: list[Event] = field(default_factory=list)
     records: list[RoundRecord] = field(default_factory=list)
+
+    #: the file layout; another is refused (a checkpoint is never guessed at)
+    FORMAT: ClassVar[int] = 2
 
     def to_bytes(self) -> bytes:
         meta = {
-            "round": self.round,
-            "n_spent": self.n_spent,
-            "n_abstained": self.n_abstained,
-            "empty_rounds": self.empty_rounds,
-            "finished": self.finished,
+            "format": self.FORMAT,
+            "events": [{"kind": e.kind, "round": e.round, "charged": e.charged,
+                        "reason": e.reason, "labels": e.labels is not None,
+                        "samples": e.samples is not None} for e in self.events],
             # vars(), not dataclasses.asdict: asdict deep-copies every record, every round
             "records": [vars(r) for r in self.records],
         }
+        arrays: dict[str, np.ndarray] = {
+            "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
+        for i, e in enumerate(self.events):
+            arrays[f"indices_{i}"] = np.asarray(e.indices, np.int64)
+            if e.labels is not None:
+                arrays[f"labels_{i}"] = np.asarray(e.labels, np.int64)
+            if e.samples is not None:
+                arrays[f"samples_{i}"] = np.asarray(e.samples, np.float32)
         buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-            labeled_indices=self.labeled_indices,
-            labeled_y=self.labeled_y,
-            queried=self.queried,
-            X_extra=self.X_extra,
-            y_extra=self.y_extra,
-        )
+        np.savez(buffer, **arrays)
         return buffer.getvalue()
 
     @classmethod
-    def from_file(cls, path: Path) -> LoopState:
-        """Read a checkpoint.
+    def read(cls, path: Path) -> Checkpoint:
+        """Read a checkpoint file.
 
         Checkpoints are written atomically, so a damaged one was damaged after the fact (a
         failing disk, a copy cut short). It is refused, never silently discarded: with a
@@ -169,54 +313,26 @@ class LoopState:
                 how to restart that run.
         """
         try:
-            return cls._read(path)
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["meta"]).decode())
+                if meta.get("format") != cls.FORMAT:
+                    raise ValueError(f"format {meta.get('format')!r}, expected {cls.FORMAT}")
+                events = []
+                for i, e in enumerate(meta["events"]):
+                    events.append(Event(
+                        kind=e["kind"], round=int(e["round"]), indices=data[f"indices_{i}"],
+                        labels=data[f"labels_{i}"] if e["labels"] else None,
+                        samples=data[f"samples_{i}"] if e["samples"] else None,
+                        charged=bool(e["charged"]), reason=str(e["reason"])))
+                records = [RoundRecord(**r) for r in meta["records"]]
+        except (OSError, ValueError, KeyError, TypeError, EOFError,
+                zipfile.BadZipFile) as exc:
             raise DataError(
                 f"{path}: damaged checkpoint ({type(exc).__name__}: {exc}); delete this file to "
                 "restart that run from its first round (other runs keep their progress), or "
                 "run again with --fresh"
             ) from None
-
-    def problem(self, n_pool: int, n_classes: int) -> str | None:
-        """What makes this state impossible for a pool of ``n_pool`` images and ``n_classes``
-        classes (an index or label out of range, arrays that disagree), or ``None``."""
-        idx, y = self.labeled_indices, self.labeled_y
-        if idx.ndim != 1 or y.ndim != 1 or len(idx) != len(y):
-            return "labeled indices and labels disagree in shape"
-        if len(self.y_extra) != len(self.X_extra):
-            return "synthesized images and their labels disagree in number"
-        for name, values in (("labeled index", idx), ("label", y), ("synthesized label",
-                                                                    self.y_extra)):
-            if values.size and not np.issubdtype(values.dtype, np.integer):
-                return f"{name}s are not integers"
-        if idx.size and (idx.min() < 0 or idx.max() >= n_pool):
-            return f"a labeled index is outside the pool of {n_pool} images"
-        if len(np.unique(idx)) != len(idx):
-            return "a pool image is labeled twice"
-        for name, values in (("label", y), ("synthesized label", self.y_extra)):
-            if values.size and (values.min() < 0 or values.max() >= n_classes):
-                return f"a {name} is outside the {n_classes} classes"
-        if self.round < 0 or self.n_spent < 0 or self.n_abstained < 0:
-            return "a negative round or label count"
-        return None
-
-    @classmethod
-    def _read(cls, path: Path) -> LoopState:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(bytes(data["meta"]).decode())
-            return cls(
-                round=meta["round"],
-                labeled_indices=data["labeled_indices"],
-                labeled_y=data["labeled_y"],
-                queried=data["queried"],
-                X_extra=data["X_extra"],
-                y_extra=data["y_extra"],
-                n_spent=meta["n_spent"],
-                n_abstained=meta["n_abstained"],
-                empty_rounds=meta["empty_rounds"],
-                finished=meta["finished"],
-                records=[RoundRecord(**r) for r in meta["records"]],
-            )
+        return cls(events, records)
 
 
 #: Called after each answered query with the round, the query and its labels, so the caller can
@@ -228,28 +344,28 @@ LearnerFactory = Callable[[int], Learner]
 
 
 class StateStore(Protocol):
-    """Where an :class:`ActiveLearner` keeps its state between rounds."""
+    """Where an :class:`ActiveLearner` keeps its events between rounds."""
 
-    def load(self) -> LoopState | None:
-        """The saved state, or ``None`` when nothing was saved yet."""
+    def load(self) -> Checkpoint | None:
+        """The saved events and records, or ``None`` when nothing was saved yet."""
         ...
 
-    def save(self, state: LoopState) -> None:
-        """Keep ``state`` (called after every finished round)."""
+    def save(self, checkpoint: Checkpoint) -> None:
+        """Keep ``checkpoint`` (called after every finished round)."""
         ...
 
 
 class MemoryStore:
-    """Keeps the state in memory (a library user's loop, tests)."""
+    """Keeps the checkpoint in memory (a library user's loop, tests)."""
 
     def __init__(self) -> None:
-        self.state: LoopState | None = None
+        self.checkpoint: Checkpoint | None = None
 
-    def load(self) -> LoopState | None:
-        return self.state
+    def load(self) -> Checkpoint | None:
+        return self.checkpoint
 
-    def save(self, state: LoopState) -> None:
-        self.state = state
+    def save(self, checkpoint: Checkpoint) -> None:
+        self.checkpoint = checkpoint
 
 
 class NpzStore:
@@ -263,14 +379,15 @@ class NpzStore:
         self.path = Path(path)
         self.fsync = fsync
 
-    def load(self) -> LoopState | None:
-        return LoopState.from_file(self.path) if self.path.exists() else None
+    def load(self) -> Checkpoint | None:
+        return Checkpoint.read(self.path) if self.path.exists() else None
 
-    def save(self, state: LoopState) -> None:
+    def save(self, checkpoint: Checkpoint) -> None:
         # Atomic and fsynced: a kill leaves the previous or this round's checkpoint, whole.
         # The directory is not fsynced each round: after a power cut the run may resume a
         # round or two earlier, and recomputes them exactly (the engine is deterministic).
-        atomic_write_bytes(self.path, state.to_bytes(), durable_rename=False, sync=self.fsync)
+        atomic_write_bytes(self.path, checkpoint.to_bytes(), durable_rename=False,
+                           sync=self.fsync)
 
 
 def as_factory(learner: Learner | LearnerFactory) -> LearnerFactory:
@@ -300,25 +417,24 @@ def fit_learner(make_learner: LearnerFactory, X: np.ndarray, y: np.ndarray, *, s
     """
     torch.manual_seed(derive_seed(seed, round_, 1))
     learner = make_learner(derive_seed(seed, round_, 2))
-    if X_pool is not None and has_capability(learner, PoolPrepared):
-        learner.prepare(X_pool, cache_dir)  # type: ignore[attr-defined]
+    if X_pool is not None and isinstance(learner, PoolPrepared):
+        learner.prepare(X_pool, cache_dir)
     extra = strategy.fit_features(X) if strategy is not None else None
     if extra is not None:
-        context = FitContext(context.round, context.labels_initial, context.labels_per_round,
-                             extra)
+        context = FitContext(context.round, extra)
     t0 = time.perf_counter()
     learner.fit(X, y, context)
     return learner, time.perf_counter() - t0
 
 
-def choose_batch(strategy: Strategy, state: QueryState, k: int, seed: int) -> Query:
-    """The strategy's batch of at most ``k`` for ``state`` (a seeded random draw while no
-    learner is fitted), checked: not empty, at most ``k``, no pool point twice.
+def choose_batch(strategy: Strategy | None, state: QueryState, k: int, seed: int) -> Query:
+    """``strategy``'s batch of at most ``k`` for ``state`` (``None``: a seeded random draw),
+    checked: not empty, at most ``k``, no pool point twice.
 
     Raises:
         EmptyPoolError: nothing is left to choose from.
     """
-    if state.learner is None:  # nothing labeled yet: a seeded random draw
+    if strategy is None:
         available = state.available_indices
         if len(available) == 0:
             raise EmptyPoolError("every pool image has been asked")
@@ -342,19 +458,23 @@ class ActiveLearner:
     """One strategy and one learner on one pool, round by round (see the module docstring).
 
     Args:
-        X_pool: the pool images in the model scale, ``float32 [N, C, H, W]`` in ``[0, 1]``.
+        X_pool: the pool in the model scale: images ``float32 [N, C, H, W]`` in ``[0, 1]``,
+            or feature rows ``float32 [N, d]``.
         n_classes: number of classes; labels are ``0..n_classes-1``, ``-1`` = abstained.
         learner: an unfitted learner (a template copied every round) or a factory
             ``seed -> Learner``.
         strategy: chooses the queries; prepared by the caller if it needs it.
         seed: the run's seed.
-        initial: pool indices and labels known before the first round (may be empty: the
-            first batch is then a seeded random draw).
+        initial: pool indices and labels known before the first round, charged to the budget
+            (may be empty: the first batch is then the cold start's).
+        cold_start: chooses the first batch while nothing is labeled (it gets no learner:
+            TypiClust, ProbCover or core-set on features of their own); ``None``: a seeded
+            random draw.
         budget: labels to spend in all, the initial ones included (``None``: no limit).
         batch_size: the ``k`` of ``ask()`` without an argument.
         abstain_costs_budget: whether a query the oracle could not label is charged.
         test_sets: named ``(X, y)`` evaluated after every fit.
-        store: where the state is kept (default: memory); a stored state is resumed.
+        store: where the events are kept (default: memory); stored events are replayed.
         cache_dir: where a :class:`PoolPrepared` learner caches what it learns from the pool.
         on_round: called with each finished :class:`RoundRecord`.
         on_fitted: called with each round's record and its fitted learner, right after the
@@ -371,6 +491,7 @@ class ActiveLearner:
         *,
         seed: int = 0,
         initial: tuple[np.ndarray, np.ndarray] | None = None,
+        cold_start: Strategy | None = None,
         budget: int | None = None,
         batch_size: int | None = None,
         abstain_costs_budget: bool = True,
@@ -382,14 +503,16 @@ class ActiveLearner:
         query_sink: QuerySink | None = None,
     ) -> None:
         X_pool = np.asarray(X_pool, dtype=np.float32)
-        if X_pool.ndim != 4:
-            raise DataError(f"X_pool must be float32 [N, C, H, W], got shape {X_pool.shape}")
+        if X_pool.ndim not in (2, 4):
+            raise DataError(f"X_pool must be feature rows [N, d] or images [N, C, H, W], got "
+                            f"shape {X_pool.shape}")
         if n_classes < 2:
             raise ConfigError(f"n_classes must be >= 2, got {n_classes}")
         self.X_pool = X_pool
         self.n_classes = n_classes
         self.make_learner = as_factory(learner)
         self.strategy = strategy
+        self.cold_start = cold_start
         self.seed = seed
         self.budget = budget
         self.batch_size = batch_size
@@ -401,42 +524,41 @@ class ActiveLearner:
         #: sees each round's fitted learner (stopping criteria); never on replayed rounds
         self.on_fitted = on_fitted
         self.query_sink = query_sink
-        idx, y = initial if initial is not None else (np.empty(0, np.int64), np.empty(0, np.int64))
-        self.labels_initial = len(idx) or None
-        self.state = self._load_or_init(np.asarray(idx, np.int64), np.asarray(y, np.int64))
+        self.checkpoint = self._load_or_start(initial)
+        self.state = self._replay(self.checkpoint.events)
         #: The learner fitted in the current round (``None`` before its fit).
         self.learner: Learner | None = None
         self._record: RoundRecord | None = None
-        self._asked: Query | None = None
+        self._asked: Query | None = (None if self.state.pending is None
+                                     else _query_of(self.state.pending))
 
     # -- state ----------------------------------------------------------------------------
-    def _load_or_init(self, idx: np.ndarray, y: np.ndarray) -> LoopState:
-        state = self.store.load()
-        if state is not None:
-            where = getattr(self.store, "path", "the stored state")
-            if len(state.queried) != len(self.X_pool):
-                raise ConfigError(f"{where}: checkpoint is for a pool of {len(state.queried)} "
-                                  f"images, not {len(self.X_pool)}")
-            problem = state.problem(len(self.X_pool), self.n_classes)
-            if problem is not None:
-                raise DataError(
-                    f"{where}: damaged checkpoint ({problem}); delete this file to restart that "
-                    "run from its first round (other runs keep their progress), or run again "
-                    "with --fresh"
-                )
-            return state
+    def _replay(self, events: Sequence[Event]) -> LoopState:
+        where = getattr(self.store, "path", "the stored events")
+        try:
+            return replay(events, len(self.X_pool), self.X_pool.shape[1:], self.n_classes,
+                          self.abstain_costs_budget)
+        except DataError as exc:
+            raise DataError(f"{where}: impossible history ({exc}); it was not written by this "
+                            "pool and configuration") from None
+
+    def _load_or_start(self, initial: tuple[np.ndarray, np.ndarray] | None) -> Checkpoint:
+        stored = self.store.load()
+        if stored is not None:
+            return stored
+        if initial is None or len(initial[0]) == 0:
+            return Checkpoint()
+        idx, y = (np.asarray(a) for a in initial)
         if len(idx) != len(y):
             raise DataError(f"initial: {len(idx)} indices but {len(y)} labels")
-        if len(idx) and (idx.min() < 0 or idx.max() >= len(self.X_pool)
-                         or len(np.unique(idx)) != len(idx)):
-            raise DataError(f"initial: indices must be distinct and in 0..{len(self.X_pool) - 1}")
-        self._check_labels(y, allow_abstain=False)
-        queried = np.zeros(len(self.X_pool), dtype=bool)
-        queried[idx] = True
-        c, h, w = self.X_pool.shape[1:]
-        return LoopState(round=0, labeled_indices=idx.copy(), labeled_y=y.copy(),
-                         queried=queried, X_extra=np.empty((0, c, h, w), dtype=np.float32),
-                         y_extra=np.empty(0, dtype=np.int64), n_spent=len(idx), n_abstained=0)
+        event = Event("taught", 0, idx, labels=y)
+        try:  # checked by the fold, before anything else
+            replay([event], len(self.X_pool), self.X_pool.shape[1:], self.n_classes)
+        except DataError as exc:
+            raise DataError(f"initial: {exc}") from None
+        if (np.asarray(y) == ABSTAIN).any():
+            raise DataError("initial: labels must be classes, not -1")
+        return Checkpoint([event])
 
     @property
     def done(self) -> bool:
@@ -445,10 +567,14 @@ class ActiveLearner:
 
     @property
     def records(self) -> list[RoundRecord]:
-        return self.state.records
+        return self.checkpoint.records
+
+    @property
+    def events(self) -> list[Event]:
+        return self.checkpoint.events
 
     def training_set(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every labeled image and its label: labeled pool points, then synthesized ones."""
+        """Every labeled example and its label: labeled pool points, then synthesized ones."""
         s = self.state
         X, y = self.X_pool[s.labeled_indices], s.labeled_y
         if len(s.y_extra):
@@ -463,11 +589,10 @@ class ActiveLearner:
         s = self.state
         X, y = self.training_set()
         if len(y):
-            context = FitContext(round=s.round, labels_initial=self.labels_initial,
-                                 labels_per_round=self.batch_size)
             self.learner, fit_seconds = fit_learner(
-                self.make_learner, X, y, seed=self.seed, round_=s.round, context=context,
-                strategy=self.strategy, X_pool=self.X_pool, cache_dir=self.cache_dir)
+                self.make_learner, X, y, seed=self.seed, round_=s.round,
+                context=FitContext(round=s.round), strategy=self.strategy,
+                X_pool=self.X_pool, cache_dir=self.cache_dir)
         else:
             self.learner, fit_seconds = None, 0.0
         t1 = time.perf_counter()
@@ -483,11 +608,14 @@ class ActiveLearner:
 
     def stop(self) -> None:
         """End the run at this round, after its fit and evaluation (a stopping criterion
-        fired): the round is recorded and the state saved as finished, so a resumed run
-        does not continue. A query asked and not yet told is dropped."""
+        fired): the round is recorded and the run saved as finished, so a resumed run does
+        not continue. A query asked and not yet told is dropped."""
         if self.done:
             return
-        self._finish_round(self.fit(), finished=True)
+        if self._asked is not None:
+            self.checkpoint.events.pop()  # the asked event of the dropped query
+            self.state.pending, self._asked = None, None
+        self._finish(self.fit(), "stopped")
 
     def ask(self, k: int | None = None) -> Query:
         """Fit, evaluate, and return the next batch of at most ``k`` (default: the batch size,
@@ -504,16 +632,20 @@ class ActiveLearner:
             if self.batch_size is None:
                 raise ConfigError("ask() needs k, or a batch_size given to ActiveLearner")
             k = self.batch_size
-        if k < 1:
-            raise ConfigError(f"ask(k) needs k >= 1, got {k}")
-        record = self.fit()
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ConfigError(f"ask(k) needs an integer k >= 1, got {k!r}")
         s = self.state
         remaining = np.inf if self.budget is None else self.budget - s.n_spent
         if remaining <= 0 or s.empty_rounds >= MAX_EMPTY_ROUNDS:
             if s.empty_rounds >= MAX_EMPTY_ROUNDS:
                 log.warning("stopping: %d rounds in a row brought no label", MAX_EMPTY_ROUNDS)
-            self._finish_round(record, finished=True)
+            self._finish(self.fit(), "budget" if remaining <= 0 else "no labels")
             return Query.from_pool(np.empty(0, np.int64))
+        if not (~s.queried).any() and not self.strategy.synthesizes:
+            log.info("round %d: the pool is exhausted; stopping", s.round)
+            self._finish(self.fit(), "pool")
+            return Query.from_pool(np.empty(0, np.int64))
+        record = self.fit()
         k = int(min(k, remaining))
         query_state = QueryState(
             X_pool=self.X_pool, queried=s.queried.copy(),
@@ -521,15 +653,19 @@ class ActiveLearner:
             n_classes=self.n_classes,
             rng=np.random.default_rng(derive_seed(self.seed, s.round, 3)), round=s.round,
             X_extra=s.X_extra, y_extra=s.y_extra, labels=s.labeled_y.copy())
+        chooser = self.strategy if self.learner is not None else self.cold_start
         t0 = time.perf_counter()
         try:
-            query = choose_batch(self.strategy, query_state, k, self.seed)
+            query = choose_batch(chooser, query_state, k, self.seed)
         except EmptyPoolError:
             log.info("round %d: the pool is exhausted; stopping", s.round)
-            self._finish_round(record, finished=True)
+            self._finish(record, "pool")
             return Query.from_pool(np.empty(0, np.int64))
         record.query_seconds = time.perf_counter() - t0
         self._asked = query
+        event = Event.asked_query(s.round, query)
+        self.checkpoint.events.append(event)
+        apply_event(self.state, event, self.n_classes, self.abstain_costs_budget)
         return query
 
     def tell(self, query: Query, labels: np.ndarray, label_seconds: float = 0.0) -> None:
@@ -539,48 +675,64 @@ class ActiveLearner:
             return  # the empty query of a finished run
         if self._asked is None or query is not self._asked:
             raise RuntimeError("tell() answers the query of the last ask(), once")
-        labels = np.asarray(labels)
-        if labels.shape != (len(query),):
-            raise DataError(f"got {labels.shape} labels for {len(query)} queries")
-        labels = labels.astype(np.int64)
-        self._check_labels(labels, allow_abstain=True)
-        assert self._record is not None
-        self._record.label_seconds = label_seconds
+        labels = self._integer_labels(labels, len(query))
+        event = Event("told", self.state.round, labels=labels)
+        apply_event(self.state, event, self.n_classes, self.abstain_costs_budget)
+        self.checkpoint.events.append(event)
+        record = self.fit()
+        record.label_seconds = label_seconds
         if self.query_sink is not None:
-            self.query_sink(self.state.round, query, labels)
-        self._apply(query, labels)
-        self._finish_round(self._record, finished=False)
+            self.query_sink(record.round, query, labels)
+        self._close_round(record)
 
-    def _check_labels(self, labels: np.ndarray, allow_abstain: bool) -> None:
-        ok = (labels >= 0) & (labels < self.n_classes)
-        if allow_abstain:
-            ok |= labels == ABSTAIN
-        if not ok.all():
-            bad = labels[~ok][0]
-            raise DataError(f"label {bad} is outside 0..{self.n_classes - 1}"
-                            + (" (or -1 to abstain)" if allow_abstain else ""))
+    def teach(self, indices: np.ndarray, labels: np.ndarray, charged: bool = False) -> None:
+        """Apply labels known from elsewhere (an import), between rounds: pool ``indices``
+        not asked yet, their ``labels`` (``-1`` = can't tell); ``charged``: whether they count
+        toward the budget. Refused while a query is out (answer it first)."""
+        if self._asked is not None:
+            raise RuntimeError("teach() between rounds: tell the open query's answers first")
+        idx = np.asarray(indices)
+        labels = self._integer_labels(labels, len(idx))
+        event = Event("taught", self.state.round, idx, labels=labels, charged=charged)
+        apply_event(self.state, event, self.n_classes, self.abstain_costs_budget)
+        self.checkpoint.events.append(event)
+        self._record, self.learner = None, None  # the round's learner no longer fits them all
+        self.store.save(self.checkpoint)
 
-    def _apply(self, query: Query, labels: np.ndarray) -> None:
-        s = self.state
-        got = labels != ABSTAIN
-        if query.is_synthesized:
-            assert query.samples is not None
-            s.X_extra = np.concatenate([s.X_extra, query.samples[got]])
-            s.y_extra = np.concatenate([s.y_extra, labels[got]])
-        else:
-            s.queried[query.indices] = True
-            s.labeled_indices = np.concatenate([s.labeled_indices, query.indices[got]])
-            s.labeled_y = np.concatenate([s.labeled_y, labels[got]])
-        s.n_abstained += int((~got).sum())
-        s.n_spent += len(query) if self.abstain_costs_budget else int(got.sum())
-        s.empty_rounds = 0 if got.any() else s.empty_rounds + 1
+    def _integer_labels(self, labels: np.ndarray, n: int) -> np.ndarray:
+        values = np.asarray(labels)
+        if values.shape != (n,):
+            raise DataError(f"got {values.shape} labels for {n} queries")
+        if values.size and not np.issubdtype(values.dtype, np.integer):
+            as_int = values.astype(np.int64) if np.issubdtype(values.dtype, np.floating) \
+                and np.isfinite(values).all() else None
+            if as_int is None or (as_int != values).any():
+                bad = values[0] if as_int is None else values[as_int != values][0]
+                raise DataError(f"labels must be integer classes 0..{self.n_classes - 1} or -1; "
+                                f"got {bad!r}")
+            values = as_int
+        values = values.astype(np.int64)
+        bad = (values != ABSTAIN) & ((values < 0) | (values >= self.n_classes))
+        if bad.any():
+            raise DataError(f"label {values[bad][0]} is outside 0..{self.n_classes - 1} "
+                            "(or -1 to abstain)")
+        return values
 
-    def _finish_round(self, record: RoundRecord, finished: bool) -> None:
-        s = self.state
-        s.records.append(record)
-        s.round += 1
-        s.finished = finished
+    def _finish(self, record: RoundRecord, reason: str) -> None:
+        self.checkpoint.events.append(Event("finished", self.state.round, reason=reason))
+        self.state.finished = True
+        self._close_round(record)
+
+    def _close_round(self, record: RoundRecord) -> None:
+        self.checkpoint.records.append(record)
         self._record, self._asked = None, None
         if self.on_round is not None:  # before the save: a round whose report failed reruns
             self.on_round(record)
-        self.store.save(s)
+        self.store.save(self.checkpoint)
+
+
+def _query_of(asked: Event) -> Query:
+    """The query of a stored ``asked`` event (what the labeling app shows after a restart)."""
+    if asked.samples is not None:
+        return Query.synthesized(asked.samples)
+    return Query.from_pool(asked.indices)

@@ -21,6 +21,7 @@ from activegen.data.dataset import Dataset
 from activegen.engine import (
     MAX_EMPTY_ROUNDS,
     ActiveLearner,
+    Checkpoint,
     LoopSettings,
     LoopState,
     NpzStore,
@@ -37,6 +38,7 @@ from activegen.strategies.base import Strategy
 __all__ = [
     "MAX_EMPTY_ROUNDS",
     "ActiveLearningLoop",
+    "Checkpoint",
     "LoopSettings",
     "LoopState",
     "QuerySink",
@@ -62,6 +64,11 @@ class ActiveLearningLoop:
         on_round: called with each :class:`RoundRecord` as it is finished.
         query_sink: called with every labeled query.
         cache_dir: where a pool-prepared learner (self-taught) caches its basis.
+        cold_start: chooses the first ``initial_size`` labels (TypiClust, ProbCover, core-set
+            on features of their own); ``None``: a seeded uniform draw that depends on the
+            pool and the seed only, so every strategy of a seed starts alike.
+        on_fitted: sees each round's fitted learner (stopping criteria).
+        stop_when: asked after each round's fit and evaluation; True ends the run there.
         fsync: fsync each round's checkpoint (survives a power cut); ``False`` keeps the
             write atomic (a killed process still leaves a whole checkpoint) but skips the
             fsync, whose cost on a slow disk can exceed a small round's compute.
@@ -81,7 +88,7 @@ class ActiveLearningLoop:
         query_sink: QuerySink | None = None,
         fsync: bool = True,
         cache_dir: Path | None = None,
-        initial_selector: Callable[[], np.ndarray] | None = None,
+        cold_start: Strategy | None = None,
         on_fitted: Callable[[RoundRecord, Learner], None] | None = None,
         stop_when: Callable[[RoundRecord], bool] | None = None,
     ) -> None:
@@ -102,21 +109,20 @@ class ActiveLearningLoop:
         self.query_sink = query_sink
         self.fsync = fsync
         self.cache_dir = cache_dir
-        #: chooses the initial labeled set (cold start); None: uniform random
-        self.initial_selector = initial_selector
-        #: sees each round's fitted learner (stopping criteria); never on replayed rounds
+        self.cold_start = cold_start
         self.on_fitted = on_fitted
-        #: asked after each round's fit and evaluation; True ends the run there
         self.stop_when = stop_when
 
     def run(self) -> list[RoundRecord]:
         """Run (or resume) until the budget is spent; returns every round's record."""
         store = NpzStore(self.checkpoint, self.fsync) if self.checkpoint is not None else None
-        initial = (initial_labeled_indices(self.pool.y, self.settings.initial_size, self.seed)
-                   if self.initial_selector is None else self.initial_selector())
+        initial = None
+        if self.cold_start is None:
+            idx = initial_labeled_indices(self.pool.y, self.settings.initial_size, self.seed)
+            initial = (idx, self.pool.y[idx])
         engine = ActiveLearner(
             self.X_pool, self.pool.n_classes, self.make_learner, self.strategy, seed=self.seed,
-            initial=(initial, self.pool.y[initial]), budget=self.settings.budget,
+            initial=initial, cold_start=self.cold_start, budget=self.settings.budget,
             batch_size=self.settings.batch_size,
             abstain_costs_budget=self.settings.abstain_costs_budget,
             test_sets=self.test_sets, store=store, cache_dir=self.cache_dir,
@@ -128,7 +134,9 @@ class ActiveLearningLoop:
             if self.stop_when is not None and self.stop_when(engine.fit()):
                 engine.stop()
                 break
-            query = engine.ask()
+            # the cold start's batch is the initial set's size
+            first = self.cold_start is not None and engine.state.n_spent == 0
+            query = engine.ask(self.settings.initial_size if first else None)
             if engine.done:
                 break
             t0 = time.perf_counter()

@@ -7,9 +7,9 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
-from activegen._device import device_setting, resolve_device
+from activegen._device import resolve_device
+from activegen._settings import BuildContext
 from activegen.data.dataset import Dataset
 from activegen.experiments.config import ExperimentConfig
 from activegen.experiments.plan import RunSpec
@@ -25,31 +25,33 @@ def cache_dir(config: ExperimentConfig, out_dir: Path) -> Path:
     return Path(config.cache_dir) if config.cache_dir else out_dir / "cache"
 
 
-def device_default(config: ExperimentConfig, cls: type, params: dict[str, Any]
-                   ) -> dict[str, Any]:
-    """The experiment's device as a constructor argument for a component class that takes
-    ``device`` (torch learners, GPU strategies) and whose config does not set its own, so
-    one ``device`` / ``--device`` moves every torch path (:func:`device_setting`)."""
-    return device_setting(cls, params, config.device)
-
-
 def make_learner_factory(config: ExperimentConfig, n_classes: int) -> Callable[[int], Learner]:
-    """Builds fresh learners of the config (the engine prepares pool-prepared ones)."""
-    params = config.learner.params
-    context = device_default(config, LEARNERS.get(config.learner.name), params)
+    """Builds fresh learners of the config on its resolved device (the engine prepares
+    pool-prepared ones)."""
+    name, params = config.learner.name, config.learner.params
+    device = resolve_device(config.device)
 
     def make(seed: int) -> Learner:
-        return LEARNERS.build(config.learner.name, params, n_classes=n_classes, seed=seed,
-                              **context)
+        return LEARNERS.build(name, params, BuildContext(n_classes=n_classes, seed=seed,
+                                                         device=device))
 
     return make
 
 
 def build_strategy(config: ExperimentConfig, label: str) -> Strategy:
+    """The strategy labelled ``label`` (its settings are validated in full already)."""
     component = next(s for s in config.strategies if s.display == label)
-    cls = STRATEGIES.get(component.name)
     return STRATEGIES.build(component.name, component.params,
-                            **device_default(config, cls, component.params))
+                            BuildContext(device=resolve_device(config.device)))
+
+
+def build_cold_start(config: ExperimentConfig) -> Strategy | None:
+    """The strategy of ``loop.cold_start`` (None: the seeded uniform initial set)."""
+    component = config.loop.cold_start
+    if component is None:
+        return None
+    return STRATEGIES.build(component.name, component.params,
+                            BuildContext(device=resolve_device(config.device)))
 
 
 def prepare_context(config: ExperimentConfig, pool: Dataset, out_dir: Path,
@@ -93,13 +95,7 @@ def warm_up_artifacts(config: ExperimentConfig, pool: Dataset, out_dir: Path,
 
 
 def build_oracle(config: ExperimentConfig, pool: Dataset, seed: int, out_dir: Path) -> Oracle:
-    return ORACLES.build(
-        config.oracle.name,
-        config.oracle.params,
-        pool=pool,
-        seed=seed,
-        cache_dir=cache_dir(config, out_dir),
-        device=resolve_device(config.device),
-        n_classes=pool.n_classes,
-    )
+    return ORACLES.build(config.oracle.name, config.oracle.params, BuildContext(
+        n_classes=pool.n_classes, seed=seed, device=resolve_device(config.device),
+        cache_dir=cache_dir(config, out_dir), pool=pool))
 

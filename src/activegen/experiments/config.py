@@ -11,7 +11,6 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,10 +20,10 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
+from activegen._settings import describe_errors
 from activegen.errors import ConfigError
 
 #: an image side in pixels (a zero or negative one is refused here, not by torch later)
@@ -76,7 +75,9 @@ class TestSetConfig(DataConfig):
 
 class ComponentConfig(BaseModel):
     """A strategy, learner or oracle: its registered ``name``, an optional display ``label``,
-    and its parameters as further keys (checked against the component's signature)."""
+    and its settings as further keys. Once a config is parsed, the settings are the
+    component's validated settings in full (its model's defaults and presets filled in), so
+    the fingerprint and ``config.json`` say everything that was run."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -93,38 +94,18 @@ class ComponentConfig(BaseModel):
 
 
 class LoopConfig(_Strict):
+    """How many labels, in which steps: ``initial`` labels first (an experiment's seeded
+    initial set, or a labeling session's first batch), ``batch`` per round after, ``budget`` in
+    all (the first ones included)."""
+
     initial: int = Field(ge=1)
     batch: int = Field(ge=1)
     budget: int = Field(ge=1)
     abstain_costs_budget: bool = True
-    #: how the initial labeled set is chosen: uniform ``random`` (default), or the cold-start
-    #: ``typiclust`` / ``probcover`` on ``initial_features`` (``pixels``, the pool ``vae`` or
-    #: ``backbone:<path>``, a local torchvision ResNet-18 state dict)
-    initial_strategy: Literal["random", "typiclust", "probcover"] = "random"
-    initial_features: str = "pixels"
-
-    @field_validator("initial_features")
-    @classmethod
-    def _known_features(cls, value: str) -> str:
-        if value in ("pixels", "vae"):
-            return value
-        if value.startswith("backbone:"):
-            from activegen.strategies.cold_start import check_backbone_spec
-
-            check_backbone_spec(value)  # the file must be there before any work
-            return value
-        raise ValueError(f"initial_features {value!r}: use 'pixels', 'vae' or "
-                         f"'backbone:<path to a torchvision resnet18 state dict>'")
-
-    @model_serializer(mode="wrap")
-    def _drop_defaults(self, handler: Any) -> dict[str, Any]:
-        # The cold-start keys are left out at their defaults, so that fingerprints (and the
-        # folders of experiments made before they existed) stay as they were.
-        data = handler(self)
-        if self.initial_strategy == "random":
-            data.pop("initial_strategy", None)
-            data.pop("initial_features", None)
-        return data
+    #: the strategy that chooses the first batch while nothing is labeled (e.g.
+    #: ``{ name = "typiclust", features = "pixels" }``); none: the initial labels are a seeded
+    #: uniform draw (an experiment's, from the pool's labels) or random (a labeling session)
+    cold_start: ComponentConfig | None = None
 
     @model_validator(mode="after")
     def _budget_fits(self) -> LoopConfig:
@@ -152,13 +133,6 @@ class StoppingConfig(_Strict):
     #: end each run at the round where this criterion first fires (after that round's
     #: evaluation); None: run to the budget
     stop_on: str | None = None
-
-    @model_serializer(mode="wrap")
-    def _drop_unset_stop_on(self, handler: Any) -> dict[str, Any]:
-        data = handler(self)
-        if self.stop_on is None:  # fingerprints of recording-only configs stay as before
-            data.pop("stop_on", None)
-        return data
 
     @model_validator(mode="after")
     def _stop_on_is_recorded(self) -> StoppingConfig:
@@ -224,13 +198,10 @@ class ExperimentConfig(_Strict):
     report: ReportConfig = ReportConfig()
     execution: ExecutionConfig = ExecutionConfig()
     stopping: StoppingConfig | None = None
-
-    @model_serializer(mode="wrap")
-    def _drop_unset_stopping(self, handler: Any) -> dict[str, Any]:
-        data = handler(self)
-        if self.stopping is None:  # fingerprints of configs without [stopping] stay as before
-            data.pop("stopping", None)
-        return data
+    #: defaults of every strategy's ``generator`` table (a preset name or settings)
+    generator: dict[str, Any] | str | None = None
+    #: defaults of every strategy's ``synthesis`` table (a preset name or settings)
+    synthesis: dict[str, Any] | str | None = None
 
     @field_validator("device")
     @classmethod
@@ -269,19 +240,21 @@ class ExperimentConfig(_Strict):
         return "random" if "random" in labels else labels[0]
 
     def fingerprint(self) -> str:
-        """A hash of everything that decides results.
+        """A hash of everything that decides results: the validated config, every component's
+        settings in full, and :data:`FINGERPRINT_VERSION`.
 
         Left out: ``report`` (presentation), ``execution`` (which executor, how many jobs) and
         ``device`` (where the computation runs), so that an experiment started on a laptop
         resumes on a cluster or a GPU machine. On the CPU the rows are bitwise identical
         whichever executor ran them; a GPU may differ from the CPU in the last bits.
         """
-        return _hash(self.model_dump(mode="json", exclude={"report", "execution", "device"}))
+        payload = self.model_dump(mode="json", exclude={"report", "execution", "device"})
+        return _hash({"fingerprint_version": FINGERPRINT_VERSION, **payload})
 
-    def legacy_fingerprint(self) -> str:
-        """The fingerprint folders made before ``[execution]`` existed hold (it included
-        ``device``), so that they still resume."""
-        return _hash(self.model_dump(mode="json", exclude={"report", "execution"}))
+
+#: Bumped when what a config's validated dump means changes; folders made with another
+#: version are refused (their finished rows stay readable by ``activegen report``).
+FINGERPRINT_VERSION = 2
 
 
 def check_device_name(device: str) -> str:
@@ -313,38 +286,106 @@ def with_overrides(config: ExperimentConfig, *, device: str | None = None,
     return parse_config(data, "command line")
 
 
-def build_probe_learner(name: str, params: dict[str, Any]) -> Any:
+#: the components a config that names none runs
+DEFAULT_LEARNER = "linear-svm"
+DEFAULT_ORACLE = "pool"
+
+
+def build_probe_learner(config: ExperimentConfig | Any) -> Any:
     """The configured learner, unfitted, on the CPU: constructors are cheap, and building it
-    checks parameter values and tells which capabilities it has."""
+    tells which capabilities it has."""
+    from activegen._settings import BuildContext
     from activegen.models import LEARNERS
 
-    probe = dict(params)
-    if "device" in probe:
-        probe["device"] = "cpu"
-    try:
-        return LEARNERS.build(name, probe, n_classes=2, seed=0)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"learner {name!r}: {exc}") from None
+    return LEARNERS.build(config.learner.name, config.learner.params,
+                          BuildContext(n_classes=2, seed=0, device="cpu"))
 
 
-def check_components(config: ExperimentConfig) -> None:
-    """Check every component name and parameter against the registries, and every strategy
-    against the learner's capabilities."""
+def shared_tables(data: Any) -> dict[str, Any]:
+    """The config's shared ``[generator]`` / ``[synthesis]`` tables as validated settings
+    (the defaults of every strategy's own tables of the same name)."""
+    from activegen.generative.training import GeneratorSettings
+    from activegen.strategies.synthesis import SynthesisSettings
+
+    shared: dict[str, Any] = {}
+    for key, model in (("generator", GeneratorSettings), ("synthesis", SynthesisSettings)):
+        value = data.get(key) if isinstance(data, dict) else None
+        if value is not None:
+            try:
+                shared[key] = model.model_validate(value)
+            except ValidationError as exc:
+                raise ConfigError(f"{key}: {describe_errors(exc, model)}") from None
+    return shared
+
+
+def validate_components(data: dict[str, Any], kinds: dict[str, str]) -> dict[str, Any]:
+    """``data`` with every component table's settings replaced by its validated settings in
+    full (``kinds``: table → ``learner``/``strategy``/``oracle``; a list for ``strategies``);
+    shared tables no strategy reads are refused."""
     from activegen.models import LEARNERS
-    from activegen.models.capabilities import check_compatible
     from activegen.oracles import ORACLES
     from activegen.strategies import STRATEGIES
 
-    LEARNERS.check_params(config.learner.name, config.learner.params, LEARNER_CONTEXT)
-    ORACLES.check_params(config.oracle.name, config.oracle.params, ORACLE_CONTEXT)
-    learner = build_probe_learner(config.learner.name, config.learner.params)
-    for i, strategy in enumerate(config.strategies):
+    registries = {"learner": LEARNERS, "strategy": STRATEGIES, "oracle": ORACLES}
+    shared = shared_tables(data)
+    data = {"learner": {"name": DEFAULT_LEARNER}, "oracle": {"name": DEFAULT_ORACLE}, **data}
+    used: set[str] = set()
+
+    def one(where: str, kind: str, entry: Any) -> Any:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            return entry  # malformed: the model's validation names it
+        head = {k: entry[k] for k in ("name", "label") if k in entry}
+        params = {k: v for k, v in entry.items() if k not in ("name", "label")}
         try:
-            # Building checks parameter values too (a bad 'measure', say); constructors are
-            # cheap by contract: heavy work happens in Strategy.prepare.
+            settings = registries[kind].validate(entry["name"], params, shared)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        for key in shared:
+            if key in type(settings).model_fields or _mixed_reads(settings, key):
+                used.add(key)
+        return {**head, **settings.model_dump(mode="json")}
+
+    out = dict(data)
+    for table, kind in kinds.items():
+        value = data.get(table)
+        if table == "strategies" and isinstance(value, list):
+            out[table] = [one(f"strategies[{i}]", kind, e) for i, e in enumerate(value)]
+        elif table == "loop" and isinstance(value, dict) and value.get("cold_start") is not None:
+            out[table] = {**value, "cold_start": one("loop.cold_start", kind,
+                                                     value["cold_start"])}
+        elif table not in ("strategies", "loop") and value is not None:
+            out[table] = one(table, kind, value)
+    for key in shared:
+        if key not in used:
+            reads = "trains a generator" if key == "generator" else "synthesizes queries"
+            raise ConfigError(f"{key}: set, but no strategy {reads} (gaal, simple-gan, "
+                              "gaal-retrieve, or a mixed schedule with one)")
+    return out
+
+
+def _mixed_reads(settings: Any, key: str) -> bool:
+    """Whether a mixed schedule's sub-strategies read the shared table ``key``."""
+    dump = settings.model_dump()
+    return any(isinstance(dump.get(role), dict) and key in dump[role]
+               for role in ("primary", "secondary"))
+
+
+def check_components(config: Any) -> None:
+    """Check every strategy (the cold start's too) against the learner's capabilities, and
+    the stopping criteria and the report's baseline by name."""
+    from activegen.models.capabilities import check_compatible
+    from activegen.strategies import STRATEGIES
+
+    learner = build_probe_learner(config)
+    strategies = [(f"strategies[{i}]", s) for i, s in enumerate(config.strategies)]
+    if config.loop.cold_start is not None:
+        strategies.append(("loop.cold_start", config.loop.cold_start))
+    for where, strategy in strategies:
+        try:
+            # constructors are cheap by contract: heavy work happens in Strategy.prepare
             check_compatible(STRATEGIES.build(strategy.name, strategy.params), learner)
         except ConfigError as exc:
-            raise ConfigError(f"strategies[{i}]: {exc}") from None
+            raise ConfigError(f"{where}: {exc}") from None
     if config.stopping is not None:
         from activegen.stopping import build_criterion
 
@@ -354,20 +395,11 @@ def check_components(config: ExperimentConfig) -> None:
             except ConfigError as exc:
                 raise ConfigError(f"stopping.criteria: {exc}") from None
     labels = [s.display for s in config.strategies]
-    if config.report.baseline is not None and config.report.baseline not in labels:
+    baseline = getattr(getattr(config, "report", None), "baseline", None)
+    if baseline is not None and baseline not in labels:
         raise ConfigError(
-            f"report.baseline: {config.report.baseline!r} is not one of the strategies "
-            f"({', '.join(labels)})"
+            f"report.baseline: {baseline!r} is not one of the strategies ({', '.join(labels)})"
         )
-
-
-#: Arguments the runner passes to learners itself. The experiment's ``device`` is passed too,
-#: as a default: a ``device`` parameter set on the learner (or a strategy) in the config wins.
-#: (The round and the per-example extras reach a learner by its ``FitContext``.)
-LEARNER_CONTEXT = ("n_classes", "seed")
-
-#: Arguments the runner passes to oracles itself.
-ORACLE_CONTEXT = ("pool", "seed", "cache_dir", "device", "n_classes")
 
 
 def _format_validation_error(exc: ValidationError, source: str) -> str:
@@ -382,90 +414,13 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
     return f"{source}: invalid configuration: " + "; ".join(problems)
 
 
-def _apply_shared_table(data: dict[str, Any], source: str, table: str,
-                        keys: tuple[str, ...], check_with: str,
-                        merge: Callable[[str, dict[str, Any], dict[str, Any]],
-                                        dict[str, Any] | None],
-                        users: str) -> dict[str, Any]:
-    """``data`` with its ``[table]`` written into every strategy that ``merge`` says uses it,
-    a strategy's own keys winning; the table itself is removed. Refused, naming the key: a
-    table that is not a table, an unknown key, a bad value (checked once, by building the
-    strategy ``check_with`` from the table alone), a table that no strategy uses."""
-    if table not in data:
-        return data
-    shared = data[table]
-    if not isinstance(shared, dict):
-        raise ConfigError(f"{source}: invalid configuration: {table}: a table of {table} "
-                          f"settings, not {shared!r}")
-    unknown = sorted(set(shared) - set(keys))
-    if unknown:
-        raise ConfigError(
-            f"{source}: invalid configuration: {table}.{unknown[0]}: unknown key; the "
-            f"{table} keys are: {', '.join(keys)}"
-        )
-    from activegen.strategies import STRATEGIES
-
-    try:  # its values, checked once here rather than once per strategy
-        STRATEGIES.build(check_with, dict(shared))
-    except ConfigError as exc:
-        message = str(exc).removeprefix(f"strategy {check_with!r}: ")
-        raise ConfigError(f"{source}: invalid configuration: {table}: {message}") from None
-    strategies = data.get("strategies")
-    merged, used = [], False
-    for entry in strategies if isinstance(strategies, list) else []:
-        name = entry.get("name") if isinstance(entry, dict) else None
-        if not isinstance(name, str):
-            merged.append(entry)  # malformed: the model's validation names it
-            continue
-        own = {k: v for k, v in entry.items() if k not in ("name", "label")}
-        params = merge(name, own, shared)
-        if params is None:
-            merged.append(entry)
-            continue
-        used = True
-        head = {k: entry[k] for k in ("name", "label") if k in entry}
-        merged.append({**head, **params})
-    if not used:
-        raise ConfigError(f"{source}: invalid configuration: {table}: set, but no strategy "
-                          f"{users}")
-    rest = {k: v for k, v in data.items() if k != table}
-    return {**rest, "strategies": merged}
-
-
-def apply_generator_table(data: dict[str, Any], source: str = "config") -> dict[str, Any]:
-    """``data`` with its ``[generator]`` table written into every strategy that trains a
-    generator (``gaal``, ``simple-gan``, ``gaal-retrieve``, a ``mixed`` schedule's GAAL), a
-    strategy's own keys winning; the table itself is removed.
-
-    The generator's settings are written once instead of once per strategy, and the result is
-    the config as if they had been written per strategy: the same fingerprint, the same
-    generator cache keys, so converting a config neither restarts its runs nor retrains its
-    generators. A table with an unknown key or a bad value, or one that no strategy uses, is
-    refused here, naming the key.
-    """
-    from activegen.strategies.gaal import GENERATOR_SETTINGS, with_generator_settings
-
-    return _apply_shared_table(
-        data, source, "generator", GENERATOR_SETTINGS, "simple-gan", with_generator_settings,
-        "trains a generator (gaal, simple-gan, gaal-retrieve, or a mixed schedule with one)")
-
-
-def apply_synthesis_table(data: dict[str, Any], source: str = "config") -> dict[str, Any]:
-    """``data`` with its ``[synthesis]`` table (GAAL's latent-search settings: ``optimizer``,
-    ``band``, ``diversity``, ``realism``, …) written into every strategy that synthesizes
-    (``gaal``, ``gaal-retrieve``, a ``mixed`` schedule's GAAL), a strategy's own keys winning;
-    as :func:`apply_generator_table`: same fingerprint as written per strategy, refused
-    naming the key when unknown, bad or unused."""
-    from activegen.strategies.gaal import SYNTHESIS_SETTINGS, with_synthesis_settings
-
-    return _apply_shared_table(
-        data, source, "synthesis", SYNTHESIS_SETTINGS, "gaal", with_synthesis_settings,
-        "synthesizes queries (gaal, gaal-retrieve, or a mixed schedule with one)")
-
-
 def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
     """Validate a config dictionary; raise :class:`ConfigError` naming each bad key."""
-    data = apply_synthesis_table(apply_generator_table(data, source), source)
+    try:
+        data = validate_components(data, {"learner": "learner", "oracle": "oracle",
+                                          "strategies": "strategy", "loop": "strategy"})
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: invalid configuration: {exc}") from None
     try:
         config = ExperimentConfig.model_validate(data)
     except ValidationError as exc:

@@ -16,6 +16,7 @@ from activegen._atomic import atomic_write_bytes, sync_directory
 from activegen._device import resolve_device
 from activegen.data.dataset import Dataset, float_to_images
 from activegen.experiments.components import (
+    build_cold_start,
     build_oracle,
     build_strategy,
     cache_dir,
@@ -72,32 +73,14 @@ def save_query(path: Path, round_: int, query: Query, labels: np.ndarray,
 
 
 
-def _cold_start_and_stopping(config: ExperimentConfig, spec: RunSpec, pool: Dataset,
-                             out_dir: Path) -> tuple[Callable[[], np.ndarray] | None, Any]:
-    """The run's initial-set selector (``[loop] initial_strategy``; None: random) and its
-    stopping recorder (``[stopping]``; None without)."""
-    selector = None
-    if config.loop.initial_strategy != "random":
-        from activegen.strategies.cold_start import (
-            backbone_features,
-            initial_selection,
-            vae_pool_features,
-        )
+def _stopping_recorder(config: ExperimentConfig, spec: RunSpec, pool: Dataset,
+                       out_dir: Path) -> Any:
+    """The run's stopping recorder (``[stopping]``; None without)."""
+    if config.stopping is None:
+        return None
+    from activegen.experiments.stopping_record import StoppingRecorder
 
-        def selector() -> np.ndarray:
-            kind = config.loop.initial_features
-            features = (vae_pool_features(prepare_context(config, pool, out_dir))
-                        if kind == "vae" else backbone_features(pool.to_float(), kind)
-                        if kind.startswith("backbone:") else None)
-            return initial_selection(config.loop.initial_strategy, pool.to_float(),
-                                     config.loop.initial, spec.seed, pool.n_classes, features)
-    recorder = None
-    if config.stopping is not None:
-        from activegen.experiments.stopping_record import StoppingRecorder
-
-        recorder = StoppingRecorder(config.stopping, pool.to_float(), spec.seed, out_dir,
-                                    spec.run_id)
-    return selector, recorder
+    return StoppingRecorder(config.stopping, pool.to_float(), spec.seed, out_dir, spec.run_id)
 
 
 def run_one(
@@ -126,12 +109,16 @@ def run_one(
     # before anything is computed: a resumed run keeps rounds of the machines before it
     machines = log_machine(checkpoint, machine)
     strategy = build_strategy(config, spec.strategy)
-    if type(strategy).prepare is not Strategy.prepare:  # only strategies with artefacts
-        phase(f"{spec.run_id}: preparing the strategy (a generator or VAE is trained or "
-              "loaded here)")
-    strategy.prepare(prepare_context(config, pool, out_dir))
+    cold_start = build_cold_start(config)
+    for part in (strategy, cold_start):
+        if part is None:
+            continue
+        if type(part).prepare is not Strategy.prepare:  # only strategies with artefacts
+            phase(f"{spec.run_id}: preparing {part.name} (a generator or VAE is trained or "
+                  "loaded here)")
+        part.prepare(prepare_context(config, pool, out_dir))
     query_dir = out_dir / "queries" / spec.run_id
-    initial_selector, recorder = _cold_start_and_stopping(config, spec, pool, out_dir)
+    recorder = _stopping_recorder(config, spec, pool, out_dir)
     loop = ActiveLearningLoop(
         pool=pool,
         make_learner=make_learner_factory(config, pool.n_classes),
@@ -146,7 +133,7 @@ def run_one(
         query_sink=lambda r, q, y: save_query(query_dir, r, q, y, config.execution.fsync),
         fsync=config.execution.fsync,
         cache_dir=cache_dir(config, out_dir),
-        initial_selector=initial_selector,
+        cold_start=cold_start,
         on_fitted=None if recorder is None else recorder.on_fitted,
         stop_when=None if recorder is None else recorder.should_stop,
     )

@@ -26,7 +26,6 @@ from activegen.experiments.components import (
     build_oracle,
     build_strategy,
     cache_dir,
-    device_default,
     make_learner_factory,
     prepare_context,
     warm_up_artifacts,
@@ -58,7 +57,7 @@ from activegen.loop import LoopSettings
 
 __all__ = [
     "CONFIG_FILE", "LOCK_FILE", "SMALL_TEST_SET", "RunSpec", "build_oracle", "build_strategy",
-    "cache_dir", "check_test_set_size", "device_default", "load_experiment_data",
+    "cache_dir", "check_test_set_size", "load_experiment_data",
     "load_pool_and_tests", "make_learner_factory", "output_lock", "pending", "prepare_context",
     "prepare_dataset", "prepare_output", "remove_stale_temporaries", "resolve_device",
     "run_experiment", "run_one", "run_specs", "run_supervised", "save_query", "saved_config",

@@ -24,8 +24,7 @@ def run_supervised(config: ExperimentConfig, pool: Dataset, tests: dict[str, Dat
     """
     X = pool.to_float()
     rounds = max(0, round((len(pool) - config.loop.initial) / config.loop.batch))
-    context = FitContext(round=rounds, labels_initial=config.loop.initial,
-                         labels_per_round=config.loop.batch)
+    context = FitContext(round=rounds)
     learner, fit_seconds = fit_learner(make_learner_factory(config, pool.n_classes), X, pool.y,
                                        seed=seed, round_=0, context=context, X_pool=X,
                                        cache_dir=cache)

@@ -2,11 +2,12 @@
 and seed of an experiment, and parallel runs never corrupt it.
 
 The key is the SHA-256 of the pool's pixels (shape, dtype and bytes; labels never enter), the
-training settings and :data:`CACHE_VERSION` (bumped when the networks or the training change).
+training settings, the seed and :data:`CACHE_VERSION` (bumped when the networks or the
+training change).
 An entry is a folder ``<cache_dir>/generators/<key>/`` holding ``model.pt`` (state dict with
 its SHA-256, :mod:`activegen.generative.checked_state`), ``discriminator.pt`` (the
-discriminator trained with it, checksummed the same way; entries written before it existed have
-none and still serve everything but the discriminator realism term), ``settings.json``
+discriminator trained with it, checksummed the same way: the realism term reads it),
+``settings.json``
 (settings, key, training report and ``trained_on``: the machine that trained it, whose float
 kernels its weights carry; loading an entry trained on another kind of machine is named in a
 warning), ``samples.png`` and the cache's ``manifest.json``. It is an
@@ -47,12 +48,13 @@ from activegen.generative.training import (
 
 log = logging.getLogger(__name__)
 
-#: Bump when the architecture or the training procedure changes (invalidates every entry).
-CACHE_VERSION = 1
+#: Bump when the architecture, the training procedure or the settings change (invalidates
+#: every entry).
+CACHE_VERSION = 2
 
 _MEMORY: dict[tuple[str, str], Generator] = {}
 
-#: The discriminator's file in an entry (absent in entries written before it was saved).
+#: The discriminator's file in an entry.
 DISCRIMINATOR_FILE = "discriminator.pt"
 
 #: Names the shared generator cache; ``off`` (or empty) disables it.
@@ -69,10 +71,10 @@ def shared_cache_dir() -> Path | None:
     return Path(value).expanduser()
 
 
-def cache_key(X: np.ndarray, settings: GeneratorSettings) -> str:
-    """The key of the generator trained on ``X`` with ``settings``."""
-    return content_key({"data": data_fingerprint(X), "settings": settings.to_dict(),
-                        "version": CACHE_VERSION})
+def cache_key(X: np.ndarray, settings: GeneratorSettings, seed: int = 0) -> str:
+    """The key of the generator trained on ``X`` with ``settings`` and ``seed``."""
+    return content_key({"data": data_fingerprint(X), "settings": settings.model_dump(),
+                        "seed": seed, "version": CACHE_VERSION})
 
 
 @dataclass(frozen=True)
@@ -90,15 +92,13 @@ class CachedGenerator:
     def discriminator(self, device: str = "cpu") -> Discriminator:
         """The discriminator trained with this generator (eval mode; its SHA-256 checked).
 
-        Raises :class:`MissingDiscriminatorError` for an entry written before discriminators
-        were saved, or whose ``discriminator.pt`` is damaged."""
+        Raises :class:`MissingDiscriminatorError` when ``discriminator.pt`` is missing or
+        damaged."""
         path = self.path / DISCRIMINATOR_FILE
         if not path.is_file():
             raise MissingDiscriminatorError(
-                f"generator cache entry {self.path} has no {DISCRIMINATOR_FILE} (written before "
-                "discriminators were saved); realism_kind = \"discriminator\" needs one: delete "
-                "that folder (and its copy in the shared cache) so the generator is trained "
-                "again with its discriminator")
+                f"generator cache entry {self.path} has no {DISCRIMINATOR_FILE}; delete that "
+                "folder (and its copy in the shared cache) so the generator is trained again")
         if self.settings is None or self.image_shape is None:
             raise MissingDiscriminatorError(f"{self.path}: the settings and image shape of "
                                             "this generator are unknown")
@@ -118,8 +118,7 @@ class MissingDiscriminatorError(ActivegenError):
 
 def _load(entry: Path, image_shape: tuple[int, int, int], settings: GeneratorSettings,
           device: str) -> Generator:
-    gen = Generator(image_shape, settings.latent_dim, settings.prior,  # type: ignore[arg-type]
-                    settings.width)
+    gen = Generator(image_shape, settings.latent_dim, settings.width)
     gen.load_state_dict(load_state(entry / "model.pt", device))
     return gen.to(device).eval()
 
@@ -128,6 +127,7 @@ def load_or_train(
     X: np.ndarray,
     settings: GeneratorSettings,
     cache_dir: Path,
+    seed: int = 0,
     device: str = "cpu",
     progress: bool = False,
     shared_dir: Path | None = None,
@@ -140,7 +140,7 @@ def load_or_train(
     raised). Within one process the loaded generator is reused from memory.
     """
     X = np.asarray(X, dtype=np.float32)
-    key = cache_key(X, settings)
+    key = cache_key(X, settings, seed)
     cache = ArtifactCache(Path(cache_dir), "generators", what="generator", main_file="model.pt",
                           shared=Path(shared_dir) if shared_dir is not None else None)
     entry = cache.entry(key)
@@ -151,13 +151,13 @@ def load_or_train(
                                image_shape)
 
     def build(folder: Path) -> None:
-        log.info("training a %s generator on %d pool images (cache key %s)",
-                 settings.kind, len(X), key)
-        gen, disc, report = train_gan(X, settings, device=device, progress=progress,
+        log.info("training a generator on %d pool images (cache key %s)", len(X), key)
+        gen, disc, report = train_gan(X, settings, seed, device=device, progress=progress,
                                       sample_path=folder / "samples.png")
         (folder / "model.pt").write_bytes(state_bytes(gen.state_dict()))
         (folder / DISCRIMINATOR_FILE).write_bytes(state_bytes(disc.state_dict()))
-        _write_meta(folder / "settings.json", key, settings, report, X, machine_record(device))
+        _write_meta(folder / "settings.json", key, settings, seed, report, X,
+                    machine_record(device))
         return None  # loaded back from the entry, as every later run loads it
 
     gen, loaded = cache.load_or_build(key, build,
@@ -195,9 +195,10 @@ def _warn_if_trained_elsewhere(key: str, meta: dict[str, Any], here: dict[str, s
                 "computes alone from scratch", key, describe(record), describe(here))
 
 
-def _write_meta(path: Path, key: str, settings: GeneratorSettings, report: TrainReport,
-                X: np.ndarray, machine: dict[str, str]) -> None:
-    meta = {"key": key, "version": CACHE_VERSION, "settings": settings.to_dict(),
+def _write_meta(path: Path, key: str, settings: GeneratorSettings, seed: int,
+                report: TrainReport, X: np.ndarray, machine: dict[str, str]) -> None:
+    meta = {"key": key, "version": CACHE_VERSION, "settings": settings.model_dump(),
+            "seed": seed,
             "data": {"fingerprint": data_fingerprint(X), "shape": list(X.shape)},
             "report": asdict(report), "trained_on": machine}
     atomic_write_text(path, json.dumps(meta, indent=2))

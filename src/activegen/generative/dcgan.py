@@ -15,8 +15,9 @@ from torch import nn
 
 from activegen.data.dataset import to_unit_range
 
-Prior = Literal["normal", "uniform"]
-PRIORS: tuple[str, ...] = ("normal", "uniform")
+#: Half-width of the latent box synthesis keeps ``z`` in: ``±3σ`` per coordinate of the
+#: ``N(0, I)`` prior, where 99.7% of its mass lies.
+LATENT_BOUND = 3.0
 
 
 def upsampling_plan(size: int) -> tuple[int, int]:
@@ -50,23 +51,19 @@ class Generator(nn.Module):
 
     Args:
         image_shape: ``(C, H, W)`` of the images (the model scale's layout).
-        latent_dim: size of ``z``.
-        prior: ``normal`` (``N(0, I)``) or ``uniform`` (``U[-1, 1]^d``, as in the GAAL paper).
+        latent_dim: size of ``z``, drawn from ``N(0, I)``.
         width: channels of the last hidden layer (doubled at each coarser layer).
     """
 
     def __init__(self, image_shape: tuple[int, int, int], latent_dim: int = 100,
-                 prior: Prior = "normal", width: int = 32) -> None:
+                 width: int = 32) -> None:
         super().__init__()
-        if prior not in PRIORS:
-            raise ValueError(f"unknown prior {prior!r}; known: {', '.join(PRIORS)}")
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
         channels, size = _check_shape(image_shape)
         base, n_up = upsampling_plan(size)
         self.image_shape = (channels, size, size)
         self.latent_dim = latent_dim
-        self.prior: Prior = prior
         top = width * 2 ** (n_up - 1)
         self._base, self._top = base, top
         self.project = nn.Sequential(
@@ -93,20 +90,14 @@ class Generator(nn.Module):
 
     @property
     def latent_bound(self) -> float:
-        """Half-width of the box that holds the prior's support (``uniform``) or its bulk
-        (``normal``: ``±3σ`` per coordinate, where 99.7% of the prior's mass lies)."""
-        return 1.0 if self.prior == "uniform" else 3.0
+        """Half-width of the box synthesis keeps ``z`` in (:data:`LATENT_BOUND`)."""
+        return LATENT_BOUND
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None,
                       device: torch.device | str | None = None) -> torch.Tensor:
-        """``n`` draws of ``z`` from the prior (seeded by ``generator``)."""
+        """``n`` draws of ``z`` from ``N(0, I)`` (seeded by ``generator``)."""
         device = device or next(self.parameters()).device
-        shape = (n, self.latent_dim)
-        if self.prior == "uniform":
-            z = torch.rand(shape, generator=generator, device="cpu") * 2.0 - 1.0
-        else:
-            z = torch.randn(shape, generator=generator, device="cpu")
-        return z.to(device)
+        return torch.randn((n, self.latent_dim), generator=generator, device="cpu").to(device)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -122,8 +113,8 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """``image → logit``: stride-2 convolutions (LeakyReLU), mirror of :class:`Generator`.
 
-    ``norm="batch"`` for the standard DCGAN loss; ``norm="none"`` for WGAN-GP, whose gradient
-    penalty is per sample and must not mix samples through batch statistics.
+    ``norm="batch"`` for the standard DCGAN; ``norm="none"`` where spectral normalisation
+    replaces batch norm.
     """
 
     def __init__(self, image_shape: tuple[int, int, int], width: int = 32,

@@ -1,24 +1,17 @@
-"""Train a generator on the unlabeled pool only (DCGAN loss or WGAN-GP), seeded, with progress.
+"""Train a DCGAN on the pool's images only (no labels), seeded, with progress; in small parts.
 
-WGAN-GP (Gulrajani et al. 2017) is the GAAL paper's "future work": a critic without batch
-norm, ``n_critic`` critic steps per generator step, and a penalty ``λ(‖∇D(x̂)‖ − 1)²`` on
-random interpolates of real and generated images.
+The parts: :func:`build_networks` (the generator and discriminator, with spectral
+normalisation on the discriminator when asked), :class:`AdversarialLoss` (the logistic GAN
+loss, or SN-GAN's hinge loss), :class:`WeightAverage` (an exponential moving average of the
+generator's weights, warmed up), :class:`BestCheckpoint` (the Fréchet distance of samples to a
+held-out part of the pool every ``eval_every`` epochs; the best checkpoint is kept, training
+stops after ``patience`` evaluations without gain) and :func:`standing_statistics`
+(batch-norm statistics recomputed for the weights in use). :func:`train_gan` composes them.
 
-Data-efficient options (Zhao et al. 2020; Miyato et al. 2018), all off by default so that
-existing configs train the same generator (and keep their cache keys): ``augment``
-(DiffAugment on real and fake images in D's step and on fakes in G's step), ``spectral_norm``
-(on every layer of the discriminator, replacing its batch norm), ``ema`` (the generator used is
-an exponential moving average of the trained one), and ``eval_every`` (every so many epochs, the
-Fréchet distance between samples and ``holdout`` of the pool, in a PCA space fitted on the rest
-of the pool, never on test data; the checkpoint with the smallest distance is kept, training
-stops after ``patience`` evaluations without improvement), and ``ada_target`` (ADA, Karras
-et al. 2020: the ``augment`` ops are applied to each image with a probability ``p`` that
-follows the discriminator's overfitting heuristic, :mod:`activegen.generative.ada`). The
-optimisation, also off by default: ``loss = "hinge"`` (the hinge loss of SN-GAN, Miyato et
-al. 2018: ``D`` minimises ``relu(1 − D(x)) + relu(1 + D(G(z)))``, ``G`` maximises
-``D(G(z))``), ``d_lr`` (the discriminator's own learning rate: two time scales, Heusel et al.
-2017) and Adam's ``beta1``/``beta2``; ``bn_stats = "standing"`` recomputes the generator's
-batch-norm statistics for the weights evaluated and returned (:func:`standing_statistics`).
+The ``stable`` preset of :class:`GeneratorSettings` is the recipe measured best on the MNIST
+pools (hinge loss, spectral norm, two time scales, Adam betas (0, 0.9), batch 16, EMA 0.999 with
+standing statistics, the best checkpoint by held-out Fréchet distance; see ``docs/gaal.md``);
+``paper`` is the plain DCGAN.
 """
 
 from __future__ import annotations
@@ -26,109 +19,58 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
-from activegen.generative.ada import AdaptiveAugment
-from activegen.generative.augment import diff_augment, parse_policy
-from activegen.generative.dcgan import PRIORS, Discriminator, Generator
+from activegen._settings import PresetSettings
+from activegen.generative.dcgan import Discriminator, Generator
 
-GanKind = Literal["dcgan", "wgan-gp"]
-GAN_KINDS: tuple[str, ...] = ("dcgan", "wgan-gp")
-GAN_LOSSES: tuple[str, ...] = ("bce", "hinge")
-BN_STATS: tuple[str, ...] = ("running", "standing")
 #: latent batches (of the training batch size) that set standing batch-norm statistics
 STANDING_BATCHES = 32
 
 
-@dataclass(frozen=True)
-class GeneratorSettings:
-    """Everything that decides a trained generator (part of its cache key)."""
+class GeneratorSettings(PresetSettings):
+    """Everything that decides a trained generator (with the pool and the seed; its cache key).
 
-    kind: GanKind = "dcgan"
-    latent_dim: int = 100
-    prior: str = "normal"
-    width: int = 32
-    epochs: int = 50
-    batch_size: int = 64
-    lr: float = 2e-4
-    n_critic: int = 5
-    gp_weight: float = 10.0
-    seed: int = 0
-    augment: str = ""  # DiffAugment ops, e.g. "translation,cutout"
-    spectral_norm: bool = False
-    ema: float = 0.0  # decay of the generator's weight average (warmed up); 0 = no average
-    eval_every: int = 0  # epochs between quality evaluations; 0 = train all epochs, keep last
-    holdout: float = 0.1  # share of the pool held out for the quality evaluation
-    patience: int = 0  # evaluations without improvement before stopping; 0 = never stop
-    ada_target: float = 0.0  # ADA: target of E[sign(D(real))]; 0 = augment always (no ADA)
-    loss: str = "bce"  # DCGAN's loss: "bce" (the logistic GAN loss) or "hinge" (SN-GAN's)
-    d_lr: float | None = None  # the discriminator's learning rate (None: lr; two time scales)
-    beta1: float | None = None  # Adam's beta1 (None: 0.5 for DCGAN, 0.0 for WGAN-GP)
-    beta2: float | None = None  # Adam's beta2 (None: 0.999 for DCGAN, 0.9 for WGAN-GP)
-    #: the generator's batch-norm statistics at evaluation and at the end: "running" (what
-    #: training left; with ``ema``, the trained generator's, copied) or "standing" (recomputed
-    #: for the weights in use from seeded latent batches, as BigGAN's "standing statistics")
-    bn_stats: str = "running"
+    Presets: ``paper`` (a plain DCGAN: the defaults) and ``stable`` (the measured recipe)."""
 
-    def __post_init__(self) -> None:
-        if self.kind not in GAN_KINDS:
-            raise ValueError(f"unknown gan {self.kind!r}; known: {', '.join(GAN_KINDS)}")
-        if self.prior not in PRIORS:
-            raise ValueError(f"unknown prior {self.prior!r}; known: {', '.join(PRIORS)}")
-        for name in ("latent_dim", "width", "epochs", "batch_size", "n_critic"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        parse_policy(self.augment)
-        if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
-        if self.eval_every < 0 or self.patience < 0:
-            raise ValueError("eval_every and patience must be >= 0")
-        if not 0.0 < self.holdout < 1.0:
-            raise ValueError(f"holdout must be in (0, 1), got {self.holdout}")
-        if not 0.0 <= self.ada_target < 1.0:
-            raise ValueError(f"ada_target must be in [0, 1), got {self.ada_target}")
-        if self.ada_target > 0 and self.kind != "dcgan":
-            raise ValueError("ada_target needs gan = \"dcgan\" (its heuristic reads the sign "
-                             "of a logistic discriminator's logits)")
-        if self.loss not in GAN_LOSSES:
-            raise ValueError(f"unknown gan loss {self.loss!r}; known: {', '.join(GAN_LOSSES)}")
-        if self.loss != "bce" and self.kind != "dcgan":
-            raise ValueError(f"loss = {self.loss!r} needs gan = \"dcgan\" (WGAN-GP has its "
-                             "own critic loss)")
-        if self.bn_stats not in BN_STATS:
-            raise ValueError(f"unknown bn_stats {self.bn_stats!r}; known: {', '.join(BN_STATS)}")
-        if self.d_lr is not None and self.d_lr <= 0:
-            raise ValueError(f"d_lr must be positive, got {self.d_lr}")
-        for name in ("beta1", "beta2"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value}")
-        if self.ada_target > 0 and not parse_policy(self.augment):
-            raise ValueError("ada_target needs augment ops to apply (e.g. augment = "
-                             "\"translation,cutout\")")
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "paper": {},
+        "stable": {"batch_size": 16, "lr": 1e-4, "d_lr": 4e-4, "beta1": 0.0, "beta2": 0.9,
+                   "loss": "hinge", "spectral_norm": True, "ema": 0.999,
+                   "bn_stats": "standing", "eval_every": 5, "holdout": 0.1},
+    }
 
-    def to_dict(self) -> dict[str, Any]:
-        """The settings; the data-efficient ones only when they differ from their defaults,
-        so the cache keys of generators trained before they existed stay valid."""
-        full = asdict(self)
-        for name, default in _NEW_DEFAULTS.items():
-            if full[name] == default:
-                del full[name]
-        return full
-
-
-_NEW_DEFAULTS: dict[str, Any] = {"augment": "", "spectral_norm": False, "ema": 0.0,
-                                 "eval_every": 0, "holdout": 0.1, "patience": 0,
-                                 "ada_target": 0.0, "loss": "bce", "d_lr": None,
-                                 "beta1": None, "beta2": None, "bn_stats": "running"}
+    epochs: int = Field(50, ge=1, description="passes over the pool")
+    latent_dim: int = Field(100, ge=1, description="size of z ~ N(0, I)")
+    width: int = Field(32, ge=1, description="channels of the last hidden layer")
+    batch_size: int = Field(64, ge=1, description="training batch size")
+    lr: float = Field(2e-4, gt=0, description="the generator's Adam learning rate")
+    d_lr: float | None = Field(None, gt=0, description=(
+        "the discriminator's learning rate (none: lr; two time scales otherwise)"))
+    beta1: float = Field(0.5, ge=0, lt=1, description="Adam's beta1")
+    beta2: float = Field(0.999, ge=0, lt=1, description="Adam's beta2")
+    loss: Literal["bce", "hinge"] = Field("bce", description=(
+        "bce: the logistic GAN loss; hinge: SN-GAN's"))
+    spectral_norm: bool = Field(False, description=(
+        "spectral normalisation on every discriminator layer (replacing its batch norm)"))
+    ema: float = Field(0.0, ge=0, lt=1, description=(
+        "decay of an average of the generator's weights, which is the generator kept (0: off)"))
+    bn_stats: Literal["running", "standing"] = Field("running", description=(
+        "the generator's batch-norm statistics: what training left, or recomputed for the "
+        "weights in use"))
+    eval_every: int = Field(0, ge=0, description=(
+        "epochs between Fréchet evaluations on held-out pool images; the best checkpoint is "
+        "kept (0: train every epoch, keep the last)"))
+    holdout: float = Field(0.1, gt=0, lt=1, description="share of the pool held out for them")
+    patience: int = Field(0, ge=0, description=(
+        "evaluations without gain before stopping (0: never)"))
 
 
 @dataclass(frozen=True)
@@ -145,8 +87,6 @@ class TrainReport:
     evaluations: list[dict[str, float]] = field(default_factory=list)
     chosen_epoch: int | None = None  # the epoch of the kept checkpoint (None: the last)
     frechet_floor: float | None = None  # pool-training part vs holdout, real vs real
-    #: ADA's augmentation probability at the end of training (None without ADA)
-    ada_p: float | None = None
     #: the floor with the generated side's sample size: ``n_samples`` real pool-training images
     #: (mean over a few seeded draws) vs holdout; FD's bias grows as a sample shrinks, so this
     #: is what a generator that samples the pool's own distribution would score
@@ -155,9 +95,10 @@ class TrainReport:
 
 def build_networks(image_shape: tuple[int, int, int], settings: GeneratorSettings
                    ) -> tuple[Generator, Discriminator]:
-    gen = Generator(image_shape, settings.latent_dim, settings.prior, settings.width)  # type: ignore[arg-type]
-    norm = "none" if settings.kind == "wgan-gp" or settings.spectral_norm else "batch"
-    disc = Discriminator(image_shape, settings.width, norm=norm)
+    """The generator and the discriminator of ``settings``, for ``(C, H, W)`` images."""
+    gen = Generator(image_shape, settings.latent_dim, settings.width)
+    disc = Discriminator(image_shape, settings.width,
+                         norm="none" if settings.spectral_norm else "batch")
     if settings.spectral_norm:
         from torch.nn.utils.parametrizations import spectral_norm
 
@@ -230,32 +171,86 @@ def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.
     return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
 
 
-def _gradient_penalty(critic: Discriminator, real: torch.Tensor, fake: torch.Tensor,
-                      gen: torch.Generator) -> torch.Tensor:
-    eps = torch.rand(real.shape[0], 1, 1, 1, generator=gen).to(real.device)
-    mixed = (eps * real + (1.0 - eps) * fake).requires_grad_(True)
-    grad, = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+class AdversarialLoss:
+    """The discriminator's and the generator's losses: ``bce`` (the logistic GAN loss, with
+    the non-saturating generator loss) or ``hinge`` (SN-GAN: ``D`` minimises
+    ``relu(1 − D(x)) + relu(1 + D(G(z)))``, ``G`` maximises ``D(G(z))``)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def discriminator(self, real_logits: torch.Tensor, fake_logits: torch.Tensor
+                      ) -> torch.Tensor:
+        if self.kind == "hinge":
+            return hinge_d_loss(real_logits, fake_logits)
+        return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+    def generator(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        if self.kind == "hinge":
+            return -fake_logits.mean()
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
-def train_generator(
-    X: np.ndarray,
-    settings: GeneratorSettings,
-    device: str = "cpu",
-    progress: bool = False,
-    sample_path: Path | None = None,
-    quality_fn: QualityFn | None = None,
-    on_evaluation: Callable[[dict[str, float]], None] | None = None,
-) -> tuple[Generator, TrainReport]:
+class WeightAverage:
+    """An exponential moving average of the generator's weights (``decay`` warmed up as
+    ``min(decay, (1 + t) / (10 + t))`` at generator step ``t``, so a short training is not
+    dominated by the initial weights); buffers (batch-norm statistics) are copied."""
+
+    def __init__(self, gen: Generator, decay: float) -> None:
+        self.decay = decay
+        self.average = copy.deepcopy(gen).eval()
+        self.steps = 0
+
+    @torch.no_grad()
+    def update(self, gen: Generator) -> None:
+        self.steps += 1
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        for p_avg, p in zip(self.average.parameters(), gen.parameters(), strict=True):
+            p_avg.lerp_(p, 1.0 - decay)
+        for b_avg, b in zip(self.average.buffers(), gen.buffers(), strict=True):
+            b_avg.copy_(b)
+
+
+class BestCheckpoint:
+    """Keeps the generator (and its discriminator) of the smallest quality value seen, and
+    says when ``patience`` evaluations have passed without a better one."""
+
+    def __init__(self, patience: int, eval_every: int) -> None:
+        self.patience, self.eval_every = patience, eval_every
+        self.value: float | None = None
+        self.epoch: int | None = None
+        self.states: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
+
+    def observe(self, value: float, epoch: int, gen: torch.nn.Module,
+                disc: torch.nn.Module) -> bool:
+        """Record an evaluation; True when training should stop (patience spent)."""
+        if self.value is None or value < self.value:
+            self.value, self.epoch = value, epoch
+            self.states = (copy.deepcopy(gen.state_dict()), copy.deepcopy(disc.state_dict()))
+            return False
+        assert self.epoch is not None
+        return bool(self.patience) and epoch - self.epoch >= self.patience * self.eval_every
+
+    def restore(self, gen: torch.nn.Module, disc: torch.nn.Module) -> int | None:
+        """Load the best states into ``gen`` and ``disc``; the epoch they are from."""
+        if self.states is not None:
+            gen.load_state_dict(self.states[0])  # standing statistics included, when set
+            disc.load_state_dict(self.states[1])
+        return self.epoch
+
+
+def train_generator(X: np.ndarray, settings: GeneratorSettings, seed: int = 0,
+                    device: str = "cpu", **options: Any) -> tuple[Generator, TrainReport]:
     """:func:`train_gan` without the discriminator."""
-    gen, _disc, report = train_gan(X, settings, device, progress, sample_path, quality_fn,
-                                   on_evaluation)
+    gen, _disc, report = train_gan(X, settings, seed, device, **options)
     return gen, report
 
 
 def train_gan(
     X: np.ndarray,
     settings: GeneratorSettings,
+    seed: int = 0,
     device: str = "cpu",
     progress: bool = False,
     sample_path: Path | None = None,
@@ -264,14 +259,13 @@ def train_gan(
 ) -> tuple[Generator, Discriminator, TrainReport]:
     """Train on pool images ``X`` (``float32 [N, C, H, W]`` in ``[0, 1]``; no labels).
 
-    Deterministic on the CPU for a given ``settings.seed``. Saves a grid of 64 samples to
+    Deterministic on the CPU for a given ``seed``. Saves a grid of 64 samples to
     ``sample_path`` (PNG) when given. With ``settings.eval_every``, ``quality_fn(generator,
     epoch)`` (smaller is better; default: :func:`frechet_quality` on a held-out part of ``X``)
     is measured every so many epochs and the best checkpoint returned (with the discriminator
-    of that moment). Each evaluation's record (``epoch``, ``frechet`` and, with ADA, ``ada_p``:
-    the augmentation probability at that moment) is passed to ``on_evaluation`` when given (a
-    progress hook; an exception it raises ends the training there). Returns the generator and
-    the discriminator in eval mode and what was measured.
+    of that moment). Each evaluation's record (``epoch``, ``frechet``) is passed to
+    ``on_evaluation`` when given (a progress hook; an exception it raises ends the training
+    there). Returns the generator and the discriminator in eval mode and what was measured.
     """
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 4 or len(X) < 2:
@@ -281,43 +275,27 @@ def train_gan(
     floor: float | None = None
     floor_matched: float | None = None
     if settings.eval_every and quality_fn is None:
-        order = np.random.default_rng(settings.seed).permutation(len(X))
+        order = np.random.default_rng(seed).permutation(len(X))
         n_hold = max(2, round(settings.holdout * len(X)))
         if len(X) - n_hold < 2:
             raise ValueError(f"a pool of {len(X)} images is too small to hold out "
                              f"{settings.holdout:.0%} for the quality evaluation")
         hold, X = X[order[:n_hold]], X[order[n_hold:]]
-        quality_fn, floor = frechet_quality(hold, X, seed=settings.seed)
-        floor_matched = matched_frechet_floor(hold, X, n_samples=min(500, len(X)),
-                                              seed=settings.seed)
-    ops = parse_policy(settings.augment)
-    torch.manual_seed(settings.seed)
-    rng = torch.Generator().manual_seed(settings.seed)
-    aug_rng = torch.Generator().manual_seed(settings.seed + 7919)
-
-    ada = AdaptiveAugment(settings.ada_target) if settings.ada_target > 0 else None
-
-    def aug(x: torch.Tensor) -> torch.Tensor:
-        if not ops:
-            return x
-        if ada is None:
-            return diff_augment(x, ops, aug_rng)
-        return ada.apply(x, ops, aug_rng)
+        quality_fn, floor = frechet_quality(hold, X, seed=seed)
+        floor_matched = matched_frechet_floor(hold, X, n_samples=min(500, len(X)), seed=seed)
+    torch.manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
     gen, disc = build_networks(tuple(X.shape[1:]), settings)  # type: ignore[arg-type]
     gen.apply(_init_weights)
     disc.apply(_init_weights)
     gen.to(device)
     disc.to(device)
-    ema_gen = copy.deepcopy(gen).eval() if settings.ema > 0 else None
+    average = WeightAverage(gen, settings.ema) if settings.ema > 0 else None
+    adversarial = AdversarialLoss(settings.loss)
+    best = BestCheckpoint(settings.patience, settings.eval_every)
     evaluations: list[dict[str, float]] = []
-    g_steps = 0
-    best: tuple[float, int, dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
     real_all = torch.from_numpy(X).to(device) * 2.0 - 1.0  # the tanh scale of G.raw
-    wgan = settings.kind == "wgan-gp"
-    default_betas = (0.0, 0.9) if wgan else (0.5, 0.999)
-    betas = (settings.beta1 if settings.beta1 is not None else default_betas[0],
-             settings.beta2 if settings.beta2 is not None else default_betas[1])
-    hinge = settings.loss == "hinge"
+    betas = (settings.beta1, settings.beta2)
     opt_g = torch.optim.Adam(gen.parameters(), lr=settings.lr, betas=betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=settings.d_lr or settings.lr, betas=betas)
     n = len(real_all)
@@ -329,88 +307,52 @@ def train_gan(
     from rich.progress import Progress
 
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"training {settings.kind} on {n} images", total=settings.epochs)
+        task = bar.add_task(f"training a generator on {n} images", total=settings.epochs)
         for epoch in range(1, settings.epochs + 1):
             order = torch.randperm(n, generator=rng).to(device)
             for step in range(steps_per_epoch):
                 real = real_all[order[step * batch:(step + 1) * batch]]
-                z = gen.sample_latent(len(real), rng, device)
-                fake = gen.raw(z)
-                real_d, fake_d = aug(real), aug(fake.detach())
-                if wgan:
-                    d_loss = (disc(fake_d).mean() - disc(real_d).mean()
-                              + settings.gp_weight * _gradient_penalty(disc, real_d, fake_d,
-                                                                       rng))
-                elif hinge:
-                    real_logits = disc(real_d)
-                    d_loss = hinge_d_loss(real_logits, disc(fake_d))
-                    if ada is not None:
-                        ada.observe(real_logits.detach())
-                else:
-                    real_logits = disc(real_d)
-                    d_loss = (F.binary_cross_entropy_with_logits(real_logits,
-                              torch.ones(len(real), device=device))
-                              + F.binary_cross_entropy_with_logits(disc(fake_d),
-                              torch.zeros(len(real), device=device)))
-                    if ada is not None:
-                        ada.observe(real_logits.detach())
+                fake = gen.raw(gen.sample_latent(len(real), rng, device))
+                d_loss = adversarial.discriminator(disc(real), disc(fake.detach()))
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 opt_d.step()
                 seen += len(real)
-                if wgan and step % settings.n_critic != settings.n_critic - 1:
-                    continue
-                logits = disc(aug(fake))
-                g_loss = (-logits.mean() if wgan or hinge else
-                          F.binary_cross_entropy_with_logits(
-                              logits, torch.ones(len(real), device=device)))
+                g_loss = adversarial.generator(disc(fake))
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()
-                if ema_gen is not None:
-                    g_steps += 1
-                    _ema_update(ema_gen, gen, min(settings.ema, (1 + g_steps) / (10 + g_steps)))
+                if average is not None:
+                    average.update(gen)
             bar.advance(task)
             if quality_fn is not None and settings.eval_every and (
                     epoch % settings.eval_every == 0 or epoch == settings.epochs):
-                current = ema_gen if ema_gen is not None else gen
+                current = average.average if average is not None else gen
                 if settings.bn_stats == "standing":  # a copy: training's own stats go on
-                    current = standing_statistics(copy.deepcopy(current), batch,
-                                                  settings.seed)
+                    current = standing_statistics(copy.deepcopy(current), batch, seed)
                 value = float(quality_fn(current, epoch))
                 current.train(current is gen)
                 evaluations.append({"epoch": epoch, "frechet": value})
-                if ada is not None:
-                    evaluations[-1]["ada_p"] = ada.p
                 if on_evaluation is not None:
                     on_evaluation(dict(evaluations[-1]))
-                if best is None or value < best[0]:
-                    best = (value, epoch, copy.deepcopy(current.state_dict()),
-                            copy.deepcopy(disc.state_dict()))
-                elif settings.patience and epoch - best[1] >= settings.patience * \
-                        settings.eval_every:
+                if best.observe(value, epoch, current, disc):
                     break
     seconds = time.perf_counter() - t0
-    if ema_gen is not None:
-        gen = ema_gen
-    chosen_epoch: int | None = None
-    if best is not None:
-        gen.load_state_dict(best[2])  # standing statistics included, when they were set
-        disc.load_state_dict(best[3])
-        chosen_epoch = best[1]
-    elif settings.bn_stats == "standing":
-        standing_statistics(gen, batch, settings.seed)
+    if average is not None:
+        gen = average.average
+    chosen_epoch = best.restore(gen, disc)
+    if chosen_epoch is None and settings.bn_stats == "standing":
+        standing_statistics(gen, batch, seed)
     gen.eval()
     disc.eval()
     if sample_path is not None:
         from activegen.generative.grid import save_image_grid
 
-        images = gen.sample(64, torch.Generator().manual_seed(settings.seed + 1)).cpu().numpy()
+        images = gen.sample(64, torch.Generator().manual_seed(seed + 1)).cpu().numpy()
         save_image_grid(images, sample_path)
     report = TrainReport(seconds, seen, seen / max(seconds, 1e-9), float(d_loss.detach()),
-                         float(g_loss.detach()),
-                         device, evaluations, chosen_epoch, floor,
-                         ada.p if ada is not None else None, floor_matched)
+                         float(g_loss.detach()), device, evaluations, chosen_epoch, floor,
+                         floor_matched)
     return gen, disc, report
 
 
@@ -435,15 +377,3 @@ def standing_statistics(gen: Generator, batch: int, seed: int,
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     return gen.eval()
-
-
-@torch.no_grad()
-def _ema_update(ema_gen: Generator, gen: Generator, decay: float) -> None:
-    """``θ_ema ← decay·θ_ema + (1 − decay)·θ``; buffers (batch-norm statistics) copied.
-
-    The caller warms the decay up (``min(ema, (1 + t) / (10 + t))`` at generator step ``t``),
-    so that a short training does not leave the average dominated by the initial weights."""
-    for p_ema, p in zip(ema_gen.parameters(), gen.parameters(), strict=True):
-        p_ema.lerp_(p, 1.0 - decay)
-    for b_ema, b in zip(ema_gen.buffers(), gen.buffers(), strict=True):
-        b_ema.copy_(b)

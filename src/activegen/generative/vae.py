@@ -9,8 +9,8 @@ Adam (lr 1e-3, weight decay 5e-3) for 20 epochs on the whole dataset, as in the 
 the Bernoulli (binary cross-entropy) reconstruction term on ``[0, 1]`` pixels plus the KL
 divergence to ``N(0, I)``.
 
-The class-conditional VAE (``n_conditions > 0``), the paper's proposed future work, takes a
-class vector ``c`` (one-hot, or soft class probabilities) concatenated to the encoder's
+The class-conditional VAE (trained with ``conditions``), the paper's proposed future work,
+takes a class vector ``c`` (one-hot, or soft class probabilities) concatenated to the encoder's
 flattened convolution output and to ``z`` in the decoder.
 
 A trained VAE is cached under ``cache_dir`` keyed by a fingerprint of the images and of every
@@ -20,15 +20,16 @@ setting, so that one VAE serves every strategy and seed of an experiment.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
 from activegen._cache import ArtifactCache, content_key, data_fingerprint
+from activegen._settings import Settings
 from activegen.errors import DataError
 from activegen.generative.checked_state import load_state, state_bytes
 
@@ -36,24 +37,19 @@ from activegen.generative.checked_state import load_state, state_bytes
 ENCODE_BATCH = 1024
 
 
-@dataclass(frozen=True)
-class VAESettings:
-    """Everything that decides a trained VAE (with the data and the seed)."""
+class VAESettings(Settings):
+    """Everything that decides a trained VAE (with the data, the seed and, for a
+    class-conditional one, its conditions)."""
 
-    latent_dim: int = 32
-    width: int = 32
-    epochs: int = 20
-    lr: float = 1e-3
-    weight_decay: float = 5e-3
-    batch_size: int = 128
-    n_conditions: int = 0
+    latent_dim: int = Field(32, ge=1, description="size of the latent code (the features)")
+    width: int = Field(32, ge=1, description="channels of the first conv (x1, 2, 4, 8)")
+    epochs: int = Field(20, ge=1, description="training epochs (the paper's 20)")
+    lr: float = Field(1e-3, gt=0, description="Adam's learning rate")
+    weight_decay: float = Field(5e-3, ge=0, description="Adam's weight decay")
+    batch_size: int = Field(128, ge=1, description="training batch size")
 
-    def __post_init__(self) -> None:
-        for key in ("latent_dim", "width", "epochs", "batch_size"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"VAE {key} must be >= 1, got {getattr(self, key)}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.n_conditions < 0:
-            raise ValueError("VAE needs lr > 0, weight_decay >= 0, n_conditions >= 0")
+
+DEFAULT_VAE = VAESettings()
 
 
 class ConvVAE(nn.Module):
@@ -135,22 +131,20 @@ def _check_images(X: np.ndarray) -> None:
         raise DataError("the VAE needs at least one image")
 
 
-def train_vae(X: np.ndarray, settings: VAESettings = VAESettings(), seed: int = 0,
+def train_vae(X: np.ndarray, settings: VAESettings = DEFAULT_VAE, seed: int = 0,
               device: str = "cpu", conditions: np.ndarray | None = None
               ) -> tuple[ConvVAE, list[float]]:
     """Train a VAE on ``X`` (``float32 [N, C, H, W]`` in [0, 1]); returns it and the mean
     loss of each epoch. Seeded: the same data, settings and seed give the same VAE on the CPU.
     """
     _check_images(X)
-    if (conditions is None) != (settings.n_conditions == 0):
-        raise ValueError("conditions must be given exactly when n_conditions > 0")
-    if conditions is not None and conditions.shape != (len(X), settings.n_conditions):
-        raise ValueError(f"conditions must be [{len(X)}, {settings.n_conditions}], "
-                         f"got {conditions.shape}")
+    if conditions is not None and (conditions.ndim != 2 or len(conditions) != len(X)):
+        raise ValueError(f"conditions must be [{len(X)}, n_conditions], got {conditions.shape}")
+    n_conditions = 0 if conditions is None else conditions.shape[1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = ConvVAE(X.shape[1], (X.shape[2], X.shape[3]), settings.latent_dim,
-                        settings.width, settings.n_conditions)
+                        settings.width, n_conditions)
     dev = torch.device(device)
     model.to(dev).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr,
@@ -191,13 +185,14 @@ def encode(model: ConvVAE, X: np.ndarray, conditions: np.ndarray | None = None) 
     return torch.cat(out).numpy()
 
 
-#: Bump when the VAE's network or training changes (invalidates every cached VAE).
-VAE_CACHE_VERSION = 1
+#: Bump when the VAE's network, training or settings change (invalidates every cached VAE).
+VAE_CACHE_VERSION = 2
 
 
 def vae_cache_key(X: np.ndarray, settings: VAESettings, seed: int) -> str:
     """The key of the VAE trained on ``X`` with ``settings`` and ``seed``."""
-    return content_key({"data": data_fingerprint(X), "seed": seed, "settings": asdict(settings),
+    return content_key({"data": data_fingerprint(X), "seed": seed,
+                        "settings": settings.model_dump(),
                         "version": VAE_CACHE_VERSION})
 
 
@@ -212,14 +207,12 @@ def vae_cache_path(cache_dir: Path, X: np.ndarray, settings: VAESettings, seed: 
     return _vae_cache(cache_dir).entry(vae_cache_key(X, settings, seed)) / "model.pt"
 
 
-def load_or_train_vae(X: np.ndarray, cache_dir: Path | None, settings: VAESettings = VAESettings(),
+def load_or_train_vae(X: np.ndarray, cache_dir: Path | None, settings: VAESettings = DEFAULT_VAE,
                       seed: int = 0, device: str = "cpu") -> ConvVAE:
     """The unconditional VAE of ``X``: loaded from ``cache_dir`` if trained before, else
     trained and saved there (an entry of the one artifact cache, :mod:`activegen._cache`:
     one trainer at a time, written atomically, checked on load). ``cache_dir=None`` trains
     without caching."""
-    if settings.n_conditions:
-        raise ValueError("only unconditional VAEs are cached (a CVAE depends on the labels)")
     if cache_dir is None:
         return train_vae(X, settings, seed, device)[0]
 

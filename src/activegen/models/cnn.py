@@ -8,12 +8,19 @@ residual blocks for learning-loss prediction (the small CNN has no residual bloc
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from activegen.models.torch_learner import StagedNetwork, TorchLearner
+from activegen.models.torch_learner import (
+    LossHead,
+    Posterior,
+    StagedNetwork,
+    TorchLearner,
+    TorchSettings,
+)
 
 
 class SmallCNNNetwork(StagedNetwork):
@@ -48,18 +55,36 @@ class SmallCNNNetwork(StagedNetwork):
         return self.fc(self.head_dropout(features)), features, maps
 
 
+class SmallCNNSettings(TorchSettings):
+    """The small CNN's size and training settings."""
+
+    width: int = Field(16, ge=1, description="channels of the first stage (x1, 2, 4, 4)")
+    feature_dim: int = Field(128, ge=1, description="features T_f(x) before the last layer")
+
+
 class SmallCNN(TorchLearner):
     """Small 4-stage CNN: fast enough to run the VAE paper's protocol on a CPU."""
 
     name: ClassVar[str] = "small-cnn"
-
-    def __init__(self, n_classes: int, seed: int = 0, *, width: int = 16,
-                 feature_dim: int = 128, **training: Any) -> None:
-        super().__init__(n_classes, seed, **training)
-        if width < 1 or feature_dim < 1:
-            raise ValueError(f"width and feature_dim must be >= 1, got {width}, {feature_dim}")
-        self.width = width
-        self.feature_dim = feature_dim
+    Settings = SmallCNNSettings
+    settings: SmallCNNSettings
 
     def build_network(self, in_channels: int, image_size: tuple[int, int]) -> SmallCNNNetwork:
-        return SmallCNNNetwork(in_channels, self.n_classes, self.width, self.feature_dim)
+        return SmallCNNNetwork(in_channels, self.n_classes, self.settings.width,
+                               self.settings.feature_dim)
+
+
+class SmallCNNWithLossHead(LossHead, SmallCNN):
+    """The small CNN with a loss-prediction head."""
+
+
+class SmallCNNWithPosterior(Posterior, SmallCNN):
+    """The small CNN with MC dropout or a deep ensemble."""
+
+
+class SmallCNNWithBoth(LossHead, Posterior, SmallCNN):
+    """The small CNN with a loss head and MC dropout."""
+
+
+SmallCNN.variants = {(False, False): SmallCNN, (True, False): SmallCNNWithLossHead,
+                     (False, True): SmallCNNWithPosterior, (True, True): SmallCNNWithBoth}

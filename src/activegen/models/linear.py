@@ -11,18 +11,38 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from pydantic import Field
 from sklearn.linear_model import LogisticRegression as _SkLogisticRegression
 from sklearn.svm import LinearSVC
 
-from activegen.models.base import Learner, proba_from_margins
+from activegen._settings import Settings
+from activegen.models.base import (
+    WithEmbedding,
+    WithMargins,
+    WithProba,
+    WithTorchDecision,
+    proba_from_margins,
+)
 from activegen.models.capabilities import FitContext
 
 #: rows per block of :meth:`_LinearLearner._decision_function`
 _DECISION_BLOCK = 512
 
 
-class _LinearLearner(Learner):
-    """Shared code of linear models ``f(x) = W·vec(x) + b``."""
+class LinearSettings(Settings):
+    """Settings of a linear learner."""
+
+    C: float = Field(1.0, gt=0, description="inverse regularisation strength")
+    max_iter: int = Field(5000, ge=1, description="solver iterations at most")
+
+
+class _LinearLearner(WithProba, WithMargins, WithEmbedding, WithTorchDecision):
+    """Shared code of linear models ``f(x) = W·vec(x) + b``: margins, probabilities (a
+    squashing of the margins), the input as features, a torch decision for synthesis (and
+    ``torch_features``, the flattened input, for GAAL's manifold diversity), and the weights
+    (what a model file exports)."""
+
+    settings: LinearSettings
 
     coef_: np.ndarray  # [K', D] with K' = 1 for two classes
     intercept_: np.ndarray  # [K']
@@ -57,8 +77,12 @@ class _LinearLearner(Learner):
             scores[start:start + _DECISION_BLOCK] = block @ self.coef_.T + self.intercept_
         return scores[:, 0] if self.n_classes == 2 else scores
 
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        # the argmax of the squashed margins, as the results have always been computed (a
+        # margin within float epsilon of 0 squashes to 0.5 and goes to class 0)
+        return self._predict_proba(X).argmax(axis=1)
+
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        # The base predict() takes the argmax of these: the margin's sign / largest margin.
         return proba_from_margins(self._decision_function(X))
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
@@ -70,8 +94,11 @@ class _LinearLearner(Learner):
         scores = x.reshape(x.shape[0], -1) @ w.T + b
         return scores[:, 0] if self.n_classes == 2 else scores
 
-    @property
-    def weights(self) -> tuple[np.ndarray, np.ndarray]:
+    def torch_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``φ(x)``: the flattened input, the space the hyperplane lives in."""
+        return x.reshape(x.shape[0], -1)
+
+    def linear_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """``(W [K', D], b [K'])`` of the fitted hyperplane(s)."""
         self._check_fitted()
         return self.coef_, self.intercept_
@@ -86,16 +113,11 @@ class LinearSVM(_LinearLearner):
     """
 
     name: ClassVar[str] = "linear-svm"
-
-    def __init__(self, n_classes: int, seed: int = 0, C: float = 1.0, max_iter: int = 5000) -> None:
-        super().__init__(n_classes, seed)
-        if C <= 0:
-            raise ValueError(f"C must be positive, got {C}")
-        self.C = C
-        self.max_iter = max_iter
+    Settings = LinearSettings
 
     def _fit(self, X: np.ndarray, y: np.ndarray, context: FitContext) -> None:
-        model = LinearSVC(C=self.C, loss="hinge", dual=True, max_iter=self.max_iter,
+        model = LinearSVC(C=self.settings.C, loss="hinge", dual=True,
+                          max_iter=self.settings.max_iter,
                           random_state=self.seed, tol=1e-4)
         import warnings
 
@@ -109,24 +131,24 @@ class LinearSVM(_LinearLearner):
             raise AssertionError("binary LinearSVC must see classes 0 and 1")
 
 
+class LogisticSettings(LinearSettings):
+    """Settings of the logistic regression."""
+
+    max_iter: int = Field(1000, ge=1, description="solver iterations at most")
+
+
 class LogisticRegression(_LinearLearner):
     """Multinomial logistic regression (L2, lbfgs) on raw pixels."""
 
     name: ClassVar[str] = "logistic-regression"
-
-    def __init__(self, n_classes: int, seed: int = 0, C: float = 1.0, max_iter: int = 1000) -> None:
-        super().__init__(n_classes, seed)
-        if C <= 0:
-            raise ValueError(f"C must be positive, got {C}")
-        self.C = C
-        self.max_iter = max_iter
+    Settings = LogisticSettings
 
     def _fit(self, X: np.ndarray, y: np.ndarray, context: FitContext) -> None:
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
 
-        model = _SkLogisticRegression(C=self.C, max_iter=self.max_iter)
+        model = _SkLogisticRegression(C=self.settings.C, max_iter=self.settings.max_iter)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(self._flat(X), y)

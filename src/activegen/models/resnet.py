@@ -11,14 +11,21 @@ response to a grey image ``(g, g, g)`` is unchanged), and the 1000-class ``fc`` 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
+from pydantic import Field, field_validator
 from torch import nn
 from torch.nn import functional as F
 
 from activegen.errors import ConfigError
-from activegen.models.torch_learner import StagedNetwork, TorchLearner
+from activegen.models.torch_learner import (
+    LossHead,
+    Posterior,
+    StagedNetwork,
+    TorchLearner,
+    TorchSettings,
+)
 
 
 class BasicBlock(nn.Module):
@@ -121,20 +128,47 @@ def load_imagenet_weights(network: ResNet18Network, path: Path) -> None:
     network.load_state_dict(adapted, strict=False)
 
 
+class ResNet18Settings(TorchSettings):
+    """ResNet-18's weights and training settings."""
+
+    pretrained_path: Path | None = Field(None, description=(
+        "a local torchvision ImageNet ResNet-18 state dict to start from"))
+
+    @field_validator("pretrained_path")
+    @classmethod
+    def _exists(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            path = path.expanduser()
+            if not path.is_file():
+                raise ValueError(f"{path}: no such file")
+        return path
+
+
 class ResNet18(TorchLearner):
     """ResNet-18 (small-image stem), optionally from local ImageNet weights; the paper's model."""
 
     name: ClassVar[str] = "resnet18"
-
-    def __init__(self, n_classes: int, seed: int = 0, *, pretrained_path: str | None = None,
-                 **training: Any) -> None:
-        super().__init__(n_classes, seed, **training)
-        self.pretrained_path = Path(pretrained_path).expanduser() if pretrained_path else None
-        if self.pretrained_path is not None and not self.pretrained_path.is_file():
-            raise ValueError(f"pretrained_path {self.pretrained_path}: no such file")
+    Settings = ResNet18Settings
+    settings: ResNet18Settings
 
     def build_network(self, in_channels: int, image_size: tuple[int, int]) -> ResNet18Network:
         network = ResNet18Network(in_channels, self.n_classes)
-        if self.pretrained_path is not None:
-            load_imagenet_weights(network, self.pretrained_path)
+        if self.settings.pretrained_path is not None:
+            load_imagenet_weights(network, self.settings.pretrained_path)
         return network
+
+
+class ResNet18WithLossHead(LossHead, ResNet18):
+    """ResNet-18 with a loss-prediction head (Yoo & Kweon's setting)."""
+
+
+class ResNet18WithPosterior(Posterior, ResNet18):
+    """ResNet-18 with MC dropout or a deep ensemble."""
+
+
+class ResNet18WithBoth(LossHead, Posterior, ResNet18):
+    """ResNet-18 with a loss head and MC dropout."""
+
+
+ResNet18.variants = {(False, False): ResNet18, (True, False): ResNet18WithLossHead,
+                     (False, True): ResNet18WithPosterior, (True, True): ResNet18WithBoth}

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
+from pydantic import Field
 
 from activegen._cache import ArtifactCache, content_key, data_fingerprint
+from activegen._settings import Settings
 from activegen.errors import ActivegenError
-from activegen.models.base import Learner, proba_from_margins
-from activegen.models.capabilities import Differentiable, FitContext
+from activegen.models.base import WithEmbedding, WithMargins, WithProba, proba_from_margins
+from activegen.models.capabilities import FitContext
 
 #: Bump when the basis learning changes (invalidates cached bases).
 BASIS_VERSION = 1
@@ -27,36 +28,29 @@ BASIS_VERSION = 1
 _BASES: dict[str, Any] = {}
 
 
-class SelfTaughtSVM(Learner):
+class SelfTaughtSettings(Settings):
+    """Settings of the self-taught SVM."""
+
+    n_components: int = Field(64, ge=1, description="atoms of the basis")
+    alpha: float = Field(0.5, gt=0, description=(
+        "sparsity penalty when learning the basis and when coding images"))
+    C: float = Field(1.0, gt=0, description="the SVM's C")
+    basis_iterations: int = Field(20, ge=1, description=(
+        "passes of the mini-batch dictionary learner over the pool"))
+
+
+class SelfTaughtSVM(WithProba, WithMargins, WithEmbedding):
     """Linear SVM on sparse codes of a basis learned on the unlabeled pool.
 
-    Args:
-        n_components: atoms of the basis.
-        alpha: sparsity penalty when learning the basis and when coding images.
-        C: the SVM's ``C``.
-        basis_iterations: passes of the mini-batch dictionary learner over the pool.
-
-    The runner calls :meth:`prepare` with the pool before the first ``fit``. There is no
+    The engine calls :meth:`prepare` with the pool before the first ``fit``. It has no
     differentiable decision (a code is the solution of a lasso), so synthesis strategies
-    cannot be combined with this learner.
+    refuse it.
     """
 
     name: ClassVar[str] = "self-taught-svm"
-    #: configs refuse synthesis strategies with it up front (``torch_decision`` raises)
-    lacks: tuple[type, ...] = (Differentiable,)
-
-    def __init__(self, n_classes: int, seed: int = 0, n_components: int = 64,
-                 alpha: float = 0.5, C: float = 1.0, basis_iterations: int = 20) -> None:
-        super().__init__(n_classes, seed)
-        if n_components < 1 or basis_iterations < 1:
-            raise ValueError("n_components and basis_iterations must be >= 1")
-        if alpha <= 0 or C <= 0:
-            raise ValueError(f"alpha and C must be positive, got alpha={alpha}, C={C}")
-        self.n_components = n_components
-        self.alpha = alpha
-        self.C = C
-        self.basis_iterations = basis_iterations
-        self.basis: Any = None
+    Settings = SelfTaughtSettings
+    settings: SelfTaughtSettings
+    basis: Any = None
 
     def prepare(self, pool_images: np.ndarray, cache_dir: Path | None = None) -> None:
         """Learn (or load) the basis from the pool's images ``float32 [N, C, H, W]``.
@@ -66,8 +60,8 @@ class SelfTaughtSVM(Learner):
         once, under its lock, and neither can leave a half-written entry."""
         X = np.asarray(pool_images, dtype=np.float32)
         key = content_key({
-            "data": data_fingerprint(X), "n_components": self.n_components,
-            "alpha": self.alpha, "iterations": self.basis_iterations,
+            "data": data_fingerprint(X), "n_components": self.settings.n_components,
+            "alpha": self.settings.alpha, "iterations": self.settings.basis_iterations,
             "version": BASIS_VERSION})
         if key not in _BASES:
             flat = X.reshape(len(X), -1)
@@ -92,9 +86,9 @@ class SelfTaughtSVM(Learner):
         from sklearn.decomposition import MiniBatchDictionaryLearning
 
         learner = MiniBatchDictionaryLearning(
-            n_components=self.n_components, alpha=self.alpha, batch_size=256,
-            max_iter=self.basis_iterations, transform_algorithm="lasso_lars",
-            transform_alpha=self.alpha, random_state=0)
+            n_components=self.settings.n_components, alpha=self.settings.alpha, batch_size=256,
+            max_iter=self.settings.basis_iterations, transform_algorithm="lasso_lars",
+            transform_alpha=self.settings.alpha, random_state=0)
         return learner.fit(flat)
 
     def _codes(self, X: np.ndarray) -> np.ndarray:
@@ -107,7 +101,7 @@ class SelfTaughtSVM(Learner):
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.svm import LinearSVC
 
-        self.svm = LinearSVC(C=self.C, loss="hinge", dual=True, max_iter=5000,
+        self.svm = LinearSVC(C=self.settings.C, loss="hinge", dual=True, max_iter=5000,
                              random_state=self.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -121,15 +115,11 @@ class SelfTaughtSVM(Learner):
             return full
         return d
 
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return self._predict_proba(X).argmax(axis=1)
+
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         return proba_from_margins(self._decision_function(X))
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
         return self._codes(X).astype(np.float32)
-
-    def _torch_decision(self, x: torch.Tensor) -> torch.Tensor:
-        raise ActivegenError(
-            "self-taught-svm has no differentiable decision function (its sparse codes are "
-            "lasso solutions), so it cannot drive query synthesis (gaal, gaal-retrieve); "
-            "evaluate it with pool strategies such as random"
-        )

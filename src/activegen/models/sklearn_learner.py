@@ -17,11 +17,12 @@ import importlib
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
+from pydantic import Field
 
+from activegen._settings import Settings
 from activegen.errors import ConfigError
-from activegen.models.base import Learner, proba_from_margins
-from activegen.models.capabilities import Differentiable, FitContext
+from activegen.models.base import WithEmbedding, WithMargins, WithProba, proba_from_margins
+from activegen.models.capabilities import FitContext
 
 
 def resolve_estimator(estimator: Any, params: dict[str, Any] | None = None) -> Any:
@@ -67,24 +68,31 @@ def _flat(X: np.ndarray) -> np.ndarray:
     return np.asarray(X, dtype=np.float32).reshape(len(X), -1)
 
 
-class SklearnLearner(Learner):
+class SklearnSettings(Settings):
+    """Settings of a scikit-learn classifier as a learner."""
+
+    estimator: Any = Field("sklearn.linear_model.LogisticRegression",
+                           description="an estimator object or class, or a dotted import path")
+    params: dict[str, Any] = Field(default_factory=dict, description=(
+        "constructor parameters (for a class or a path) or set_params values"))
+
+
+class SklearnLearner(WithProba, WithMargins, WithEmbedding):
     """A scikit-learn classifier behind the learner contract (see the module docstring).
 
-    Args:
-        n_classes: number of classes.
-        seed: given to the estimator as ``random_state`` when it has one left unset.
-        estimator: an estimator object or class, or a dotted import path.
-        params: constructor parameters (for a class or a path) or ``set_params`` values.
+    ``seed`` is given to the estimator as ``random_state`` when it has one left unset. Not
+    differentiable in torch, so synthesis strategies refuse it.
     """
 
     name: ClassVar[str] = "sklearn"
-    lacks: tuple[type, ...] = (Differentiable,)
+    Settings = SklearnSettings
+    settings: SklearnSettings
 
-    def __init__(self, n_classes: int, seed: int = 0,
-                 estimator: Any = "sklearn.linear_model.LogisticRegression",
-                 params: dict[str, Any] | None = None) -> None:
-        super().__init__(n_classes, seed)
-        self.template = resolve_estimator(estimator, params)
+    def __init__(self, n_classes: int, seed: int = 0, settings: Any = None,
+                 **values: Any) -> None:
+        super().__init__(n_classes, seed, settings, **values)
+        estimator = self.settings.estimator
+        self.template = resolve_estimator(estimator, self.settings.params)
         self.estimator_name = estimator if isinstance(estimator, str) else type(
             self.template).__name__
         self.estimator: Any = None
@@ -102,10 +110,7 @@ class SklearnLearner(Learner):
     def _classes(self) -> np.ndarray:
         return np.asarray(self.estimator.classes_, dtype=np.int64)
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        if self._constant is not None:
-            return super().predict(X)
+    def _predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.estimator.predict(_flat(X)), dtype=np.int64)
 
     def _decision_function(self, X: np.ndarray) -> np.ndarray:
@@ -137,7 +142,3 @@ class SklearnLearner(Learner):
             if self.estimator is not None:
                 return np.asarray(self.estimator[:-1].transform(_flat(X)), dtype=np.float32)
         return _flat(X)
-
-    def _torch_decision(self, x: torch.Tensor) -> torch.Tensor:
-        raise ConfigError(f"learner 'sklearn' ({self.estimator_name}) is not differentiable in "
-                          "torch: synthesis strategies need a torch learner")

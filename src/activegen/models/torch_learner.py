@@ -18,8 +18,8 @@ After training, BatchNorm's running statistics are recomputed over the training 
 (``bn_recalibrate``, on by default): the running averages (momentum 0.1) need tens of steps to
 forget their initial mean 0 / variance 1, and with 50 labels and batch 128 an epoch is one
 step, so the network evaluated in eval mode was at chance while the same weights fitted the
-training set (issue 10, ``configs/gaal-mnist5k-cnn.toml``). One extra forward pass over the
-training set, no gradient; the weights do not change.
+training set. One extra forward pass over the training set, no gradient; the weights do not
+change.
 
 ``zoom = [lo, hi]`` augments each training batch (never the images scored, the pool or a
 query): every image is magnified by a factor drawn from ``[lo, hi]`` (its width by a further
@@ -27,20 +27,20 @@ factor in ``[1 - ZOOM_ASPECT, 1 + ZOOM_ASPECT]``) and shifted by up to ``ZOOM_SH
 frame, seeded like the batch order. It teaches the network digits larger and thicker than
 MNIST's 20-pixel box, such as 8×8 digits resized to 28×28 that fill the frame.
 
-``device="auto"`` uses CUDA when it is there. Optional
+``device`` (the build context's, or ``"auto"``: CUDA when it is there) is where it trains. Optional
 ``bf16`` autocast and ``channels_last`` memory format speed up CPU training of ResNet-18 about
 twofold (KNOWN.md: ≈116 → ≈250 images/s).
 
-With ``loss_prediction=True`` a :class:`LossPredictionModule` is trained jointly on the
-network's four stage outputs (Yoo & Kweon: ranking loss weight ``loss_weight`` λ = 1, margin
-ξ = 1, stage features detached from the loss head from epoch ``lossnet_detach_epoch``), and
-:meth:`TorchLearner.predict_loss` ranks points by predicted loss. ``FitContext.extra`` gives the
+With ``loss_head`` set (:class:`LossHeadSettings`) a :class:`LossPredictionModule` is trained
+jointly on the network's four stage outputs (Yoo & Kweon: ranking loss weight λ = 1, margin
+ξ = 1, stage features detached from the head from epoch ``detach_epoch``), and
+:meth:`LossHead.predict_loss` ranks points by predicted loss. ``FitContext.extra`` gives the
 head extra per-example features (the VAE-augmented variant).
 
 With ``ensemble = M > 1`` the learner is a deep ensemble (Lakshminarayanan et al. 2017): ``M``
 networks trained independently from seeds derived from ``seed``. Its prediction is the mean of
 the members' softmax outputs, and its posterior samples for the Bayesian strategies
-(:meth:`TorchLearner.iter_proba_samples`, the ``MCDropout`` capability) are the ``M`` members'
+(:meth:`Posterior.iter_proba_samples`, the ``MCDropout`` capability) are the ``M`` members'
 outputs. Its embedding is the first member's features.
 """
 
@@ -49,22 +49,21 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections.abc import Iterator
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import torch
+from pydantic import Field, field_validator, model_validator
 from scipy.special import softmax
 from torch import nn
 from torch.nn import functional as F
 
 from activegen._device import resolve_device
+from activegen._settings import BuildContext, Settings, resolve
 from activegen.errors import ConfigError
-from activegen.models.base import Learner
-from activegen.models.capabilities import FitContext, LossPredicting, MCDropout
+from activegen.models.base import WithEmbedding, WithMargins, WithProba, WithTorchDecision
+from activegen.models.capabilities import FitContext
 from activegen.models.loss_prediction import LossPredictionModule, margin_ranking_loss
-
-Schedule = Literal["fixed", "grow", "until-accuracy"]
-SCHEDULES: tuple[str, ...] = ("fixed", "grow", "until-accuracy")
 
 #: Images per forward pass at inference (bounds memory on big pools).
 INFERENCE_BATCH = 512
@@ -100,8 +99,8 @@ class StagedNetwork(nn.Module):
 
     stage_channels: tuple[int, ...]
     feature_dim: int
-    #: applied to the features before the classification layer (``TorchLearner(dropout=p)``
-    #: swaps in ``nn.Dropout(p)``; the identity keeps results unchanged when it is off).
+    #: applied to the features before the classification layer (``dropout = p`` swaps in
+    #: ``nn.Dropout(p)``; the identity keeps results unchanged when it is off).
     head_dropout: nn.Module
 
 
@@ -116,90 +115,99 @@ def resolve_torch_device(device: str | torch.device) -> torch.device:
         raise ValueError(str(exc)) from None
 
 
-class TorchLearner(Learner):
-    """A deep learner trained with SGD; subclasses build the network."""
+class LossHeadSettings(Settings):
+    """Yoo & Kweon's loss-prediction head, trained jointly with the network."""
+
+    weight: float = Field(1.0, ge=0, description="λ, the ranking loss's weight")
+    margin: float = Field(1.0, ge=0, description="ξ, the ranking loss's margin")
+    hidden: int = Field(128, ge=1, description="units of each stage's FC layer")
+    detach_epoch: int | None = Field(None, ge=0, description=(
+        "epoch from which the stage features are detached from the head (default: 60% of "
+        "the epochs, Yoo & Kweon's 120 of 200)"))
+
+
+class TorchSettings(Settings):
+    """Training settings shared by the deep learners (the VAE paper's SGD by default)."""
+
+    schedule: Literal["fixed", "grow", "until-accuracy"] = Field("grow", description=(
+        "fixed: epochs every round; grow: epochs + epochs_increment per round; "
+        "until-accuracy: until the training accuracy reaches target_accuracy"))
+    epochs: int = Field(10, ge=1, description="epochs (of the first round, with grow)")
+    epochs_increment: int = Field(5, ge=0, description="more epochs per round (grow)")
+    target_accuracy: float = Field(0.99, gt=0, le=1, description="until-accuracy's target")
+    max_epochs: int = Field(200, ge=1, description="until-accuracy's limit")
+    lr: float = Field(1e-3, gt=0, description="SGD learning rate")
+    momentum: float = Field(0.9, ge=0, description="SGD momentum")
+    weight_decay: float = Field(0.0, ge=0, description="SGD weight decay")
+    batch_size: int = Field(128, ge=1, description="training batch size")
+    bf16: bool = Field(False, description="bfloat16 autocast (about 2x on CPUs with AVX-512)")
+    channels_last: bool = Field(False, description="channels-last memory format")
+    bn_recalibrate: bool = Field(True, description=(
+        "recompute BatchNorm statistics over the training images after training"))
+    zoom: tuple[float, float] | None = Field(None, description=(
+        "[lo, hi]: magnify training batches by a factor in this range (augmentation)"))
+    loss_head: LossHeadSettings | None = Field(None, description=(
+        "train a loss-prediction head (learning-loss strategies need it); {} for defaults"))
+    dropout: float = Field(0.0, ge=0, lt=1, description=(
+        "dropout before the last layer; > 0 gives MC-dropout posterior samples (BALD)"))
+    ensemble: int = Field(1, ge=1, description=(
+        "M > 1 trains a deep ensemble whose members are the posterior samples"))
+
+    @field_validator("zoom")
+    @classmethod
+    def _zoom_range(cls, zoom: tuple[float, float] | None) -> tuple[float, float] | None:
+        if zoom is not None and not 0 < zoom[0] <= zoom[1]:
+            raise ValueError(f"zoom must be [lo, hi] with 0 < lo <= hi, got {list(zoom)}")
+        return zoom
+
+    @model_validator(mode="after")
+    def _ensemble_alone(self) -> TorchSettings:
+        if self.ensemble > 1 and (self.dropout > 0 or self.loss_head is not None):
+            raise ValueError(f"ensemble = {self.ensemble} is its own posterior: set dropout = 0 "
+                             "and no loss_head with it")
+        return self
+
+
+class TorchLearner(WithProba, WithMargins, WithEmbedding, WithTorchDecision):
+    """A deep learner trained with SGD; subclasses build the network.
+
+    What it can do beyond probabilities, margins, features and synthesis depends on its
+    settings, and so does its class: building one with ``loss_head`` set gives an instance
+    of a subclass that also predicts losses (:class:`LossHead`), with ``dropout > 0`` or
+    ``ensemble > 1`` one that also yields posterior samples (:class:`Posterior`). A class
+    has exactly the capabilities its instances can honour.
+    """
 
     name: ClassVar[str] = "torch-learner"
+    Settings: ClassVar[type[Settings]] = TorchSettings
+    settings: TorchSettings
+    #: the subclasses that add a loss head, posterior samples, or both (set per network)
+    variants: ClassVar[dict[tuple[bool, bool], type[TorchLearner]]] = {}
 
-    def __init__(
-        self,
-        n_classes: int,
-        seed: int = 0,
-        *,
-        schedule: Schedule = "grow",
-        epochs: int = 10,
-        epochs_increment: int = 5,
-        target_accuracy: float = 0.99,
-        max_epochs: int = 200,
-        lr: float = 1e-3,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        batch_size: int = 128,
-        device: str = "auto",
-        bf16: bool = False,
-        channels_last: bool = False,
-        loss_prediction: bool = False,
-        loss_weight: float = 1.0,
-        loss_margin: float = 1.0,
-        lossnet_hidden: int = 128,
-        lossnet_detach_epoch: int | None = None,
-        dropout: float = 0.0,
-        ensemble: int = 1,
-        bn_recalibrate: bool = True,
-        zoom: tuple[float, float] | None = None,
-    ) -> None:
-        super().__init__(n_classes, seed)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if ensemble < 1:
-            raise ValueError(f"ensemble must be >= 1 (members), got {ensemble}")
-        if ensemble > 1 and (dropout > 0 or loss_prediction):
-            raise ValueError(f"ensemble = {ensemble} is its own posterior: set dropout = 0 and "
-                             f"loss_prediction = false with it (got dropout = {dropout}, "
-                             f"loss_prediction = {loss_prediction})")
-        if zoom is not None:
-            if len(zoom) != 2 or not 0 < zoom[0] <= zoom[1]:
-                raise ValueError(f"zoom must be [lo, hi] with 0 < lo <= hi, got {zoom}")
-            zoom = (float(zoom[0]), float(zoom[1]))
-        if schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
-        for key, value in (("epochs", epochs), ("max_epochs", max_epochs),
-                           ("batch_size", batch_size)):
-            if value < 1:
-                raise ValueError(f"{key} must be >= 1, got {value}")
-        if epochs_increment < 0:
-            raise ValueError(f"epochs_increment must be >= 0, got {epochs_increment}")
-        if not 0 < target_accuracy <= 1:
-            raise ValueError(f"target_accuracy must be in (0, 1], got {target_accuracy}")
-        if lr <= 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"need lr > 0, momentum >= 0, weight_decay >= 0; got "
-                             f"{lr}, {momentum}, {weight_decay}")
-        self.schedule = schedule
-        self.epochs = epochs
-        self.epochs_increment = epochs_increment
-        self.target_accuracy = target_accuracy
-        self.max_epochs = max_epochs
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
+    def __new__(cls, n_classes: int = 2, seed: int = 0, settings: Any = None, *,
+                device: str | torch.device = "auto", **values: Any) -> TorchLearner:
+        # Only the plain network class dispatches (a variant, or a copy being restored by
+        # pickle or deepcopy, is built as the class it names).
+        if cls.variants.get((False, False)) is not cls:
+            return super().__new__(cls)
+        resolved = resolve(cls.Settings, settings, values, f"learner {cls.name!r}")
+        key = (resolved.loss_head is not None,  # type: ignore[attr-defined]
+               resolved.dropout > 0 or resolved.ensemble > 1)  # type: ignore[attr-defined]
+        return super().__new__(cls.variants[key])
+
+    def __init__(self, n_classes: int, seed: int = 0, settings: Any = None, *,
+                 device: str | torch.device = "auto", **values: Any) -> None:
+        super().__init__(n_classes, seed, settings, **values)
         self.device = resolve_torch_device(device)
-        self.bf16 = bf16
-        self.channels_last = channels_last
-        self.loss_prediction = loss_prediction
-        self.loss_weight = loss_weight
-        self.loss_margin = loss_margin
-        self.lossnet_hidden = lossnet_hidden
-        self.lossnet_detach_epoch = lossnet_detach_epoch
-        self.dropout = dropout
-        self.ensemble = ensemble
-        self.bn_recalibrate = bn_recalibrate
-        self.zoom = zoom
         self.network: StagedNetwork | None = None
         #: every member when ``ensemble > 1`` (``network`` is the first)
         self.members: list[StagedNetwork] = []
         self.loss_head: LossPredictionModule | None = None
         self.history: list[dict[str, float]] = []
+
+    @classmethod
+    def from_settings(cls, settings: Settings, context: BuildContext) -> Self:
+        return cls(context.n_classes, context.seed, settings, device=context.device)
 
     # -- the network ----------------------------------------------------------------------
     @abstractmethod
@@ -208,29 +216,24 @@ class TorchLearner(Learner):
 
     def epochs_for(self, round_: int) -> int:
         """Epochs the ``fixed``/``grow`` schedules train in round ``round_``."""
-        if self.schedule != "grow":
-            return self.epochs
-        return self.epochs + self.epochs_increment * max(0, round_)
-
-    @property
-    def lacks(self) -> tuple[type, ...]:  # type: ignore[override]
-        return (() if self.loss_prediction else (LossPredicting,)) + \
-            (() if self.supports_mc_dropout else (MCDropout,))
+        if self.settings.schedule != "grow":
+            return self.settings.epochs
+        return self.settings.epochs + self.settings.epochs_increment * max(0, round_)
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
-        if self.channels_last:
+        if self.settings.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def _autocast(self) -> Any:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.settings.bf16)
 
     def member_seeds(self) -> list[int]:
         """The seed of each ensemble member: ``seed`` itself for a single network."""
-        if self.ensemble == 1:
+        if self.settings.ensemble == 1:
             return [self.seed]
-        children = np.random.SeedSequence(self.seed).spawn(self.ensemble)
+        children = np.random.SeedSequence(self.seed).spawn(self.settings.ensemble)
         return [int(c.generate_state(1)[0]) for c in children]
 
     def _fit(self, X: np.ndarray, y: np.ndarray, context: FitContext) -> None:
@@ -240,7 +243,7 @@ class TorchLearner(Learner):
             assert self.network is not None
             members.append(self.network)
             histories.append(self.history)
-        self.members = members if self.ensemble > 1 else []
+        self.members = members if self.settings.ensemble > 1 else []
         self.network, self.history = members[0], histories[0]
 
     def _fit_network(self, X: np.ndarray, y: np.ndarray, context: FitContext,
@@ -248,37 +251,40 @@ class TorchLearner(Learner):
         """Train one network from ``seed`` (into ``network``, ``loss_head``, ``history``)."""
         extra = context.extra
         if extra is not None:
-            if not self.loss_prediction:
-                raise ValueError(f"{self.name}: extra features need loss_prediction = true")
+            if self.settings.loss_head is None:
+                raise ValueError(f"{self.name}: extra features need a loss_head")
             extra = np.asarray(extra, dtype=np.float32)
             if extra.ndim != 2:
                 raise ValueError(f"extra features must be [{len(X)}, e], got {extra.shape}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             network = self.build_network(X.shape[1], (X.shape[2], X.shape[3]))
-            if self.dropout > 0:  # no parameters: the initial weights do not change
-                network.head_dropout = nn.Dropout(self.dropout)
+            if self.settings.dropout > 0:  # no parameters: the initial weights do not change
+                network.head_dropout = nn.Dropout(self.settings.dropout)
             head = None
-            if self.loss_prediction:
-                head = LossPredictionModule(network.stage_channels, self.lossnet_hidden,
+            if self.settings.loss_head is not None:
+                head = LossPredictionModule(network.stage_channels,
+                                            self.settings.loss_head.hidden,
                                             extra_dim=0 if extra is None else extra.shape[1])
         network.to(self.device)
-        if self.channels_last:
+        if self.settings.channels_last:
             network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         params = list(network.parameters())
         if head is not None:
             head.to(self.device)
             params += list(head.parameters())
-        optimizer = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
-                                    weight_decay=self.weight_decay)
+        optimizer = torch.optim.SGD(params, lr=self.settings.lr, momentum=self.settings.momentum,
+                                    weight_decay=self.settings.weight_decay)
         X_t = torch.from_numpy(np.ascontiguousarray(X))
         y_t = torch.from_numpy(y)
         E_t = None if extra is None else torch.from_numpy(extra)
         generator = torch.Generator().manual_seed(seed)
         n = len(y)
-        planned = (self.max_epochs if self.schedule == "until-accuracy"
+        planned = (self.settings.max_epochs if self.settings.schedule == "until-accuracy"
                    else self.epochs_for(context.round))
-        detach_at = (self.lossnet_detach_epoch if self.lossnet_detach_epoch is not None
+        loss_head = self.settings.loss_head
+        detach_at = (loss_head.detach_epoch if loss_head is not None
+                     and loss_head.detach_epoch is not None
                      else math.ceil(0.6 * planned))  # Yoo & Kweon: 120 of 200 epochs
         self.history = []
         for epoch in range(planned):
@@ -287,9 +293,10 @@ class TorchLearner(Learner):
                 head.train()
             order = torch.randperm(n, generator=generator)
             correct, task_sum, rank_sum, batches = 0, 0.0, 0.0, 0
-            for start in range(0, n, self.batch_size):
-                idx = order[start:start + self.batch_size]
-                xb = X_t[idx] if self.zoom is None else zoom_batch(X_t[idx], self.zoom, generator)
+            for start in range(0, n, self.settings.batch_size):
+                idx = order[start:start + self.settings.batch_size]
+                zoom = self.settings.zoom
+                xb = X_t[idx] if zoom is None else zoom_batch(X_t[idx], zoom, generator)
                 xb, yb = self._to_device(xb), y_t[idx].to(self.device)
                 with self._autocast():
                     logits, _features, stages = network(xb)
@@ -300,8 +307,9 @@ class TorchLearner(Learner):
                             stages = [s.detach() for s in stages]
                         eb = None if E_t is None else E_t[idx].to(self.device)
                         predicted = head(stages, eb).float()
-                        rank = margin_ranking_loss(predicted, losses, self.loss_margin)
-                        loss = loss + self.loss_weight * rank
+                        assert loss_head is not None
+                        rank = margin_ranking_loss(predicted, losses, loss_head.margin)
+                        loss = loss + loss_head.weight * rank
                         rank_sum += float(rank.detach())
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -314,9 +322,10 @@ class TorchLearner(Learner):
             if head is not None:
                 record["ranking_loss"] = rank_sum / batches
             self.history.append(record)
-            if self.schedule == "until-accuracy" and correct / n >= self.target_accuracy:
+            if (self.settings.schedule == "until-accuracy"
+                    and correct / n >= self.settings.target_accuracy):
                 break
-        if self.bn_recalibrate:
+        if self.settings.bn_recalibrate:
             self._recalibrate_batchnorm(network, X_t)
         network.eval()
         if head is not None:
@@ -409,11 +418,21 @@ class TorchLearner(Learner):
             logits = self.network(self._to_device(x))[0].float()
         return logits[:, 1] - logits[:, 0] if self.n_classes == 2 else logits
 
-    @property
-    def supports_mc_dropout(self) -> bool:
-        """True when the learner has posterior samples: a dropout layer before the
-        classification layer, or an ensemble of several members."""
-        return self.dropout > 0 or self.ensemble > 1
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return self._predict_proba(X).argmax(axis=1)
+
+    def torch_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``T_f(x)``, differentiable: the penultimate features (GAAL's manifold diversity
+        spreads a batch here); an ensemble's first member's, as :meth:`embed`."""
+        self._check_fitted()
+        if self.network is None:  # one class only: no network was trained
+            return x.reshape(x.shape[0], -1)
+        return self.network(self._to_device(x))[1].float().reshape(x.shape[0], -1)
+
+
+class Posterior(TorchLearner):
+    """A deep learner with posterior samples: dropout before the last layer (MC dropout) or a
+    deep ensemble (:class:`~activegen.models.capabilities.MCDropout`)."""
 
     def iter_proba_samples(self, X: np.ndarray, n_samples: int, rng: np.random.Generator,
                            chunk_size: int = INFERENCE_BATCH) -> Iterator[np.ndarray]:
@@ -431,12 +450,9 @@ class TorchLearner(Learner):
         if n_samples < 1 or chunk_size < 1:
             raise ValueError(f"need n_samples >= 1 and chunk_size >= 1, got {n_samples}, "
                              f"{chunk_size}")
-        if not self.supports_mc_dropout:
-            raise ValueError(f"{self.name}: MC dropout needs dropout > 0 or ensemble > 1 (got "
-                             f"dropout = {self.dropout})")
         X = np.asarray(X, dtype=np.float32)
-        if self.ensemble > 1:
-            n_samples = self.ensemble
+        if self.settings.ensemble > 1:
+            n_samples = self.settings.ensemble
         if self._constant is not None:  # one class only: every sample is certain
             for start in range(0, len(X), chunk_size):
                 out = np.zeros((len(X[start:start + chunk_size]), n_samples, self.n_classes))
@@ -449,7 +465,7 @@ class TorchLearner(Learner):
                 yield self._member_proba(X[start:start + chunk_size])
             return
         generator = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
-        keep = 1.0 - self.dropout
+        keep = 1.0 - self.settings.dropout
         fc = self.network.fc  # type: ignore[attr-defined]
         for start in range(0, len(X), chunk_size):
             feats = torch.from_numpy(self._forward_all(X[start:start + chunk_size])[1])
@@ -466,14 +482,17 @@ class TorchLearner(Learner):
         return (np.concatenate(parts) if parts
                 else np.empty((0, n_samples, self.n_classes)))
 
+
+class LossHead(TorchLearner):
+    """A deep learner trained with a loss-prediction head
+    (:class:`~activegen.models.capabilities.LossPredicting`)."""
+
     def predict_loss(self, X: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
         """Predicted loss ``[N]`` of each image (higher = the learner expects to be wronger).
 
         ``extra`` must be given exactly when the learner was fitted with extra features.
         """
         self._check_fitted()
-        if not self.loss_prediction:
-            raise ValueError(f"{self.name} has no loss head; set loss_prediction = true")
         if self.loss_head is None:  # one class only: every point is equally uncertain
             return np.zeros(len(X))
         if (extra is None) != (self.loss_head.extra_dim == 0):

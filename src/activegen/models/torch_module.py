@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import copy
 import importlib
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import torch
+from pydantic import Field
 from scipy.special import softmax
 from torch import nn
 from torch.nn import functional as F
 
 from activegen._device import resolve_device
+from activegen._settings import BuildContext, Settings
 from activegen.errors import ConfigError
-from activegen.models.base import Learner
+from activegen.models.base import WithEmbedding, WithMargins, WithProba, WithTorchDecision
 from activegen.models.capabilities import FitContext
 
 INFERENCE_BATCH = 1024
@@ -69,52 +71,58 @@ def resolve_module(module: Any, params: dict[str, Any] | None = None) -> ModuleF
     return ModuleFactory(obj, dict(params or {}), repr(module))
 
 
-class TorchModuleLearner(Learner):
+class TorchModuleSettings(Settings):
+    """A user's module and how to train it."""
+
+    module: Any = Field(None, description=(
+        "an nn.Module, a callable returning one, or a dotted path to either"))
+    params: dict[str, Any] = Field(default_factory=dict,
+                                   description="keyword arguments of the factory")
+    embedding: str | None = Field(None, description=(
+        "name of the submodule whose output is embed (default: the input of the last "
+        "nn.Linear)"))
+    epochs: int = Field(10, ge=1, description="epochs (of the first round, with grow)")
+    epochs_increment: int = Field(0, ge=0, description="more epochs per round (grow)")
+    schedule: Literal["fixed", "grow"] = Field("fixed", description=(
+        "fixed: epochs every round; grow: epochs + epochs_increment per round"))
+    lr: float = Field(0.01, gt=0, description="SGD learning rate")
+    momentum: float = Field(0.9, ge=0, description="SGD momentum")
+    weight_decay: float = Field(0.0, ge=0, description="SGD weight decay")
+    batch_size: int = Field(64, ge=1, description="training batch size")
+
+
+class TorchModuleLearner(WithProba, WithMargins, WithEmbedding, WithTorchDecision):
     """A user's ``nn.Module`` classifier behind the learner contract (see the module docstring).
 
-    Args:
-        n_classes: number of classes (the module's output width).
-        seed: seeds the initial weights (factories) and the batch order.
-        module: an ``nn.Module``, a callable returning one, or a dotted path to either.
-        params: keyword arguments of the factory.
-        embedding: name of the submodule whose output is ``embed`` (default: the input of
-            the last ``nn.Linear``).
-        epochs, epochs_increment, schedule: ``fixed`` trains ``epochs``; ``grow`` adds
-            ``epochs_increment`` per round of the fit context.
-        lr, momentum, weight_decay, batch_size: SGD settings.
-        device: ``auto`` (CUDA when present), ``cpu``, ``cuda[:i]``, ``mps``.
+    ``seed`` seeds the initial weights (factories) and the batch order; ``device`` is
+    ``auto`` (CUDA when present), ``cpu``, ``cuda[:i]`` or ``mps``.
     """
 
     name: ClassVar[str] = "torch-module"
+    Settings = TorchModuleSettings
+    settings: TorchModuleSettings
 
-    def __init__(self, n_classes: int, seed: int = 0, module: Any = None,
-                 params: dict[str, Any] | None = None, embedding: str | None = None,
-                 epochs: int = 10, epochs_increment: int = 0, schedule: str = "fixed",
-                 lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
-                 batch_size: int = 64, device: str = "auto") -> None:
-        super().__init__(n_classes, seed)
-        if module is None:
+    def __init__(self, n_classes: int, seed: int = 0, settings: Any = None, *,
+                 device: str = "auto", **values: Any) -> None:
+        super().__init__(n_classes, seed, settings, **values)
+        if self.settings.module is None:
             raise ConfigError("learner 'torch-module' needs module (an nn.Module, a factory "
                               "or a dotted path)")
-        if schedule not in ("fixed", "grow"):
-            raise ConfigError(f"learner 'torch-module': schedule must be fixed or grow, got "
-                              f"{schedule!r}")
-        if epochs < 1 or batch_size < 1 or lr <= 0:
-            raise ConfigError("learner 'torch-module': need epochs >= 1, batch_size >= 1, lr > 0")
-        self.make_module = resolve_module(module, params)
-        self.embedding = embedding
-        self.epochs, self.epochs_increment, self.schedule = epochs, epochs_increment, schedule
-        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
-        self.batch_size = batch_size
+        self.make_module = resolve_module(self.settings.module, self.settings.params)
         self.device = torch.device(resolve_device(device))
         self.network: nn.Module | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Settings, context: BuildContext) -> Self:
+        return cls(context.n_classes, context.seed, settings, device=context.device)
+
     def _hook_target(self, network: nn.Module) -> tuple[nn.Module, bool]:
         """The submodule whose output (True) or input (False) is the embedding."""
-        if self.embedding is not None:
-            found = dict(network.named_modules()).get(self.embedding)
+        if self.settings.embedding is not None:
+            found = dict(network.named_modules()).get(self.settings.embedding)
             if found is None:
-                raise ConfigError(f"learner 'torch-module': no submodule {self.embedding!r}")
+                raise ConfigError(f"learner 'torch-module': no submodule "
+                                  f"{self.settings.embedding!r}")
             return found, True
         linears = [m for m in network.modules() if isinstance(m, nn.Linear)]
         if not linears:
@@ -126,17 +134,19 @@ class TorchModuleLearner(Learner):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             network = self.make_module().to(self.device)
-        optimizer = torch.optim.SGD(network.parameters(), lr=self.lr, momentum=self.momentum,
-                                    weight_decay=self.weight_decay)
+        settings = self.settings
+        optimizer = torch.optim.SGD(network.parameters(), lr=settings.lr,
+                                    momentum=settings.momentum,
+                                    weight_decay=settings.weight_decay)
         X_t, y_t = torch.from_numpy(np.ascontiguousarray(X)), torch.from_numpy(y)
         generator = torch.Generator().manual_seed(self.seed)
-        epochs = self.epochs + (self.epochs_increment * max(0, context.round)
-                                if self.schedule == "grow" else 0)
+        epochs = settings.epochs + (settings.epochs_increment * max(0, context.round)
+                                    if settings.schedule == "grow" else 0)
         network.train()
         for _ in range(epochs):
             order = torch.randperm(len(y), generator=generator)
-            for start in range(0, len(y), self.batch_size):
-                idx = order[start:start + self.batch_size]
+            for start in range(0, len(y), settings.batch_size):
+                idx = order[start:start + settings.batch_size]
                 logits = network(X_t[idx].to(self.device))
                 loss = F.cross_entropy(logits, y_t[idx].to(self.device))
                 optimizer.zero_grad(set_to_none=True)
@@ -166,6 +176,9 @@ class TorchModuleLearner(Learner):
         feats = torch.cat([c.reshape(len(c), -1) for c in captured]).numpy()
         return torch.cat(logits).numpy().astype(np.float64), feats
 
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return self._predict_proba(X).argmax(axis=1)
+
     def _decision_function(self, X: np.ndarray) -> np.ndarray:
         logits = self._outputs(X)[0]
         return logits[:, 1] - logits[:, 0] if self.n_classes == 2 else logits
@@ -183,3 +196,21 @@ class TorchModuleLearner(Learner):
         assert self.network is not None
         logits = self.network(x.to(self.device)).float()
         return logits[:, 1] - logits[:, 0] if self.n_classes == 2 else logits
+
+    def torch_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding (:meth:`embed`'s features) as a differentiable function of ``x``."""
+        self._check_fitted()
+        if self.network is None:  # one class only: no network was trained
+            return x.reshape(x.shape[0], -1)
+        target, output = self._hook_target(self.network)
+        captured: list[torch.Tensor] = []
+
+        def hook(_m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+            captured.append(out if output else inputs[0])
+
+        handle = target.register_forward_hook(hook)
+        try:
+            self.network(x.to(self.device))
+        finally:
+            handle.remove()
+        return captured[0].float().reshape(x.shape[0], -1)

@@ -7,11 +7,12 @@ in a browser, so a strategy can be moved from a benchmark to a labeling session 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import numpy as np
 
 from activegen._registry import Registry
+from activegen._settings import BuildContext, NoSettings, Settings
 from activegen.data.dataset import Dataset
 from activegen.errors import ActivegenError
 from activegen.strategies.base import Query
@@ -27,6 +28,18 @@ class Oracle(ABC):
     """Labels queries."""
 
     name: ClassVar[str] = "oracle"
+    Settings: ClassVar[type[Settings]] = NoSettings
+
+    @classmethod
+    def from_settings(cls, settings: Settings, context: BuildContext) -> Self:
+        """Build from validated settings and the context (its ``pool``, seed, cache)."""
+        if not isinstance(context.pool, Dataset):
+            raise ValueError(f"oracle {cls.name!r} needs the pool (BuildContext.pool)")
+        return cls._build(settings, context)
+
+    @classmethod
+    def _build(cls, settings: Settings, context: BuildContext) -> Self:
+        return cls(context.pool)  # type: ignore[call-arg]
 
     @abstractmethod
     def label(self, query: Query) -> np.ndarray:

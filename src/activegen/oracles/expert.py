@@ -13,11 +13,13 @@ from __future__ import annotations
 import pickle
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from activegen._cache import ArtifactCache, content_key, data_fingerprint
+from activegen._settings import BuildContext, Settings, resolve
 from activegen.data.dataset import Dataset
 from activegen.oracles.base import ABSTAIN, ORACLES, Oracle, OracleError
 from activegen.strategies.base import Query
@@ -68,33 +70,31 @@ def load_or_fit_expert(pool: Dataset, C: float, cache_dir: Path | None) -> Any:
     return model
 
 
-class ExpertOracle(Oracle):
-    """An expert classifier of the domain that abstains when unsure.
+class ExpertSettings(Settings):
+    """The expert's model and when it abstains."""
 
-    Args:
-        pool: the pool; the expert is trained on its images and true labels.
-        threshold: abstain when the expert's largest class probability is below it.
-        C: the RBF SVM's ``C``.
-        pool_queries: how pool queries (random, SVMactive, retrieved images) are answered:
-            ``truth`` (the pool's labels, as a person labeling a real image) or ``expert``
-            (the same model as synthesized queries, abstentions included).
-    """
+    threshold: float = Field(0.8, ge=0, le=1, description=(
+        "abstain when the expert's largest class probability is below it"))
+    C: float = Field(10.0, gt=0, description="the RBF SVM's C")
+    pool_queries: Literal["truth", "expert"] = Field("truth", description=(
+        "how pool queries are answered: truth (the pool's labels, as a person labeling a real "
+        "image) or expert (the same model as synthesized queries, abstentions included)"))
+
+
+class ExpertOracle(Oracle):
+    """An expert classifier of the domain that abstains when unsure: an RBF SVM trained on the
+    pool's images and true labels (cached)."""
 
     name: ClassVar[str] = "expert"
+    Settings = ExpertSettings
 
-    def __init__(self, pool: Dataset, cache_dir: Path | None = None, threshold: float = 0.8,
-                 C: float = 10.0, pool_queries: Literal["truth", "expert"] = "truth") -> None:
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-        if C <= 0:
-            raise ValueError(f"C must be positive, got {C}")
-        if pool_queries not in ("truth", "expert"):
-            raise ValueError(f"pool_queries must be 'truth' or 'expert', got {pool_queries!r}")
+    def __init__(self, pool: Dataset, cache_dir: Path | None = None,
+                 settings: ExpertSettings | None = None, **values: Any) -> None:
+        self.settings = resolve(ExpertSettings, settings, values, "oracle 'expert'")
         self.pool = pool
-        self.threshold = threshold
-        self.C = C
-        self.pool_queries = pool_queries
-        self.model = load_or_fit_expert(pool, C, cache_dir)
+        self.threshold = self.settings.threshold
+        self.pool_queries = self.settings.pool_queries
+        self.model = load_or_fit_expert(pool, self.settings.C, cache_dir)
         self._X_pool: np.ndarray | None = None
 
     def proba(self, X: np.ndarray) -> np.ndarray:
@@ -124,6 +124,11 @@ class ExpertOracle(Oracle):
             self._X_pool = self.pool.to_float()
         return self._label_images(self._X_pool[idx])
 
+    @classmethod
+    def _build(cls, settings: Settings, context: BuildContext) -> Self:
+        assert isinstance(settings, ExpertSettings)
+        return cls(context.pool, context.cache_dir, settings)
+
     def _label_images(self, X: np.ndarray) -> np.ndarray:
         proba = self.proba(X)
         labels = proba.argmax(axis=1).astype(np.int64)
@@ -131,28 +136,41 @@ class ExpertOracle(Oracle):
         return labels
 
 
+class NoisySettings(Settings):
+    """Which oracle to wrap, and how often its labels flip."""
+
+    base: str = Field("expert", description="the wrapped oracle's registered name")
+    base_params: dict[str, Any] = Field(default_factory=dict,
+                                        description="the wrapped oracle's settings")
+    flip_rate: float = Field(0.1, ge=0, le=1, description="probability of a flipped label")
+
+    @model_validator(mode="after")
+    def _valid_base(self) -> NoisySettings:
+        if self.base == "noisy":
+            raise ValueError("a noisy oracle cannot wrap another noisy oracle")
+        ORACLES.validate(self.base, self.base_params)
+        return self
+
+
 class NoisyOracle(Oracle):
     """Wraps another oracle and flips each of its labels to a random other class with
-    probability ``flip_rate`` (seeded; abstentions stay abstentions).
-
-    Args:
-        base: the wrapped oracle's registered name; base_params: its parameters.
-    """
+    probability ``flip_rate`` (seeded; abstentions stay abstentions)."""
 
     name: ClassVar[str] = "noisy"
+    Settings = NoisySettings
 
-    def __init__(self, pool: Dataset, n_classes: int, seed: int = 0,
-                 cache_dir: Path | None = None, device: str = "cpu", base: str = "expert",
-                 flip_rate: float = 0.1, base_params: dict[str, Any] | None = None) -> None:
-        if not 0.0 <= flip_rate <= 1.0:
-            raise ValueError(f"flip_rate must be in [0, 1], got {flip_rate}")
-        if base == "noisy":
-            raise ValueError("a noisy oracle cannot wrap another noisy oracle")
-        self.base = ORACLES.build(base, dict(base_params or {}), pool=pool, seed=seed,
-                                  cache_dir=cache_dir, device=device, n_classes=n_classes)
+    def __init__(self, base: Oracle, n_classes: int, seed: int = 0,
+                 flip_rate: float = 0.1) -> None:
+        self.base = base
         self.n_classes = n_classes
         self.flip_rate = flip_rate
         self.rng = np.random.default_rng([seed, 0x7015E])
+
+    @classmethod
+    def _build(cls, settings: Settings, context: BuildContext) -> Self:
+        assert isinstance(settings, NoisySettings)
+        base = ORACLES.build(settings.base, settings.base_params, context)
+        return cls(base, context.n_classes, context.seed, settings.flip_rate)
 
     def label(self, query: Query) -> np.ndarray:
         labels = np.asarray(self.base.label(query), dtype=np.int64).copy()

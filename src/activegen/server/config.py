@@ -1,9 +1,11 @@
 """Settings of a labeling session: a TOML file like an experiment's, with one strategy, one
-seed and a ``[labeling]`` table instead of ``seeds``, ``strategies`` and ``[loop]``.
+seed and a ``[labeling]`` table (where the app listens) instead of ``seeds`` and
+``strategies``.
 
 A labeling session is not an experiment (one person, one strategy, no ground truth for the
-pool), so it gets its own small model; it reuses the experiment's ``[data]``, ``[[test_sets]]``
-and component tables unchanged, so a benchmark's data and learner sections can be pasted in.
+pool), so it gets its own small model; it shares the experiment's models for ``[data]``,
+``[[test_sets]]``, the component tables, ``[loop]`` and ``[stopping]``, so a benchmark's
+sections can be pasted in.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from activegen.errors import ConfigError
 from activegen.experiments.config import (
+    FINGERPRINT_VERSION,
     ComponentConfig,
     DataConfig,
+    LoopConfig,
+    StoppingConfig,
     TestSetConfig,
     check_device_name,
     read_toml,
@@ -38,15 +42,10 @@ class _Strict(BaseModel):
 
 
 class LabelingConfig(_Strict):
-    """How the session asks and where it listens.
+    """Where the session listens and how it hands out its queries.
 
     Attributes:
         host, port: where the web app listens (anything but loopback requires a token).
-        initial: size of the first batch, drawn at random (seeded) because nothing is labeled
-            yet; default: ``batch``.
-        batch: queries per round after the first.
-        budget: queries a person answers in this session (a "can't tell" counts; imported
-            labels do not).
         lease_size: queries handed to one labeler at a time (default: the whole batch); smaller
             values let several people share one batch.
         lease_seconds: how long handed-out queries stay reserved for their labeler.
@@ -59,39 +58,17 @@ class LabelingConfig(_Strict):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
-    initial: int | None = Field(default=None, ge=1)
-    batch: int = Field(default=10, ge=1)
-    budget: int = Field(ge=1)
     lease_size: int | None = Field(default=None, ge=1)
     lease_seconds: float = Field(default=300.0, gt=0)
     store: Path | None = None
     background: bool = True
 
-    @property
-    def first_batch(self) -> int:
-        return self.initial if self.initial is not None else self.batch
-
-    @model_validator(mode="after")
-    def _budget_fits(self) -> LabelingConfig:
-        if self.budget < self.first_batch:
-            raise ValueError(
-                f"budget ({self.budget}) is below the first batch ({self.first_batch})"
-            )
-        return self
-
-
-class LabelStoppingConfig(_Strict):
-    """``[stopping]`` of a labeling session: one criterion of :mod:`activegen.stopping`,
-    evaluated after each refit on ``stop_set`` seeded pool points; the page says "you can stop
-    here" once it fires."""
-
-    criterion: str
-    params: dict[str, Any] = {}
-    stop_set: int = Field(default=500, ge=1)
-
 
 class LabelConfig(_Strict):
-    """One labeling session: a pool, a learner, a strategy, a person."""
+    """One labeling session: a pool, a learner, a strategy, a person. ``[loop]`` and
+    ``[stopping]`` are the experiment's models: ``loop.initial`` is the first batch (chosen
+    by ``loop.cold_start``, or at random), ``loop.budget`` counts every query asked, the first
+    batch included (imported labels do not count)."""
 
     name: str = "labeling session"
     seed: int = Field(default=0, ge=0)
@@ -99,13 +76,14 @@ class LabelConfig(_Strict):
     test_sets: list[TestSetConfig] = []
     learner: ComponentConfig = ComponentConfig(name="linear-svm")
     strategy: ComponentConfig = ComponentConfig(name="uncertainty")
-    labeling: LabelingConfig
+    loop: LoopConfig
+    labeling: LabelingConfig = LabelingConfig()
     device: str = "auto"
     cache_dir: Path | None = None
-    #: an unlabeled image folder and the user's classes (replaces ``data``; issue 13)
+    #: an unlabeled image folder and the user's classes (replaces ``data``)
     images: ImagesConfig | None = None
-    #: the "you can stop here" criterion (None: no notice)
-    stopping: LabelStoppingConfig | None = None
+    #: the "you can stop here" criteria (None: no notice)
+    stopping: StoppingConfig | None = None
 
     @field_validator("device")
     @classmethod
@@ -114,44 +92,38 @@ class LabelConfig(_Strict):
 
     def fingerprint(self) -> str:
         """A hash of what decides which queries are asked (not where the app listens)."""
-        payload = self.model_dump(
-            mode="json",
-            exclude={"name": True, "cache_dir": True, "device": True, "stopping": True,
-                     "labeling": {"host", "port", "store", "lease_size", "lease_seconds",
-                                  "background"}},
-        )
+        payload = self.model_dump(mode="json", exclude={"name", "cache_dir", "device",
+                                                        "stopping", "labeling"})
+        payload["fingerprint_version"] = FINGERPRINT_VERSION
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def strategies(self) -> list[ComponentConfig]:
+        """The session's strategy, as the experiment's checks read them."""
+        return [self.strategy]
 
 
 def parse_label_config(data: dict[str, Any], source: str = "config") -> LabelConfig:
     """Validate a labeling-session dictionary; raise :class:`ConfigError` naming each bad key."""
     from activegen.experiments.config import (
-        LEARNER_CONTEXT,
         _format_validation_error,
-        build_probe_learner,
+        check_components,
+        validate_components,
     )
-    from activegen.models import LEARNERS
-    from activegen.models.capabilities import check_compatible
-    from activegen.strategies import STRATEGIES
 
+    try:
+        data = validate_components(data, {"learner": "learner", "strategy": "strategy",
+                                          "loop": "strategy"})
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: invalid configuration: {exc}") from None
     try:
         config = LabelConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, source)) from None
     try:
-        # The experiment's checks: names, parameters, values, and strategy × learner.
-        LEARNERS.check_params(config.learner.name, config.learner.params, LEARNER_CONTEXT)
-        check_compatible(STRATEGIES.build(config.strategy.name, config.strategy.params),
-                         build_probe_learner(config.learner.name, config.learner.params))
+        check_components(config)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    if config.stopping is not None:
-        from activegen.stopping import build_criterion
-
-        try:
-            build_criterion(config.stopping.criterion, config.stopping.params)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: stopping.criterion: {exc}") from None
     return config
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from activegen.data.dataset import images_to_float
-from activegen.engine import LoopState
+from activegen.engine import Checkpoint, Event
 from activegen.server.store import LabelStore
 
 
@@ -61,44 +61,41 @@ class LabelStoreState:
         self.channels = channels
         self.path = store.path  # named in the engine's error messages
 
-    def load(self) -> LoopState:
-        """The state after the closed rounds, read in one locked pass over the store."""
+    def load(self) -> Checkpoint:
+        """The events of the store's rounds, read in one locked pass: each closed round asked
+        and told (session round ``r`` is engine round ``r - 1``), its imports taught after it,
+        and the open round asked."""
         with self.store.lock:
             m = told_rounds(self.store)
-            rows = self.store.training_rows(m + 1)
-            queried = np.zeros(self.n_pool, dtype=bool)
-            queried[self.store.queried_pool_indices()] = True
-            per_round = self.store.read(
-                "SELECT q.round, COUNT(*), SUM(CASE WHEN l.label >= 0 THEN 1 ELSE 0 END), "
-                "SUM(CASE WHEN l.label < 0 THEN 1 ELSE 0 END) FROM queries q "
-                "LEFT JOIN labels l ON l.query_id = q.id WHERE q.source='session' "
-                "AND q.round <= ? GROUP BY q.round ORDER BY q.round", (m,))
-        pool_idx, pool_y, extra, extra_y = [], [], [], []
-        for kind, pool_index, image, label in rows:
-            if kind == "pool":
-                pool_idx.append(pool_index)
-                pool_y.append(label)
+            current = self.store.current_round()
+            rows = self.store.read(
+                "SELECT q.round, q.source, q.kind, q.pool_index, q.image, l.label FROM queries q "
+                "LEFT JOIN labels l ON l.query_id = q.id "
+                "ORDER BY q.round, q.source DESC, q.position, q.id")
+        events: list[Event] = []
+        for r in range(1, current + 1):
+            session = [row for row in rows if row[0] == r and row[1] == "session"]
+            imports = [row for row in rows if row[0] == r and row[1] == "import"]
+            taught = None if not imports else Event(
+                "taught", r, np.asarray([row[3] for row in imports], np.int64),
+                labels=np.asarray([row[5] for row in imports], np.int64), charged=False)
+            if taught is not None and r > m:  # the open round's imports, before its answers
+                events.append(taught)
+            if not session:
+                continue
+            if session[0][2] == "synth":
+                samples = images_to_float(np.stack([png_to_image(row[4], self.channels)
+                                                    for row in session]))
+                asked = Event("asked", r - 1, samples=samples)
             else:
-                extra.append(png_to_image(image, self.channels))
-                extra_y.append(label)
-        X_extra = (images_to_float(np.stack(extra)) if extra
-                   else np.empty((0, *self.input_shape), dtype=np.float32))
-        empty_rounds = 0
-        for _, _, n_labeled, _ in reversed(per_round):
-            if n_labeled:
-                break
-            empty_rounds += 1
-        return LoopState(
-            round=m,
-            labeled_indices=np.asarray(pool_idx, dtype=np.int64),
-            labeled_y=np.asarray(pool_y, dtype=np.int64),
-            queried=queried,
-            X_extra=X_extra,
-            y_extra=np.asarray(extra_y, dtype=np.int64),
-            n_spent=int(sum(n for _, n, _, _ in per_round)),
-            n_abstained=int(sum(a or 0 for _, _, _, a in per_round)),
-            empty_rounds=empty_rounds,
-        )
+                asked = Event("asked", r - 1, np.asarray([row[3] for row in session], np.int64))
+            events.append(asked)
+            if r <= m:
+                events.append(Event("told", r - 1, labels=np.asarray(
+                    [row[5] for row in session], dtype=np.int64)))
+                if taught is not None:
+                    events.append(taught)
+        return Checkpoint(events)
 
-    def save(self, state: LoopState) -> None:
+    def save(self, checkpoint: Checkpoint) -> None:
         """Nothing to write: every answer is already committed (module docstring)."""

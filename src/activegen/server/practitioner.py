@@ -111,8 +111,8 @@ class ImageFolderSession(LabelSession):
         audit_position = {int(i): j for j, i in enumerate(audit_idx)}
         seed_labels = [(position[i], y) for i, y in known if i in position]
         audit_known = {audit_position[i]: y for i, y in known if i in audit_position}
-        if len(pool_idx) < (config.labeling.first_batch):
-            raise ConfigError(f"labeling.initial ({config.labeling.first_batch}) exceeds the "
+        if len(pool_idx) < config.loop.initial:
+            raise ConfigError(f"loop.initial ({config.loop.initial}) exceeds the "
                               f"pool ({len(pool_idx)} images after the audit sample)")
         self.extractor = FeatureExtractor(  # a "vae" trains on the pool, cached by its bytes
             images.features, images.channels, seed=config.seed, cache_dir=cache_dir)

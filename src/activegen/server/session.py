@@ -128,6 +128,8 @@ class LabelSession:
         self.test_sets = {name: (ds.to_float(), ds.y) for name, ds in test_sets.items()}
         self.store_path = Path(store_path)
         self.strategy = strategy or STRATEGIES.build(config.strategy.name, config.strategy.params)
+        self.cold_start = (None if config.loop.cold_start is None else STRATEGIES.build(
+            config.loop.cold_start.name, config.loop.cold_start.params))
         self.cache_dir = (Path(config.cache_dir) if config.cache_dir
                           else self.store_path.parent / "cache")
         self.make_learner = session_learner_factory(config, self.n_classes)
@@ -223,13 +225,12 @@ class LabelSession:
         """An engine whose state is the store's closed rounds (read now, under the lock)."""
         engine = ActiveLearner(
             self.X_pool, self.n_classes, self.make_learner, self.strategy,
-            seed=self.config.seed, budget=self.settings.budget, batch_size=self.settings.batch,
+            seed=self.config.seed, budget=self.config.loop.budget,
+            batch_size=self.config.loop.batch,
             test_sets=self.test_sets,
             store=LabelStoreState(self.store, len(self.pool), self.X_pool.shape[1:],
                                   self.pool.image_shape[2]),
             cache_dir=self.cache_dir, on_fitted=self._on_fitted)
-        # The first batch is the run's initial set: the `grow` schedule counts rounds from it.
-        engine.labels_initial = self.settings.first_batch
         return engine
 
     def _on_fitted(self, record: RoundRecord, learner: Learner) -> None:
@@ -263,7 +264,7 @@ class LabelSession:
                     engine = self._engine()
             next_round = current + 1 if closed else current
             if closed:
-                k = self.settings.first_batch if next_round == 1 else self.settings.batch
+                k = self.config.loop.initial if next_round == 1 else self.config.loop.batch
                 query = engine.ask(k)
             else:
                 engine.fit()
@@ -356,8 +357,8 @@ class LabelSession:
         with self.store.lock:
             if self.finished:
                 return []
-            limit = self.settings.lease_size or max(self.settings.batch,
-                                                    self.settings.first_batch)
+            limit = self.settings.lease_size or max(self.config.loop.batch,
+                                                    self.config.loop.initial)
             return self.store.assign(labeler, self.store.current_round(), limit,
                                      self.settings.lease_seconds)
 
@@ -444,7 +445,7 @@ class LabelSession:
                 "name": self.config.name,
                 "classes": self.classes,
                 "round": self.store.current_round(),
-                "budget": self.settings.budget,
+                "budget": self.config.loop.budget,
                 "asked": self.store.n_asked(),
                 "answered": counts["labeled"] + counts["abstained"],
                 "labeled": counts["labeled"],
@@ -464,14 +465,14 @@ class LabelSession:
 
 def session_learner_factory(config: LabelConfig, n_classes: int) -> Callable[[int], Learner]:
     """Fresh learners of the session, on the session's resolved device (as in a run)."""
-    from activegen.experiments.runner import device_default
+    from activegen._settings import BuildContext
 
-    params = config.learner.params
-    context = device_default(config, LEARNERS.get(config.learner.name), params)  # type: ignore[arg-type]
+    name, params = config.learner.name, config.learner.params
+    device = resolve_device(config.device)
 
     def make(seed: int) -> Learner:
-        return LEARNERS.build(config.learner.name, params, n_classes=n_classes, seed=seed,
-                              **context)
+        return LEARNERS.build(name, params, BuildContext(n_classes=n_classes, seed=seed,
+                                                         device=device))
 
     return make
 
@@ -481,7 +482,7 @@ def load_session_data(config: LabelConfig) -> tuple[Dataset, dict[str, Dataset]]
     from activegen.experiments.runner import load_pool_and_tests
 
     pool, tests = load_pool_and_tests(config.data, config.test_sets)
-    if config.labeling.first_batch > len(pool):
-        raise ConfigError(f"labeling.initial ({config.labeling.first_batch}) exceeds the pool "
+    if config.loop.initial > len(pool):
+        raise ConfigError(f"loop.initial ({config.loop.initial}) exceeds the pool "
                           f"({len(pool)} images)")
     return pool, tests

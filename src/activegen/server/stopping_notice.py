@@ -1,10 +1,12 @@
-"""The labeling app's "you can stop here" notice: one stopping criterion on a session.
+"""The labeling app's "you can stop here" notice: stopping criteria on a session.
 
 After every refit, the session's learner predicts a fixed, seeded *stop set* of pool points;
 the predictions go to the store (its ``stopping`` meta entry, so a reopened session keeps its
-earlier rounds) and the criterion of ``[stopping]`` (:mod:`activegen.stopping`) is replayed over
-them. ``/api/state`` reports ``{"criterion", "fired", "round", "n_labels"}``: the session round
-(whose fit was on every answer of the earlier rounds) at which it first fired.
+earlier rounds) and the criteria of ``[stopping]`` (:mod:`activegen.stopping`; the experiment's
+model: ``stop_on`` alone when it is set, else every criterion) are replayed over them.
+``/api/state`` reports ``{"criterion", "fired", "round", "n_labels"}``: the first criterion to
+fire and the session round (whose fit was on every answer of the earlier rounds) at which it
+did.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from activegen.experiments.config import StoppingConfig
 from activegen.models.base import Learner
-from activegen.server.config import LabelStoppingConfig
 from activegen.server.store import LabelStore
 from activegen.stopping import Observation, build_criterion
 
@@ -26,7 +28,7 @@ class SessionStopping:
     """Records the stop set's predictions per fitted round and says whether the criterion
     has fired."""
 
-    def __init__(self, settings: LabelStoppingConfig, X_pool: np.ndarray, seed: int,
+    def __init__(self, settings: StoppingConfig, X_pool: np.ndarray, seed: int,
                  store: LabelStore) -> None:
         self.settings = settings
         n = len(X_pool)
@@ -53,15 +55,16 @@ class SessionStopping:
                                                   "rows": self.rows}))
 
     def state(self) -> dict[str, Any]:
-        """The criterion, whether it has fired, and the round and labels at which it first did."""
-        criterion = build_criterion(self.settings.criterion, self.settings.params)
-        fired: dict[str, Any] | None = None
+        """The first criterion to fire, whether one has, and the round and labels at which."""
+        names = ([self.settings.stop_on] if self.settings.stop_on is not None
+                 else list(self.settings.criteria))
+        criteria = {name: build_criterion(name, self.settings.criteria[name]) for name in names}
         for r in self.rows:
             obs = Observation(r["round"], r["n_labels"], np.asarray(r["predictions"]),
                               np.asarray(r["proba"]))
-            if criterion.update(obs):
-                fired = r
-                break
-        return {"criterion": self.settings.criterion, "fired": fired is not None,
-                "round": None if fired is None else fired["round"],
-                "n_labels": None if fired is None else fired["n_labels"]}
+            for name, criterion in criteria.items():
+                if criterion.update(obs):
+                    return {"criterion": name, "fired": True, "round": r["round"],
+                            "n_labels": r["n_labels"]}
+        return {"criterion": names[0] if len(names) == 1 else ", ".join(names),
+                "fired": False, "round": None, "n_labels": None}

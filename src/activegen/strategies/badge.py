@@ -17,10 +17,11 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
 from activegen.models.capabilities import Embedding, Probabilistic
 from activegen.strategies.base import Query, QueryState, Strategy
-from activegen.strategies.subsample import check_subsample, restrict
+from activegen.strategies.subsample import SubsampleSettings, restrict
 
 FirstCentre = Literal["max-norm", "random"]
 
@@ -100,28 +101,26 @@ def kmeans_pp_factored(
     return np.asarray(picks, dtype=np.int64)
 
 
-class BADGE(Strategy):
-    """BADGE: diverse *and* uncertain batches by k-means++ on last-layer gradient embeddings.
+class BADGESettings(SubsampleSettings):
+    """How BADGE seeds its k-means++."""
 
-    Args:
-        first: how the first centre is chosen (``"max-norm"`` as the authors' code, or
-            ``"random"``); later centres use D² sampling with the round's seeded generator.
-        subsample: rank only a random subset of this many unlabeled points.
-    """
+    first: FirstCentre = Field("max-norm", description=(
+        "the first centre: max-norm (as the authors' code) or random; later centres by D² "
+        "sampling with the round's seeded generator"))
+
+
+class BADGE(Strategy):
+    """BADGE: diverse *and* uncertain batches by k-means++ on last-layer gradient embeddings."""
 
     name: ClassVar[str] = "badge"
-    requires: ClassVar[tuple[type, ...]] = (Embedding, Probabilistic)
-
-    def __init__(self, first: FirstCentre = "max-norm", subsample: int | None = None) -> None:
-        if first not in ("max-norm", "random"):
-            raise ValueError(f"first must be 'max-norm' or 'random', got {first!r}")
-        self.first = first
-        self.subsample = check_subsample(subsample)
+    requires: tuple[type, ...] = (Embedding, Probabilistic)
+    Settings = BADGESettings
+    settings: BADGESettings
 
     def query(self, state: QueryState, k: int) -> Query:
-        state = restrict(state, k, self.subsample)
+        state = restrict(state, k, self.settings.subsample)
         candidates = state.available_indices
         X = state.X_pool[candidates]
         a, h = gradient_embedding_factors(state.learner.predict_proba(X), state.learner.embed(X))
-        rows = kmeans_pp_factored(a, h, k, state.rng, first=self.first)
+        rows = kmeans_pp_factored(a, h, k, state.rng, first=self.settings.first)
         return Query.from_pool(candidates[rows])

@@ -8,13 +8,15 @@ strategy can be tested on its own against brute force.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
 from activegen._registry import Registry
+from activegen._settings import BuildContext, NoSettings, Settings, resolve
 from activegen.data.dataset import Dataset
 from activegen.errors import EmptyPoolError
 from activegen.models.base import Learner
@@ -105,16 +107,31 @@ class PrepareContext:
 
 
 class Strategy(ABC):
-    """Chooses what to label next."""
+    """Chooses what to label next.
+
+    Args:
+        settings: the strategy's :attr:`Settings` (or a mapping), or the same as keywords.
+    """
 
     name: ClassVar[str] = "strategy"
+    Settings: ClassVar[type[Settings]] = NoSettings
     #: True for strategies whose queries are synthesized images (they need an oracle that can
     #: label images no dataset holds).
     synthesizes: ClassVar[bool] = False
     #: The learner capabilities (protocols of :mod:`activegen.models.capabilities`) this
-    #: strategy reads; :func:`~activegen.models.capabilities.check_compatible` refuses a
-    #: learner without them before any work.
-    requires: ClassVar[tuple[type, ...]] = ()
+    #: strategy reads (an instance may need more with some settings);
+    #: :func:`~activegen.models.capabilities.check_compatible` refuses a learner without them
+    #: before any work.
+    requires: tuple[type, ...] = ()
+
+    def __init__(self, settings: Settings | Mapping[str, Any] | None = None,
+                 **values: Any) -> None:
+        self.settings = resolve(type(self).Settings, settings, values, f"strategy {self.name!r}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, context: BuildContext) -> Self:
+        """Build from validated settings and the framework's context."""
+        return cls(settings)
 
     def prepare(self, context: PrepareContext) -> None:  # noqa: B027 - optional hook
         """Build what the strategy needs once per run (default: nothing)."""

@@ -23,15 +23,16 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
+from pydantic import Field
 
-from activegen.errors import ConfigError
-from activegen.models.capabilities import MCDropout
+from activegen._settings import Settings
+from activegen.models.capabilities import MCDropout, check_compatible
 from activegen.strategies.base import Query, QueryState, Strategy, top_k
-from activegen.strategies.subsample import check_subsample, restrict
+from activegen.strategies.subsample import SubsampleSettings, SubsampleSize, restrict
 
 _EPS = 1e-300
 
@@ -188,47 +189,21 @@ def batchbald_select(
     return np.asarray(picks, dtype=np.int64), np.asarray(gains)
 
 
-def check_mc_dropout_learner(strategy: str, learner: str, params: dict[str, Any]) -> None:
-    """Refuse a learner without posterior samples: a torch learner with ``dropout > 0`` (MC
-    dropout) or ``ensemble > 1`` (a deep ensemble)."""
-    from activegen.models import LEARNERS
-    from activegen.models.torch_learner import TorchLearner
+class MCDropoutSettings(SubsampleSettings):
+    """How many posterior samples, in chunks of how many points."""
 
-    if not (issubclass(LEARNERS.get(learner), TorchLearner)
-            and (float(params.get("dropout", 0.0) or 0.0) > 0.0
-                 or int(params.get("ensemble", 1) or 1) > 1)):
-        raise ConfigError(
-            f"strategy {strategy!r} needs capability 'mc_dropout': a learner with dropout "
-            f"before its last layer or a deep ensemble; set learner.name = 'small-cnn' or "
-            f"'resnet18' and dropout > 0 or ensemble > 1 (got {learner!r} with dropout = "
-            f"{params.get('dropout', 0.0)})"
-        )
+    n_samples: int = Field(20, ge=1, description=(
+        "stochastic passes T (20 as in Gal et al. 2017; an ensemble gives its members)"))
+    chunk_size: int = Field(512, ge=1, description="pool points per chunk of samples")
 
 
 class MCDropoutStrategy(Strategy):
-    """Ranks the available pool by a function of MC dropout samples (chunked).
-
-    Args:
-        n_samples: stochastic passes ``T`` (20 as in Gal et al. 2017 is a common choice).
-        subsample: rank only a random subset of this many available points.
-        chunk_size: pool points per chunk of samples.
-    """
+    """Ranks the available pool by a function of MC dropout samples (chunked)."""
 
     name: ClassVar[str] = "mc-dropout"
-    requires: ClassVar[tuple[type, ...]] = (MCDropout,)
-
-    def __init__(self, n_samples: int = 20, subsample: int | None = None,
-                 chunk_size: int = 512) -> None:
-        if n_samples < 1 or chunk_size < 1:
-            raise ValueError(f"need n_samples >= 1, chunk_size >= 1; got {n_samples}, "
-                             f"{chunk_size}")
-        self.n_samples = n_samples
-        self.subsample = check_subsample(subsample)
-        self.chunk_size = chunk_size
-
-    @classmethod
-    def check_learner(cls, learner: str, params: dict[str, Any]) -> None:
-        check_mc_dropout_learner(cls.name, learner, params)
+    requires: tuple[type, ...] = (MCDropout,)
+    Settings: ClassVar[type[Settings]] = MCDropoutSettings
+    settings: MCDropoutSettings
 
     @staticmethod
     @abstractmethod
@@ -237,15 +212,14 @@ class MCDropoutStrategy(Strategy):
 
     def candidates(self, state: QueryState, k: int) -> np.ndarray:
         """The available pool indices ranked this round (a random subset with ``subsample``)."""
-        return restrict(state, k, self.subsample).available_indices
+        return restrict(state, k, self.settings.subsample).available_indices
 
     def sample_chunks(self, state: QueryState, candidates: np.ndarray) -> Iterator[np.ndarray]:
         learner = state.learner
-        if not isinstance(learner, MCDropout):
-            raise ConfigError(f"strategy {self.name!r} needs a learner with MC dropout, got "
-                              f"{type(learner).__name__}")
-        return learner.iter_proba_samples(state.X_pool[candidates], self.n_samples,
-                                          state.rng, self.chunk_size)
+        check_compatible(self, learner)  # a learner handed in directly, not by a config
+        assert isinstance(learner, MCDropout)
+        return learner.iter_proba_samples(state.X_pool[candidates], self.settings.n_samples,
+                                          state.rng, self.settings.chunk_size)
 
     def query(self, state: QueryState, k: int) -> Query:
         candidates = self.candidates(state, k)
@@ -283,32 +257,32 @@ class MCEntropy(MCDropoutStrategy):
     score = staticmethod(mc_entropy_scores)
 
 
+class BatchBALDSettings(MCDropoutSettings):
+    """BatchBALD's joint entropy: exact for small batches, sampled beyond."""
+
+    subsample: SubsampleSize = Field(10_000, ge=1, description=(
+        "candidates kept each round (their samples are held in memory); none: all"))
+    max_configs: int = Field(4096, ge=1, description=(
+        "exact joint entropy while K^n configurations number at most this"))
+    n_configs: int = Field(1000, ge=1, description="sampled configurations beyond")
+
+
 class BatchBALD(MCDropoutStrategy):
     """BatchBALD: a batch of greedily maximal joint mutual information (Kirsch et al. 2019).
 
-    Args:
-        max_configs: exact joint entropy while ``K^n`` configurations number at most this.
-        n_configs: sampled configurations beyond.
-        subsample: candidates kept (their samples are held in memory: ``subsample·T·K``).
+    The candidates' samples are held in memory (``subsample·T·K``), so ``subsample`` is
+    10,000 by default.
     """
 
     name: ClassVar[str] = "batchbald"
+    Settings = BatchBALDSettings
+    settings: BatchBALDSettings
     #: a point's own score: BatchBALD of a batch of one is BALD (the batch itself is greedy)
     score = staticmethod(bald_scores)
-
-    def __init__(self, n_samples: int = 20, subsample: int | None = 10_000,
-                 chunk_size: int = 512, max_configs: int = 4096,
-                 n_configs: int = 1000) -> None:
-        super().__init__(n_samples, subsample, chunk_size)
-        if max_configs < 1 or n_configs < 1:
-            raise ValueError(f"max_configs and n_configs must be >= 1, got {max_configs}, "
-                             f"{n_configs}")
-        self.max_configs = max_configs
-        self.n_configs = n_configs
 
     def query(self, state: QueryState, k: int) -> Query:
         candidates = self.candidates(state, k)
         samples = np.concatenate(list(self.sample_chunks(state, candidates)))
-        rows, gains = batchbald_select(samples, k, state.rng, self.max_configs,
-                                       self.n_configs)
+        rows, gains = batchbald_select(samples, k, state.rng, self.settings.max_configs,
+                                       self.settings.n_configs)
         return Query.from_pool(candidates[rows], scores=gains)

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 from sklearn.cluster import KMeans, MiniBatchKMeans
 
+from activegen._settings import Settings
+from activegen.generative.vae import VAESettings
 from activegen.strategies.base import PrepareContext, Query, QueryState, Strategy, check_batch
 
 FeatureSource = Literal["embedding", "pixels", "vae"] | str
@@ -234,26 +237,40 @@ def backbone_features(X: np.ndarray, spec: str) -> np.ndarray:
     return FeatureExtractor(spec, channels=X.shape[1]).fit(images)
 
 
+class ColdStartSettings(Settings):
+    """Where TypiClust and ProbCover measure typicality and coverage."""
+
+    features: FeatureSource = Field("embedding", description=(
+        "embedding (the learner's, per round), pixels, vae (the pool-trained VAE's means, "
+        "cached) or backbone:<path> (a local torchvision resnet18 state dict)"))
+    vae: VAESettings = Field(default_factory=VAESettings, description=(
+        "the VAE's settings (features = vae)"))
+
+    @field_validator("features")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        if str(value).startswith("backbone:"):
+            check_backbone_spec(value)
+        elif value not in FEATURE_SOURCES:
+            raise ValueError(f"features must be one of {', '.join(FEATURE_SOURCES)}, got "
+                             f"{value!r}")
+        return value
+
+
 class _ColdStart(Strategy):
     """Per-round TypiClust/ProbCover on the chosen features of the whole pool."""
 
-    requires: ClassVar[tuple[type, ...]] = ()
+    Settings: ClassVar[type[Settings]] = ColdStartSettings
+    settings: ColdStartSettings
 
-    def __init__(self, features: FeatureSource = "embedding", vae_latent_dim: int = 32,
-                 vae_epochs: int = 20) -> None:
-        if str(features).startswith("backbone:"):
-            check_backbone_spec(features)
-        elif features not in FEATURE_SOURCES:
-            raise ValueError(f"features must be one of {', '.join(FEATURE_SOURCES)}, got "
-                             f"{features!r}")
-        self.features = features
-        self.vae_latent_dim, self.vae_epochs = vae_latent_dim, vae_epochs
+    def __init__(self, settings: Any = None, **values: Any) -> None:
+        super().__init__(settings, **values)
+        self.features = self.settings.features
         self._pool_features: np.ndarray | None = None
 
     def prepare(self, context: PrepareContext) -> None:
         if self.features == "vae":
-            self._pool_features = vae_pool_features(context, self.vae_latent_dim,
-                                                    self.vae_epochs)
+            self._pool_features = vae_pool_features(context, self.settings.vae)
         elif self.features.startswith("backbone:"):
             self._pool_features = backbone_features(context.pool.to_float(), self.features)
 
@@ -287,34 +304,33 @@ class TypiClust(_ColdStart):
         return typiclust_select(feats, np.flatnonzero(state.queried), k, state.rng)
 
 
+class ProbCoverSettings(ColdStartSettings):
+    """ProbCover's ball radius."""
+
+    purity: float = Field(0.95, gt=0, le=1, description=(
+        "delta is the largest radius whose balls stay this pure under k-means pseudo-labels"))
+    delta: float | None = Field(None, ge=0, description="a fixed radius instead")
+
+
 class ProbCover(_ColdStart):
     """ProbCover: greedy coverage of δ-balls, δ from k-means pseudo-label purity."""
 
     name: ClassVar[str] = "probcover"
-
-    def __init__(self, features: FeatureSource = "embedding", purity: float = 0.95,
-                 delta: float | None = None, vae_latent_dim: int = 32,
-                 vae_epochs: int = 20) -> None:
-        super().__init__(features, vae_latent_dim, vae_epochs)
-        if not 0.0 < purity <= 1.0:
-            raise ValueError(f"purity must be in (0, 1], got {purity}")
-        if delta is not None and delta < 0:
-            raise ValueError(f"delta must be >= 0, got {delta}")
-        self.purity, self.delta = purity, delta
+    Settings = ProbCoverSettings
+    settings: ProbCoverSettings
 
     def select(self, feats: np.ndarray, state: QueryState, k: int) -> np.ndarray:
         return select_cold_start("probcover", feats, np.flatnonzero(state.queried), k,
-                                 state.rng, state.n_classes, self.purity, self.delta)
+                                 state.rng, state.n_classes, self.settings.purity,
+                                 self.settings.delta)
 
 
-def vae_pool_features(context: PrepareContext, latent_dim: int = 32,
-                      epochs: int = 20) -> np.ndarray:
+def vae_pool_features(context: PrepareContext, settings: VAESettings) -> np.ndarray:
     """Posterior means of the pool under the pool-trained VAE (cached like the VAE
     strategies')."""
-    from activegen.generative.vae import VAESettings, encode, load_or_train_vae
+    from activegen.generative.vae import encode, load_or_train_vae
 
     X = context.pool.to_float()
-    settings = VAESettings(latent_dim=latent_dim, epochs=epochs)
     model = load_or_train_vae(X, context.cache_dir, settings, seed=context.artifact_seed,
                               device=context.device)
     return encode(model, X)

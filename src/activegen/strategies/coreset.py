@@ -28,12 +28,14 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from activegen._device import resolve_device as resolve_device_name
+from activegen._settings import BuildContext, Settings
 from activegen.models.capabilities import Embedding, Probabilistic
 from activegen.strategies.base import Query, QueryState, Strategy
 from activegen.strategies.feature_maps import TaskFeatures
-from activegen.strategies.subsample import check_subsample, restrict
+from activegen.strategies.subsample import SubsampleSettings, restrict
 from activegen.strategies.uncertainty import entropy_scores
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -276,16 +278,25 @@ def kcenter_greedy(
 
 
 class _FeatureStrategy(Strategy):
-    """Shared parts of feature-space strategies: the feature map and the candidate set."""
+    """Shared parts of feature-space strategies: the feature map and the candidate set.
 
-    requires: ClassVar[tuple[type, ...]] = (Embedding,)
+    ``device`` is where distances are computed (``"auto"``: CUDA when present; the build
+    context's device from a config)."""
 
-    def __init__(self, subsample: int | None = None, device: str = "auto") -> None:
-        self.subsample = check_subsample(subsample)
+    requires: tuple[type, ...] = (Embedding,)
+    Settings: ClassVar[type[Settings]] = SubsampleSettings
+    settings: SubsampleSettings
+
+    def __init__(self, settings: Any = None, *, device: str = "auto", **values: Any) -> None:
+        super().__init__(settings, **values)
         self.device = device
-        #: where distances are measured (not a config key: a preset such as ``vae-coreset``
-        #: or :meth:`with_features` sets another map)
+        #: where distances are measured (not a config key: a composition such as
+        #: ``vae-coreset`` or :meth:`with_features` sets another map)
         self.feature_map: TaskFeatures = TaskFeatures()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, context: BuildContext) -> Self:
+        return cls(settings, device=context.device)
 
     def with_features(self, feature_map: TaskFeatures) -> Self:
         """Measure distances in ``feature_map`` instead (returns this strategy)."""
@@ -311,11 +322,7 @@ class CoreSet(_FeatureStrategy):
 
     Labeled pool points and labeled synthesized images (``state.X_extra``) are the initial
     centres; each pick is the candidate farthest from its nearest centre, then joins them.
-
-    Args:
-        subsample: rank only a random subset of this many unlabeled points (LL4AL ranks
-            10,000); ``None`` ranks the whole unlabeled pool.
-        device: where distances are computed (``"auto"``: CUDA when present).
+    ``subsample`` ranks only a random subset of the unlabeled points (LL4AL ranks 10,000).
 
     Distances are measured in ``feature_map`` (the learner's embedding; ``vae-coreset`` is
     this with :class:`~activegen.strategies.feature_maps.VAEAugmented`).
@@ -324,7 +331,7 @@ class CoreSet(_FeatureStrategy):
     name: ClassVar[str] = "coreset"
 
     def query(self, state: QueryState, k: int) -> Query:
-        state = restrict(state, k, self.subsample)
+        state = restrict(state, k, self.settings.subsample)
         candidates = state.available_indices
         labeled = self._labeled_features(state)
         unlabeled = np.asarray(self.features(state, state.X_pool[candidates]))
@@ -396,49 +403,37 @@ def medal_select(
     return np.asarray(picks, dtype=np.int64)
 
 
+class MedALSettings(SubsampleSettings):
+    """MedAL's entropy pre-filter and distance."""
+
+    top_m: int | None = Field(None, ge=1, description=(
+        "size of the entropy pre-filter (wins over prefilter_fraction)"))
+    prefilter_fraction: float = Field(0.1, gt=0, le=1, description=(
+        "fraction of the candidates kept by the pre-filter"))
+    squared: bool = Field(False, description="average squared L2 distances instead of L2")
+
+
 class MedAL(_FeatureStrategy):
     """MedAL (Smailagic et al. 2018): entropy pre-filter, then largest mean feature distance.
 
     The ``top_m`` highest-entropy candidates (or ``prefilter_fraction`` of them, at least
-    ``k``) are kept; among those each pick maximises the mean L2 distance (``squared=True``:
+    ``k``) are kept; among those each pick maximises the mean L2 distance (``squared``:
     squared L2) to the labeled set, which then includes it.
-
-    Args:
-        top_m: size of the entropy pre-filter (wins over ``prefilter_fraction``).
-        prefilter_fraction: fraction of the candidates kept by the pre-filter.
-        squared: average squared L2 distances instead of L2 distances.
-        subsample: rank only a random subset of this many unlabeled points first.
-        device: where the distance sums are computed (``"auto"``: CUDA when present).
     """
 
     name: ClassVar[str] = "medal"
-    requires: ClassVar[tuple[type, ...]] = (Embedding, Probabilistic)
-
-    def __init__(
-        self,
-        top_m: int | None = None,
-        prefilter_fraction: float = 0.1,
-        squared: bool = False,
-        subsample: int | None = None,
-        device: str = "auto",
-    ) -> None:
-        super().__init__(subsample, device)
-        if top_m is not None and top_m < 1:
-            raise ValueError(f"top_m must be >= 1, got {top_m}")
-        if not 0.0 < prefilter_fraction <= 1.0:
-            raise ValueError(f"prefilter_fraction must be in (0, 1], got {prefilter_fraction}")
-        self.top_m = top_m
-        self.prefilter_fraction = prefilter_fraction
-        self.squared = squared
+    requires: tuple[type, ...] = (Embedding, Probabilistic)
+    Settings = MedALSettings
+    settings: MedALSettings
 
     def prefilter_size(self, n_candidates: int, k: int) -> int:
         """How many highest-entropy candidates the diversity step sees."""
-        m = self.top_m if self.top_m is not None else math.ceil(
-            self.prefilter_fraction * n_candidates)
+        m = self.settings.top_m if self.settings.top_m is not None else math.ceil(
+            self.settings.prefilter_fraction * n_candidates)
         return min(n_candidates, max(m, k))
 
     def query(self, state: QueryState, k: int) -> Query:
-        state = restrict(state, k, self.subsample)
+        state = restrict(state, k, self.settings.subsample)
         candidates = state.available_indices
         entropy = entropy_scores(state.learner.predict_proba(state.X_pool[candidates]))
         m = self.prefilter_size(len(candidates), k)
@@ -449,5 +444,6 @@ class MedAL(_FeatureStrategy):
         labeled = self._labeled_features(state)
         if labeled is None:
             labeled = np.empty((0, np.asarray(unlabeled).shape[1]))
-        rows = medal_select(unlabeled, labeled, k, squared=self.squared, device=self.device)
+        rows = medal_select(unlabeled, labeled, k, squared=self.settings.squared,
+                            device=self.device)
         return Query.from_pool(shortlist[rows], scores=entropy[kept][rows])

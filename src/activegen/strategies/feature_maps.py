@@ -23,7 +23,9 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
+from activegen._settings import Settings
 from activegen.errors import DataError
 from activegen.generative.vae import ConvVAE, VAESettings, encode, load_or_train_vae, train_vae
 from activegen.strategies.base import PrepareContext, QueryState
@@ -45,27 +47,25 @@ class TaskFeatures:
         return None
 
 
+class VAEAugmentedSettings(Settings):
+    """The VAE-augmented feature space ``[T_f(x) ⌢ alpha·V(x)]`` (written once for every
+    strategy that measures in it)."""
+
+    alpha: float = Field(1.0, ge=0, description=(
+        "weight of the VAE features (0: the plain task features' distances)"))
+    vae_kind: VAEKind = Field("vae", description=(
+        "vae: one cached VAE of the pool; cvae: class-conditional, retrained each round on "
+        "the labels of the labeled points"))
+    vae: VAESettings = Field(default_factory=VAESettings, description="the VAE's settings")
+
+
 class VAEAugmented(TaskFeatures):
-    """``[T_f(x) ⌢ alpha·V(x)]``: task features then scaled VAE posterior means.
+    """``[T_f(x) ⌢ alpha·V(x)]``: task features then scaled VAE posterior means."""
 
-    Args:
-        alpha: weight of the VAE features (``0``: the plain task features' distances).
-        vae_latent_dim, vae_width, vae_epochs, vae_weight_decay: the VAE's settings.
-        vae_kind: ``"vae"`` (one cached VAE of the pool) or ``"cvae"`` (class-conditional,
-            retrained each round on the labels of the labeled points).
-    """
-
-    def __init__(self, alpha: float = 1.0, vae_latent_dim: int = 32, vae_epochs: int = 20,
-                 vae_width: int = 32, vae_kind: VAEKind = "vae",
-                 vae_weight_decay: float = 5e-3) -> None:
-        if alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {alpha}")
-        if vae_kind not in ("vae", "cvae"):
-            raise ValueError(f"vae_kind must be 'vae' or 'cvae', got {vae_kind!r}")
-        self.alpha = float(alpha)
-        self.vae_kind = vae_kind
-        self.vae_settings = VAESettings(latent_dim=vae_latent_dim, width=vae_width,
-                                        epochs=vae_epochs, weight_decay=vae_weight_decay)
+    def __init__(self, settings: VAEAugmentedSettings) -> None:
+        self.alpha = float(settings.alpha)
+        self.vae_kind = settings.vae_kind
+        self.vae_settings = settings.vae
         self._vae: ConvVAE | None = None
         self._pool_X: np.ndarray | None = None
         self._pool_features: np.ndarray | None = None
@@ -104,8 +104,7 @@ class VAEAugmented(TaskFeatures):
             raise DataError(f"QueryState.labels must lie in 0..{state.n_classes - 1}")
         conditions = state.learner.predict_proba(state.X_pool).astype(np.float32)
         conditions[labeled_pool] = np.eye(state.n_classes, dtype=np.float32)[labels]
-        settings = VAESettings(**{**self.vae_settings.__dict__, "n_conditions": state.n_classes})
-        model, _ = train_vae(state.X_pool, settings, seed=self._seed + 1000 * state.round,
+        model, _ = train_vae(state.X_pool, self.vae_settings, seed=self._seed + 1000 * state.round,
                              device=self._device, conditions=conditions)
         self._cvae_round = (*key, model)
         return model
@@ -137,4 +136,4 @@ class VAEAugmented(TaskFeatures):
 FeatureMap = TaskFeatures
 """The feature-map interface (``prepare``, ``__call__(state, X)``, ``fit_features``)."""
 
-__all__ = ["FeatureMap", "TaskFeatures", "VAEAugmented", "VAEKind"]
+__all__ = ["FeatureMap", "TaskFeatures", "VAEAugmented", "VAEAugmentedSettings", "VAEKind"]

@@ -1,7 +1,7 @@
 """Learning-loss sampling (Yoo & Kweon, CVPR 2019): label the points of highest predicted loss.
 
-The loss-prediction head is trained jointly with the task learner (a deep learner with
-``loss_prediction = true``; see :mod:`activegen.models.torch_learner`); this strategy only
+The loss-prediction head is trained jointly with the task learner (a deep learner with a
+``loss_head``; see :mod:`activegen.models.torch_learner`); this strategy only
 ranks. As in the paper, each round ranks a random subset of the unlabeled pool (10,000 points
 by default), which keeps the cost bounded on big pools and adds some diversity.
 """
@@ -11,31 +11,24 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
-from activegen.errors import ConfigError
-from activegen.models.capabilities import LossPredicting, has_capability
+from activegen.models.capabilities import LossPredicting, check_compatible
 from activegen.strategies.base import Query, QueryState, Strategy, top_k
 from activegen.strategies.feature_maps import VAEAugmented
-from activegen.strategies.subsample import check_subsample, restrict
+from activegen.strategies.subsample import SubsampleSettings, SubsampleSize, restrict
 
 
-def loss_head_learner(state: QueryState, strategy: str) -> Any:
-    """The state's learner, checked to have a loss-prediction head."""
-    learner = state.learner
-    if not has_capability(learner, LossPredicting):
-        raise ConfigError(
-            f"strategy {strategy!r} needs a learner with a loss-prediction head: use "
-            f"'small-cnn' or 'resnet18' with loss_prediction = true (got "
-            f"{type(learner).__name__})"
-        )
-    return learner
+class LearningLossSettings(SubsampleSettings):
+    """Learning loss ranks a random subset of the unlabeled pool, as the paper does."""
+
+    subsample: SubsampleSize = Field(10_000, ge=1, description=(
+        "rank only a seeded random subset of this many available points each round "
+        "(none: all; the paper's 10,000 by default)"))
 
 
 class LearningLoss(Strategy):
     """Highest predicted loss among a random unlabeled subset (Yoo & Kweon 2019).
-
-    Args:
-        subsample: rank only a random subset of this many unlabeled points (``None``: all).
 
     ``head_features`` is what the loss head reads besides its block features, in training
     (:meth:`fit_features`) and ranking: nothing here; the VAE part ``alpha·V(x)`` of a
@@ -43,18 +36,22 @@ class LearningLoss(Strategy):
     """
 
     name: ClassVar[str] = "learning-loss"
-    requires: ClassVar[tuple[type, ...]] = (LossPredicting,)
+    requires: tuple[type, ...] = (LossPredicting,)
+    Settings = LearningLossSettings
+    settings: LearningLossSettings
 
-    def __init__(self, subsample: int | None = 10_000) -> None:
-        self.subsample = check_subsample(subsample)
+    def __init__(self, settings: Any = None, **values: Any) -> None:
+        super().__init__(settings, **values)
         self.head_features: VAEAugmented | None = None
 
     def fit_features(self, X_train: np.ndarray) -> np.ndarray | None:
         return None if self.head_features is None else self.head_features.fit_features(X_train)
 
     def query(self, state: QueryState, k: int) -> Query:
-        learner = loss_head_learner(state, self.name)
-        state = restrict(state, k, self.subsample)
+        learner = state.learner
+        check_compatible(self, learner)  # a learner handed in directly, not by a config
+        assert isinstance(learner, LossPredicting)
+        state = restrict(state, k, self.settings.subsample)
         candidates = state.available_indices
         extra = (None if self.head_features is None
                  else self.head_features.vae_part(state, state.X_pool)[candidates])

@@ -14,17 +14,24 @@ queried points as covered (``typiclust``, ``probcover``) see the hidden ones as 
 from __future__ import annotations
 
 import dataclasses
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
+from activegen._settings import Settings
 from activegen.strategies.base import PrepareContext, Query, QueryState, Strategy, check_batch
 
+#: The ``subsample`` setting of a pool strategy: rank only a seeded random subset of this many
+#: available points each round (None: all of them).
+SubsampleSize = Annotated[int | None, Field(ge=1, description=(
+    "rank only a seeded random subset of this many available points each round (none: all)"))]
 
-def check_subsample(n: int | None) -> int | None:
-    """Refuse a subset size below 1 (``None``: no subsampling)."""
-    if n is not None and n < 1:
-        raise ValueError(f"subsample must be >= 1 (or omitted for all), got {n}")
-    return n
+
+class SubsampleSettings(Settings):
+    """The one setting every subsampling pool strategy shares."""
+
+    subsample: SubsampleSize = None
 
 
 def restrict(state: QueryState, k: int, n: int | None) -> QueryState:
@@ -54,8 +61,9 @@ class Subsample(Strategy):
     def __init__(self, inner: Strategy, n: int) -> None:
         if inner.synthesizes:
             raise ValueError(f"subsample wraps pool strategies; {inner.name!r} synthesizes")
-        if check_subsample(n) is None:
-            raise ValueError("Subsample needs a subset size n")
+        if n < 1:
+            raise ValueError(f"Subsample needs a subset size n >= 1, got {n}")
+        super().__init__()
         self.inner = inner
         self.n = n
         self.name = inner.name  # type: ignore[misc]
@@ -71,4 +79,4 @@ class Subsample(Strategy):
         return self.inner.query(restrict(state, k, self.n), k)
 
 
-__all__ = ["Subsample", "check_subsample", "restrict"]
+__all__ = ["Subsample", "SubsampleSettings", "SubsampleSize", "restrict"]

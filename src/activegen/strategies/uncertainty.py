@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
-from activegen.models.capabilities import Probabilistic
+from activegen.models.capabilities import Margins, Probabilistic
 from activegen.strategies.base import Query, QueryState, Strategy, check_batch, top_k
-from activegen.strategies.subsample import check_subsample, restrict
+from activegen.strategies.subsample import SubsampleSettings, restrict
 
 Measure = Literal["auto", "distance", "least-confidence", "margin", "entropy"]
 MEASURES: tuple[str, ...] = ("auto", "distance", "least-confidence", "margin", "entropy")
@@ -73,29 +74,46 @@ class RandomSampling(Strategy):
         return Query.from_pool(picks)
 
 
+class UncertaintySettings(SubsampleSettings):
+    """Which uncertainty to rank by."""
+
+    measure: Measure = Field("auto", description=(
+        "distance (to the hyperplane; SVMactive), least-confidence, margin, entropy, or auto "
+        "(distance for two classes, margin for more)"))
+
+
+#: what each measure reads from the learner
+_READS: dict[str, tuple[type, ...]] = {
+    "auto": (Margins, Probabilistic), "distance": (Margins,),
+    "least-confidence": (Probabilistic,), "margin": (Probabilistic,),
+    "entropy": (Probabilistic,)}
+
+
 class UncertaintySampling(Strategy):
     """Query the pool points the learner is least sure of (SVMactive for a binary SVM).
 
-    Args:
-        measure: ``distance`` (to the hyperplane; SVMactive), ``least-confidence``, ``margin``,
-            ``entropy``, or ``auto`` (distance for two classes, margin for more).
-        subsample: rank only a random subset of this many available points (the common
-            practice the GAAL paper mentions for large pools); ``None`` ranks them all.
+    ``subsample`` ranks only a random subset of the available points (the common practice the
+    GAAL paper mentions for large pools).
     """
 
     name: ClassVar[str] = "uncertainty"
-    requires: ClassVar[tuple[type, ...]] = (Probabilistic,)
+    Settings = UncertaintySettings
+    settings: UncertaintySettings
+    #: the measure of the subclasses that fix one
+    measure: ClassVar[str | None] = None
 
-    def __init__(self, measure: Measure = "auto", subsample: int | None = None) -> None:
-        if measure not in MEASURES:
-            raise ValueError(f"unknown measure {measure!r}; known: {', '.join(MEASURES)}")
-        self.measure = measure
-        self.subsample = check_subsample(subsample)
+    @property
+    def requires(self) -> tuple[type, ...]:  # type: ignore[override]
+        return _READS[self._measure]
+
+    @property
+    def _measure(self) -> str:
+        return type(self).measure or self.settings.measure
 
     def query(self, state: QueryState, k: int) -> Query:
-        state = restrict(state, k, self.subsample)
+        state = restrict(state, k, self.settings.subsample)
         candidates = state.available_indices
-        scores = uncertainty_scores(state.learner, state.X_pool[candidates], self.measure,
+        scores = uncertainty_scores(state.learner, state.X_pool[candidates], self._measure,
                                     state.n_classes)
         picks = top_k(scores, candidates, k, state.rng)
         order = np.searchsorted(candidates, picks)
@@ -106,33 +124,29 @@ class SVMActive(UncertaintySampling):
     """SVMactive (Tong & Koller): the pool points nearest the SVM's hyperplane."""
 
     name: ClassVar[str] = "svm-active"
-
-    def __init__(self, subsample: int | None = None) -> None:
-        super().__init__("distance", subsample)
+    Settings = SubsampleSettings
+    measure = "distance"
 
 
 class LeastConfidence(UncertaintySampling):
     """Uncertainty sampling by least confidence, ``1 - max p``."""
 
     name: ClassVar[str] = "least-confidence"
-
-    def __init__(self, subsample: int | None = None) -> None:
-        super().__init__("least-confidence", subsample)
+    Settings = SubsampleSettings
+    measure = "least-confidence"
 
 
 class MarginSampling(UncertaintySampling):
     """Uncertainty sampling by the gap between the two likeliest classes."""
 
     name: ClassVar[str] = "margin"
-
-    def __init__(self, subsample: int | None = None) -> None:
-        super().__init__("margin", subsample)
+    Settings = SubsampleSettings
+    measure = "margin"
 
 
 class EntropySampling(UncertaintySampling):
     """Uncertainty sampling by predictive entropy."""
 
     name: ClassVar[str] = "entropy"
-
-    def __init__(self, subsample: int | None = None) -> None:
-        super().__init__("entropy", subsample)
+    Settings = SubsampleSettings
+    measure = "entropy"

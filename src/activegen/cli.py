@@ -70,6 +70,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pair(text: str) -> tuple[str, str]:
+    """``--pairs coreset:vae-coreset``: the two strategy labels."""
+    parts = text.split(":")
+    if len(parts) != 2 or not all(parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not PLAIN:AUGMENTED (two strategy "
+                                         "labels joined by one ':', e.g. coreset:vae-coreset)")
+    return parts[0], parts[1]
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from activegen.experiments.report import make_report
     from activegen.experiments.runner import saved_config
@@ -84,7 +93,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     report = make_report(args.dir, baseline=baseline, label_counts=counts,
                          title=args.title or (config.name if config else None),
                          strict_baseline=args.baseline is not None, band=args.band,
-                         references=tuple(args.reference or ()))
+                         references=tuple(args.reference or ()),
+                         pairs=tuple(args.pairs or ()))
     print(report)
     return 0
 
@@ -337,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--reference", action="append", metavar="STRATEGY",
                         help="also test every strategy against STRATEGY (Holm-corrected, "
                              "like the baseline; repeatable), e.g. --reference svm-active")
+    report.add_argument("--pairs", type=_pair, nargs="+", metavar="PLAIN:AUGMENTED",
+                        help="compare each pair side by side per label count (e.g. "
+                        "coreset:vae-coreset, with and without VAE features): means, paired "
+                        "difference, paired t p raw and Holm-corrected; pairs.csv and a "
+                        "report.md section")
     report.add_argument("--at", type=int, nargs="+", metavar="N",
                         help="label counts shown in the summary")
     report.add_argument("--title", help="report title")

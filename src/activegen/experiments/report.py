@@ -5,7 +5,8 @@ The learning-curve band is the 95 % confidence interval of the mean over seeds b
 its own panel, so bands do not merge.
 
 ``activegen report DIR`` writes, next to the table: ``learning_curves.png``, ``summary.csv``,
-``pvalues.csv``, ``wins_<test_set>.csv`` and ``report.md`` that ties them together.
+``pvalues.csv``, ``area_pvalues.csv`` (raw and Holm-corrected), ``wins_<test_set>.csv`` and
+``report.md`` that ties them together; on request also side-by-side pairs (``pairs.csv``).
 """
 
 from __future__ import annotations
@@ -208,11 +209,60 @@ def _reference_section(frame: pd.DataFrame, reference: str, counts: list[int],
     ]
 
 
+def _check_pairs(pairs: tuple[tuple[str, str], ...], strategies: list[str],
+                 results: Path) -> None:
+    """Refuse, before anything is written, a pair that is not two strategies of the table."""
+    for plain, augmented in pairs:
+        if plain == augmented:
+            raise DataError(f"pair {plain}:{augmented}: a pair needs two different strategies")
+        missing = [s for s in (plain, augmented) if s not in strategies]
+        if missing:
+            raise DataError(f"pair {plain}:{augmented}: {', '.join(map(repr, missing))} is not "
+                            f"in {results}; its strategies are: {', '.join(strategies)}")
+
+
+def _pairs_section(frame: pd.DataFrame, pairs: tuple[tuple[str, str], ...],
+                   out_dir: Path) -> list[str]:
+    """Each ``(plain, augmented)`` pair side by side per label count (``pairs.csv``); report
+    lines, one table per pair and test set."""
+    tables = [stats.paired_comparison(frame, plain, augmented) for plain, augmented in pairs]
+    write_csv(pd.concat(tables, ignore_index=True), out_dir / "pairs.csv")
+    lines = [
+        "## Paired comparisons",
+        "",
+        "Per label count, over the seeds both strategies ran: accuracy mean ± std of each, "
+        "the mean paired difference (second − first), and the paired t-test p-value, raw (as "
+        "papers report one per label count) and Holm-corrected across the label counts of "
+        "the pair and test set (`pairs.csv` adds the Wilcoxon test).",
+        "",
+    ]
+    for (plain, augmented), table in zip(pairs, tables, strict=True):
+        for test_set, rows in table.groupby("test_set", sort=True):
+            view = pd.DataFrame({
+                "labels": rows["n_labels"].astype(int).astype(str),
+                plain: [f"{m:.3f} ± {_fmt(sd)}" for m, sd in
+                        zip(rows["plain_mean"], rows["plain_std"], strict=True)],
+                augmented: [f"{m:.3f} ± {_fmt(sd)}" for m, sd in
+                            zip(rows["augmented_mean"], rows["augmented_std"], strict=True)],
+                "mean diff": [f"{d:+.3f}" for d in rows["mean_diff"]],
+                "p (t)": rows["p_t"].to_numpy(),
+                "p (t, Holm)": rows["p_t_holm"].to_numpy(),
+                "seeds": rows["n_pairs"].astype(int).astype(str),
+            })
+            lines += [f"### `{augmented}` vs `{plain}`, test set {test_set}", "",
+                      _markdown_table(view)]
+        if table.empty:
+            lines += [f"### `{augmented}` vs `{plain}`", "",
+                      "No label count with both strategies at a shared seed.", ""]
+    return lines
+
+
 def make_report(results: str | Path, baseline: str = "random",
                 label_counts: list[int] | None = None,
                 thresholds: tuple[float, ...] = (0.95, 0.99), title: str | None = None,
                 strict_baseline: bool = False, band: str = "ci95",
-                references: tuple[str, ...] = ()) -> Path:
+                references: tuple[str, ...] = (),
+                pairs: tuple[tuple[str, str], ...] = ()) -> Path:
     """Write plots, tables and ``report.md`` next to ``results``; returns the report path.
 
     A ``baseline`` absent from the table falls back to the first strategy, unless
@@ -220,7 +270,9 @@ def make_report(results: str | Path, baseline: str = "random",
     draw around the mean, ``ci95`` (95 % CI of the mean) or ``std`` (see ``stats.BANDS``).
     ``references``: further strategies every other one is tested against, as against the
     baseline (e.g. ``svm-active`` next to ``random``: "not below the strong baseline" needs
-    its own Holm-corrected p-values); each must be in the table.
+    its own Holm-corrected p-values); each must be in the table. ``pairs``: ``(plain,
+    augmented)`` strategies compared side by side per label count (``pairs.csv``, e.g. a
+    strategy with and without VAE features); each must be in the table.
     """
     if band not in stats.BANDS:
         raise DataError(f"unknown plot band {band!r}; known: {', '.join(stats.BANDS)}")
@@ -241,6 +293,7 @@ def make_report(results: str | Path, baseline: str = "random",
     if missing:
         raise DataError(f"reference strategy {', '.join(map(repr, missing))} is not in "
                         f"{results}; its strategies are: {', '.join(strategies)}")
+    _check_pairs(pairs, strategies, results)
     curve = stats.curves(frame)
     counts = label_counts or stats._default_counts(curve["n_labels"].to_numpy())
     off_curve = sorted(set(counts) - set(curve["n_labels"].astype(int)))
@@ -312,6 +365,8 @@ def make_report(results: str | Path, baseline: str = "random",
     ]
     for reference in references:
         lines += _reference_section(frame, reference, counts, out_dir)
+    if pairs:
+        lines += _pairs_section(frame, pairs, out_dir)
     lines += [
         "## Pairwise wins (BADGE)",
         "",

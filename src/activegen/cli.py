@@ -94,7 +94,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
                          title=args.title or (config.name if config else None),
                          strict_baseline=args.baseline is not None, band=args.band,
                          references=tuple(args.reference or ()),
-                         pairs=tuple(args.pairs or ()))
+                         pairs=tuple(args.pairs or ()),
+                         screen=args.screen or args.screen_sort is not None,
+                         screen_sort=args.screen_sort)
     print(report)
     return 0
 
@@ -352,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "coreset:vae-coreset, with and without VAE features): means, paired "
                         "difference, paired t p raw and Holm-corrected; pairs.csv and a "
                         "report.md section")
+    report.add_argument("--screen", action="store_true",
+                        help="add a screening table (screen.csv): per strategy the oracle's "
+                        "refusal rate, and per test set the mean normalised area and the mean "
+                        "accuracy at the budget, best area first")
+    report.add_argument("--screen-sort", metavar="TEST_SET",
+                        help="order the screening table by the area on TEST_SET (default: the "
+                        "first test set; implies --screen)")
     report.add_argument("--at", type=int, nargs="+", metavar="N",
                         help="label counts shown in the summary")
     report.add_argument("--title", help="report title")

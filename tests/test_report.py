@@ -112,3 +112,39 @@ def test_report_refuses_missing_or_malformed_tables(tmp_path: Path) -> None:
     path.write_text(",".join(RESULT_COLUMNS) + "\nd,supervised,0,0,10,t,0.5\n")
     with pytest.raises(DataError, match="no active-learning runs"):
         make_report(tmp_path)
+
+
+def test_area_pvalues_carry_holm_across_strategies_in_csv_and_report(tmp_path: Path) -> None:
+    # constant curves: a run's normalised area is (accuracy - 0.5) / 0.5 on either axis, so
+    # the paired t-test of the areas is scipy's on the accuracies, computed here independently
+    from scipy import stats as sps
+
+    accs = {"random": [0.60, 0.62, 0.61, 0.63, 0.60],
+            "a": [0.62, 0.63, 0.63, 0.66, 0.61],   # a little above random
+            "b": [0.70, 0.74, 0.69, 0.75, 0.71],   # far above
+            "c": [0.61, 0.60, 0.63, 0.62, 0.62]}   # level
+    rows = [{"dataset": "d", "strategy": s, "seed": seed, "round": r, "n_labels": n,
+             "test_set": "t", "accuracy": acc, "n_classes": 2}
+            for s, values in accs.items() for seed, acc in enumerate(values)
+            for r, n in enumerate((10, 20, 40))]
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    make_report(tmp_path, baseline="random")
+    got = pd.read_csv(tmp_path / "area_pvalues.csv")
+    raw = {s: sps.ttest_rel(accs[s], accs["random"]).pvalue for s in ("a", "b", "c")}
+    # Holm by hand over the three strategies: ascending p times 3, 2, 1, running maximum
+    ordered = sorted(raw, key=raw.get)
+    holm, running = {}, 0.0
+    for rank, s in enumerate(ordered):
+        running = max(running, (3 - rank) * raw[s])
+        holm[s] = min(1.0, running)
+    for axis in ("auc", "auc_log2"):
+        family = got[got["axis"] == axis].set_index("strategy")
+        for s in ("a", "b", "c"):
+            assert family.loc[s, "p_t"] == pytest.approx(raw[s])
+            assert family.loc[s, "p_t_holm"] == pytest.approx(holm[s])
+    assert holm["a"] > raw["a"]  # the correction changed something
+    report = (tmp_path / "report.md").read_text()
+    assert ("| test_set | strategy | axis | n_pairs | mean_diff | p_t | p_wilcoxon | p_t_holm "
+            "| p_wilcoxon_holm |") in report
+    row_a = next(line for line in report.splitlines() if line.startswith("| t | a | auc |"))
+    assert row_a.split(" | ")[7] == f"{holm['a']:.3f}"

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
-from activegen.errors import ActivegenError, ConfigError
+from activegen.errors import ActivegenError, ConfigError, DataError
 
 
 def demo_config_path() -> Path:
@@ -23,26 +23,60 @@ def demo_config_path() -> Path:
     return Path(str(resources.files("activegen") / "configs" / "demo.toml"))
 
 
+def _seed_list(text: str) -> list[int]:
+    """``--seeds 0,3,4``: the seeds, as integers."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of seeds "
+                                         "(e.g. 0,3,4)") from None
+    return list(dict.fromkeys(seeds))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from activegen.experiments.config import load_config, with_overrides
     from activegen.experiments.report import make_report
-    from activegen.experiments.runner import run_experiment
+    from activegen.experiments.runner import pending, run_experiment, select_runs
 
     console = Console(stderr=True)
     path = Path(args.config) if args.config else demo_config_path()
     config = with_overrides(load_config(path), device=args.device, executor=args.executor,
                             jobs=args.jobs, ray_address=args.ray_address)
     out = Path(args.out) if args.out else Path("runs") / path.stem
+    partial = args.only is not None or args.seeds is not None
+    # checked before the run starts: a strategy or seed the config lacks writes nothing
+    specs = select_runs(config, args.only, args.seeds) if partial else None
     # Nothing is printed before the run: a refused input leaves a single error line.
-    results = run_experiment(config, out, fresh=args.fresh, progress=not args.quiet)
-    report = make_report(results, baseline=config.baseline,
-                         label_counts=config.report.label_counts,
-                         thresholds=tuple(config.report.thresholds), title=config.name)
-    console.print(f"[bold]activegen run[/bold] {path} → {out}\nresults: {results}\n"
-                  f"report:  {report}\nplot:    {out / 'learning_curves.png'}")
+    results = run_experiment(config, out, fresh=args.fresh, progress=not args.quiet,
+                             specs=specs)
+    left = len(pending(config, out))
+    try:
+        report = make_report(results, baseline=config.baseline,
+                             label_counts=config.report.label_counts,
+                             thresholds=tuple(config.report.thresholds), title=config.name)
+        made = f"report:  {report}\nplot:    {out / 'learning_curves.png'}"
+    except DataError as exc:
+        if not left:  # a whole experiment that cannot be reported is an error
+            raise
+        # a part of the experiment may hold no active-learning run yet (only 'supervised')
+        made = escape(f"report:  none yet ({exc})")  # its text is not rich markup
+    console.print(f"[bold]activegen run[/bold] {path} → {out}\nresults: {results}\n{made}")
+    if left:
+        console.print(f"{left} run(s) of the experiment still pending: 'activegen run {path} "
+                      f"--out {out}' finishes them", markup=False)
     return 0
+
+
+def _pair(text: str) -> tuple[str, str]:
+    """``--pairs coreset:vae-coreset``: the two strategy labels."""
+    parts = text.split(":")
+    if len(parts) != 2 or not all(parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not PLAIN:AUGMENTED (two strategy "
+                                         "labels joined by one ':', e.g. coreset:vae-coreset)")
+    return parts[0], parts[1]
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -59,7 +93,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     report = make_report(args.dir, baseline=baseline, label_counts=counts,
                          title=args.title or (config.name if config else None),
                          strict_baseline=args.baseline is not None, band=args.band,
-                         references=tuple(args.reference or ()))
+                         references=tuple(args.reference or ()),
+                         pairs=tuple(args.pairs or ()),
+                         screen=args.screen or args.screen_sort is not None,
+                         screen_sort=args.screen_sort)
     print(report)
     return 0
 
@@ -308,8 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run an experiment (the demo without CONFIG)",
-                         description="Run every strategy at every seed of CONFIG, resuming "
-                         "unfinished runs in --out, then write results.csv and the report.")
+                         description="Run every strategy at every seed of CONFIG (or, with "
+                         "--only/--seeds, a part of them), resuming unfinished runs in --out, "
+                         "then write results.csv and the report.")
     run.add_argument("config", nargs="?", help="TOML experiment file (default: the built-in demo)")
     run.add_argument("--out", help="output folder (default: runs/<config file name without "
                      ".toml>)")
@@ -325,6 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="join this Ray cluster (implies --executor ray)")
     run.add_argument("--device", metavar="DEV",
                      help="auto, cpu, cuda, cuda:<i> or mps; overrides the config's device")
+    run.add_argument("--only", nargs="+", metavar="LABEL",
+                     help="run only these strategies (their labels in the config; "
+                     "'supervised' is the fully supervised reference), strategy by strategy in "
+                     "this order; the others stay pending and a later run without --only "
+                     "finishes them")
+    run.add_argument("--seeds", type=_seed_list, metavar="K,K,...",
+                     help="run only these seeds of the config (e.g. 0,1,2), strategy by "
+                     "strategy; the others stay pending")
     run.set_defaults(handler=_cmd_run)
 
     report = sub.add_parser("report", help="plots, statistics and report.md from results.csv",
@@ -334,6 +380,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--reference", action="append", metavar="STRATEGY",
                         help="also test every strategy against STRATEGY (Holm-corrected, "
                              "like the baseline; repeatable), e.g. --reference svm-active")
+    report.add_argument("--pairs", type=_pair, nargs="+", metavar="PLAIN:AUGMENTED",
+                        help="compare each pair side by side per label count (e.g. "
+                        "coreset:vae-coreset, with and without VAE features): means, paired "
+                        "difference, paired t p raw and Holm-corrected; pairs.csv and a "
+                        "report.md section")
+    report.add_argument("--screen", action="store_true",
+                        help="add a screening table (screen.csv): per strategy the oracle's "
+                        "refusal rate, and per test set the mean normalised area and the mean "
+                        "accuracy at the budget, best area first")
+    report.add_argument("--screen-sort", metavar="TEST_SET",
+                        help="order the screening table by the area on TEST_SET (default: the "
+                        "first test set; implies --screen)")
     report.add_argument("--at", type=int, nargs="+", metavar="N",
                         help="label counts shown in the summary")
     report.add_argument("--title", help="report title")

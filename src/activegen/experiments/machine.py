@@ -3,9 +3,9 @@
 A run's numbers are deterministic for a seed only on one kind of machine: the CPU's vector
 instructions pick torch's and BLAS's kernels, and those change the last bits of a trained
 generator, a synthesis path or a neural learner, and so which images are asked about (the
-GAAL runs of ``docs/gaal.md`` differ between an AVX-512 and an AVX2 machine; the linear
-baselines do not). Each finished run's manifest records this, and ``activegen report`` says
-when an experiment's runs come from more than one kind of machine.
+GAAL study's runs, ``research/gaal/study.md``, differ between an AVX-512 and an AVX2 machine;
+the linear baselines' do not). Each finished run's manifest records this, and
+``activegen report`` says when an experiment's runs come from more than one kind of machine.
 
 A run that was stopped and resumed may have been computed in parts by different machines:
 each part notes its machine in the run's machine log (``checkpoints/<run>.machines.json``)

@@ -5,7 +5,9 @@ The learning-curve band is the 95 % confidence interval of the mean over seeds b
 its own panel, so bands do not merge.
 
 ``activegen report DIR`` writes, next to the table: ``learning_curves.png``, ``summary.csv``,
-``pvalues.csv``, ``wins_<test_set>.csv`` and ``report.md`` that ties them together.
+``pvalues.csv``, ``area_pvalues.csv`` (raw and Holm-corrected), ``wins_<test_set>.csv`` and
+``report.md`` that ties them together; on request also side-by-side pairs (``pairs.csv``) and
+a screening table of many variants (``screen.csv``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from activegen._atomic import atomic_write_bytes, atomic_write_text
 from activegen.engine import MAX_EMPTY_ROUNDS
 from activegen.errors import DataError
 from activegen.experiments import stats
+from activegen.experiments.abstention import abstention_per_round
 from activegen.experiments.machine import (
     NOT_RECORDED,
     THREADS,
@@ -208,11 +211,136 @@ def _reference_section(frame: pd.DataFrame, reference: str, counts: list[int],
     ]
 
 
+SCREEN_COLUMNS = ["strategy", "seeds", "asked", "refused", "refusal_rate", "test_set", "area",
+                  "budget", "acc_at_budget", "runs_at_budget"]
+
+
+def screen_table(frame: pd.DataFrame, sort_by: str | None = None) -> pd.DataFrame:
+    """The screening view of many variants: per strategy, the oracle's refusals (refused /
+    asked over every round and seed) and, per test set, the mean normalised area (linear axis,
+    chance 0, perfect 1) and the mean accuracy at the budget (the largest label count of any
+    run; ``runs_at_budget`` says how many runs reached it).
+
+    One row per (strategy, test set); strategies ordered by their area on ``sort_by`` (default:
+    the first test set), best first. From the results table alone, for choosing settings on
+    screening seeds without re-running anything.
+    """
+    active = frame[frame["strategy"] != stats.SUPERVISED]
+    tests = sorted(active["test_set"].unique())
+    sort_by = tests[0] if sort_by is None else sort_by
+    if sort_by not in tests:
+        raise DataError(f"screen: no test set {sort_by!r}; the table's are: {', '.join(tests)}")
+    per_round = abstention_per_round(frame)
+    totals = per_round.groupby("strategy")[["asked", "abstained"]].sum()
+    area = stats.areas(frame).groupby(["strategy", "test_set"])["auc"].mean()
+    budget = int(active["n_labels"].max())
+    at_budget = active[active["n_labels"] == budget].groupby(["strategy", "test_set"])[
+        "accuracy"].agg(["mean", "count"])
+    rows = []
+    for strategy, runs in active.groupby("strategy"):
+        asked = int(totals.loc[strategy, "asked"]) if strategy in totals.index else 0
+        refused = int(totals.loc[strategy, "abstained"]) if strategy in totals.index else 0
+        for test_set in tests:
+            key = (strategy, test_set)
+            rows.append({"strategy": strategy, "seeds": runs["seed"].nunique(), "asked": asked,
+                         "refused": refused,
+                         "refusal_rate": refused / asked if asked else float("nan"),
+                         "test_set": test_set, "area": area.get(key, float("nan")),
+                         "budget": budget,
+                         "acc_at_budget": at_budget["mean"].get(key, float("nan")),
+                         "runs_at_budget": int(at_budget["count"].get(key, 0))})
+    table = pd.DataFrame(rows, columns=SCREEN_COLUMNS)
+    key = table[table["test_set"] == sort_by].set_index("strategy")["area"].fillna(-math.inf)
+    order = {s: i for i, s in enumerate(key.sort_values(ascending=False, kind="stable").index)}
+    table["_order"] = table["strategy"].map(order)
+    return (table.sort_values(["_order", "test_set"], kind="stable").drop(columns="_order")
+            .reset_index(drop=True))
+
+
+def _screen_section(table: pd.DataFrame, sort_by: str | None, out_dir: Path) -> list[str]:
+    """``screen.csv`` and the report's screening table (one row per strategy)."""
+    write_csv(table, out_dir / "screen.csv")
+    tests = sorted(set(table["test_set"]))
+    sort_by = sort_by or tests[0]
+    budget = int(table["budget"].iloc[0]) if not table.empty else 0
+    view_rows = []
+    for strategy, rows in table.groupby("strategy", sort=False):
+        first = rows.iloc[0]
+        rate = "–" if math.isnan(first["refusal_rate"]) else f"{first['refusal_rate']:.3f}"
+        row = {"strategy": strategy, "seeds": str(int(first["seeds"])),
+               "refused / asked (rate)": f"{int(first['refused'])}/{int(first['asked'])} "
+                                         f"({rate})"}
+        for _, r in rows.set_index("test_set").loc[tests].reset_index().iterrows():
+            row[f"area {r['test_set']}"] = _fmt(float(r["area"]), 4)
+            row[f"@{budget} {r['test_set']}"] = _fmt(float(r["acc_at_budget"]), 4)
+        view_rows.append(row)
+    return [
+        "## Screening",
+        "",
+        "Per strategy: the oracle's refusals over every round and seed (refused / asked), and "
+        "on each test set the mean normalised area (linear axis; chance 0, perfect 1) and the "
+        f"mean accuracy at the budget ({budget} labels; '–': no run reached it). Best area on "
+        f"`{sort_by}` first (`screen.csv`).",
+        "",
+        _markdown_table(pd.DataFrame(view_rows)),
+    ]
+
+
+def _check_pairs(pairs: tuple[tuple[str, str], ...], strategies: list[str],
+                 results: Path) -> None:
+    """Refuse, before anything is written, a pair that is not two strategies of the table."""
+    for plain, augmented in pairs:
+        if plain == augmented:
+            raise DataError(f"pair {plain}:{augmented}: a pair needs two different strategies")
+        missing = [s for s in (plain, augmented) if s not in strategies]
+        if missing:
+            raise DataError(f"pair {plain}:{augmented}: {', '.join(map(repr, missing))} is not "
+                            f"in {results}; its strategies are: {', '.join(strategies)}")
+
+
+def _pairs_section(frame: pd.DataFrame, pairs: tuple[tuple[str, str], ...],
+                   out_dir: Path) -> list[str]:
+    """Each ``(plain, augmented)`` pair side by side per label count (``pairs.csv``); report
+    lines, one table per pair and test set."""
+    tables = [stats.paired_comparison(frame, plain, augmented) for plain, augmented in pairs]
+    write_csv(pd.concat(tables, ignore_index=True), out_dir / "pairs.csv")
+    lines = [
+        "## Paired comparisons",
+        "",
+        "Per label count, over the seeds both strategies ran: accuracy mean ± std of each, "
+        "the mean paired difference (second − first), and the paired t-test p-value, raw (as "
+        "papers report one per label count) and Holm-corrected across the label counts of "
+        "the pair and test set (`pairs.csv` adds the Wilcoxon test).",
+        "",
+    ]
+    for (plain, augmented), table in zip(pairs, tables, strict=True):
+        for test_set, rows in table.groupby("test_set", sort=True):
+            view = pd.DataFrame({
+                "labels": rows["n_labels"].astype(int).astype(str),
+                plain: [f"{m:.3f} ± {_fmt(sd)}" for m, sd in
+                        zip(rows["plain_mean"], rows["plain_std"], strict=True)],
+                augmented: [f"{m:.3f} ± {_fmt(sd)}" for m, sd in
+                            zip(rows["augmented_mean"], rows["augmented_std"], strict=True)],
+                "mean diff": [f"{d:+.3f}" for d in rows["mean_diff"]],
+                "p (t)": rows["p_t"].to_numpy(),
+                "p (t, Holm)": rows["p_t_holm"].to_numpy(),
+                "seeds": rows["n_pairs"].astype(int).astype(str),
+            })
+            lines += [f"### `{augmented}` vs `{plain}`, test set {test_set}", "",
+                      _markdown_table(view)]
+        if table.empty:
+            lines += [f"### `{augmented}` vs `{plain}`", "",
+                      "No label count with both strategies at a shared seed.", ""]
+    return lines
+
+
 def make_report(results: str | Path, baseline: str = "random",
                 label_counts: list[int] | None = None,
                 thresholds: tuple[float, ...] = (0.95, 0.99), title: str | None = None,
                 strict_baseline: bool = False, band: str = "ci95",
-                references: tuple[str, ...] = ()) -> Path:
+                references: tuple[str, ...] = (),
+                pairs: tuple[tuple[str, str], ...] = (), screen: bool = False,
+                screen_sort: str | None = None) -> Path:
     """Write plots, tables and ``report.md`` next to ``results``; returns the report path.
 
     A ``baseline`` absent from the table falls back to the first strategy, unless
@@ -220,7 +348,10 @@ def make_report(results: str | Path, baseline: str = "random",
     draw around the mean, ``ci95`` (95 % CI of the mean) or ``std`` (see ``stats.BANDS``).
     ``references``: further strategies every other one is tested against, as against the
     baseline (e.g. ``svm-active`` next to ``random``: "not below the strong baseline" needs
-    its own Holm-corrected p-values); each must be in the table.
+    its own Holm-corrected p-values); each must be in the table. ``pairs``: ``(plain,
+    augmented)`` strategies compared side by side per label count (``pairs.csv``, e.g. a
+    strategy with and without VAE features); each must be in the table. ``screen``: add
+    :func:`screen_table` (``screen.csv``), ordered by the area on ``screen_sort``.
     """
     if band not in stats.BANDS:
         raise DataError(f"unknown plot band {band!r}; known: {', '.join(stats.BANDS)}")
@@ -241,6 +372,9 @@ def make_report(results: str | Path, baseline: str = "random",
     if missing:
         raise DataError(f"reference strategy {', '.join(map(repr, missing))} is not in "
                         f"{results}; its strategies are: {', '.join(strategies)}")
+    _check_pairs(pairs, strategies, results)
+    # made before anything is written: a table without abstention counts is refused whole
+    screened = screen_table(frame, screen_sort) if screen else None
     curve = stats.curves(frame)
     counts = label_counts or stats._default_counts(curve["n_labels"].to_numpy())
     off_curve = sorted(set(counts) - set(curve["n_labels"].astype(int)))
@@ -289,6 +423,8 @@ def make_report(results: str | Path, baseline: str = "random",
         lines += ["Fully supervised reference (whole pool labeled):", ""]
         lines += [f"- {t}: {r['mean']:.4f} ± {r['std']:.4f}" for t, r in sup.iterrows()]
         lines.append("")
+    if screened is not None:
+        lines += _screen_section(screened, screen_sort, out_dir)
     lines += [
         f"## Paired tests against `{baseline}`",
         "",
@@ -312,6 +448,8 @@ def make_report(results: str | Path, baseline: str = "random",
     ]
     for reference in references:
         lines += _reference_section(frame, reference, counts, out_dir)
+    if pairs:
+        lines += _pairs_section(frame, pairs, out_dir)
     lines += [
         "## Pairwise wins (BADGE)",
         "",

@@ -49,7 +49,7 @@ from activegen.experiments.output import (
     saved_config,
     store_finished,
 )
-from activegen.experiments.plan import RunSpec, pending, run_specs
+from activegen.experiments.plan import RunSpec, pending, run_specs, select_runs
 from activegen.experiments.progress import plain_progress, say
 from activegen.experiments.results import SUPERVISED, discard_damaged_run, write_results
 from activegen.experiments.supervised import run_supervised
@@ -61,6 +61,7 @@ __all__ = [
     "load_pool_and_tests", "make_learner_factory", "output_lock", "pending", "prepare_context",
     "prepare_dataset", "prepare_output", "remove_stale_temporaries", "resolve_device",
     "run_experiment", "run_one", "run_specs", "run_supervised", "save_query", "saved_config",
+    "select_runs",
     "store_finished", "warm_up_artifacts",
 ]
 
@@ -76,7 +77,9 @@ def run_experiment(
     """Run every pending run with the executor ``config.execution`` names (or ``executor``),
     then rebuild ``results.csv``; returns its path.
 
-    Finished runs are skipped and unfinished ones resume from their last round. On Ctrl-C
+    Finished runs are skipped and unfinished ones resume from their last round. ``specs``
+    (e.g. from :func:`~activegen.experiments.plan.select_runs`) limits the runs to those, in
+    that order; the others stay pending. On Ctrl-C
     (``KeyboardInterrupt``) the runs still going are stopped, ``results.csv`` is rebuilt from
     the finished runs, and the interrupt is re-raised.
     """
@@ -95,7 +98,10 @@ def run_experiment(
         prepare_output(config, out_dir, fresh=fresh)
         for spec in run_specs(config):  # a damaged finished run is recomputed, with a warning
             discard_damaged_run(out_dir / "runs" / f"{spec.run_id}.csv")
-        todo = list(specs) if specs is not None else pending(config, out_dir)
+        todo = pending(config, out_dir)
+        if specs is not None:  # a chosen part of the experiment, in its own order
+            waiting = set(todo)
+            todo = [s for s in specs if s in waiting]
         executor = executor if executor is not None else make_executor(config, data)
         if executor.parallel and todo:
             if progress and plain_progress():

@@ -6,7 +6,8 @@
 - Labels needed to reach a fraction of the fully supervised accuracy, and the saving against
   a baseline strategy.
 - Paired tests over shared seeds (paired t and Wilcoxon signed-rank) at each label count,
-  Holm-corrected across label counts.
+  Holm-corrected across label counts; the same for two named strategies side by side
+  (:func:`paired_comparison`, e.g. with and without VAE features).
 - The pairwise "wins" matrix of the BADGE paper: at each label count a paired t-test over
   seeds; a significant win of ``i`` over ``j`` adds ``1 / n_label_counts`` to ``W[i, j]``.
 """
@@ -281,6 +282,39 @@ def paired_tests(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
     columns = ["test_set", "strategy", "n_labels", "n_pairs", "mean_diff", "p_t", "p_wilcoxon",
                "p_t_holm", "p_wilcoxon_holm"]
     return pd.DataFrame(rows, columns=columns)
+
+
+PAIR_COLUMNS = ["test_set", "plain", "augmented", "n_labels", "n_pairs", "plain_mean",
+                "plain_std", "augmented_mean", "augmented_std", "mean_diff", "p_t", "p_wilcoxon",
+                "p_t_holm", "p_wilcoxon_holm"]
+
+
+def paired_comparison(frame: pd.DataFrame, plain: str, augmented: str) -> pd.DataFrame:
+    """``augmented`` against ``plain`` (e.g. a strategy with and without VAE features) at every
+    label count both reached, per test set, over the seeds both ran.
+
+    Columns (:data:`PAIR_COLUMNS`): the mean and sample std of each over those seeds, the mean
+    paired difference (augmented − plain), and the paired t / Wilcoxon p-values of
+    :func:`paired_tests`, raw (as papers report per label count) and Holm-corrected across the
+    label counts of the pair and test set.
+    """
+    both = frame[frame["strategy"].isin([plain, augmented])]
+    tests = paired_tests(both, plain)
+    rows = []
+    for test_set in sorted(both["test_set"].unique()):
+        pairs = _paired(both, test_set, augmented, plain)
+        spread = pairs.groupby("n_labels")[[plain, augmented]].agg(["mean", "std"])
+        here = tests[tests["test_set"] == test_set].set_index("n_labels")
+        for n, row in here.iterrows():
+            rows.append({"test_set": test_set, "plain": plain, "augmented": augmented,
+                         "n_labels": int(n), "n_pairs": int(row["n_pairs"]),
+                         "plain_mean": spread.loc[n, (plain, "mean")],
+                         "plain_std": spread.loc[n, (plain, "std")],
+                         "augmented_mean": spread.loc[n, (augmented, "mean")],
+                         "augmented_std": spread.loc[n, (augmented, "std")],
+                         **{c: row[c] for c in ("mean_diff", "p_t", "p_wilcoxon", "p_t_holm",
+                                                "p_wilcoxon_holm")}})
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
 def area_tests(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:

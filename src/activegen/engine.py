@@ -203,7 +203,10 @@ def apply_event(state: LoopState, event: Event, n_classes: int,
     labels = _checked_labels(event.labels, n_classes, event.kind)
     got = labels != ABSTAIN
     if event.kind == "taught":
-        idx = _check_indices(event.indices, n_pool, state.queried, "taught")
+        taken = state.queried.copy()
+        if state.pending is not None and state.pending.samples is None:
+            taken[state.pending.indices] = True  # the open query's images are answered there
+        idx = _check_indices(event.indices, n_pool, taken, "taught")
         if len(labels) != len(idx):
             raise DataError(f"taught {len(idx)} indices but {len(labels)} labels")
         state.queried[idx] = True
@@ -686,17 +689,17 @@ class ActiveLearner:
         self._close_round(record)
 
     def teach(self, indices: np.ndarray, labels: np.ndarray, charged: bool = False) -> None:
-        """Apply labels known from elsewhere (an import), between rounds: pool ``indices``
-        not asked yet, their ``labels`` (``-1`` = can't tell); ``charged``: whether they count
-        toward the budget. Refused while a query is out (answer it first)."""
-        if self._asked is not None:
-            raise RuntimeError("teach() between rounds: tell the open query's answers first")
+        """Apply labels known from elsewhere (an import): pool ``indices`` neither labeled nor
+        in the open query, their ``labels`` (``-1`` = can't tell); ``charged``: whether they
+        count toward the budget. The next fit trains on them; the open round (if any) keeps
+        the learner that chose it."""
         idx = np.asarray(indices)
         labels = self._integer_labels(labels, len(idx))
         event = Event("taught", self.state.round, idx, labels=labels, charged=charged)
         apply_event(self.state, event, self.n_classes, self.abstain_costs_budget)
         self.checkpoint.events.append(event)
-        self._record, self.learner = None, None  # the round's learner no longer fits them all
+        if self._asked is None:
+            self._record, self.learner = None, None  # refit on them at the next ask
         self.store.save(self.checkpoint)
 
     def _integer_labels(self, labels: np.ndarray, n: int) -> np.ndarray:

@@ -54,6 +54,16 @@ class PresetSettings(Settings):
 
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        """The table's schema with a ``preset`` key, or a preset's name alone."""
+        table = handler.resolve_ref_schema(handler(core_schema))
+        names = list(cls.PRESETS)
+        table.setdefault("properties", {})["preset"] = {
+            "enum": names, "description": "a named set of values the other keys override"}
+        return {"anyOf": [{"enum": names, "description": f"a preset of {cls.__name__}"},
+                          table]}
+
     @model_validator(mode="before")
     @classmethod
     def _expand_preset(cls, data: Any) -> Any:

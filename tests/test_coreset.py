@@ -8,7 +8,7 @@ import torch
 from scipy.spatial.distance import cdist
 
 from activegen.errors import EmptyPoolError
-from activegen.models.base import Learner
+from activegen.models.base import WithEmbedding, WithMargins, WithProba
 from activegen.strategies import STRATEGIES, CoreSet, MedAL, QueryState
 from activegen.strategies.coreset import kcenter_greedy, medal_select
 
@@ -191,7 +191,7 @@ def test_medal_uses_the_mean_not_the_min():
 
 
 # -- strategies -----------------------------------------------------------------------------
-class TableLearner(Learner):
+class TableLearner(WithProba, WithMargins, WithEmbedding):
     """A learner whose features and probabilities are looked up by the index stored in x."""
 
     name = "table"
@@ -205,6 +205,9 @@ class TableLearner(Learner):
     def _rows(self, X):
         return np.asarray(X)[:, 0, 0, 0].astype(np.int64)
 
+    def _predict(self, X):
+        return self._predict_proba(X).argmax(axis=1)
+
     def _fit(self, X, y):
         raise AssertionError("a strategy must never train the learner")
 
@@ -217,8 +220,6 @@ class TableLearner(Learner):
     def _embed(self, X):
         return self.table_features[self._rows(X)]
 
-    def _torch_decision(self, x):
-        raise AssertionError("not used")
 
 
 def make_state(features, proba, labeled, queried_extra=(), seed=0, X_extra=None):
@@ -243,7 +244,7 @@ def test_coreset_strategy_matches_kcenter_and_skips_queried():
     features, proba = random_table()
     labeled, abstained = np.arange(0, 20), [50, 51, 52]
     state = make_state(features, proba, labeled, queried_extra=abstained)
-    query = STRATEGIES.build("coreset", {"device": "cpu"}).query(state, 15)
+    query = CoreSet(device="cpu").query(state, 15)
     candidates = np.setdiff1d(np.arange(120), np.concatenate([labeled, abstained]))
     np.testing.assert_array_equal(
         query.indices, brute_kcenter(features, labeled, 15, candidates))

@@ -104,7 +104,9 @@ def test_the_json_schema_accepts_the_shipped_configs_and_refuses_a_bad_key(
     bad = tomllib.loads((ROOT / "configs" / "gaal-digits.toml").read_text())
     bad["strategies"][0]["synthesis"] = {"stepz": 3}
     assert list(validator.iter_errors(bad))
-    label = json.loads(json.dumps(__import__("activegen.experiments.schema", fromlist=["x"])
-                                  .config_schema("label")))
+    from activegen.experiments.schema import config_schema
+    from activegen.server.config import LabelConfig
+
+    label = config_schema(LabelConfig)
     data = tomllib.loads((ROOT / "src/activegen/configs/label-digits.toml").read_text())
     assert list(jsonschema.Draft202012Validator(label).iter_errors(data)) == []

@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVC, LinearSVC
 
+from activegen._settings import BuildContext
 from activegen.data import load_dataset
 from activegen.errors import ConfigError
 from activegen.experiments.config import parse_config
@@ -44,8 +45,8 @@ def test_classes_absent_from_the_labels_get_no_probability(digits) -> None:
     learner = SklearnLearner(10, estimator=LogisticRegression(max_iter=300)).fit(X[keep], y[keep])
     proba = learner.predict_proba(X[:20])
     assert (proba[:, 3:] == 0).all() and np.allclose(proba.sum(axis=1), 1.0)
-    d = LEARNERS.build("sklearn", {"estimator": "sklearn.svm.LinearSVC"}, n_classes=10,
-                       seed=0).fit(X[keep], y[keep]).decision_function(X[:20])
+    d = LEARNERS.build("sklearn", {"estimator": "sklearn.svm.LinearSVC"},
+                       BuildContext(n_classes=10)).fit(X[keep], y[keep]).decision_function(X[:20])
     assert d.shape == (20, 10) and (d[:, 3:] < d[:, :3].min(axis=1, keepdims=True)).all()
 
 

@@ -91,15 +91,16 @@ def test_cache_trains_once_and_reports_damage(
 
 def test_conditional_vae_and_bad_input(digits: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = digits
-    settings = VAESettings(latent_dim=4, width=4, epochs=1, n_conditions=10)
+    settings = VAESettings(latent_dim=4, width=4, epochs=1)
     onehot = np.eye(10, dtype=np.float32)[y[:200]]
     model, _ = train_vae(X[:200], settings, conditions=onehot)
     assert encode(model, X[:5], onehot[:5]).shape == (5, 4)
-    with pytest.raises(ValueError, match="conditions must be given"):
-        train_vae(X[:200], settings)
+    with pytest.raises(ValueError, match=r"conditions must be \[200, n_conditions\]"):
+        train_vae(X[:200], settings, conditions=onehot[:5])
     with pytest.raises(ValueError, match="needs conditions"):
         encode(model, X[:5])
     with pytest.raises(DataError, match="float32 images"):
         train_vae(X[:10].astype(np.float64), QUICK)
-    with pytest.raises(ValueError, match="latent_dim must be >= 1"):
+    with pytest.raises(ValueError, match="latent_dim\n  Input should be greater than or equal "
+                                         "to 1"):
         VAESettings(latent_dim=0)

@@ -152,7 +152,13 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
     from activegen.experiments.schema import config_schema
 
-    text = json.dumps(config_schema(args.kind), indent=2) + "\n"
+    if args.kind == "label":
+        from activegen.server.config import LabelConfig
+
+        schema = config_schema(LabelConfig)
+    else:
+        schema = config_schema()
+    text = json.dumps(schema, indent=2) + "\n"
     if args.out:
         from activegen._atomic import atomic_write_text
 

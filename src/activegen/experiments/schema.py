@@ -8,7 +8,9 @@ schema (e.g. Taplo, Even Better TOML) then complete and check every key.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
+
+from pydantic import BaseModel
 
 from activegen._registry import Registry
 
@@ -27,15 +29,16 @@ def _components(registry: Registry[Any], defs: dict[str, Any]) -> dict[str, Any]
     return {"oneOf": choices}
 
 
-def config_schema(kind: Literal["experiment", "label"] = "experiment") -> dict[str, Any]:
-    """The JSON schema of an experiment config (or a labeling session's, ``kind="label"``)."""
+def config_schema(model: type[BaseModel] | None = None) -> dict[str, Any]:
+    """The JSON schema of an experiment config, or of another config ``model`` made of the
+    same parts (a labeling session's, whose one strategy is ``[strategy]``)."""
     from activegen.experiments.config import ExperimentConfig
     from activegen.models import LEARNERS
     from activegen.oracles import ORACLES
-    from activegen.server.config import LabelConfig
     from activegen.strategies import STRATEGIES
 
-    model = ExperimentConfig if kind == "experiment" else LabelConfig
+    model = model if model is not None else ExperimentConfig
+    kind = "experiment" if "strategies" in model.model_fields else "label"
     schema = model.model_json_schema(ref_template="#/$defs/{model}")
     defs: dict[str, Any] = schema.setdefault("$defs", {})
     defs["Learner"] = _components(LEARNERS, defs)

@@ -91,21 +91,19 @@ def test_unknown_strategy_lists_the_known_ones() -> None:
 
 def test_unknown_strategy_parameter_and_bad_value() -> None:
     message = _error(_with(strategies=[{"name": "svm-active", "gamma": 0.001}]))
-    assert "strategies[0]: strategy 'svm-active' has no parameter 'gamma'" in message
-    assert "subsample" in message
-    assert "unknown measure 'maybe'" in _error(
+    assert "strategies[0]: strategy 'svm-active': gamma: unknown setting; the settings are: " \
+        "subsample" in message
+    assert "measure: Input should be 'auto', 'distance'" in _error(
         _with(strategies=[{"name": "uncertainty", "measure": "maybe"}]))
-    # a wrong type that makes the constructor itself fail (a str compared with an int) is
-    # named as a wrong type, not as the comparison's TypeError
-    assert "parameter 'gan_epochs' = 'many' is not a valid int" in _error(
-        _with(strategies=[{"name": "gaal", "gan_epochs": "many"}]))
+    assert "strategies[0]: strategy 'gaal': generator.epochs: Input should be a valid " \
+        "integer" in _error(_with(strategies=[{"name": "gaal", "generator": {"epochs": "many"}}]))
 
 
 def test_unknown_learner_and_learner_parameter() -> None:
     assert "unknown learner 'svm'" in _error(_with(learner={"name": "svm"}))
-    assert "learner 'linear-svm' has no parameter 'gamma'" in _error(
-        _with(learner={"name": "linear-svm", "gamma": 0.001}))
-    assert "'seed' is set by activegen" in _error(_with(learner={"name": "linear-svm", "seed": 1}))
+    assert "learner: learner 'linear-svm': gamma: unknown setting; the settings are: C, " \
+        "max_iter" in _error(_with(learner={"name": "linear-svm", "gamma": 0.001}))
+    assert "seed: unknown setting" in _error(_with(learner={"name": "linear-svm", "seed": 1}))
 
 
 def test_budget_below_the_initial_set() -> None:

@@ -9,7 +9,7 @@ from scipy.spatial.distance import cdist
 
 from activegen.errors import EmptyPoolError
 from activegen.models.base import WithEmbedding, WithMargins, WithProba
-from activegen.strategies import STRATEGIES, CoreSet, MedAL, QueryState
+from activegen.strategies import CoreSet, MedAL, QueryState
 from activegen.strategies.coreset import kcenter_greedy, medal_select
 
 

@@ -115,7 +115,7 @@ def test_capabilities_and_the_generic_check() -> None:
     assert not has_capability(svm, LossPredicting) and not has_capability(svm, PoolPrepared)
     assert has_capability(SelfTaughtSVM(2), PoolPrepared)
     assert not has_capability(SmallCNN(2, device="cpu"), LossPredicting)
-    assert has_capability(SmallCNN(2, device="cpu", loss_prediction=True), LossPredicting)
+    assert has_capability(SmallCNN(2, device="cpu", loss_head={}), LossPredicting)
     with pytest.raises(ConfigError, match=r"'learning-loss'.*LossPredicting.*'linear-svm'"):
         check_compatible(STRATEGIES.build("learning-loss", {}), svm)
 
@@ -141,7 +141,7 @@ def test_configs_refuse_a_strategy_the_learner_cannot_serve() -> None:
     with pytest.raises(ConfigError, match=r"learning-loss.*LossPredicting"):
         parse_label_config({"name": "x", "data": {"dataset": "digits"},
                             "strategy": {"name": "learning-loss"},
-                            "labeling": {"batch": 4, "budget": 20}})
+                            "loop": {"initial": 4, "batch": 4, "budget": 20}})
 
 
 def test_fit_context_extra_must_match_the_labels() -> None:

@@ -12,6 +12,7 @@ from activegen.data.dataset import Dataset
 from activegen.errors import ConfigError
 from activegen.loop import (
     ActiveLearningLoop,
+    Checkpoint,
     LoopSettings,
     LoopState,
     RoundRecord,
@@ -97,7 +98,7 @@ def test_initial_set_is_shared_by_strategies_and_differs_across_seeds(data, tmp_
         for seed in (0, 1):
             path = tmp_path / f"{strategy}{seed}.npz"
             _loop(data, strategy, settings, seed=seed, checkpoint=path).run()
-            firsts[strategy, seed] = LoopState.from_file(path).labeled_indices[:8]
+            firsts[strategy, seed] = _state(path, pool).labeled_indices[:8]
     assert firsts["random", 0].tolist() == firsts["svm-active", 0].tolist()
     assert firsts["random", 1].tolist() == firsts["svm-active", 1].tolist()
     assert firsts["random", 0].tolist() != firsts["random", 1].tolist()
@@ -123,6 +124,11 @@ def test_same_seed_same_run_and_strategies_differ(data) -> None:
     assert sink_r.calls[0][1].tolist() != sink_u.calls[0][1].tolist()
 
 
+def _state(path: Path, pool) -> LoopState:
+    """The state a checkpoint file holds, replayed."""
+    return Checkpoint.read(path).replay(len(pool), pool.to_float().shape[1:], pool.n_classes)
+
+
 class _Interrupt(Exception):
     pass
 
@@ -138,14 +144,14 @@ def test_resume_after_a_crash_gives_the_uninterrupted_rows(data, tmp_path: Path)
     with pytest.raises(_Interrupt):
         _loop(data, "svm-active", SETTINGS, seed=2, checkpoint=checkpoint,
               on_round=crash_after_round_3).run()
-    saved = LoopState.from_file(checkpoint)
+    saved = _state(checkpoint, data[0])
     assert saved.round == 3 and not saved.finished  # round 3 was not saved
     seen: list[int] = []
     resumed = _loop(data, "svm-active", SETTINGS, seed=2, checkpoint=checkpoint,
                     on_round=lambda r: seen.append(r.round)).run()
     assert _accuracies(resumed) == _accuracies(full)
     assert seen == list(range(len(full)))  # every round reported once, old and new
-    assert LoopState.from_file(checkpoint).finished
+    assert _state(checkpoint, data[0]).finished
     # A finished checkpoint runs nothing more.
     again = _loop(data, "svm-active", SETTINGS, seed=2, checkpoint=checkpoint).run()
     assert _accuracies(again) == _accuracies(full)
@@ -156,7 +162,7 @@ def test_checkpoint_of_another_pool_is_refused(data, tmp_path: Path) -> None:
     checkpoint = tmp_path / "run.npz"
     _loop(data, "random", LoopSettings(4, 2, 6), checkpoint=checkpoint).run()
     smaller = (pool.take(np.arange(50)), test)
-    with pytest.raises(ConfigError, match="checkpoint is for a pool of"):
+    with pytest.raises(ConfigError, match="checkpoint is for another pool"):
         _loop(smaller, "random", LoopSettings(4, 2, 6), checkpoint=checkpoint).run()
 
 

@@ -274,10 +274,12 @@ def replay(events: Sequence[Event], n_pool: int, image_shape: tuple[int, ...], n
 
 @dataclass
 class Checkpoint:
-    """What a run keeps between rounds: its events and each finished round's record."""
+    """What a run keeps between rounds: its events and each finished round's record, and the
+    fingerprint of the pool they index (a checkpoint of another pool is refused)."""
 
     events: list[Event] = field(default_factory=list)
     records: list[RoundRecord] = field(default_factory=list)
+    pool: str = ""
 
     #: the file layout; another is refused (a checkpoint is never guessed at)
     FORMAT: ClassVar[int] = 2
@@ -285,6 +287,7 @@ class Checkpoint:
     def to_bytes(self) -> bytes:
         meta = {
             "format": self.FORMAT,
+            "pool": self.pool,
             "events": [{"kind": e.kind, "round": e.round, "charged": e.charged,
                         "reason": e.reason, "labels": e.labels is not None,
                         "samples": e.samples is not None} for e in self.events],
@@ -328,6 +331,7 @@ class Checkpoint:
                         samples=data[f"samples_{i}"] if e["samples"] else None,
                         charged=bool(e["charged"]), reason=str(e["reason"])))
                 records = [RoundRecord(**r) for r in meta["records"]]
+                pool = str(meta["pool"])
         except (OSError, ValueError, KeyError, TypeError, EOFError,
                 zipfile.BadZipFile) as exc:
             raise DataError(
@@ -335,7 +339,12 @@ class Checkpoint:
                 "restart that run from its first round (other runs keep their progress), or "
                 "run again with --fresh"
             ) from None
-        return cls(events, records)
+        return cls(events, records, pool)
+
+    def replay(self, n_pool: int, image_shape: tuple[int, ...], n_classes: int,
+               abstain_costs_budget: bool = True) -> LoopState:
+        """The state after this checkpoint's events (:func:`replay`)."""
+        return replay(self.events, n_pool, image_shape, n_classes, abstain_costs_budget)
 
 
 #: Called after each answered query with the round, the query and its labels, so the caller can
@@ -546,11 +555,19 @@ class ActiveLearner:
                             "pool and configuration") from None
 
     def _load_or_start(self, initial: tuple[np.ndarray, np.ndarray] | None) -> Checkpoint:
+        from activegen._cache import data_fingerprint
+
+        pool = data_fingerprint(self.X_pool)
         stored = self.store.load()
         if stored is not None:
+            if stored.pool and stored.pool != pool:
+                where = getattr(self.store, "path", "the stored events")
+                raise ConfigError(f"{where}: the checkpoint is for another pool (of other "
+                                  f"images or another size than these {len(self.X_pool)}); "
+                                  "delete it to start that run again")
             return stored
         if initial is None or len(initial[0]) == 0:
-            return Checkpoint()
+            return Checkpoint(pool=pool)
         idx, y = (np.asarray(a) for a in initial)
         if len(idx) != len(y):
             raise DataError(f"initial: {len(idx)} indices but {len(y)} labels")
@@ -561,7 +578,7 @@ class ActiveLearner:
             raise DataError(f"initial: {exc}") from None
         if (np.asarray(y) == ABSTAIN).any():
             raise DataError("initial: labels must be classes, not -1")
-        return Checkpoint([event])
+        return Checkpoint([event], pool=pool)
 
     @property
     def done(self) -> bool:

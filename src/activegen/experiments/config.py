@@ -328,7 +328,8 @@ def validate_components(data: dict[str, Any], kinds: dict[str, str]) -> dict[str
 
     registries = {"learner": LEARNERS, "strategy": STRATEGIES, "oracle": ORACLES}
     shared = shared_tables(data)
-    data = {"learner": {"name": DEFAULT_LEARNER}, "oracle": {"name": DEFAULT_ORACLE}, **data}
+    defaults = {"learner": {"name": DEFAULT_LEARNER}, "oracle": {"name": DEFAULT_ORACLE}}
+    data = {**{k: v for k, v in defaults.items() if k in kinds}, **data}
     used: set[str] = set()
 
     def one(where: str, kind: str, entry: Any) -> Any:

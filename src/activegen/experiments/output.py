@@ -13,7 +13,7 @@ from pathlib import Path
 
 from activegen._atomic import atomic_write_bytes, atomic_write_text
 from activegen.errors import ConfigError, DataError
-from activegen.experiments.config import ExperimentConfig
+from activegen.experiments.config import FINGERPRINT_VERSION, ExperimentConfig
 from activegen.experiments.executors import FinishedRun
 from activegen.experiments.results import is_finished_run, write_run_csv
 
@@ -42,7 +42,14 @@ def prepare_output(config: ExperimentConfig, out_dir: Path, fresh: bool = False)
             previous = None
         if not isinstance(previous, dict):
             raise DataError(f"{stamp}: unreadable; delete the folder or use --fresh")
-        if previous.get("fingerprint") not in (config.fingerprint(), config.legacy_fingerprint()):
+        if previous.get("fingerprint_version", 1) != FINGERPRINT_VERSION:
+            raise ConfigError(
+                f"{out_dir} holds results of an older activegen (configuration format "
+                f"{previous.get('fingerprint_version', 1)}, this one reads "
+                f"{FINGERPRINT_VERSION}): its finished rows stay readable by 'activegen report "
+                f"{out_dir}'; run into another --out folder, or --fresh to delete them"
+            )
+        if previous.get("fingerprint") != config.fingerprint():
             raise ConfigError(
                 f"{out_dir} holds results of a different configuration; use another --out "
                 "folder, or --fresh to delete them"
@@ -57,7 +64,8 @@ def prepare_output(config: ExperimentConfig, out_dir: Path, fresh: bool = False)
                 "them; use another --out folder, or --fresh to delete them"
             )
     out_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"fingerprint": config.fingerprint(), "config": config.model_dump(mode="json")}
+    payload = {"fingerprint": config.fingerprint(), "fingerprint_version": FINGERPRINT_VERSION,
+               "config": config.model_dump(mode="json")}
     atomic_write_text(stamp, json.dumps(payload, indent=2))
 
 

@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from activegen._settings import BuildContext
 from activegen.errors import ConfigError
-from activegen.models.capabilities import MCDropout, has_capability
+from activegen.models.capabilities import MCDropout, check_compatible, has_capability
 from activegen.strategies import STRATEGIES, QueryState
 from activegen.strategies.bayesian import (
     bald_scores,
@@ -132,23 +133,28 @@ def test_batchbald_never_repeats_and_caps_at_n() -> None:
     assert sorted(picks.tolist()) == list(range(5))
 
 
-def test_mc_dropout_strategies_refuse_learners_without_dropout() -> None:
+def test_mc_dropout_strategies_refuse_learners_without_dropout_saying_how_to_get_it() -> None:
+    from activegen.models import LEARNERS
+
+    plain = LEARNERS.build("small-cnn", {})
+    logistic = LEARNERS.build("logistic-regression", {})
     for name in ("bald", "batchbald", "mean-std", "variation-ratios", "mc-entropy"):
-        cls = STRATEGIES.get(name)
-        assert cls.requires == (MCDropout,)
-        with pytest.raises(ConfigError, match=f"{name}.*mc_dropout.*small-cnn"):
-            cls.check_learner("small-cnn", {})
-        with pytest.raises(ConfigError, match="logistic"):
-            cls.check_learner("logistic", {"dropout": 0.5})
-        cls.check_learner("small-cnn", {"dropout": 0.5})
+        strategy = STRATEGIES.build(name, {})
+        assert strategy.requires == (MCDropout,)
+        for learner, named in ((plain, "small-cnn"), (logistic, "logistic-regression")):
+            with pytest.raises(ConfigError, match=rf"'{name}' needs a learner that is "
+                                                  rf"MCDropout.*dropout = 0\.5.*'{named}'"):
+                check_compatible(strategy, learner)
+        check_compatible(strategy, LEARNERS.build("small-cnn", {"dropout": 0.5}))
+        check_compatible(strategy, LEARNERS.build("small-cnn", {"ensemble": 3}))
 
 
 def test_mc_dropout_is_a_capability_of_torch_learners_with_dropout_only() -> None:
     from activegen.models import LEARNERS
 
-    assert has_capability(LEARNERS.get("small-cnn")(n_classes=3, seed=0, dropout=0.5), MCDropout)
-    assert not has_capability(LEARNERS.get("small-cnn")(n_classes=3, seed=0), MCDropout)
-    assert not has_capability(LEARNERS.get("logistic-regression")(n_classes=3, seed=0), MCDropout)
+    assert has_capability(LEARNERS.get("small-cnn")(3, 0, dropout=0.5), MCDropout)
+    assert not has_capability(LEARNERS.get("small-cnn")(3, 0), MCDropout)
+    assert not has_capability(LEARNERS.get("logistic-regression")(3, 0), MCDropout)
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +165,8 @@ def fitted_cnn():
     data = load_dataset("digits")
     rng = np.random.default_rng(0)
     idx = rng.choice(len(data.y), 200, replace=False)
-    learner = LEARNERS.build("small-cnn", {"n_classes": 10, "seed": 0, "dropout": 0.5,
-                                           "epochs": 3, "schedule": "fixed", "device": "cpu"})
+    learner = LEARNERS.build("small-cnn", {"dropout": 0.5, "epochs": 3, "schedule": "fixed"},
+                             BuildContext(n_classes=10, seed=0))
     X = data.to_float()
     learner.fit(X[idx], data.y[idx])
     return learner, X, data.y
@@ -186,9 +192,10 @@ def test_dropout_off_keeps_results_and_mc_mean_tracks_prediction(fitted_cnn) -> 
 
     learner, X_all, y_all = fitted_cnn
     X, y = X_all[:300], y_all[:300]
-    params = {"n_classes": 10, "seed": 0, "epochs": 2, "schedule": "fixed", "device": "cpu"}
-    plain = LEARNERS.build("small-cnn", params).fit(X, y)
-    off = LEARNERS.build("small-cnn", {**params, "dropout": 0.0}).fit(X, y)
+    params = {"epochs": 2, "schedule": "fixed"}
+    context = BuildContext(n_classes=10, seed=0)
+    plain = LEARNERS.build("small-cnn", params, context).fit(X, y)
+    off = LEARNERS.build("small-cnn", {**params, "dropout": 0.0}, context).fit(X, y)
     np.testing.assert_array_equal(plain.predict_proba(X[:40]), off.predict_proba(X[:40]))
     mean = learner.predict_proba_samples(X[:100], 200, np.random.default_rng(0)).mean(axis=1)
     agree = (mean.argmax(1) == learner.predict(X[:100])).mean()
@@ -214,8 +221,8 @@ def fitted_ensemble():
 
     data = load_dataset("digits")
     idx = np.random.default_rng(1).choice(len(data.y), 150, replace=False)
-    learner = LEARNERS.build("small-cnn", {"n_classes": 10, "seed": 0, "ensemble": 3,
-                                           "epochs": 2, "schedule": "fixed", "device": "cpu"})
+    learner = LEARNERS.build("small-cnn", {"ensemble": 3, "epochs": 2, "schedule": "fixed"},
+                             BuildContext(n_classes=10, seed=0))
     X = data.to_float()
     learner.fit(X[idx], data.y[idx])
     return learner, X
@@ -251,16 +258,16 @@ def test_ensemble_members_are_seeded_and_the_option_is_checked() -> None:
     from activegen.models import LEARNERS
 
     cls = LEARNERS.get("small-cnn")
-    a = cls(n_classes=3, seed=4, ensemble=4).member_seeds()
-    assert a == cls(n_classes=3, seed=4, ensemble=4).member_seeds() and len(set(a)) == 4
-    assert cls(n_classes=3, seed=4).member_seeds() == [4]
+    a = cls(3, 4, ensemble=4).member_seeds()
+    assert a == cls(3, 4, ensemble=4).member_seeds() and len(set(a)) == 4
+    assert cls(3, 4).member_seeds() == [4]
     with pytest.raises(ValueError, match="ensemble"):
-        cls(n_classes=3, seed=0, ensemble=0)
+        cls(3, 0, ensemble=0)
     with pytest.raises(ValueError, match="dropout = 0"):
-        cls(n_classes=3, seed=0, ensemble=3, dropout=0.5)
-    STRATEGIES.get("batchbald").check_learner("small-cnn", {"ensemble": 5})
-    with pytest.raises(ConfigError, match="ensemble > 1"):
-        STRATEGIES.get("bald").check_learner("small-cnn", {"ensemble": 1})
+        cls(3, 0, ensemble=3, dropout=0.5)
+    check_compatible(STRATEGIES.build("batchbald", {}), cls(3, 0, ensemble=5))
+    with pytest.raises(ConfigError, match="MCDropout"):
+        check_compatible(STRATEGIES.build("bald", {}), cls(3, 0, ensemble=1))
 
 
 def test_an_ensemble_runs_bald_end_to_end_and_a_plain_cnn_is_refused(tmp_path) -> None:

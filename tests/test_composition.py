@@ -24,10 +24,11 @@ from activegen.strategies import (
     Subsample,
     TaskFeatures,
     VAEAugmented,
+    VAEAugmentedSettings,
     feature_maps,
 )
 
-VAE = {"vae_latent_dim": 4, "vae_width": 4, "vae_epochs": 1}
+VAE = {"vae": {"latent_dim": 4, "width": 4, "epochs": 1}}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,7 @@ def test_the_cvae_conditions_labeled_points_on_their_true_labels(pool, monkeypat
         return real(X, settings, seed, device, conditions)
 
     monkeypatch.setattr(feature_maps, "train_vae", spy)
-    fmap = VAEAugmented(vae_kind="cvae", vae_latent_dim=4, vae_width=4, vae_epochs=1)
+    fmap = VAEAugmented(VAEAugmentedSettings(vae_kind="cvae", **VAE))
     fmap.prepare(PrepareContext(pool=pool, cache_dir=tmp_path))
     state = _cvae_state(pool, pool.y[np.arange(0, 60, 3)])
     assert (state.labels == 1).any()  # the learner says 0 for all: labels must win
@@ -112,7 +113,7 @@ def test_the_cvae_conditions_labeled_points_on_their_true_labels(pool, monkeypat
 
 @pytest.mark.parametrize("labels", [None, np.zeros(3, dtype=np.int64)])
 def test_the_cvae_refuses_a_state_without_aligned_labels(pool, labels, tmp_path: Path) -> None:
-    fmap = VAEAugmented(vae_kind="cvae", **{k: v for k, v in VAE.items()})
+    fmap = VAEAugmented(VAEAugmentedSettings(vae_kind="cvae", **VAE))
     fmap.prepare(PrepareContext(pool=pool, cache_dir=tmp_path))
     with pytest.raises(DataError, match="labels aligned with its 20 labeled_indices"):
         fmap(_cvae_state(pool, labels), pool.to_float()[:2])
@@ -154,7 +155,7 @@ def test_the_wrapper_passes_everything_else_through_and_refuses_what_it_cannot_w
                                   plain.query(_state(pool, learner, 1), 5).indices)
     with pytest.raises(ValueError, match="synthesizes"):
         Subsample(STRATEGIES.build("simple-gan", {}), 10)
-    with pytest.raises(ValueError, match="subsample must be >= 1"):
+    with pytest.raises(ValueError, match="subset size n >= 1"):
         Subsample(inner, 0)
 
 
@@ -163,7 +164,7 @@ def test_vae_coreset_is_coreset_with_the_vae_feature_map(pool, tmp_path: Path) -
     X = pool.to_float()
     learner = LinearSVM(2).fit(X[:40], pool.y[:40])
     preset = STRATEGIES.build("vae-coreset", {"alpha": 3.0, **VAE})
-    composed = CoreSet().with_features(VAEAugmented(alpha=3.0, **VAE))
+    composed = CoreSet().with_features(VAEAugmented(VAEAugmentedSettings(alpha=3.0, **VAE)))
     context = PrepareContext(pool=pool, cache_dir=tmp_path)
     preset.prepare(context)
     composed.feature_map.prepare(context)

@@ -23,7 +23,7 @@ def pool():
 
 def make_learner(seed: int) -> SmallCNN:
     return SmallCNN(10, seed=seed, schedule="fixed", epochs=4, lr=0.05, batch_size=32, width=8,
-                    device="cpu", loss_prediction=True)
+                    device="cpu", loss_head={})
 
 
 def run_picks(pool, strategy, tmp_path: Path) -> list[np.ndarray]:
@@ -57,9 +57,9 @@ def test_needs_a_learner_with_a_loss_head(pool) -> None:
     queried = np.zeros(len(X), bool)
     queried[:60] = True
     state = QueryState(X, queried, np.arange(60), learner, 10, np.random.default_rng(0))
-    with pytest.raises(ConfigError, match="needs a learner with a loss-prediction head"):
+    with pytest.raises(ConfigError, match="needs a learner that is LossPredicting"):
         LearningLoss().query(state, 5)
-    with pytest.raises(ConfigError, match="subsample must be >= 1"):
+    with pytest.raises(ConfigError, match="subsample: Input should be greater than or equal to 1"):
         STRATEGIES.build("learning-loss", {"subsample": 0})
     # Refused with the config, before any training.
     from activegen.experiments.config import parse_config
@@ -69,14 +69,14 @@ def test_needs_a_learner_with_a_loss_head(pool) -> None:
               "strategies": [{"name": "random"}, {"name": "vae-learning-loss"}]}
     with pytest.raises(ConfigError, match=r"strategies\[1\]: strategy 'vae-learning-loss' needs"):
         parse_config(config)
-    config["learner"] = {"name": "small-cnn", "loss_prediction": True}
+    config["learner"] = {"name": "small-cnn", "loss_head": {}}
     parse_config(config)
 
 
 def test_vae_augmentation_with_alpha_zero_selects_exactly_the_plain_picks(
     pool, tmp_path: Path
 ) -> None:
-    vae = {"vae_latent_dim": 4, "vae_width": 4, "vae_epochs": 1}
+    vae = {"vae": {"latent_dim": 4, "width": 4, "epochs": 1}}
     plain = run_picks(pool, STRATEGIES.build("learning-loss", {}), tmp_path)
     zero = run_picks(pool, STRATEGIES.build("vae-learning-loss", {"alpha": 0.0, **vae}),
                      tmp_path)

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from _experiments import SMALL, results_without_timings, small_config, write_toml
+from activegen._settings import BuildContext
 from activegen.data import load_dataset
 from activegen.errors import ConfigError, DataError
 from activegen.experiments.config import parse_config
@@ -200,7 +201,7 @@ def test_loop_resumes_from_its_last_round_not_from_the_start(tmp_path: Path) -> 
     def loop(strategy, on_round=None, checkpoint=None):  # type: ignore[no-untyped-def]
         return ActiveLearningLoop(
             pool=pool,
-            make_learner=lambda seed: LEARNERS.build("linear-svm", {}, n_classes=2, seed=seed),
+            make_learner=lambda seed: LEARNERS.build("linear-svm", {}, BuildContext(n_classes=2, seed=seed)),
             strategy=strategy, oracle=PoolOracle(pool), settings=settings, seed=7,
             test_sets={"t": test}, checkpoint=checkpoint, on_round=on_round)
 

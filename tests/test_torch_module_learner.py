@@ -71,10 +71,11 @@ def test_from_a_config_with_gaal(tmp_path: Path) -> None:
         "name": "tm", "seeds": [0], "supervised": False,
         "data": {"dataset": "digits", "classes": [3, 8], "test_fraction": 0.3},
         "learner": {"name": "torch-module", "module": "test_torch_module_learner.tiny_net",
-                    "params": {"hidden": 8}, "epochs": 5, "device": "cpu"},
+                    "params": {"hidden": 8}, "epochs": 5},
         "oracle": {"name": "expert", "threshold": 0.5},
         "loop": {"initial": 10, "batch": 4, "budget": 18},
-        "strategies": [{"name": "gaal", "gan_epochs": 2, "latent_dim": 4, "steps": 3},
+        "strategies": [{"name": "gaal", "generator": {"epochs": 2, "latent_dim": 4},
+                        "synthesis": {"steps": 3}},
                        {"name": "coreset"}]})
     results = read_results(run_experiment(config, tmp_path / "out", progress=False))
     assert set(results["strategy"]) == {"gaal", "coreset"}

@@ -11,6 +11,7 @@ from activegen.cli import main
 from activegen.errors import ConfigError
 from activegen.experiments.config import parse_config
 from activegen.experiments.tsne import tsne_selection
+from activegen.generative.vae import VAESettings
 
 CONFIG = {
     "data": {"dataset": "digits", "test_fraction": 0.3},
@@ -26,8 +27,8 @@ def test_tsne_pictures_show_the_two_selections(tmp_path: Path) -> None:
     # alpha: the 2-epoch VAE's means barely spread, while the CNN's features (BatchNorm
     # recalibrated after training) do; at alpha = 300 both pick sets were equal.
     result = tsne_selection(config, tmp_path, n_labeled=80, candidate_fraction=0.1, n_picks=12,
-                            alpha=3e4, vae_latent_dim=4, vae_width=4,
-                            vae_epochs=2)
+                            alpha=3e4, vae=VAESettings(latent_dim=4, width=4,
+                                                              epochs=2))
     assert [p.name for p in result.images] == ["tsne_coreset_plain.png", "tsne_coreset_vae.png"]
     for path in result.images:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

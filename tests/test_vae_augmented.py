@@ -14,7 +14,7 @@ from activegen.models import SmallCNN
 from activegen.oracles.base import PoolOracle
 from activegen.strategies import STRATEGIES, PrepareContext, QueryState
 
-VAE = {"vae_latent_dim": 4, "vae_width": 4, "vae_epochs": 1}
+VAE = {"vae": {"latent_dim": 4, "width": 4, "epochs": 1}}
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +76,9 @@ def test_class_conditional_variant_runs_and_bad_settings_are_refused(pool, tmp_p
     picks = run_picks(pool, STRATEGIES.build("vae-coreset", {"vae_kind": "cvae", **VAE}),
                       tmp_path)
     assert all(len(p) == 15 for p in picks)
-    with pytest.raises(ConfigError, match="alpha must be >= 0"):
+    with pytest.raises(ConfigError, match="alpha: Input should be greater than or equal to 0"):
         STRATEGIES.build("vae-medal", {"alpha": -1.0})
-    with pytest.raises(ConfigError, match="vae_kind must be"):
+    with pytest.raises(ConfigError, match="vae_kind: Input should be .vae. or .cvae."):
         STRATEGIES.build("vae-coreset", {"vae_kind": "gan"})
     with pytest.raises(ConfigError, match="vae_kind = 'vae' only"):
         STRATEGIES.build("vae-learning-loss", {"vae_kind": "cvae"})

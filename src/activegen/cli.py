@@ -282,11 +282,13 @@ class _Parser(argparse.ArgumentParser):
 def _cmd_tsne(args: argparse.Namespace) -> int:
     from activegen.experiments.config import load_config
     from activegen.experiments.tsne import tsne_selection
+    from activegen.generative.vae import VAESettings
 
     result = tsne_selection(load_config(args.config), Path(args.out), n_labeled=args.labeled,
                             candidate_fraction=args.fraction, n_picks=args.picks,
-                            alpha=args.alpha, seed=args.seed, vae_latent_dim=args.latent_dim,
-                            vae_width=args.vae_width, vae_epochs=args.vae_epochs)
+                            alpha=args.alpha, seed=args.seed,
+                            vae=VAESettings(latent_dim=args.latent_dim, width=args.vae_width,
+                                            epochs=args.vae_epochs))
     for path in result.images:
         print(path)
     overlap = len(set(result.picks_plain) & set(result.picks_vae))

@@ -667,12 +667,7 @@ class ActiveLearner:
             return Query.from_pool(np.empty(0, np.int64))
         record = self.fit()
         k = int(min(k, remaining))
-        query_state = QueryState(
-            X_pool=self.X_pool, queried=s.queried.copy(),
-            labeled_indices=s.labeled_indices.copy(), learner=self.learner,  # type: ignore[arg-type]
-            n_classes=self.n_classes,
-            rng=np.random.default_rng(derive_seed(self.seed, s.round, 3)), round=s.round,
-            X_extra=s.X_extra, y_extra=s.y_extra, labels=s.labeled_y.copy())
+        query_state = self.query_state()
         chooser = self.strategy if self.learner is not None else self.cold_start
         t0 = time.perf_counter()
         try:
@@ -687,6 +682,17 @@ class ActiveLearner:
         self.checkpoint.events.append(event)
         apply_event(self.state, event, self.n_classes, self.abstain_costs_budget)
         return query
+
+    def query_state(self) -> QueryState:
+        """What a strategy reads this round: the state, the round's fitted learner (``fit``
+        first), and the round's seeded generator."""
+        s = self.state
+        return QueryState(
+            X_pool=self.X_pool, queried=s.queried.copy(),
+            labeled_indices=s.labeled_indices.copy(), learner=self.learner,  # type: ignore[arg-type]
+            n_classes=self.n_classes,
+            rng=np.random.default_rng(derive_seed(self.seed, s.round, 3)), round=s.round,
+            X_extra=s.X_extra, y_extra=s.y_extra, labels=s.labeled_y.copy())
 
     def tell(self, query: Query, labels: np.ndarray, label_seconds: float = 0.0) -> None:
         """Apply the answers to the query of the last ``ask`` (``-1`` = abstained), which

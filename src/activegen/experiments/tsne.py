@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.manifold import TSNE
 
 from activegen._atomic import atomic_write_bytes
+from activegen.engine import ActiveLearner, choose_batch
 from activegen.errors import ConfigError
 from activegen.experiments.config import ExperimentConfig
 from activegen.experiments.progress import phase
@@ -31,8 +32,9 @@ from activegen.experiments.runner import (
     make_learner_factory,
     resolve_device,
 )
+from activegen.generative.vae import VAESettings
 from activegen.loop import derive_seed, initial_labeled_indices
-from activegen.strategies import PrepareContext, QueryState
+from activegen.strategies import PrepareContext
 from activegen.strategies.coreset import CoreSet
 from activegen.strategies.vae_augmented import VAECoreSet
 
@@ -78,11 +80,13 @@ def tsne_selection(
     n_picks: int = 100,
     alpha: float = 1.0,
     seed: int = 0,
-    vae_latent_dim: int = 32,
-    vae_width: int = 32,
-    vae_epochs: int = 20,
+    vae: VAESettings | None = None,
 ) -> TSNEResult:
-    """Make the two t-SNE pictures for ``config``'s data and learner; returns what was drawn."""
+    """Make the two t-SNE pictures for ``config``'s data and learner; returns what was drawn.
+
+    The learner is the engine's round-0 learner of a run whose initial set is the labeled
+    set, and each selection is the engine's checked choice on that state with only the
+    candidates available."""
     pool, _ = load_experiment_data(config)
     if not 0 < candidate_fraction <= 1:
         raise ConfigError(f"candidate_fraction must be in (0, 1], got {candidate_fraction}")
@@ -97,31 +101,34 @@ def tsne_selection(
     rng = np.random.default_rng(derive_seed(seed, 0x75E))
     unlabeled = np.setdiff1d(np.arange(len(pool)), labeled)
     candidates = np.sort(rng.choice(unlabeled, n_candidates, replace=False))
-    learner = make_learner_factory(config, pool.n_classes)(derive_seed(seed, 0, 2))
-    phase(f"fitting the learner on {len(labeled)} labeled images")
-    learner.fit(X[labeled], pool.y[labeled])
-    queried = np.ones(len(pool), dtype=bool)
-    queried[candidates] = False  # only the candidates may be picked
-
-    def state() -> QueryState:
-        return QueryState(X, queried.copy(), labeled, learner, pool.n_classes,
-                          np.random.default_rng(derive_seed(seed, 1)))
-
     device = resolve_device(config.device)
     plain = CoreSet(device=device)
-    vae = VAECoreSet(device=device, alpha=alpha, vae_latent_dim=vae_latent_dim,
-                     vae_width=vae_width, vae_epochs=vae_epochs)
+    augmented = VAECoreSet(device=device, alpha=alpha,
+                           vae=vae if vae is not None else VAESettings())
     phase("training (or loading) the VAE")
-    vae.prepare(PrepareContext(pool=pool, cache_dir=cache_dir(config, out_dir), device=device))
+    augmented.prepare(PrepareContext(pool=pool, cache_dir=cache_dir(config, out_dir),
+                                     device=device))
+    engine = ActiveLearner(X, pool.n_classes, make_learner_factory(config, pool.n_classes),
+                           plain, seed=seed, initial=(labeled, pool.y[labeled]))
+    phase(f"fitting the learner on {len(labeled)} labeled images")
+    engine.fit()
+    hidden = np.ones(len(pool), dtype=bool)
+    hidden[candidates] = False  # only the candidates may be picked
+
+    def state():  # the engine's state of round 0, the candidates alone available
+        s = engine.query_state()
+        s.queried = hidden.copy()
+        return s
+
     picks = {}
     images = []
     order = np.concatenate([labeled, candidates])
     for key, strategy, title in (
         ("plain", plain, f"core-set in task features T_f ({n_picks} picks)"),
-        ("vae", vae, f"core-set in [T_f, {alpha:g}·VAE] ({n_picks} picks)"),
+        ("vae", augmented, f"core-set in [T_f, {alpha:g}·VAE] ({n_picks} picks)"),
     ):
         s = state()
-        chosen = strategy.query(s, n_picks).indices
+        chosen = choose_batch(strategy, s, n_picks, seed).indices
         picks[key] = chosen
         feats = strategy.features(s, X[order])
         phase(f"t-SNE of {len(order)} points")
@@ -133,6 +140,7 @@ def tsne_selection(
         images.append(path)
     s = state()
     task_norm = float(np.linalg.norm(plain.features(s, X[order]), axis=1).mean())
-    vae_norm = float(np.linalg.norm(vae.feature_map.vae_part(s, X[order]), axis=1).mean())
+    vae_norm = float(np.linalg.norm(augmented.feature_map.vae_part(s, X[order]),
+                                    axis=1).mean())
     return TSNEResult(labeled, candidates, picks["plain"], picks["vae"], images, task_norm,
                       vae_norm)

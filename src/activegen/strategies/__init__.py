@@ -13,7 +13,7 @@ from activegen.strategies.base import (
 from activegen.strategies.bayesian import BALD, BatchBALD, MCEntropy, MeanStd, VariationRatios
 from activegen.strategies.cold_start import ProbCover, TypiClust
 from activegen.strategies.coreset import CoreSet, MedAL, kcenter_greedy, medal_select
-from activegen.strategies.feature_maps import TaskFeatures, VAEAugmented
+from activegen.strategies.feature_maps import TaskFeatures, VAEAugmented, VAEAugmentedSettings
 from activegen.strategies.gaal import GAAL, GAALRetrieve, MixedSchedule, SimpleGAN, synthesize
 from activegen.strategies.learning_loss import LearningLoss
 from activegen.strategies.subsample import Subsample
@@ -69,6 +69,7 @@ __all__ = [
     "TypiClust",
     "UncertaintySampling",
     "VAEAugmented",
+    "VAEAugmentedSettings",
     "VAECoreSet",
     "VAELearningLoss",
     "VAEMedAL",

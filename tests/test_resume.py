@@ -201,7 +201,8 @@ def test_loop_resumes_from_its_last_round_not_from_the_start(tmp_path: Path) -> 
     def loop(strategy, on_round=None, checkpoint=None):  # type: ignore[no-untyped-def]
         return ActiveLearningLoop(
             pool=pool,
-            make_learner=lambda seed: LEARNERS.build("linear-svm", {}, BuildContext(n_classes=2, seed=seed)),
+            make_learner=lambda seed: LEARNERS.build("linear-svm", {},
+                                                     BuildContext(n_classes=2, seed=seed)),
             strategy=strategy, oracle=PoolOracle(pool), settings=settings, seed=7,
             test_sets={"t": test}, checkpoint=checkpoint, on_round=on_round)
 

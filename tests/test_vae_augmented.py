@@ -78,7 +78,7 @@ def test_class_conditional_variant_runs_and_bad_settings_are_refused(pool, tmp_p
     assert all(len(p) == 15 for p in picks)
     with pytest.raises(ConfigError, match="alpha: Input should be greater than or equal to 0"):
         STRATEGIES.build("vae-medal", {"alpha": -1.0})
-    with pytest.raises(ConfigError, match="vae_kind: Input should be .vae. or .cvae."):
+    with pytest.raises(ConfigError, match=r"vae_kind: Input should be .vae. or .cvae."):
         STRATEGIES.build("vae-coreset", {"vae_kind": "gan"})
     with pytest.raises(ConfigError, match="vae_kind = 'vae' only"):
         STRATEGIES.build("vae-learning-loss", {"vae_kind": "cvae"})

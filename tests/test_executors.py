@@ -15,6 +15,7 @@ import torch
 from _experiments import results_without_timings, small_config
 from activegen._atomic import atomic_write_text
 from activegen._device import resolve_device
+from activegen._settings import BuildContext, Settings
 from activegen.errors import ConfigError
 from activegen.experiments.config import with_overrides
 from activegen.experiments.executors import (
@@ -70,14 +71,21 @@ def test_overrides_change_where_not_what() -> None:
 
 
 # -- shared artifacts ---------------------------------------------------------------------
+class _SizeSettings(Settings):
+    size: int = 1
+
+
 class CachedArtifactStrategy(Strategy):
     """Random picks after a 'training' that is cached under cache_dir, keyed by its setting;
     each real training appends a line to ``trainings.log`` (appends are atomic)."""
 
     name: ClassVar[str] = "test-cached-artifact"
 
-    def __init__(self, size: int = 1) -> None:
-        self.size = size
+    Settings = _SizeSettings
+
+    def __init__(self, settings: Any = None, **values: Any) -> None:
+        super().__init__(settings, **values)
+        self.size = self.settings.size
         self.artifact: np.ndarray | None = None
 
     def prepare(self, context: PrepareContext) -> None:
@@ -179,23 +187,25 @@ class DeviceProbe(CachedArtifactStrategy):
 
     name: ClassVar[str] = "test-device-probe"
 
-    def __init__(self, size: int = 1, device: str = "auto") -> None:
-        super().__init__(size)
+    def __init__(self, settings: Any = None, *, device: str = "auto", **values: Any) -> None:
+        super().__init__(settings, **values)
         self.device = device
+
+    @classmethod
+    def from_settings(cls, settings: Any, context: BuildContext) -> DeviceProbe:
+        return cls(settings, device=context.device)
 
 
 if DeviceProbe.name not in STRATEGIES.names():
     STRATEGIES.register(DeviceProbe.name)(DeviceProbe)
 
 
-def test_the_experiment_device_reaches_components_that_take_one() -> None:
+def test_the_experiment_device_reaches_components_through_the_build_context() -> None:
     from activegen.experiments.runner import build_strategy
 
     config = small_config(device="cpu", strategies=[
-        {"name": "test-device-probe", "label": "follows"},
-        {"name": "test-device-probe", "label": "own", "device": "cuda:3"},
-        {"name": "random"},
-    ])
+        {"name": "test-device-probe", "label": "follows"}, {"name": "random"}])
     assert build_strategy(config, "follows").device == "cpu"
-    assert build_strategy(config, "own").device == "cuda:3"  # its own setting wins
-    assert build_strategy(config, "random").name == "random"  # takes no device: none passed
+    assert build_strategy(config, "random").name == "random"
+    with pytest.raises(ConfigError, match="device: unknown setting"):  # where, not what
+        small_config(strategies=[{"name": "test-device-probe", "device": "cuda:3"}])

@@ -30,7 +30,6 @@ from activegen.experiments.runner import (
     saved_config,
 )
 from activegen.experiments.stats import labels_to_reach
-from activegen.loop import LoopState
 from activegen.server.app import create_app
 from label_support import api_client, digits_config, make_session
 
@@ -135,20 +134,23 @@ def test_3_report_of_a_damaged_run_is_refused_naming_it(tmp_path: Path) -> None:
 
 
 # -- 4. a semantically corrupt checkpoint is a damaged checkpoint --------------------------
-@pytest.mark.parametrize("field, value", [("labeled_indices", 99999), ("labeled_y", 42)])
-def test_4_impossible_checkpoint_is_a_damaged_checkpoint(tmp_path: Path, field, value) -> None:
+@pytest.mark.parametrize("index, label, why", [
+    (99999, 1, "a pool index is outside the pool"), (3, 42, "label 42 is outside"),
+    (2, 1, "a pool image is asked or labeled twice")])
+def test_4_impossible_checkpoint_is_refused_naming_it_and_why(tmp_path: Path, index, label,
+                                                              why) -> None:
+    from activegen._cache import data_fingerprint
+    from activegen.engine import Checkpoint, Event
+
     config = parse_config(_tiny(**{"strategies": [{"name": "margin"}]}), "exp.toml")
     out = tmp_path / "out"
     pool, _ = load_experiment_data(config)
-    state = LoopState(round=0, labeled_indices=np.arange(4), labeled_y=np.array([0, 1, 0, 1]),
-                      queried=np.zeros(len(pool), dtype=bool),
-                      X_extra=np.empty((0, *pool.image_shape), dtype=np.uint8),
-                      y_extra=np.empty(0, dtype=np.int64), n_spent=4, n_abstained=0)
-    getattr(state, field)[-1] = value
+    events = [Event("taught", 0, np.array([0, 1, 2, index]), labels=np.array([0, 1, 0, label]))]
     checkpoint = out / "checkpoints" / "margin__seed0.npz"
     checkpoint.parent.mkdir(parents=True)
-    checkpoint.write_bytes(state.to_bytes())
-    with pytest.raises(DataError, match=r"margin__seed0.npz: damaged checkpoint"):
+    checkpoint.write_bytes(Checkpoint(events, pool=data_fingerprint(pool.to_float())).to_bytes())
+    with pytest.raises(DataError, match=rf"margin__seed0.npz: impossible history \(taught: "
+                                        rf"{why}"):
         run_experiment(config, out, progress=False)
 
 
@@ -156,7 +158,7 @@ def test_4_impossible_checkpoint_is_a_damaged_checkpoint(tmp_path: Path, field, 
 @pytest.mark.parametrize("key, value, needle", [
     ("data.size", [0, 0], "data.size"),
     ("data.pad_to", [-4, 32], "data.pad_to"),
-    ("learner", {"name": "linear-svm", "C": "big"}, "'C' = 'big'"),
+    ("learner", {"name": "linear-svm", "C": "big"}, "C: Input should be a valid number"),
 ])
 def test_6_bad_values_are_refused_naming_the_key(key, value, needle) -> None:
     _refused(_tiny(**{key: value}), needle)

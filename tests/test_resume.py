@@ -20,10 +20,11 @@ import pytest
 from _experiments import SMALL, results_without_timings, small_config, write_toml
 from activegen._settings import BuildContext
 from activegen.data import load_dataset
+from activegen.engine import Event
 from activegen.errors import ConfigError, DataError
 from activegen.experiments.config import parse_config
 from activegen.experiments.runner import output_lock, run_experiment
-from activegen.loop import ActiveLearningLoop, LoopSettings, LoopState
+from activegen.loop import ActiveLearningLoop, Checkpoint, LoopSettings, RoundRecord
 from activegen.models import LEARNERS
 from activegen.oracles import PoolOracle
 from activegen.strategies import RandomSampling
@@ -103,8 +104,9 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted(
     assert interrupted, "the kill must interrupt a run that had begun"
     # The runs it interrupted have checkpoints that read back (never half-written).
     for run_id in interrupted:
-        state = LoopState.from_file(out / "checkpoints" / f"{run_id}.npz")
-        assert not state.finished or not (out / "runs" / f"{run_id}.csv").exists()
+        saved = Checkpoint.read(out / "checkpoints" / f"{run_id}.npz")
+        finished = bool(saved.events) and saved.events[-1].kind == "finished"
+        assert not finished or not (out / "runs" / f"{run_id}.csv").exists()
     # The same experiment again (in this process: the report the command line adds is slow
     # and not under test).
     run_experiment(small_config(), out, progress=False)
@@ -216,7 +218,9 @@ def test_loop_resumes_from_its_last_round_not_from_the_start(tmp_path: Path) -> 
     first = _CountingRandom()
     with pytest.raises(_Crash):
         loop(first, crash_after_round_4, checkpoint).run()
-    assert LoopState.from_file(checkpoint).round == 4  # rounds 0..3 saved; 4 was not
+    saved = Checkpoint.read(checkpoint)  # rounds 0..3 saved; 4 was not
+    assert [r.round for r in saved.records] == [0, 1, 2, 3]
+    assert saved.replay(len(pool), pool.to_float().shape[1:], pool.n_classes).round == 4
     second = _CountingRandom()
     resumed = loop(second, checkpoint=checkpoint).run()
     # Rounds 0..3 are not redone: the resumed loop queries only in rounds 4..n-2.
@@ -252,7 +256,7 @@ def test_garbage_checkpoint_is_refused(tmp_path: Path) -> None:
     _out, checkpoint = _unfinished_checkpoint(tmp_path)
     checkpoint.write_bytes(b"not a checkpoint at all")
     with pytest.raises(DataError, match="damaged checkpoint"):
-        LoopState.from_file(checkpoint)
+        Checkpoint.read(checkpoint)
 
 
 def test_changed_config_is_refused_and_fresh_starts_over(tmp_path: Path) -> None:
@@ -293,16 +297,27 @@ def test_cli_override_with_bad_jobs_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
-def test_checkpoint_round_trip_keeps_every_field(tmp_path: Path) -> None:
-    state = LoopState(round=3, labeled_indices=np.arange(5), labeled_y=np.arange(5) % 2,
-                      queried=np.arange(10) < 5, X_extra=np.zeros((1, 1, 2, 2), np.float32),
-                      y_extra=np.array([1]), n_spent=6, n_abstained=1, empty_rounds=0)
+def test_checkpoint_round_trip_keeps_every_event_and_the_state_they_fold_to(
+        tmp_path: Path) -> None:
+    events = [Event("taught", 0, np.arange(4), labels=np.array([0, 1, 0, 1])),
+              Event("asked", 0, np.array([7, 8])), Event("told", 0, labels=np.array([1, -1])),
+              Event("asked", 1, samples=np.full((1, 1, 2, 2), 0.5, np.float32)),
+              Event("told", 1, labels=np.array([0])),
+              Event("taught", 2, np.array([9]), labels=np.array([1]), charged=False),
+              Event("finished", 2, reason="budget")]
+    record = RoundRecord(0, 4, 4, 0, {"t": 0.5}, 0.1, 0.2)
     path = tmp_path / "c.npz"
-    path.write_bytes(state.to_bytes())
-    back = LoopState.from_file(path)
-    assert back.round == 3 and back.n_spent == 6 and back.n_abstained == 1
-    np.testing.assert_array_equal(back.queried, state.queried)
-    np.testing.assert_array_equal(back.X_extra, state.X_extra)
+    path.write_bytes(Checkpoint(events, [record], pool="abc").to_bytes())
+    back = Checkpoint.read(path)
+    assert back.pool == "abc" and back.records == [record]
+    assert [(e.kind, e.round, e.charged, e.reason) for e in back.events] == [
+        (e.kind, e.round, e.charged, e.reason) for e in events]
+    state = back.replay(10, (1, 2, 2), 2)
+    assert (state.round, state.n_spent, state.n_abstained, state.finished) == (2, 7, 1, True)
+    assert state.labeled_indices.tolist() == [0, 1, 2, 3, 7, 9]
+    assert state.labeled_y.tolist() == [0, 1, 0, 1, 1, 1]
+    np.testing.assert_array_equal(state.X_extra, events[3].samples)
+    assert state.queried.tolist() == [True] * 4 + [False] * 3 + [True] * 3
 
 
 def test_fsync_off_skips_per_round_fsyncs_and_changes_no_row(
@@ -326,17 +341,17 @@ def test_fsync_off_skips_per_round_fsyncs_and_changes_no_row(
     pd.testing.assert_frame_equal(results_without_timings(tmp_path / "off"), reference)
 
 
-def test_a_folder_made_before_the_execution_table_still_resumes(tmp_path: Path) -> None:
+def test_a_folder_of_an_older_configuration_format_is_refused_keeping_its_rows(
+        tmp_path: Path) -> None:
     import json
 
     out = tmp_path / "out"
     config = small_config(seeds=[0], strategies=[{"name": "random"}])
     run_experiment(config, out, progress=False)
     stamp = json.loads((out / "config.json").read_text())
-    stamp["fingerprint"] = config.legacy_fingerprint()  # as the previous version wrote it
-    del stamp["config"]["execution"]
+    del stamp["fingerprint_version"]  # as a folder written before the settings models
     (out / "config.json").write_text(json.dumps(stamp))
-    run_experiment(config, out, progress=False)  # not refused
-    with pytest.raises(ConfigError, match="different configuration"):
-        run_experiment(small_config(seeds=[1], strategies=[{"name": "random"}]), out,
-                       progress=False)
+    with pytest.raises(ConfigError, match=r"older activegen \(configuration format 1, this "
+                                          r"one reads 2\).*stay readable"):
+        run_experiment(config, out, progress=False)
+    assert (out / "runs" / "random__seed0.csv").exists()

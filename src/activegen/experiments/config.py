@@ -12,7 +12,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -417,13 +417,27 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
 
 def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
     """Validate a config dictionary; raise :class:`ConfigError` naming each bad key."""
+    return _parse(ExperimentConfig, data, source, {"learner": "learner", "oracle": "oracle",
+                                                    "strategies": "strategy",
+                                                    "loop": "strategy"})
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], data: dict[str, Any], source: str, kinds: dict[str, str]) -> M:
+    """``data`` as ``model``: its structure first (every bad key of the file at once), then
+    each component's settings in full, then the strategy × learner checks."""
     try:
-        data = validate_components(data, {"learner": "learner", "oracle": "oracle",
-                                          "strategies": "strategy", "loop": "strategy"})
+        model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+    try:
+        data = validate_components(data, kinds)
     except ConfigError as exc:
         raise ConfigError(f"{source}: invalid configuration: {exc}") from None
     try:
-        config = ExperimentConfig.model_validate(data)
+        config = model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, source)) from None
     try:

@@ -105,26 +105,10 @@ class LabelConfig(_Strict):
 
 def parse_label_config(data: dict[str, Any], source: str = "config") -> LabelConfig:
     """Validate a labeling-session dictionary; raise :class:`ConfigError` naming each bad key."""
-    from activegen.experiments.config import (
-        _format_validation_error,
-        check_components,
-        validate_components,
-    )
+    from activegen.experiments.config import _parse
 
-    try:
-        data = validate_components(data, {"learner": "learner", "strategy": "strategy",
-                                          "loop": "strategy"})
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: invalid configuration: {exc}") from None
-    try:
-        config = LabelConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, source)) from None
-    try:
-        check_components(config)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    return config
+    return _parse(LabelConfig, data, source, {"learner": "learner", "strategy": "strategy",
+                                              "loop": "strategy"})
 
 
 def load_label_config(path: str | Path) -> LabelConfig:

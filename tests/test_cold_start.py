@@ -10,7 +10,6 @@ from activegen.strategies.cold_start import (
     ball_purity,
     choose_delta,
     coverage,
-    initial_selection,
     probcover_select,
     typicality,
     typiclust_select,
@@ -82,19 +81,24 @@ def test_delta_is_the_largest_candidate_radius_that_stays_pure() -> None:
     assert ball_purity(X, blob, delta) == pytest.approx(brute)
 
 
-def test_initial_selection_is_seeded_and_strategies_query_unqueried_points() -> None:
+def test_a_cold_start_is_seeded_and_later_rounds_query_unqueried_points() -> None:
     from activegen.data import load_dataset
 
     data = load_dataset("digits")
     X = data.to_float()[:300]
+
+    def first(name: str, seed: int) -> np.ndarray:
+        state = QueryState(X, np.zeros(300, dtype=bool), np.empty(0, np.int64), None,  # type: ignore[arg-type]
+                           10, np.random.default_rng(seed))
+        return STRATEGIES.build(name, {"features": "pixels"}).query(state, 10).indices
+
     for name in ("typiclust", "probcover"):
-        a = initial_selection(name, X, 10, seed=3, n_classes=10)
-        assert len(np.unique(a)) == 10 and np.array_equal(a, initial_selection(
-            name, X, 10, seed=3, n_classes=10))
+        a = first(name, 3)
+        assert len(np.unique(a)) == 10 and np.array_equal(a, first(name, 3))
         queried = np.zeros(300, dtype=bool)
         queried[a] = True
         state = QueryState(X, queried, a, None, 10, np.random.default_rng(0))  # type: ignore[arg-type]
         q = STRATEGIES.build(name, {"features": "pixels"}).query(state, 5)
         assert len(set(q.indices.tolist())) == 5 and not queried[q.indices].any()
     # TypiClust's 10 typical points of 10 clusters span more classes than chance usually does
-    assert len(np.unique(data.y[:300][initial_selection("typiclust", X, 10, 0, 10)])) >= 6
+    assert len(np.unique(data.y[:300][first("typiclust", 0)])) >= 6

@@ -11,11 +11,7 @@ from activegen.errors import ConfigError
 from activegen.models.features import FeatureExtractor
 from activegen.strategies import STRATEGIES, QueryState
 from activegen.strategies.base import PrepareContext
-from activegen.strategies.cold_start import (
-    backbone_features,
-    initial_selection,
-    typiclust_select,
-)
+from activegen.strategies.cold_start import backbone_features, pixel_features, typiclust_select
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +42,10 @@ def test_backbone_features_are_the_extractors_and_differ_from_pixels(weights, X)
     np.testing.assert_allclose(feats, direct, rtol=1e-5, atol=1e-5)
     # standardised over the pool, and not a function of the pixels' scale alone
     np.testing.assert_allclose(feats.mean(axis=0), 0.0, atol=1e-3)
-    assert not np.allclose(initial_selection("typiclust", X, 10, 0, 10, feats),
-                           initial_selection("typiclust", X, 10, 0, 10))
+    none = np.empty(0, dtype=np.int64)
+    assert not np.array_equal(typiclust_select(feats, none, 10, np.random.default_rng(0)),
+                              typiclust_select(pixel_features(X), none, 10,
+                                               np.random.default_rng(0)))
 
 
 def test_typiclust_and_probcover_per_round_use_the_backbone(weights, X, tmp_path) -> None:
@@ -84,30 +82,26 @@ def test_missing_weights_are_refused_before_any_work(tmp_path) -> None:
         STRATEGIES.build("typiclust", {"features": f"backbone:{missing}"})
     with pytest.raises(ConfigError, match=r"nope\.pt"):
         small_config(loop={"initial": 20, "batch": 10, "budget": 40,
-                           "initial_strategy": "typiclust",
-                           "initial_features": f"backbone:{missing}"})
-    with pytest.raises(ConfigError, match="initial_features"):
+                           "cold_start": {"name": "typiclust",
+                                          "features": f"backbone:{missing}"}})
+    with pytest.raises(ConfigError, match="features must be one of"):
         small_config(loop={"initial": 20, "batch": 10, "budget": 40,
-                           "initial_strategy": "typiclust", "initial_features": "resnet"})
+                           "cold_start": {"name": "typiclust", "features": "resnet"}})
 
 
-def test_initial_set_from_backbone_features_end_to_end(weights, tmp_path) -> None:
+def test_a_cold_start_on_backbone_features_end_to_end(weights, tmp_path) -> None:
+    from activegen.engine import derive_seed
     from activegen.experiments.runner import load_experiment_data, run_experiment
 
     spec = f"backbone:{weights}"
     config = small_config(seeds=[0], strategies=[{"name": "random"}],
                           loop={"initial": 20, "batch": 10, "budget": 30,
-                                "initial_strategy": "typiclust", "initial_features": spec})
+                                "cold_start": {"name": "typiclust", "features": spec}})
     out = tmp_path / "out"
     run_experiment(config, out)
     pool, _ = load_experiment_data(config)
-    expected = initial_selection("typiclust", pool.to_float(), 20, 0, pool.n_classes,
-                                 backbone_features(pool.to_float(), spec))
-    assert not np.array_equal(expected, initial_selection("typiclust", pool.to_float(), 20, 0,
-                                                          pool.n_classes))
-    queried = np.concatenate([np.load(f)["indices"] for f in sorted((out / "queries").rglob(
-        "*.npz"))])
-    assert len(queried) == 10 and not np.isin(queried, expected).any()
-    for ckpt in (out / "checkpoints").glob("*.npz"):
-        with np.load(ckpt, allow_pickle=False) as data:
-            assert np.isin(expected, data["labeled_indices"]).all()
+    rng = np.random.default_rng(derive_seed(0, 0, 3))
+    expected = typiclust_select(backbone_features(pool.to_float(), spec),
+                                np.empty(0, dtype=np.int64), 20, rng)
+    first = np.load(out / "queries" / "random__seed0" / "round_0000.npz")["indices"]
+    assert sorted(first.tolist()) == sorted(expected.tolist())

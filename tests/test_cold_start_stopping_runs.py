@@ -14,17 +14,25 @@ from activegen.experiments.report import make_report
 from activegen.experiments.runner import run_experiment
 from activegen.loop import initial_labeled_indices
 
+TYPICLUST = {"name": "typiclust", "features": "pixels"}
 
-def test_default_config_keeps_the_fingerprint_and_random_initial_set() -> None:
+
+def test_a_cold_start_is_part_of_the_fingerprint_and_must_not_read_a_learner() -> None:
     plain = small_config()
-    explicit = small_config(loop={"initial": 20, "batch": 4, "budget": 120,
-                                  "initial_strategy": "random"})
-    assert plain.fingerprint() == explicit.fingerprint()
-    assert "initial_strategy" not in plain.model_dump()["loop"]
-    assert "stopping" not in plain.model_dump()
+    assert plain.loop.cold_start is None
     typi = small_config(loop={"initial": 20, "batch": 4, "budget": 120,
-                              "initial_strategy": "typiclust"})
+                              "cold_start": TYPICLUST})
     assert typi.fingerprint() != plain.fingerprint()
+    assert typi.loop.cold_start.params["vae"]["latent_dim"] == 32  # settings in full
+    with pytest.raises(ConfigError, match=r"loop.cold_start: strategy 'typiclust' reads the "
+                                          r"learner \(Embedding\).*features = \"pixels\""):
+        small_config(loop={"initial": 20, "batch": 4, "budget": 120,
+                           "cold_start": {"name": "typiclust"}})
+    with pytest.raises(ConfigError, match=r"loop.cold_start: strategy 'margin' reads"):
+        small_config(loop={"initial": 20, "batch": 4, "budget": 120,
+                           "cold_start": {"name": "margin"}})
+    small_config(loop={"initial": 20, "batch": 4, "budget": 120,
+                       "cold_start": {"name": "coreset", "features": "pixels"}})
 
 
 def test_bad_stopping_and_strategy_learner_mismatch_are_refused_before_work(tmp_path) -> None:
@@ -38,7 +46,7 @@ def test_bad_stopping_and_strategy_learner_mismatch_are_refused_before_work(tmp_
 def test_typiclust_initial_set_and_stopping_records(tmp_path) -> None:
     config = small_config(
         seeds=[0],
-        loop={"initial": 20, "batch": 10, "budget": 80, "initial_strategy": "typiclust"},
+        loop={"initial": 20, "batch": 10, "budget": 80, "cold_start": TYPICLUST},
         strategies=[{"name": "margin"}],
         stopping={"criteria": {"stabilizing-predictions": {"window": 1, "threshold": 0.9},
                                "classification-change": {"threshold": 1.0}},
@@ -51,7 +59,8 @@ def test_typiclust_initial_set_and_stopping_records(tmp_path) -> None:
     verdict = json.loads(next((out / "stopping").glob("*.json")).read_text())
     crit = verdict["criteria"]
     # classification change with threshold 1.0 always holds: fires at the first comparison
-    assert crit["classification-change"]["round"] == 1
+    # (round 0 is the cold start's: nothing is fitted before it; round 1 the first fit)
+    assert crit["classification-change"]["round"] == 2
     assert crit["budget"]["n_labels"] == 80 and crit["budget"]["labels_saved"] == 0
     rows = pd.read_csv(out / "results.csv")
     acc = rows.set_index("n_labels")["accuracy"]
@@ -61,25 +70,29 @@ def test_typiclust_initial_set_and_stopping_records(tmp_path) -> None:
     assert "## Stopping criteria" in report and "classification-change" in report
 
 
-def test_cold_start_initial_set_is_the_one_the_run_starts_from(tmp_path) -> None:
+@pytest.mark.parametrize("cold", [TYPICLUST, {"name": "probcover", "features": "pixels"},
+                                  {"name": "coreset", "features": "pixels"}])
+def test_the_cold_start_chooses_the_first_batch_of_the_run(tmp_path, cold) -> None:
+    """The run's round 0 is the cold start's choice on the unlabeled pool, with the round's
+    seeded generator; the strategy takes over from round 1."""
+    from activegen.engine import derive_seed
     from activegen.experiments.runner import load_experiment_data
-    from activegen.strategies.cold_start import initial_selection
+    from activegen.strategies import STRATEGIES, QueryState
 
     config = small_config(seeds=[0], strategies=[{"name": "random"}],
-                          loop={"initial": 20, "batch": 10, "budget": 40,
-                                "initial_strategy": "probcover"})
+                          loop={"initial": 20, "batch": 10, "budget": 40, "cold_start": cold})
     out = tmp_path / "out"
     run_experiment(config, out)
     pool, _ = load_experiment_data(config)
-    expected = initial_selection("probcover", pool.to_float(), 20, 0, pool.n_classes)
-    assert not np.array_equal(expected, initial_labeled_indices(pool.y, 20, 0))
-    queried = np.concatenate([np.load(f)["indices"] for f in sorted((out / "queries").rglob(
-        "*.npz"))])
-    assert len(queried) == 20 and not np.isin(queried, expected).any()
-    # the first checkpointed labeled set, if kept, starts with the cold-start set
-    for ckpt in (out / "checkpoints").glob("*.npz"):
-        with np.load(ckpt, allow_pickle=False) as data:
-            assert np.isin(expected, data["labeled_indices"]).all()
+    state = QueryState(pool.to_float(), np.zeros(len(pool), bool), np.empty(0, np.int64),
+                       None, pool.n_classes,  # type: ignore[arg-type]
+                       np.random.default_rng(derive_seed(0, 0, 3)))
+    expected = STRATEGIES.build(cold["name"], config.loop.cold_start.params).query(state, 20)
+    first = np.load(out / "queries" / "random__seed0" / "round_0000.npz")["indices"]
+    np.testing.assert_array_equal(np.sort(first), np.sort(expected.indices))
+    assert not np.array_equal(np.sort(first), initial_labeled_indices(pool.y, 20, 0))
+    rows = pd.read_csv(out / "results.csv")
+    assert rows["n_labels"].tolist() == [20, 30, 40] and rows["round"].tolist() == [1, 2, 3]
 
 
 def test_docs_table_lists_every_registered_strategy() -> None:

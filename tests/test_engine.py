@@ -148,3 +148,45 @@ def test_fit_context_extra_must_match_the_labels() -> None:
     X = np.random.default_rng(0).random((6, 1, 4, 4), dtype=np.float32)
     with pytest.raises(ValueError, match="extra"):
         LinearSVM(2).fit(X, np.array([0, 1] * 3), FitContext(extra=np.zeros((5, 2))))
+
+
+def test_an_active_learner_with_nothing_labeled_starts_with_its_cold_start(pool) -> None:
+    """The engine runs the cold start while nothing is labeled: the first batch is
+    TypiClust's on the pool (no learner), the second the strategy's."""
+    from activegen.engine import derive_seed
+    from activegen.strategies import QueryState
+    from activegen.strategies.cold_start import pixel_features, typiclust_select
+
+    X, y = pool
+    typiclust = STRATEGIES.build("typiclust", {"features": "pixels"})
+    engine = ActiveLearner(X, 2, LinearSVM(2), STRATEGIES.build("margin", {}),
+                           cold_start=typiclust, seed=4, batch_size=5)
+    first = engine.ask(8)
+    assert engine.learner is None  # chosen before any fit
+    expected = typiclust_select(pixel_features(X), np.empty(0, np.int64), 8,
+                                np.random.default_rng(derive_seed(4, 0, 3)))
+    assert sorted(first.indices.tolist()) == sorted(expected.tolist())
+    engine.tell(first, y[first.indices])
+    second = engine.ask()
+    assert engine.learner is not None and len(second) == 5
+    state = engine.query_state()
+    margin = STRATEGIES.build("margin", {}).query(
+        QueryState(X, state.queried, state.labeled_indices, engine.learner, 2,
+                   np.random.default_rng(derive_seed(4, 1, 3)), round=1), 5)
+    np.testing.assert_array_equal(second.indices, margin.indices)
+
+
+def test_teach_adds_labels_from_elsewhere_and_is_replayed(pool) -> None:
+    X, y = pool
+    a = _engine(pool, seed=2)
+    q = a.ask(3)
+    a.teach(np.array([50, 51]), y[[50, 51]])  # while a round is open: fine
+    with pytest.raises(DataError, match="asked or labeled twice"):
+        a.teach(q.indices[:1], y[q.indices[:1]])  # the open query's own image: no
+    a.tell(q, y[q.indices])
+    assert {50, 51} <= set(a.state.labeled_indices.tolist())
+    assert a.state.n_spent == 4 + 3  # taught labels are not charged unless asked to
+    replayed = _engine(pool, seed=2, store=a.store)
+    assert replayed.state.labeled_indices.tolist() == a.state.labeled_indices.tolist()
+    with pytest.raises(DataError, match="labels must be integer classes"):
+        a.teach(np.array([60]), np.array([0.5]))

@@ -379,8 +379,15 @@ def check_components(config: Any) -> None:
 
     learner = build_probe_learner(config)
     strategies = [(f"strategies[{i}]", s) for i, s in enumerate(config.strategies)]
-    if config.loop.cold_start is not None:
-        strategies.append(("loop.cold_start", config.loop.cold_start))
+    cold = config.loop.cold_start
+    if cold is not None:
+        needs = STRATEGIES.build(cold.name, cold.params).requires
+        if needs:
+            raise ConfigError(
+                f"loop.cold_start: strategy {cold.name!r} reads the learner "
+                f"({', '.join(c.__name__ for c in needs)}), but the cold start chooses before "
+                "any learner is fitted: give it features of its own (features = \"pixels\", "
+                "or for typiclust/probcover \"vae\" or \"backbone:<path>\")")
     for where, strategy in strategies:
         try:
             # constructors are cheap by contract: heavy work happens in Strategy.prepare

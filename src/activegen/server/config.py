@@ -19,11 +19,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
 )
 
-from activegen.errors import ConfigError
 from activegen.experiments.config import (
     FINGERPRINT_VERSION,
     ComponentConfig,

@@ -29,6 +29,7 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 
 from activegen._settings import Settings
 from activegen.generative.vae import VAESettings
+from activegen.models.capabilities import Embedding
 from activegen.strategies.base import PrepareContext, Query, QueryState, Strategy, check_batch
 
 FeatureSource = Literal["embedding", "pixels", "vae"] | str
@@ -268,6 +269,11 @@ class _ColdStart(Strategy):
         self.features = self.settings.features
         self._pool_features: np.ndarray | None = None
 
+    @property
+    def requires(self) -> tuple[type, ...]:  # type: ignore[override]
+        """The learner's embedding when measured in it; nothing otherwise (a cold start)."""
+        return (Embedding,) if self.features == "embedding" else ()
+
     def prepare(self, context: PrepareContext) -> None:
         if self.features == "vae":
             self._pool_features = vae_pool_features(context, self.settings.vae)
@@ -276,7 +282,11 @@ class _ColdStart(Strategy):
 
     def pool_features(self, state: QueryState) -> np.ndarray:
         if self.features == "embedding":
-            return np.asarray(state.learner.embed(state.X_pool))
+            learner = state.learner
+            if not isinstance(learner, Embedding):
+                raise TypeError(f"{self.name}: features = 'embedding' needs a fitted learner "
+                                "(a cold start has none: use pixels, vae or backbone:<path>)")
+            return np.asarray(learner.embed(state.X_pool))
         if self.features == "pixels":
             return pixel_features(state.X_pool)
         if self._pool_features is None:
@@ -334,13 +344,3 @@ def vae_pool_features(context: PrepareContext, settings: VAESettings) -> np.ndar
     model = load_or_train_vae(X, context.cache_dir, settings, seed=context.artifact_seed,
                               device=context.device)
     return encode(model, X)
-
-
-def initial_selection(name: str, X_pool: np.ndarray, size: int, seed: int, n_classes: int,
-                      features: np.ndarray | None = None) -> np.ndarray:
-    """The initial labeled set by ``name`` (``typiclust``/``probcover``) on ``features``
-    (default: flattened pixels), seeded; sorted pool indices."""
-    feats = pixel_features(X_pool) if features is None else features
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xC01D]))
-    picks = select_cold_start(name, feats, np.empty(0, dtype=np.int64), size, rng, n_classes)
-    return np.sort(picks).astype(np.int64)

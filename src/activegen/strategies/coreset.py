@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import torch
@@ -32,9 +32,9 @@ from pydantic import Field
 
 from activegen._device import resolve_device as resolve_device_name
 from activegen._settings import BuildContext, Settings
-from activegen.models.capabilities import Embedding, Probabilistic
+from activegen.models.capabilities import Probabilistic
 from activegen.strategies.base import Query, QueryState, Strategy
-from activegen.strategies.feature_maps import TaskFeatures
+from activegen.strategies.feature_maps import PixelFeatures, TaskFeatures
 from activegen.strategies.subsample import SubsampleSettings, restrict
 from activegen.strategies.uncertainty import entropy_scores
 
@@ -277,22 +277,39 @@ def kcenter_greedy(
     return np.asarray(picks, dtype=np.int64)
 
 
+class FeatureSpaceSettings(SubsampleSettings):
+    """Where a feature-space strategy measures distances."""
+
+    features: Literal["embedding", "pixels"] = Field("embedding", description=(
+        "embedding: the learner's features T_f(x); pixels: the examples themselves (no "
+        "learner needed, so it can be a cold start)"))
+
+
 class _FeatureStrategy(Strategy):
     """Shared parts of feature-space strategies: the feature map and the candidate set.
 
     ``device`` is where distances are computed (``"auto"``: CUDA when present; the build
     context's device from a config)."""
 
-    requires: tuple[type, ...] = (Embedding,)
-    Settings: ClassVar[type[Settings]] = SubsampleSettings
-    settings: SubsampleSettings
+    Settings: ClassVar[type[Settings]] = FeatureSpaceSettings
+    settings: FeatureSpaceSettings
+    #: what the strategy reads from the learner besides its feature map's needs
+    reads: ClassVar[tuple[type, ...]] = ()
 
     def __init__(self, settings: Any = None, *, device: str = "auto", **values: Any) -> None:
         super().__init__(settings, **values)
         self.device = device
-        #: where distances are measured (not a config key: a composition such as
-        #: ``vae-coreset`` or :meth:`with_features` sets another map)
-        self.feature_map: TaskFeatures = TaskFeatures()
+        #: where distances are measured (:meth:`with_features` sets another map)
+        self.feature_map: TaskFeatures = self.build_feature_map()
+
+    def build_feature_map(self) -> TaskFeatures:
+        """The feature map of the settings (a composition such as ``vae-coreset`` builds
+        its own)."""
+        return PixelFeatures() if self.settings.features == "pixels" else TaskFeatures()
+
+    @property
+    def requires(self) -> tuple[type, ...]:  # type: ignore[override]
+        return tuple(dict.fromkeys((*self.feature_map.requires, *self.reads)))
 
     @classmethod
     def from_settings(cls, settings: Settings, context: BuildContext) -> Self:
@@ -403,7 +420,7 @@ def medal_select(
     return np.asarray(picks, dtype=np.int64)
 
 
-class MedALSettings(SubsampleSettings):
+class MedALOptions(SubsampleSettings):
     """MedAL's entropy pre-filter and distance."""
 
     top_m: int | None = Field(None, ge=1, description=(
@@ -411,6 +428,10 @@ class MedALSettings(SubsampleSettings):
     prefilter_fraction: float = Field(0.1, gt=0, le=1, description=(
         "fraction of the candidates kept by the pre-filter"))
     squared: bool = Field(False, description="average squared L2 distances instead of L2")
+
+
+class MedALSettings(MedALOptions, FeatureSpaceSettings):
+    """MedAL's pre-filter and distance, and where distances are measured."""
 
 
 class MedAL(_FeatureStrategy):
@@ -422,7 +443,7 @@ class MedAL(_FeatureStrategy):
     """
 
     name: ClassVar[str] = "medal"
-    requires: tuple[type, ...] = (Embedding, Probabilistic)
+    reads: ClassVar[tuple[type, ...]] = (Probabilistic,)
     Settings = MedALSettings
     settings: MedALSettings
 

@@ -28,6 +28,7 @@ from pydantic import Field
 from activegen._settings import Settings
 from activegen.errors import DataError
 from activegen.generative.vae import ConvVAE, VAESettings, encode, load_or_train_vae, train_vae
+from activegen.models.capabilities import Embedding
 from activegen.strategies.base import PrepareContext, QueryState
 
 VAEKind = Literal["vae", "cvae"]
@@ -36,15 +37,31 @@ VAEKind = Literal["vae", "cvae"]
 class TaskFeatures:
     """``T_f(x)``: the fitted learner's embedding (needs an ``Embedding`` learner)."""
 
+    #: the learner capabilities this map reads
+    requires: tuple[type, ...] = (Embedding,)
+
     def prepare(self, context: PrepareContext) -> None:
         """Nothing to build: the learner changes every round."""
 
     def __call__(self, state: QueryState, X: np.ndarray) -> np.ndarray:
-        return np.asarray(state.learner.embed(X))
+        learner = state.learner
+        if not isinstance(learner, Embedding):
+            raise TypeError("task features need a fitted learner with embed() (a cold start "
+                            "has none: measure in features = 'pixels' instead)")
+        return np.asarray(learner.embed(X))
 
     def fit_features(self, X_train: np.ndarray) -> np.ndarray | None:
         """No per-example features for the learner's fit."""
         return None
+
+
+class PixelFeatures(TaskFeatures):
+    """The examples themselves, flattened: no learner needed (a cold start's space)."""
+
+    requires: tuple[type, ...] = ()
+
+    def __call__(self, state: QueryState, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X, dtype=np.float32).reshape(len(X), -1)
 
 
 class VAEAugmentedSettings(Settings):
@@ -136,4 +153,5 @@ class VAEAugmented(TaskFeatures):
 FeatureMap = TaskFeatures
 """The feature-map interface (``prepare``, ``__call__(state, X)``, ``fit_features``)."""
 
-__all__ = ["FeatureMap", "TaskFeatures", "VAEAugmented", "VAEAugmentedSettings", "VAEKind"]
+__all__ = ["FeatureMap", "PixelFeatures", "TaskFeatures", "VAEAugmented",
+           "VAEAugmentedSettings", "VAEKind"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from activegen.strategies.base import PrepareContext
-from activegen.strategies.coreset import CoreSet, MedAL, MedALSettings
+from activegen.strategies.coreset import CoreSet, MedAL, MedALOptions
 from activegen.strategies.feature_maps import VAEAugmented, VAEAugmentedSettings
 from activegen.strategies.learning_loss import LearningLoss, LearningLossSettings
 from activegen.strategies.subsample import SubsampleSettings
@@ -55,16 +55,14 @@ class VAECoreSet(CoreSet):
     Settings = VAECoreSetSettings
     settings: VAECoreSetSettings
 
-    def __init__(self, settings: object = None, *, device: str = "auto",
-                 **values: object) -> None:
-        super().__init__(settings, device=device, **values)
-        self.with_features(VAEAugmented(self.settings))
+    def build_feature_map(self) -> VAEAugmented:
+        return VAEAugmented(self.settings)
 
     def prepare(self, context: PrepareContext) -> None:
         self.feature_map.prepare(context)
 
 
-class VAEMedALSettings(MedALSettings, VAEAugmentedSettings):
+class VAEMedALSettings(MedALOptions, VAEAugmentedSettings):
     """MedAL's settings and the VAE features'."""
 
 
@@ -75,10 +73,8 @@ class VAEMedAL(MedAL):
     Settings = VAEMedALSettings
     settings: VAEMedALSettings
 
-    def __init__(self, settings: object = None, *, device: str = "auto",
-                 **values: object) -> None:
-        super().__init__(settings, device=device, **values)
-        self.with_features(VAEAugmented(self.settings))
+    def build_feature_map(self) -> VAEAugmented:
+        return VAEAugmented(self.settings)
 
     def prepare(self, context: PrepareContext) -> None:
         self.feature_map.prepare(context)

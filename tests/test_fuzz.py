@@ -23,7 +23,7 @@ from activegen.errors import ActivegenError  # noqa: E402
 from activegen.experiments.config import load_config, parse_config  # noqa: E402
 from activegen.experiments.results import read_results  # noqa: E402
 from activegen.experiments.runner import load_experiment_data  # noqa: E402
-from activegen.loop import LoopState  # noqa: E402
+from activegen.engine import Checkpoint  # noqa: E402
 from activegen.server.config import load_label_config, parse_label_config  # noqa: E402
 
 FUZZ = settings(max_examples=150, deadline=None,
@@ -167,7 +167,7 @@ def test_checkpoints_load_or_are_refused_naming_the_file(content: bytes) -> None
         path = Path(folder) / "run.npz"
         path.write_bytes(content)
         try:
-            LoopState.from_file(path)
+            Checkpoint.read(path)
         except ActivegenError as exc:
             assert str(path) in str(exc)
 

@@ -49,8 +49,9 @@ def test_a_run_whose_oracle_refuses_everything_is_reported(tmp_path: Path) -> No
         "data": {"dataset": "digits", "classes": [3, 8], "test_fraction": 0.3},
         "oracle": {"name": "expert", "threshold": 1.0, "pool_queries": "truth"},
         "loop": {"initial": 6, "batch": 2, "budget": 40},
-        "generator": {"gan_epochs": 2, "gan_width": 8, "latent_dim": 8},
-        "strategies": [{"name": "gaal", "steps": 3}, {"name": "random"}],
+        "generator": {"epochs": 2, "width": 8, "latent_dim": 8},
+        "synthesis": {"steps": 3},
+        "strategies": [{"name": "gaal"}, {"name": "random"}],
         "supervised": False,
     })
     run_experiment(config, tmp_path, progress=False)

@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from _config_tables import small_gaal_config
 from _experiments import copy_output
 from activegen.experiments.config import parse_config
 from activegen.experiments.executors import FinishedRun
@@ -22,21 +21,24 @@ from activegen.experiments.report import make_report
 from activegen.experiments.results import is_finished_run, manifest_path
 from activegen.experiments.runner import run_experiment
 
-GAN = {"gan_epochs": 1, "gan_width": 8, "latent_dim": 8}
 OTHER = {"cpu": "Another CPU", "cpu_capability": "OTHER_ISA"}
 
 
 def _config():  # type: ignore[no-untyped-def]
-    return parse_config(small_gaal_config(
-        name="artefacts",
-        oracle={"name": "expert", "threshold": 0.8},
-        strategies=[
-            {"name": "gaal", "steps": 2, **GAN},
+    return parse_config({
+        "name": "artefacts", "seeds": [0],
+        "data": {"dataset": "digits", "classes": [3, 8], "test_fraction": 0.3},
+        "loop": {"initial": 4, "batch": 2, "budget": 8},
+        "oracle": {"name": "expert", "threshold": 0.8},
+        "generator": {"epochs": 1, "width": 8, "latent_dim": 8},
+        "synthesis": {"steps": 2},
+        "strategies": [
+            {"name": "gaal"},
             # its GAAL and its random rounds: one generator, named once
-            {"name": "mixed", "every": 1, "primary_params": {"steps": 2, **GAN}},
+            {"name": "mixed", "every": 1},
             {"name": "random"},
         ],
-    ))
+    })
 
 
 @pytest.fixture(scope="module")

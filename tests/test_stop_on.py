@@ -36,11 +36,10 @@ def full(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, dict]:
     return results_without_timings(out), _verdict(out)
 
 
-def test_default_stop_on_keeps_the_fingerprint() -> None:
+def test_stop_on_is_part_of_the_fingerprint() -> None:
     assert _config(None).fingerprint() == small_config(
         seeds=[0], strategies=[{"name": "margin"}], loop=LOOP,
         stopping={"criteria": CRITERIA, "stop_set": 200, "stop_on": None}).fingerprint()
-    assert "stop_on" not in _config(None).model_dump()["stopping"]
     assert _config("stabilizing-predictions").fingerprint() != _config(None).fingerprint()
 
 

@@ -291,10 +291,12 @@ class StrategyChoice(Settings):
 class MixedSettings(Settings):
     """The paper's mixed scheme: which two strategies, how often the second."""
 
+    # validate_default: a default sub-strategy takes the config's shared tables too
     primary: StrategyChoice = Field(default_factory=lambda: StrategyChoice(name="gaal"),
+                                    validate_default=True,
                                     description="the strategy of most rounds ({ name = ... })")
     secondary: StrategyChoice = Field(
-        default_factory=lambda: StrategyChoice(name="random"),
+        default_factory=lambda: StrategyChoice(name="random"), validate_default=True,
         description="the strategy of every (every + 1)-th round ({ name = ... })")
     every: int = Field(5, ge=1, description="primary rounds between secondary ones")
 

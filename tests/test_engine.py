@@ -177,7 +177,7 @@ def test_an_active_learner_with_nothing_labeled_starts_with_its_cold_start(pool)
 
 
 def test_teach_adds_labels_from_elsewhere_and_is_replayed(pool) -> None:
-    X, y = pool
+    _X, y = pool
     a = _engine(pool, seed=2)
     q = a.ask(3)
     a.teach(np.array([50, 51]), y[[50, 51]])  # while a round is open: fine

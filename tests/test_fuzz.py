@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from activegen.cli import main  # noqa: E402
+from activegen.engine import Checkpoint  # noqa: E402
 from activegen.errors import ActivegenError  # noqa: E402
 from activegen.experiments.config import load_config, parse_config  # noqa: E402
 from activegen.experiments.results import read_results  # noqa: E402
 from activegen.experiments.runner import load_experiment_data  # noqa: E402
-from activegen.engine import Checkpoint  # noqa: E402
 from activegen.server.config import load_label_config, parse_label_config  # noqa: E402
 
 FUZZ = settings(max_examples=150, deadline=None,

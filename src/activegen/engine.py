@@ -356,7 +356,8 @@ LearnerFactory = Callable[[int], Learner]
 
 
 class StateStore(Protocol):
-    """Where an :class:`ActiveLearner` keeps its events between rounds."""
+    """Where an :class:`ActiveLearner` keeps its events between rounds (``str(store)`` names
+    it in error messages)."""
 
     def load(self) -> Checkpoint | None:
         """The saved events and records, or ``None`` when nothing was saved yet."""
@@ -379,6 +380,9 @@ class MemoryStore:
     def save(self, checkpoint: Checkpoint) -> None:
         self.checkpoint = checkpoint
 
+    def __str__(self) -> str:
+        return "the events kept in memory"
+
 
 class NpzStore:
     """The run's checkpoint file, written atomically after every round.
@@ -393,6 +397,9 @@ class NpzStore:
 
     def load(self) -> Checkpoint | None:
         return Checkpoint.read(self.path) if self.path.exists() else None
+
+    def __str__(self) -> str:
+        return str(self.path)
 
     def save(self, checkpoint: Checkpoint) -> None:
         # Atomic and fsynced: a kill leaves the previous or this round's checkpoint, whole.
@@ -546,7 +553,7 @@ class ActiveLearner:
 
     # -- state ----------------------------------------------------------------------------
     def _replay(self, events: Sequence[Event]) -> LoopState:
-        where = getattr(self.store, "path", "the stored events")
+        where = str(self.store)
         try:
             return replay(events, len(self.X_pool), self.X_pool.shape[1:], self.n_classes,
                           self.abstain_costs_budget)
@@ -561,8 +568,7 @@ class ActiveLearner:
         stored = self.store.load()
         if stored is not None:
             if stored.pool and stored.pool != pool:
-                where = getattr(self.store, "path", "the stored events")
-                raise ConfigError(f"{where}: the checkpoint is for another pool (of other "
+                raise ConfigError(f"{self.store}: the checkpoint is for another pool (of other "
                                   f"images or another size than these {len(self.X_pool)}); "
                                   "delete it to start that run again")
             return stored

@@ -373,7 +373,7 @@ def _mixed_reads(settings: Any, key: str) -> bool:
 
 def check_components(config: Any) -> None:
     """Check every strategy (the cold start's too) against the learner's capabilities, and
-    the stopping criteria and the report's baseline by name."""
+    the stopping criteria by name."""
     from activegen.models.capabilities import check_compatible
     from activegen.strategies import STRATEGIES
 
@@ -402,12 +402,6 @@ def check_components(config: Any) -> None:
                 build_criterion(name, params)
             except ConfigError as exc:
                 raise ConfigError(f"stopping.criteria: {exc}") from None
-    labels = [s.display for s in config.strategies]
-    baseline = getattr(getattr(config, "report", None), "baseline", None)
-    if baseline is not None and baseline not in labels:
-        raise ConfigError(
-            f"report.baseline: {baseline!r} is not one of the strategies ({', '.join(labels)})"
-        )
 
 
 def _format_validation_error(exc: ValidationError, source: str) -> str:
@@ -424,9 +418,14 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
 
 def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
     """Validate a config dictionary; raise :class:`ConfigError` naming each bad key."""
-    return _parse(ExperimentConfig, data, source, {"learner": "learner", "oracle": "oracle",
-                                                    "strategies": "strategy",
-                                                    "loop": "strategy"})
+    config = _parse(ExperimentConfig, data, source, {"learner": "learner", "oracle": "oracle",
+                                                      "strategies": "strategy",
+                                                      "loop": "strategy"})
+    labels = [s.display for s in config.strategies]
+    if config.report.baseline is not None and config.report.baseline not in labels:
+        raise ConfigError(f"{source}: report.baseline: {config.report.baseline!r} is not one of "
+                          f"the strategies ({', '.join(labels)})")
+    return config
 
 
 M = TypeVar("M", bound=BaseModel)

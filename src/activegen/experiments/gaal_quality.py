@@ -10,7 +10,7 @@ named; the generator is loaded from the experiment's cache (trained there if abs
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from activegen.generative import GeneratorSettings, load_or_train
 from activegen.generative.cache import shared_cache_dir, trained_on
 from activegen.generative.quality import SampleQuality, sample_quality
 from activegen.oracles.expert import load_or_fit_expert
+from activegen.strategies.gaal import GeneratorStrategy, MixedSchedule
 
 __all__ = ["GeneratorQuality", "gaal_quality", "generator_settings_of"]
 
@@ -49,18 +50,19 @@ class GeneratorQuality:
 
 def generator_settings_of(config: ExperimentConfig) -> dict[str, tuple[GeneratorSettings,
                                                                        list[str]]]:
-    """Distinct generator settings (seed 0, the experiment's artifact seed) → strategy labels."""
+    """Distinct generator settings (trained with the experiment's artifact seed, 0) → the
+    labels of the strategies that use them."""
     found: dict[str, tuple[GeneratorSettings, list[str]]] = {}
     for component in config.strategies:
         strategy = build_strategy(config, component.display)
-        parts = [strategy, getattr(strategy, "primary", None), getattr(strategy, "secondary",
-                                                                         None)]
+        parts = ([strategy.primary, strategy.secondary] if isinstance(strategy, MixedSchedule)
+                 else [strategy])
         for part in parts:
-            settings = getattr(part, "gan_settings", None)
-            if isinstance(settings, GeneratorSettings):
-                settings = replace(settings, seed=0)
-                key = repr(settings)
-                found.setdefault(key, (settings, []))[1].append(component.display)
+            if isinstance(part, GeneratorStrategy):
+                settings = part.settings.generator
+                labels = found.setdefault(settings.model_dump_json(), (settings, []))[1]
+                if component.display not in labels:
+                    labels.append(component.display)
     return found
 
 
@@ -93,9 +95,9 @@ def gaal_quality(config: ExperimentConfig, out_dir: Path, n: int = 1000,
                     for name, t in tests.items()}
     results: list[GeneratorQuality] = []
     for settings, labels in generators.values():
-        cached = load_or_train(real, settings, cache, shared_dir=shared_cache_dir())
+        cached = load_or_train(real, settings, cache, 0, shared_dir=shared_cache_dir())
         fake = cached.generator.sample(n, torch.Generator().manual_seed(seed)).cpu().numpy()
-        results.append(GeneratorQuality(tuple(labels), cached.key, settings.to_dict(),
+        results.append(GeneratorQuality(tuple(labels), cached.key, settings.model_dump(),
                                         dict(cached.report.get("report", {})),
                                         sample_quality(real, fake, proba, thr), test_quality,
                                         trained_on(cached.report)))

@@ -61,7 +61,8 @@ def serve(port: int, store: str, settings: dict, fit_seconds: float) -> None:
     import uvicorn
 
     from activegen.models import LEARNERS, LinearSVM
-    from activegen.server.app import LOOPBACK_HOSTS, create_app
+    from activegen.server.web.app import create_app
+from activegen.server.web.middleware import LOOPBACK_HOSTS
     from activegen.server.config import parse_label_config
     from activegen.server.run import bind
     from activegen.server.session import LabelSession, load_session_data
@@ -89,7 +90,7 @@ def labeler(name: str, base: str, truth: np.ndarray, deadline: float, poll: floa
             out: dict) -> None:
     import httpx
 
-    from activegen.server.app import REQUEST_HEADERS
+    from activegen.server.web.middleware import REQUEST_HEADERS
 
     label_s, batch_s, acked, errors = [], [], {}, []
     with httpx.Client(headers=REQUEST_HEADERS, base_url=base, timeout=120.0) as http:

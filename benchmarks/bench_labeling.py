@@ -60,7 +60,8 @@ def big_pool():
 def serve(port: int, store: str) -> None:
     import uvicorn
 
-    from activegen.server.app import LOOPBACK_HOSTS, create_app
+    from activegen.server.web.app import create_app
+from activegen.server.web.middleware import LOOPBACK_HOSTS
     from activegen.server.config import parse_label_config
     from activegen.server.run import bind
     from activegen.server.session import LabelSession
@@ -77,7 +78,7 @@ def serve(port: int, store: str) -> None:
 def client(name: str, base: str, truth: np.ndarray, deadline: float, out: dict) -> None:
     import httpx
 
-    from activegen.server.app import REQUEST_HEADERS
+    from activegen.server.web.middleware import REQUEST_HEADERS
 
     latencies, closing, acked, errors, waits = [], [], {}, [], 0
     with httpx.Client(headers=REQUEST_HEADERS, base_url=base, timeout=30.0) as http:

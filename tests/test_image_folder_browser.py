@@ -12,7 +12,7 @@ import pytest
 
 from activegen.cli import _images_label_config, build_parser
 from activegen.server.run import prepare_server
-from activegen.server.store import read_answers
+from activegen.server.core.store import read_answers
 from test_image_folder_labeling import NAMES, make_folders
 from test_server_browser import launch, open_labeler_page, playwright_api, running
 

@@ -18,8 +18,8 @@ from activegen.data.unlabeled import load_unlabeled_images
 from activegen.errors import ConfigError, DataError
 from activegen.models.export import ModelFileError, load_model
 from activegen.models.features import FeatureExtractor
-from activegen.server.app import create_app
-from activegen.server.audit import audit_size, draw_audit, wilson_interval
+from activegen.server.web.app import create_app
+from activegen.server.core.audit import audit_size, draw_audit, wilson_interval
 from activegen.server.practitioner import ImageFolderSession, read_known_labels
 from label_support import api_client
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from activegen.data.dataset import Dataset
 from activegen.errors import ConfigError
-from activegen.server.app import create_app
+from activegen.server.web.app import create_app
 from activegen.server.config import LabelConfig, parse_label_config
 from activegen.stopping import cohens_kappa
 from label_support import api_client, digits_config, make_session

@@ -141,7 +141,7 @@ def test_configs_refuse_a_strategy_the_learner_cannot_serve() -> None:
     with pytest.raises(ConfigError, match=r"learning-loss.*LossPredicting"):
         parse_label_config({"name": "x", "data": {"dataset": "digits"},
                             "strategy": {"name": "learning-loss"},
-                            "labeling": {"batch": 4, "budget": 20}})
+                            "loop": {"initial": 4, "batch": 4, "budget": 20}})
 
 
 def test_fit_context_extra_must_match_the_labels() -> None:

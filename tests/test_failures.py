@@ -182,7 +182,7 @@ def test_6_label_config_device_is_checked() -> None:
     from activegen.server.config import parse_label_config
 
     data = {"name": "s", "data": {"dataset": "digits"}, "device": "gpu7",
-            "labeling": {"initial": 10, "batch": 5, "budget": 30}}
+            "loop": {"initial": 10, "batch": 5, "budget": 30}}
     with pytest.raises(ConfigError, match="device: 'gpu7' is not one of"):
         parse_label_config(data, "label.toml")
 

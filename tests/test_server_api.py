@@ -468,6 +468,11 @@ def test_seed_labels_shape_the_first_batch(tmp_path: Path) -> None:
     plain.close()
 
 
+def _ls_task(choices: list[str]) -> str:
+    return json.dumps([{"data": {"pool_index": 3}, "annotations": [
+        {"result": [{"type": "choices", "value": {"choices": choices}}]}]}])
+
+
 @pytest.mark.parametrize(("payload", "message"), [
     ({"format": "csv", "data": "pool_index,class\n3,seven\n"}, "class 'seven' is not one of"),
     ({"format": "csv", "data": "pool_index,label\n3,12\n"}, "outside -1..9"),
@@ -477,12 +482,8 @@ def test_seed_labels_shape_the_first_batch(tmp_path: Path) -> None:
     ({"format": "csv", "data": "pool_index,label\n,1\n"}, "no pool_index"),
     ({"format": "labelstudio", "data": "{not json"}, "not JSON"),
     ({"format": "labelstudio", "data": "{}"}, "list of tasks"),
-    ({"format": "labelstudio", "data": '[{"data": {"pool_index": 3}, "annotations": [{"result": '
-                                       '[{"type": "choices", "value": {"choices": ["1", "2"]}}]}]}]'},
-     "has 2 choices, expected one"),
-    ({"format": "labelstudio", "data": '[{"data": {"pool_index": 3}, "annotations": [{"result": '
-                                       '[{"type": "choices", "value": {"choices": ["x"]}}]}]}]'},
-     "task 0: class 'x' is not one of"),
+    ({"format": "labelstudio", "data": _ls_task(["1", "2"])}, "has 2 choices, expected one"),
+    ({"format": "labelstudio", "data": _ls_task(["x"])}, "task 0: class 'x' is not one of"),
     ({"format": "json", "data": '{"labels": [], "classes": ["a", "b"]}'}, "classes"),
 ])
 def test_bad_imports_change_nothing(setup, payload, message) -> None:

@@ -26,8 +26,8 @@ import httpx
 import numpy as np
 import pytest
 
-from activegen.server.web.middleware import REQUEST_HEADERS
 from activegen.server.opening import load_session_data, open_session
+from activegen.server.web.middleware import REQUEST_HEADERS
 from label_support import digits_config
 
 pytestmark = pytest.mark.slow

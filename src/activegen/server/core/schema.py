@@ -14,6 +14,9 @@ VERSION = "2"
 STOPPING_KEY = "stopping"
 #: the audit's answers in ``meta`` (never training data, so never events)
 AUDIT_KEY = "audit_answers"
+#: set in ``meta`` by the migration from version 1: that version's settings fingerprint is
+#: not this one's, so the session checks the stored settings by name on its first open
+MIGRATED_KEY = "migrated_from"
 
 #: Version 2, one statement each (run inside a transaction: ``executescript`` would commit).
 TABLES_V2 = (

@@ -49,6 +49,7 @@ from activegen.server.core.events import StoredEvents
 from activegen.server.core.labeler import check_labeler
 from activegen.server.core.png import png_bytes
 from activegen.server.core.pool import ModelExporter, SessionPool
+from activegen.server.core.schema import MIGRATED_KEY
 from activegen.server.core.stopping_notice import SessionStopping
 from activegen.server.core.store import LabelStore, QueryRow
 from activegen.server.core.worker import EngineWorker
@@ -175,6 +176,10 @@ class LabelSession:
             self.store.set_meta("config", self.config.model_dump_json())
             return
         previous = json.loads(stored)
+        if (self.store.get_meta(MIGRATED_KEY) is not None
+                and previous.get("pool") == expected["pool"]):
+            self._claim_migrated_store(expected)
+            return
         if previous.get("config") != expected["config"]:
             raise ConfigError(
                 f"{self.store_path} holds a session with other settings (data, learner, "
@@ -182,6 +187,33 @@ class LabelSession:
             )
         if previous.get("pool") != expected["pool"]:
             raise ConfigError(f"{self.store_path} was made with other pool images")
+
+    def _claim_migrated_store(self, expected: dict[str, str]) -> None:
+        """A store migrated from version 1, opened the first time since: its fingerprint was
+        hashed by that version, so its settings are compared by what both versions name alike
+        (the data, the seed, the learner's and the strategy's names, the batch sizes and the
+        budget), and the store is stamped with this session's fingerprint."""
+        old = json.loads(self.store.get_meta("config") or "{}")
+        labeling, config = old.get("labeling") or {}, self.config
+        data = config.data.model_dump(mode="json")
+        same = (old.get("seed") == config.seed
+                and all(data.get(k) == v for k, v in (old.get("data") or {}).items())
+                and (old.get("learner") or {}).get("name") == config.learner.name
+                and (old.get("strategy") or {}).get("name") == config.strategy.name
+                and labeling.get("batch") == config.loop.batch
+                and labeling.get("budget") == config.loop.budget
+                and (labeling.get("initial") or labeling.get("batch")) == config.loop.initial)
+        if not same:
+            raise ConfigError(
+                f"{self.store_path} (a version-1 store) holds a session with other settings "
+                "(data, seed, learner, strategy, batch or budget differ); use another --store "
+                "to start anew")
+        with self.store.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('session', ?)",
+                         (json.dumps(expected),))
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('config', ?)",
+                         (self.config.model_dump_json(),))
+            conn.execute("DELETE FROM meta WHERE key = ?", (MIGRATED_KEY,))
 
     def _engine(self, events: StoredEvents) -> ActiveLearner:
         """The session's engine over its stored events (the worker builds it, and rebuilds

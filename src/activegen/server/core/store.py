@@ -145,17 +145,21 @@ class LabelStore:
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None,
                                          check_same_thread=False, timeout=30.0)
+        except sqlite3.Error as exc:
+            self._release_file_lock()
+            raise DataError(f"{self.path}: cannot open the label store ({exc})") from None
+        try:
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise DataError(f"{self.path}: SQLite refused WAL journaling (got {mode!r})")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._open_schema()
             self._conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.DatabaseError as exc:
+        except BaseException as exc:
+            self._conn.close()
             self._release_file_lock()
-            raise DataError(f"{self.path}: not a usable label store ({exc})") from None
-        except BaseException:
-            self._release_file_lock()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise DataError(f"{self.path}: not a usable label store ({exc})") from None
             raise
 
     def _open_schema(self) -> None:

@@ -8,6 +8,8 @@ nothing): every round number is lowered by one (queries, fits, the stopping noti
 and the events are rebuilt in one canonical order: labels imported before the first round
 taught first, then for each round its query asked, the labels imported during it taught, and
 its answers told if every query of it is answered. Answers, leases, ids and images are kept.
+The store is marked as migrated: version 1 hashed its settings differently, so the session
+checks them by name when it first opens the store (``LabelSession``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sqlite3
 import time
 
 from activegen.errors import DataError
-from activegen.server.core.schema import STOPPING_KEY, TABLES_V2, VERSION
+from activegen.server.core.schema import MIGRATED_KEY, STOPPING_KEY, TABLES_V2, VERSION
 
 _COLUMNS = ("id, round, position, kind, source, pool_index, image, latent, generator_id, "
             "score, status, assigned_to, assigned_at, created")
@@ -78,6 +80,7 @@ def migrate_v1(conn: sqlite3.Connection, now: float | None = None) -> None:
         conn.execute("UPDATE meta SET value = ? WHERE key = ?",
                      (json.dumps(payload), STOPPING_KEY))
     conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (VERSION,))
+    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", (MIGRATED_KEY,))
     dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
     if dangling:
         raise DataError(f"label store: {len(dangling)} answers refer to no stored query; "

@@ -76,7 +76,8 @@ def audit_store(results: dict[str, dict[str, Any]], store: Path) -> StoreAudit:
             acked[qid] = label
     with sqlite3.connect(store) as conn:
         stored = conn.execute("SELECT query_id, label FROM labels").fetchall()
-        rounds = conn.execute("SELECT MAX(round) FROM queries").fetchone()[0]
+        rounds = conn.execute("SELECT COUNT(DISTINCT round) FROM queries "
+                              "WHERE source = 'session'").fetchone()[0]
     stored_map: dict[int, int] = {}
     doubled = 0
     for qid, label in stored:

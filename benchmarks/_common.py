@@ -51,7 +51,7 @@ class StoreAudit:
 
     acked: dict[int, int]  # query id -> label acknowledged to a labeler
     n_stored: int  # label rows in the store
-    rounds: int | None  # the store's last round
+    rounds: int | None  # rounds the session asked
     lost: int  # acknowledged but not stored (or stored with another label)
     doubled: int  # stored twice
     unacked: int  # stored but never acknowledged

@@ -228,7 +228,7 @@ def test_a_finished_batch_retrains_and_brings_the_next(setup) -> None:
     assert state["answered"] == 4 and state["asked"] == 8
     assert [p["n_labels"] for p in state["curve"]] == [4]
     assert 0.0 <= state["curve"][0]["accuracy"]["digits-test"] <= 1.0
-    # No pickle is written (issue 13): nothing could read it safely.
+    # No pickle is written: nothing could read it safely.
     assert not [f for f in session.store_path.parent.rglob("*") if f.suffix == ".pkl"]
 
 
@@ -528,6 +528,30 @@ def test_a_label_studio_export_from_label_studio(setup) -> None:
 def test_import_with_an_unknown_format(setup) -> None:
     _, _, client = setup
     assert client.post("/api/import", json={"format": "xml", "data": ""}).status_code == 422
+
+
+def test_an_import_that_answers_the_open_queries_closes_the_round(setup) -> None:
+    """Imported labels for the open round's queries are their answers (the last one tells the
+    round); a label for an image not asked is taught, before the round is told."""
+    session, pool, client = setup
+    queries = client.post("/api/batch", json={"labeler": ME}).json()["queries"]
+    for q in queries[:2]:
+        client.post("/api/label", json={"query_id": q["id"], "label": truth(pool, q),
+                                        "labeler": ME})
+    asked = {q["pool_index"] for q in queries}
+    extra = next(i for i in range(len(pool)) if i not in asked)
+    rows = [(q["pool_index"], truth(pool, q)) for q in queries[2:]] + [(extra, 1)]
+    data = "pool_index,label\n" + "".join(f"{i},{y}\n" for i, y in rows)
+    r = client.post("/api/import", json={"format": "csv", "data": data})
+    assert r.json()["imported"] == 3
+    assert [(e.kind, e.round) for _, e in session.store.events()] == [
+        ("asked", 0), ("taught", 0), ("told", 0), ("asked", 1)]
+    taught = session.store.events()[1][1]
+    assert taught.indices.tolist() == [extra] and not taught.charged
+    state = client.get("/api/state").json()
+    assert state["round"] == 1 and state["answered"] == 4 and state["imported"] == 1
+    assert state["curve"][0]["n_labels"] == 5  # round 1's learner: 4 answers and the import
+    assert session.worker.engine.state.n_spent == 4  # imports are not charged
 
 
 def test_import_conflicts_are_counted_not_applied(setup) -> None:

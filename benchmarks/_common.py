@@ -51,7 +51,7 @@ class StoreAudit:
 
     acked: dict[int, int]  # query id -> label acknowledged to a labeler
     n_stored: int  # label rows in the store
-    rounds: int | None  # the store's last round
+    rounds: int | None  # rounds the session asked
     lost: int  # acknowledged but not stored (or stored with another label)
     doubled: int  # stored twice
     unacked: int  # stored but never acknowledged
@@ -76,7 +76,8 @@ def audit_store(results: dict[str, dict[str, Any]], store: Path) -> StoreAudit:
             acked[qid] = label
     with sqlite3.connect(store) as conn:
         stored = conn.execute("SELECT query_id, label FROM labels").fetchall()
-        rounds = conn.execute("SELECT MAX(round) FROM queries").fetchone()[0]
+        rounds = conn.execute("SELECT COUNT(DISTINCT round) FROM queries "
+                              "WHERE source = 'session'").fetchone()[0]
     stored_map: dict[int, int] = {}
     doubled = 0
     for qid, label in stored:

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from activegen.models.export import predict_files
     from activegen.server.config import parse_label_config
-    from activegen.server.practitioner import ImageFolderSession
+    from activegen.server.opening import open_session
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"
@@ -62,30 +62,32 @@ def main(argv: list[str] | None = None) -> int:
             "name": "bench", "images": {"folder": str(folder), "classes": ["disc", "square"],
                                         "size": 64, "channels": 3, "audit": 30},
             "learner": {"name": "logistic-regression"},
-            "labeling": {"batch": 10, "budget": 10 * (args.rounds + 1)}})
+            "loop": {"initial": 10, "batch": 10, "budget": 10 * (args.rounds + 1)}})
         t0 = time.perf_counter()
-        session = ImageFolderSession(config, Path(tmp) / "s.sqlite")
+        session = open_session(config, Path(tmp) / "s.sqlite")
         session.wait_ready()  # the background worker prepares the first batch
+        assert session.files is not None
+        paths = session.files
         opened = time.perf_counter() - t0
         print(f"open (read {args.n} files, pixel features, first random batch): {opened:.2f} s")
         closing = []
         try:
             for _ in range(args.rounds + 1):
-                rows = session.batch("bench")
+                rows = session.batch("bench").queries
                 if not rows:
                     break
                 for row in rows[:-1]:
-                    session.label(row.id, truth[session.paths[row.pool_index]], "bench")
+                    session.label(row.id, truth[paths[row.pool_index]], "bench")
                 last = rows[-1]
                 t0 = time.perf_counter()
-                session.label(last.id, truth[session.paths[last.pool_index]], "bench")
+                session.label(last.id, truth[paths[last.pool_index]], "bench")
                 session.wait_ready()  # the round's refit and query run in the worker
                 closing.append(time.perf_counter() - t0)
-            model = session.exported_model()
+            model_file = session.model_file()
             # the query's decision values over the pool: blocked float64 (as the linear
             # learners compute them) vs one whole-pool float64 copy (as they did before)
             learner, X = session.learner, session.X_pool
-            coef, intercept = learner.weights  # type: ignore[union-attr]
+            coef, intercept = learner.linear_weights()  # type: ignore[union-attr]
             blocked, whole = [], []
             for _ in range(3):
                 t0 = time.perf_counter()
@@ -100,15 +102,15 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             session.close()
         per_round = closing[:-1] or closing  # the last closing label only fits (budget spent)
-        print(f"per round (refit on all answers + query over {len(session.paths)} images): "
+        print(f"per round (refit on all answers + query over {len(paths)} images): "
               f"median {np.median(per_round):.3f} s, max {max(per_round):.3f} s "
               f"over {len(per_round)} rounds")
         t0 = time.perf_counter()  # the same folder again: decoded images from the disk cache
-        ImageFolderSession(config, Path(tmp) / "again.sqlite").close()
+        open_session(config, Path(tmp) / "again.sqlite").close()
         print(f"reopen on a new store (images from the folder cache): "
               f"{time.perf_counter() - t0:.2f} s")
         model_path = Path(tmp) / "model.npz"
-        model.save(model_path)
+        model_path.write_bytes(model_file)
         t0 = time.perf_counter()
         text, _ = predict_files(model_path, [folder], Path(tmp) / "preds.csv")
         took = time.perf_counter() - t0

@@ -49,8 +49,8 @@ def config(background: bool, batch: int, rounds: int) -> dict:
     return {
         "name": "concurrency", "seed": 0, "data": {"dataset": "digits"},
         "learner": {"name": "slow-linear-svm"}, "strategy": {"name": "margin"},
-        "labeling": {"batch": batch, "lease_size": 2, "budget": batch * rounds,
-                     "background": background},
+        "loop": {"initial": batch, "batch": batch, "budget": batch * rounds},
+        "labeling": {"lease_size": 2, "background": background},
     }
 
 
@@ -61,10 +61,11 @@ def serve(port: int, store: str, settings: dict, fit_seconds: float) -> None:
     import uvicorn
 
     from activegen.models import LEARNERS, LinearSVM
-    from activegen.server.app import LOOPBACK_HOSTS, create_app
     from activegen.server.config import parse_label_config
+    from activegen.server.opening import open_session
     from activegen.server.run import bind
-    from activegen.server.session import LabelSession, load_session_data
+    from activegen.server.web.app import create_app
+    from activegen.server.web.middleware import LOOPBACK_HOSTS
 
     @LEARNERS.register("slow-linear-svm")
     class SlowLinearSVM(LinearSVM):
@@ -74,9 +75,7 @@ def serve(port: int, store: str, settings: dict, fit_seconds: float) -> None:
             time.sleep(fit_seconds)
             return super().fit(X, y, context)
 
-    label_config = parse_label_config(settings)
-    pool, tests = load_session_data(label_config)
-    session = LabelSession(label_config, pool, tests, Path(store))
+    session = open_session(parse_label_config(settings), Path(store))
     app = create_app(session, allowed_hosts=list(LOOPBACK_HOSTS))
     sock = bind("127.0.0.1", port)
     print("ready", flush=True)
@@ -89,7 +88,7 @@ def labeler(name: str, base: str, truth: np.ndarray, deadline: float, poll: floa
             out: dict) -> None:
     import httpx
 
-    from activegen.server.app import REQUEST_HEADERS
+    from activegen.server.web.middleware import REQUEST_HEADERS
 
     label_s, batch_s, acked, errors = [], [], {}, []
     with httpx.Client(headers=REQUEST_HEADERS, base_url=base, timeout=120.0) as http:

@@ -40,7 +40,8 @@ POOL_SIZE = 40_000
 CONFIG = {
     "name": "load test", "seed": 0, "data": {"dataset": "digits"},
     "learner": {"name": "linear-svm"}, "strategy": {"name": "random"},
-    "labeling": {"batch": 200, "lease_size": 10, "budget": POOL_SIZE},
+    "loop": {"initial": 200, "batch": 200, "budget": POOL_SIZE},
+    "labeling": {"lease_size": 10},
 }
 
 
@@ -60,12 +61,15 @@ def big_pool():
 def serve(port: int, store: str) -> None:
     import uvicorn
 
-    from activegen.server.app import LOOPBACK_HOSTS, create_app
     from activegen.server.config import parse_label_config
+    from activegen.server.core.pool import dataset_pool
+    from activegen.server.opening import open_session
     from activegen.server.run import bind
-    from activegen.server.session import LabelSession
+    from activegen.server.web.app import create_app
+    from activegen.server.web.middleware import LOOPBACK_HOSTS
 
-    session = LabelSession(parse_label_config(CONFIG), big_pool(), {}, Path(store))
+    session = open_session(parse_label_config(CONFIG), Path(store),
+                           pool=dataset_pool(big_pool(), {}))
     app = create_app(session, allowed_hosts=list(LOOPBACK_HOSTS))
     sock = bind("127.0.0.1", port)
     print("ready", flush=True)
@@ -77,7 +81,7 @@ def serve(port: int, store: str) -> None:
 def client(name: str, base: str, truth: np.ndarray, deadline: float, out: dict) -> None:
     import httpx
 
-    from activegen.server.app import REQUEST_HEADERS
+    from activegen.server.web.middleware import REQUEST_HEADERS
 
     latencies, closing, acked, errors, waits = [], [], {}, [], 0
     with httpx.Client(headers=REQUEST_HEADERS, base_url=base, timeout=30.0) as http:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -9,30 +10,38 @@ import numpy as np
 
 from activegen.data.dataset import Dataset
 from activegen.server.config import LabelConfig, parse_label_config
-from activegen.server.session import LabelSession, load_session_data
+from activegen.server.core.session import LabelSession
+from activegen.server.opening import load_session_data, open_session
 from activegen.strategies import Query, QueryState, Strategy
 
 
 def digits_config(classes: list[int] | None = None, strategy: str = "uncertainty",
-                  name: str = "test session", **labeling: Any) -> LabelConfig:
+                  name: str = "test session", *, batch: int = 4, budget: int = 24,
+                  initial: int | None = None, cold_start: dict[str, Any] | None = None,
+                  **labeling: Any) -> LabelConfig:
     # Inline rounds by default, so that a test sees the next round as soon as it answers the
     # last query; the background worker has its own tests (test_session_worker.py).
-    settings = {"batch": 4, "budget": 24, "background": False, **labeling}
+    settings = {"background": False, **labeling}
+    loop: dict[str, Any] = {"initial": batch if initial is None else initial, "batch": batch,
+                            "budget": budget}
+    if cold_start is not None:
+        loop["cold_start"] = cold_start
     data: dict[str, Any] = {"dataset": "digits", "test_fraction": 0.3}
     if classes is not None:
         data["classes"] = classes
     return parse_label_config({"name": name, "seed": 3, "data": data,
-                               "strategy": {"name": strategy}, "labeling": settings})
+                               "strategy": {"name": strategy}, "loop": loop,
+                               "labeling": settings})
 
 
 def make_session(store: Path, config: LabelConfig | None = None,
-                 strategy: Strategy | None = None, seed_labels: list[tuple[int, int]] | None = None
+                 strategy: Strategy | None = None,
+                 seed_labels: Sequence[tuple[int, int]] | None = None
                  ) -> tuple[LabelSession, Dataset]:
     """A session and its pool *with* ground truth (the session itself never sees it)."""
     config = config or digits_config()
-    pool, tests = load_session_data(config)
-    return LabelSession(config, pool, tests, store, strategy=strategy,
-                        seed_labels=seed_labels), pool
+    pool, _ = load_session_data(config)
+    return open_session(config, store, strategy=strategy, seed_labels=seed_labels), pool
 
 
 class FakeSynthesis(Strategy):
@@ -55,7 +64,7 @@ def api_client(app: Any, **kwargs: Any) -> Any:
     """A test client that sends the header every state change needs, as the page does."""
     from fastapi.testclient import TestClient
 
-    from activegen.server.app import REQUEST_HEADERS
+    from activegen.server.web.middleware import REQUEST_HEADERS
 
     return TestClient(app, headers=REQUEST_HEADERS, **kwargs)
 

@@ -1,5 +1,6 @@
 """Imports flow one way: data/models/generative → strategies → oracles → engine → loop →
-experiments/server → cli, and no module imports one that imports it back."""
+experiments/server → cli, and no module imports one that imports it back. Inside ``server``:
+config → core → interop → images → opening → web → run, and ``core`` speaks no HTTP."""
 
 from __future__ import annotations
 
@@ -22,40 +23,90 @@ FORBIDDEN = {
     "loop": ("experiments", "server", "cli"),
     "experiments": ("server", "cli"),
     "server": ("cli",),
+    # the server's own layers (a module of server/<layer>/ or server/<layer>.py)
+    "server.config": ("server.core", "server.interop", "server.images", "server.opening",
+                      "server.web", "server.run"),
+    "server.core": ("server.interop", "server.images", "server.opening", "server.web",
+                    "server.run"),
+    "server.interop": ("server.images", "server.opening", "server.web", "server.run"),
+    "server.images": ("server.opening", "server.web", "server.run"),
+    "server.opening": ("server.web", "server.run"),
+    "server.web": ("server.images", "server.opening", "server.run"),
     "stopping": ("models", "generative", "strategies", "oracles", "loop", "experiments",
                  "server", "cli"),
 }
 
 
 def _part(path: Path) -> str:
-    rel = path.relative_to(SRC)
-    return rel.parts[0].removesuffix(".py")
+    rel = path.relative_to(SRC).parts
+    if rel[0] == "server" and len(rel) > 1 and rel[1] != "__init__.py":
+        return "server." + rel[1].removesuffix(".py")
+    return rel[0].removesuffix(".py")
+
+
+def _imported_names(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
 
 
 def _imported_parts(path: Path) -> set[str]:
     parts = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-        for name in names:
-            if name.startswith("activegen."):
-                parts.add(name.split(".")[1])
+    for name in _imported_names(path):
+        if name.startswith("activegen."):
+            dotted = name.split(".")
+            parts.add(dotted[1])
+            if dotted[1] == "server" and len(dotted) > 2:
+                parts.add("server." + dotted[2])
     return parts
+
+
+def _forbidden(part: str) -> set[str]:
+    general = FORBIDDEN.get(part.split(".")[0], ()) if "." in part else ()
+    return set(FORBIDDEN.get(part, ())) | set(general)
 
 
 @pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
 def test_imports_flow_one_way(path: Path) -> None:
     part = _part(path)
-    bad = _imported_parts(path) & set(FORBIDDEN.get(part, ()))
+    bad = _imported_parts(path) & _forbidden(part)
     assert not bad, f"{path.relative_to(SRC)} ({part}) imports {sorted(bad)}"
+
+
+#: What speaks HTTP; the session's core must not (its refusals are exceptions, mapped to
+#: statuses once, in server.web).
+HTTP_PACKAGES = ("fastapi", "starlette", "uvicorn", "httpx")
+
+
+@pytest.mark.parametrize("path", sorted((SRC / "server" / "core").rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(SRC)))
+def test_the_session_core_speaks_no_http(path: Path) -> None:
+    http = [n for n in _imported_names(path) if n.split(".")[0] in HTTP_PACKAGES]
+    assert not http, f"{path.relative_to(SRC)} imports {http}"
+
+
+@pytest.mark.parametrize("path", sorted((SRC / "server").rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(SRC)))
+def test_the_server_probes_no_attribute(path: Path) -> None:
+    """What a learner can do is a capability (``has_capability``), what a session offers a
+    typed field: never ``getattr`` / ``hasattr``."""
+    calls = [node.func.id for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+             and node.func.id in ("getattr", "hasattr")]
+    assert not calls, f"{path.relative_to(SRC)} calls {calls}"
 
 
 def test_the_check_sees_imports() -> None:
     assert "strategies" in _imported_parts(SRC / "loop.py")
     assert "models" in _imported_parts(SRC / "strategies" / "base.py")
+    assert "server.core" in _imported_parts(SRC / "server" / "web" / "app.py")
+    assert _part(SRC / "server" / "core" / "store.py") == "server.core"
+    assert _part(SRC / "server" / "opening.py") == "server.opening"
+    assert "server.web" in _forbidden("server.core") and "cli" in _forbidden("server.core")
 
 
 # -- no import cycle ----------------------------------------------------------------------

@@ -30,7 +30,7 @@ from activegen.experiments.runner import (
     saved_config,
 )
 from activegen.experiments.stats import labels_to_reach
-from activegen.server.app import create_app
+from activegen.server.web.app import create_app
 from label_support import api_client, digits_config, make_session
 
 #: Two classes, one seed, tiny budget: a whole experiment in about a second.
@@ -184,7 +184,7 @@ def test_6_label_config_device_is_checked() -> None:
     from activegen.server.config import parse_label_config
 
     data = {"name": "s", "data": {"dataset": "digits"}, "device": "gpu7",
-            "labeling": {"initial": 10, "batch": 5, "budget": 30}}
+            "loop": {"initial": 10, "batch": 5, "budget": 30}}
     with pytest.raises(ConfigError, match="device: 'gpu7' is not one of"):
         parse_label_config(data, "label.toml")
 
@@ -247,7 +247,7 @@ def test_8_ids_beyond_64_bits_get_a_4xx(client) -> None:
 @pytest.mark.parametrize("name", ["cats & dogs", '<img src=x onerror="alert(1)">',
                                   'say "hi"', "a]]>b"])
 def test_9_label_studio_config_escapes_class_names(name) -> None:
-    from activegen.server.interchange import label_studio_config
+    from activegen.server.interop.interchange import label_studio_config
 
     root = ElementTree.fromstring(label_studio_config([name, "plain"]))
     assert [c.get("value") for c in root.iter("Choice")] == [name, "plain", "can't tell"]

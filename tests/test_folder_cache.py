@@ -1,4 +1,4 @@
-"""The image-folder session's disk cache of decoded images and backbone features (issue 13)."""
+"""The image-folder session's disk cache of decoded images and backbone features."""
 
 from __future__ import annotations
 
@@ -12,23 +12,25 @@ from PIL import Image
 from activegen.cli import _images_label_config, build_parser
 from activegen.data import unlabeled
 from activegen.models.features import FeatureExtractor
-from activegen.server import folder_cache
-from activegen.server.practitioner import ImageFolderSession
+from activegen.server.core.session import LabelSession
+from activegen.server.images import folder_cache
+from activegen.server.opening import open_session
 from test_image_folder_labeling import NAMES, _torchvision_like_resnet18, make_folders
 
 
 def _open(tmp_path: Path, pool_dir: Path, store: str, extra: tuple[str, ...] = ()
-          ) -> ImageFolderSession:
+          ) -> LabelSession:
     args = build_parser().parse_args(
         ["label", "--images", str(pool_dir), "--classes", ",".join(NAMES), "--size", "16",
          "--channels", "3", "--audit", "5", "--budget", "20", *extra])
-    return ImageFolderSession(_images_label_config(args), tmp_path / store)
+    return open_session(_images_label_config(args), tmp_path / store)
 
 
-def _state(session: ImageFolderSession) -> tuple[np.ndarray, np.ndarray, list[str], list]:
+def _state(session: LabelSession) -> tuple[np.ndarray, np.ndarray, list[str], list]:
     try:
-        rows = session.batch("t")
-        return (session.features, session.audit_features, session.paths,
+        assert session.wait_ready(120) and session.audit is not None
+        rows = session.batch("t").queries
+        return (session.X_pool, session.audit.images.inputs, session.files,
                 [r.pool_index for r in rows])
     finally:
         session.close()
@@ -58,7 +60,7 @@ def test_reopening_reads_the_cache_and_gives_the_same_session(
     data = bytearray(cache.read_bytes())
     data[len(data) // 2] ^= 0xFF
     cache.write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING, logger="activegen.server.folder_cache"):
+    with caplog.at_level(logging.WARNING, logger="activegen.server.images.folder_cache"):
         third = _state(_open(tmp_path, pool_dir, "c.sqlite"))
     assert "damaged cache file" in caplog.text
     for a, b in zip(first, third, strict=True):

@@ -49,7 +49,7 @@ EXPERIMENT: dict[str, Any] = {
 }
 LABEL: dict[str, Any] = {
     "name": "fuzz", "data": {"dataset": "digits", "classes": [5, 7]},
-    "labeling": {"initial": 4, "batch": 2, "budget": 10},
+    "loop": {"initial": 4, "batch": 2, "budget": 10},
 }
 
 EXPERIMENT_KEYS = ["name", "seeds", "supervised", "device", "cache_dir", "data.dataset",
@@ -60,7 +60,7 @@ EXPERIMENT_KEYS = ["name", "seeds", "supervised", "device", "cache_dir", "data.d
                    "report.thresholds", "report.label_counts", "execution.jobs",
                    "execution.threads", "execution.executor", "test_sets", "unknown"]
 LABEL_KEYS = ["name", "seed", "device", "data.dataset", "data.classes", "data.size",
-              "labeling.initial", "labeling.batch", "labeling.budget", "labeling.port",
+              "loop.initial", "loop.batch", "loop.budget", "loop.cold_start", "labeling.port",
               "labeling.host", "labeling.lease_size", "strategy", "strategy.name", "learner"]
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from activegen.cli import _images_label_config, build_parser
+from activegen.server.core.store import read_answers
 from activegen.server.run import prepare_server
-from activegen.server.store import read_answers
 from test_image_folder_labeling import NAMES, make_folders
 from test_server_browser import launch, open_labeler_page, playwright_api, running
 
@@ -33,8 +33,8 @@ def test_label_a_folder_and_its_audit_with_keys(tmp_path: Path) -> None:
 
     def path_of(query_id: str) -> str:
         if query_id.startswith("a"):
-            return session.audit_paths[int(query_id[1:])]
-        return session.paths[session.store.query(int(query_id)).pool_index]
+            return session.audit.files[int(query_id[1:])]
+        return session.files[session.store.query(int(query_id)).pool_index]
 
     with running(prepared), sync_api.sync_playwright() as p:
         browser = launch(p)
@@ -63,9 +63,9 @@ def test_label_a_folder_and_its_audit_with_keys(tmp_path: Path) -> None:
         browser.close()
     rows, _, _ = read_answers(tmp_path / "b.sqlite")
     assert len(rows) == 10
-    assert all(r["label"] == truth[session.paths[r["pool_index"]]] for r in rows)
+    assert all(r["label"] == truth[session.files[r["pool_index"]]] for r in rows)
     with sqlite3.connect(tmp_path / "b.sqlite") as conn:
         (raw,), = conn.execute("SELECT value FROM meta WHERE key = 'audit_answers'").fetchall()
     audit = json.loads(raw)
-    assert {session.audit_paths[int(k)]: v["label"] for k, v in audit.items()} == {
-        p: truth[p] for p in session.audit_paths}
+    assert {session.audit.files[int(k)]: v["label"] for k, v in audit.items()} == {
+        p: truth[p] for p in session.audit.files}

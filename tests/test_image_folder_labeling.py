@@ -1,4 +1,4 @@
-"""The practitioner's path (issue 13): an unlabeled folder in, a model and predictions out."""
+"""The practitioner's path: an unlabeled folder in, a model and predictions out."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ from activegen.data.unlabeled import load_unlabeled_images
 from activegen.errors import ConfigError, DataError
 from activegen.models.export import ModelFileError, load_model
 from activegen.models.features import FeatureExtractor
-from activegen.server.app import create_app
-from activegen.server.audit import audit_size, draw_audit, wilson_interval
-from activegen.server.practitioner import ImageFolderSession, read_known_labels
+from activegen.server.core.audit import audit_size, draw_audit, wilson_interval
+from activegen.server.core.session import LabelSession
+from activegen.server.images.known_labels import read_known_labels
+from activegen.server.opening import open_session
+from activegen.server.web.app import create_app
 from label_support import api_client
 
 NAMES = ("zero", "one", "two")
@@ -131,11 +133,11 @@ def test_backbone_features_from_a_local_state_dict(tmp_path: Path) -> None:
         FeatureExtractor(f"backbone:{tmp_path / 'bad.pth'}", channels=3)
 
 
-def _session(tmp_path: Path, pool_dir: Path, extra: list[str] = ()) -> ImageFolderSession:
+def _session(tmp_path: Path, pool_dir: Path, extra: list[str] = ()) -> LabelSession:
     args = build_parser().parse_args(
         ["label", "--images", str(pool_dir), "--classes", ",".join(NAMES), "--size", "16",
          "--channels", "1", "--audit", "30", "--budget", "60", *extra])
-    return ImageFolderSession(_images_label_config(args), tmp_path / "s.sqlite")
+    return open_session(_images_label_config(args), tmp_path / "s.sqlite")
 
 
 def test_end_to_end_label_export_predict(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -231,23 +233,24 @@ def test_session_file_and_known_labels(tmp_path: Path) -> None:
     toml = tmp_path / "s.toml"
     toml.write_text(f'name = "t"\n[images]\nfolder = "{pool_dir}"\nclasses = {list(NAMES)!r}\n'
                     f'size = 12\nchannels = 3\naudit = 0.2\nlabels = "{labels}"\n'
-                    '[labeling]\nbatch = 5\nbudget = 10\n'.replace("'", '"'))
-    session = ImageFolderSession(load_label_config(toml), tmp_path / "s.sqlite")
+                    '[loop]\ninitial = 5\nbatch = 5\nbudget = 10\n'.replace("'", '"'))
+    session = open_session(load_label_config(toml), tmp_path / "s.sqlite")
     try:
-        assert session.pool.X.shape[1:] == (12, 12, 3) and len(session.audit_paths) == 12
+        assert session.audit is not None and session.files is not None
+        assert session.pool.X.shape[1:] == (12, 12, 3) and len(session.audit.files) == 12
         state = session.state()
-        assert session.audit_paths == audited
-        in_audit = sum(p in session.audit_paths for p in known)
+        assert session.audit.files == audited
+        in_audit = sum(p in session.audit.files for p in known)
         assert in_audit >= 3
         assert state["imported"] == len(known) - in_audit
         assert state["audit"]["answered"] == in_audit
-        trained = {r[1] for r in session.store.training_rows(10**6)}
-        assert not {session.paths[i] for i in trained} & set(session.audit_paths)
+        trained = session.store.answered_pool_indices()
+        assert not {session.files[i] for i in trained} & set(session.audit.files)
     finally:
         session.close()
     labels.write_text("path,label\nnot-there.png,zero\n")
     with pytest.raises(DataError, match=r"row 2: file 'not-there\.png'"):
-        ImageFolderSession(load_label_config(toml), tmp_path / "s2.sqlite")
+        open_session(load_label_config(toml), tmp_path / "s2.sqlite")
 
 
 def test_backbone_model_round_trip_and_weights_check(tmp_path: Path) -> None:
@@ -286,14 +289,13 @@ def test_image_session_refuses_bad_settings_before_work(tmp_path: Path) -> None:
 
     pool_dir = make_folders(tmp_path, n_pool=20, n_held=0)[0]
     base = {"images": {"folder": str(pool_dir), "classes": list(NAMES), "audit": 5},
-            "labeling": {"batch": 5, "budget": 10}}
+            "loop": {"initial": 5, "batch": 5, "budget": 10}}
     with pytest.raises(ConfigError, match="linear model on features"):
-        ImageFolderSession(parse_label_config({**base, "learner": {"name": "small-cnn"}}),
-                           tmp_path / "a.sqlite")
+        open_session(parse_label_config({**base, "learner": {"name": "small-cnn"}}),
+                     tmp_path / "a.sqlite")
     with pytest.raises(ConfigError, match="audit sample"):
-        ImageFolderSession(parse_label_config({**base, "images": {**base["images"],
-                                                                  "audit": 20}}),
-                           tmp_path / "b.sqlite")
+        open_session(parse_label_config({**base, "images": {**base["images"], "audit": 20}}),
+                     tmp_path / "b.sqlite")
     with pytest.raises(ConfigError, match="features 'vgg'"):
         parse_label_config({**base, "images": {**base["images"], "features": "vgg"}})
     with pytest.raises(ConfigError, match="distinct"):

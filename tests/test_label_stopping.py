@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from activegen.data.dataset import Dataset
 from activegen.errors import ConfigError
-from activegen.server.app import create_app
 from activegen.server.config import LabelConfig, parse_label_config
+from activegen.server.web.app import create_app
 from activegen.stopping import cohens_kappa
 from label_support import api_client, digits_config, make_session
 
@@ -22,7 +22,8 @@ def _config(stopping: dict[str, Any] | None) -> LabelConfig:
     data: dict[str, Any] = {"name": "stop", "seed": 3,
                             "data": {"dataset": "digits", "test_fraction": 0.3},
                             "strategy": {"name": "uncertainty"},
-                            "labeling": {"batch": 4, "budget": 24, "background": False}}
+                            "loop": {"initial": 4, "batch": 4, "budget": 24},
+                            "labeling": {"background": False}}
     if stopping is not None:
         data["stopping"] = stopping
     return parse_label_config(data)
@@ -38,10 +39,12 @@ def _answer_round(client: TestClient, pool: Dataset) -> None:
         assert r.status_code == 200, r.text
 
 
+BUDGET_12 = {"criteria": {"budget": {"budget": 12}}, "stop_on": "budget"}
+
+
 def test_budget_criterion_fires_at_the_round_whose_fit_has_its_labels(tmp_path: Path) -> None:
-    # batch 4: the fit of round r is on 4 * (r - 1) labels, so 12 labels -> round 4
-    session, pool = make_session(tmp_path / "s.sqlite",
-                                 _config({"criterion": "budget", "params": {"budget": 12}}))
+    # batch 4: the fit of round r is on 4 * r labels, so 12 labels -> round 3
+    session, pool = make_session(tmp_path / "s.sqlite", _config(BUDGET_12))
     client = api_client(create_app(session))
     seen = []
     for _ in range(4):
@@ -50,21 +53,20 @@ def test_budget_criterion_fires_at_the_round_whose_fit_has_its_labels(tmp_path: 
         _answer_round(client, pool)
     state = client.get("/api/state").json()
     seen.append((state["round"], state["stopping"]["fired"]))
-    assert seen == [(1, False), (2, False), (3, False), (4, True), (5, True)]
-    assert state["stopping"] == {"criterion": "budget", "fired": True, "round": 4,
+    assert seen == [(0, False), (1, False), (2, False), (3, True), (4, True)]
+    assert state["stopping"] == {"criterion": "budget", "fired": True, "round": 3,
                                  "n_labels": 12}
     session.close()
     # reopened, the session keeps its recorded rounds and says the same
-    again, _ = make_session(tmp_path / "s.sqlite",
-                            _config({"criterion": "budget", "params": {"budget": 12}}))
+    again, _ = make_session(tmp_path / "s.sqlite", _config(BUDGET_12))
     assert api_client(create_app(again)).get("/api/state").json()["stopping"] == \
         state["stopping"]
     again.close()
 
 
 def test_stabilizing_predictions_fires_where_kappa_of_the_fits_says(tmp_path: Path) -> None:
-    stopping = {"criterion": "stabilizing-predictions",
-                "params": {"threshold": 0.8, "window": 1}, "stop_set": 150}
+    stopping = {"criteria": {"stabilizing-predictions": {"threshold": 0.8, "window": 1}},
+                "stop_on": "stabilizing-predictions", "stop_set": 150}
     session, pool = make_session(tmp_path / "s.sqlite", _config(stopping))
     client = api_client(create_app(session))
     X_stop = session.X_pool[session.stopping.stop_idx]
@@ -89,16 +91,15 @@ def test_stabilizing_predictions_fires_where_kappa_of_the_fits_says(tmp_path: Pa
 def test_without_stopping_nothing_changes_and_bad_criteria_are_refused(tmp_path: Path) -> None:
     plain = _config(None)
     assert plain.fingerprint() == digits_config(name="stop").fingerprint()
-    assert plain.fingerprint() == _config({"criterion": "budget",
-                                           "params": {"budget": 8}}).fingerprint()
+    assert plain.fingerprint() == _config(BUDGET_12).fingerprint()
     session, _ = make_session(tmp_path / "s.sqlite", plain)
     assert "stopping" not in api_client(create_app(session)).get("/api/state").json()
     page = api_client(create_app(session)).get("/")
     assert "You can stop here" in page.text and 'id="stopnotice"' in page.text
     session.close()
-    with pytest.raises(ConfigError, match=r"stopping.criterion: unknown stopping criterion"):
-        _config({"criterion": "nope"})
-    with pytest.raises(ConfigError, match=r"stopping.criterion: stopping criterion 'budget'"):
-        _config({"criterion": "budget", "params": {"budget": 0}})
-    with pytest.raises(ConfigError, match=r"stopping"):
-        _config({"criterion": "budget", "bogus": 1})
+    with pytest.raises(ConfigError, match=r"stopping.criteria: unknown stopping criterion"):
+        _config({"criteria": {"nope": {}}})
+    with pytest.raises(ConfigError, match=r"stopping.criteria: stopping criterion 'budget'"):
+        _config({"criteria": {"budget": {"budget": 0}}})
+    with pytest.raises(ConfigError, match=r"stopping.bogus: unknown key"):
+        _config({"criteria": {"budget": {"budget": 3}}, "bogus": 1})

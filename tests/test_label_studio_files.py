@@ -1,4 +1,4 @@
-"""Known labels from a Label Studio export, matched to the folder's files by name (issue 13)."""
+"""Known labels from a Label Studio export, matched to the folder's files by name."""
 
 from __future__ import annotations
 
@@ -9,9 +9,14 @@ import pytest
 
 from activegen.cli import _images_label_config, build_parser
 from activegen.errors import DataError
-from activegen.server.label_studio import choice_result
-from activegen.server.label_studio_files import match_file, reference_parts, suffix_index
-from activegen.server.practitioner import ImageFolderSession
+from activegen.server.core.session import LabelSession
+from activegen.server.interop.label_studio_tasks import (
+    choice_result,
+    match_file,
+    reference_parts,
+    suffix_index,
+)
+from activegen.server.opening import open_session
 from test_image_folder_labeling import NAMES, make_folders
 
 FILES = ["cats/a.jpg", "dogs/a.jpg", "cats/b.png", "c.png", "x/y/deep.png"]
@@ -37,11 +42,11 @@ def test_every_kind_of_image_reference_finds_its_file() -> None:
         _match("/data/upload/1/zzz.png")
 
 
-def _session(tmp_path: Path, pool_dir: Path, labels: Path) -> ImageFolderSession:
+def _session(tmp_path: Path, pool_dir: Path, labels: Path) -> LabelSession:
     args = build_parser().parse_args(
         ["label", "--images", str(pool_dir), "--classes", ",".join(NAMES), "--size", "16",
          "--channels", "1", "--audit", "10", "--budget", "20", "--labels", str(labels)])
-    return ImageFolderSession(_images_label_config(args), tmp_path / "s.sqlite")
+    return open_session(_images_label_config(args), tmp_path / "s.sqlite")
 
 
 def _task(i: int, image: str, choice: str | None, cancelled: bool = False) -> dict:
@@ -68,9 +73,10 @@ def test_a_label_studio_export_seeds_the_session_by_file_name(tmp_path: Path) ->
     export.write_text(json.dumps(tasks))
     session = _session(tmp_path, pool_dir, export)
     try:
-        imported = {session.paths[r["pool_index"]]: r["label"] for r in session.store.answered()
+        assert session.files is not None and session.audit is not None
+        imported = {session.files[r["pool_index"]]: r["label"] for r in session.store.answered()
                     if r["source"] == "import"}
-        audit = {session.audit_paths[j]: a["label"] for j, a in session._audit_answers().items()}
+        audit = {session.audit.files[j]: a["label"] for j, a in session.audit.answers().items()}
         assert {**imported, **audit} == {rel: truth[rel] for rel in chosen}
         assert not set(imported) & set(audit)
     finally:
@@ -83,8 +89,10 @@ def test_a_label_studio_export_seeds_the_session_by_file_name(tmp_path: Path) ->
     (tmp_path / "m").mkdir()
     session = _session(tmp_path / "m", pool_dir, export)
     try:
-        got = {session.paths[r["pool_index"]]: r["label"] for r in session.store.answered()}
-        got |= {session.audit_paths[j]: a["label"] for j, a in session._audit_answers().items()}
+        assert session.files is not None and session.audit is not None
+        got = {session.files[r["pool_index"]]: r["label"] for r in session.store.answered()
+               if r["source"] == "import"}
+        got |= {session.audit.files[j]: a["label"] for j, a in session.audit.answers().items()}
         assert got == {rel: truth[rel] for rel in chosen[:5]}
     finally:
         session.close()

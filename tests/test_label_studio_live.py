@@ -1,4 +1,4 @@
-"""The live loop with a real Label Studio server (issue 13).
+"""The live loop with a real Label Studio server.
 
 The server is the PyPI ``label-studio`` package in its own virtual environment (its pins clash
 with ours): ``.ci/run`` makes it at ``.ls-venv``; ``ACTIVEGEN_LABEL_STUDIO`` may name another
@@ -24,18 +24,16 @@ import pytest
 from activegen.cli import _images_label_config, build_parser, main
 from activegen.errors import ConfigError
 from activegen.oracles.base import ABSTAIN
-from activegen.server.label_studio import (
+from activegen.server.core.errors import InvalidImport
+from activegen.server.core.session import LabelSession
+from activegen.server.interop.label_studio import (
     LABELER,
     LabelStudioClient,
     LabelStudioError,
     LabelStudioSync,
 )
-from activegen.server.label_studio_files import (
-    LabelStudioTaskError,
-    choice_result,
-    task_annotation,
-)
-from activegen.server.practitioner import ImageFolderSession
+from activegen.server.interop.label_studio_tasks import choice_result, task_answer
+from activegen.server.opening import open_session
 from test_image_folder_labeling import NAMES, make_folders
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,24 +46,26 @@ def _label_studio_executable() -> Path | None:
 
 
 # -- without a server ------------------------------------------------------------------------
-def test_task_annotation_takes_the_latest_finished_choice() -> None:
+def test_task_answer_takes_the_latest_finished_choice() -> None:
     def ann(i: int, when: str, choice: str | None, cancelled: bool = False) -> dict:
         return {"id": i, "updated_at": when, "was_cancelled": cancelled,
                 "result": choice_result(choice) if choice else []}
 
-    assert task_annotation({"id": 1, "annotations": []}, NAMES) is None
-    assert task_annotation({"id": 1, "annotations": [ann(1, "2026-01-01", None)]}, NAMES) is None
+    assert task_answer({"id": 1, "annotations": []}, NAMES) is None
+    assert task_answer({"id": 1, "annotations": [ann(1, "2026-01-01", None)]}, NAMES) is None
     task = {"id": 1, "annotations": [ann(1, "2026-01-02", "two"), ann(2, "2026-01-01", "one"),
                                      ann(3, "2026-01-03", "zero", cancelled=True)]}
-    assert task_annotation(task, NAMES) == 2
-    assert task_annotation({"id": 1, "annotations": [ann(1, "x", "can't tell")]},
-                           NAMES) == ABSTAIN
-    with pytest.raises(LabelStudioTaskError, match="task 7: class 'cat' is not one of"):
-        task_annotation({"id": 7, "annotations": [ann(1, "x", "cat")]}, NAMES)
+    assert task_answer(task, NAMES) == 2
+    assert task_answer({"id": 1, "annotations": [ann(1, "x", "can't tell")]}, NAMES) == ABSTAIN
+    with pytest.raises(InvalidImport, match="task 7: class 'cat' is not one of"):
+        task_answer({"id": 7, "annotations": [ann(1, "x", "cat")]}, NAMES)
     two = {"id": 8, "annotations": [{"id": 1, "result": choice_result("one")
                                      + choice_result("two")}]}
-    with pytest.raises(LabelStudioTaskError, match="task 8: its annotation has 2 choices"):
-        task_annotation(two, NAMES)
+    with pytest.raises(InvalidImport, match="task 8: its annotation has 2 choices"):
+        task_answer(two, NAMES)
+    # a JSON-MIN row (an export's flat form) is read by the same reader
+    assert task_answer({"id": 9, "image": "x.png", "label": "one"}, NAMES) == 1
+    assert task_answer({"id": 9, "image": "x.png"}, NAMES) is None
 
 
 def test_client_refuses_bad_settings_and_names_an_unreachable_server() -> None:
@@ -138,16 +138,18 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStud
 
 
 def _config(pool_dir: Path, known: Path, extra: tuple[str, ...] = ()) -> object:
+    """Two rounds of 6: a session file's [loop] with the command line's flags over it."""
+    session_file = known.with_name("session.toml")
+    session_file.write_text("[loop]\ninitial = 6\nbatch = 6\n")
     args = build_parser().parse_args(
-        ["label", "--images", str(pool_dir), "--classes", ",".join(NAMES), "--size", "16",
-         "--channels", "1", "--audit", "0", "--budget", "12", "--labels", str(known), *extra])
-    config = _images_label_config(args)
-    return config.model_copy(update={"labeling": config.labeling.model_copy(
-        update={"batch": 6, "initial": 6})})
+        ["label", str(session_file), "--images", str(pool_dir), "--classes", ",".join(NAMES),
+         "--size", "16", "--channels", "1", "--audit", "0", "--budget", "12", "--labels",
+         str(known), *extra])
+    return _images_label_config(args)
 
 
 def _known_labels(tmp_path: Path, truth: dict[str, int]) -> Path:
-    """Two known labels per class, so round 1 already has a model (and pre-annotations)."""
+    """Two known labels per class, so round 0 already has a model (and pre-annotations)."""
     rows = []
     for c in range(len(NAMES)):
         rows += [f"{p},{NAMES[c]}" for p in sorted(truth) if truth[p] == c][:2]
@@ -156,22 +158,22 @@ def _known_labels(tmp_path: Path, truth: dict[str, int]) -> Path:
     return path
 
 
-def _queries_of_round(session: ImageFolderSession, round_: int) -> list[int]:
+def _queries_of_round(session: LabelSession, round_: int) -> list[int]:
     return [int(r[0]) for r in session.store.read(
         "SELECT pool_index FROM queries WHERE round=? AND source='session' ORDER BY position",
         (round_,))]
 
 
-def _reference_round2(tmp_path: Path, config: object, answers: list[int], name: str
+def _reference_round1(tmp_path: Path, config: object, answers: list[int], name: str
                       ) -> list[int]:
-    """Round 2 of the same session answered directly (no Label Studio)."""
-    ref = ImageFolderSession(config, tmp_path / name)  # type: ignore[arg-type]
+    """Round 1 of the same session answered directly (no Label Studio)."""
+    ref = open_session(config, tmp_path / name)  # type: ignore[arg-type]
     try:
-        assert ref.wait_ready(120)  # the background worker prepares round 1, then round 2
-        for row, y in zip(ref.batch("ref"), answers, strict=True):
+        assert ref.wait_ready(120)  # the background worker prepares round 0, then round 1
+        for row, y in zip(ref.batch("ref").queries, answers, strict=True):
             ref.label(row.id, y, "ref")
         assert ref.wait_ready(120)
-        return _queries_of_round(ref, 2)
+        return _queries_of_round(ref, 1)
     finally:
         ref.close()
 
@@ -180,18 +182,18 @@ def _reference_round2(tmp_path: Path, config: object, answers: list[int], name: 
 def test_live_loop_with_label_studio(label_studio: LabelStudioClient, tmp_path: Path) -> None:
     pool_dir, _, truth, _ = make_folders(tmp_path, n_pool=90, n_held=0)
     config = _config(pool_dir, _known_labels(tmp_path, truth))
-    session = ImageFolderSession(config, tmp_path / "s.sqlite")  # type: ignore[arg-type]
+    session = open_session(config, tmp_path / "s.sqlite")  # type: ignore[arg-type]
     try:
         sync = LabelStudioSync(session, label_studio, title="activegen test")
         project = label_studio.project(sync.project_id)
         assert "Choices" in project["label_config"] and "can't tell" in project["label_config"]
         first = sync.sync()
-        assert (first.pulled, first.pushed, first.round) == (0, 6, 1)
+        assert (first.pulled, first.pushed, first.round) == (0, 6, 0)
         tasks = label_studio.tasks(sync.project_id)
         # the strategy's order is the task order, and each task names its file
-        round1 = _queries_of_round(session, 1)
+        round1 = _queries_of_round(session, 0)
         assert [t["data"]["pool_index"] for t in tasks] == round1
-        assert [t["data"]["path"] for t in tasks] == [session.paths[i] for i in round1]
+        assert [t["data"]["path"] for t in tasks] == [session.files[i] for i in round1]
         # pre-annotations: the current model's class and probability
         proba = session.learner.predict_proba(session.X_pool[round1])  # type: ignore[union-attr]
         for task, p in zip(tasks, proba, strict=True):
@@ -208,19 +210,19 @@ def test_live_loop_with_label_studio(label_studio: LabelStudioClient, tmp_path: 
             label_studio.annotate(task["id"], choice_result(
                 "can't tell" if y == ABSTAIN else NAMES[y]))
         second = sync.sync()
-        assert (second.pulled, second.pushed, second.round) == (6, 6, 2)
+        assert (second.pulled, second.pushed, second.round) == (6, 6, 1)
         stored = {r["pool_index"]: (r["label"], r["labeler"]) for r in session.store.answered()
                   if r["source"] == "session"}
         assert stored == {i: (y, LABELER) for i, y in zip(round1, answers, strict=True)}
-        # ... and they chose round 2: exactly what answering them directly gives, not what
+        # ... and they chose round 1: exactly what answering them directly gives, not what
         # other answers give
-        round2 = _queries_of_round(session, 2)
-        assert round2 == _reference_round2(tmp_path, config, answers, "same.sqlite")
+        round2 = _queries_of_round(session, 1)
+        assert round2 == _reference_round1(tmp_path, config, answers, "same.sqlite")
         other = [(y + 1) % len(NAMES) if y != ABSTAIN else 0 for y in answers]
-        assert round2 != _reference_round2(tmp_path, config, other, "other.sqlite")
+        assert round2 != _reference_round1(tmp_path, config, other, "other.sqlite")
         tasks2 = label_studio.tasks(sync.project_id)[6:]
         assert [t["data"]["pool_index"] for t in tasks2] == round2
-        assert all(t["predictions"][0]["model_version"] == "activegen-round-2" for t in tasks2)
+        assert all(t["predictions"][0]["model_version"] == "activegen-round-1" for t in tasks2)
     finally:
         session.close()
 
@@ -228,7 +230,7 @@ def test_live_loop_with_label_studio(label_studio: LabelStudioClient, tmp_path: 
     # and the last round's annotations finish the session
     for task in tasks2:
         label_studio.annotate(task["id"], choice_result(NAMES[truth[task["data"]["path"]]]))
-    reopened = ImageFolderSession(config, tmp_path / "s.sqlite")  # type: ignore[arg-type]
+    reopened = open_session(config, tmp_path / "s.sqlite")  # type: ignore[arg-type]
     try:
         again = LabelStudioSync(reopened, label_studio)
         assert again.project_id == sync.project_id
@@ -270,10 +272,11 @@ def test_label_studio_command_line(label_studio: LabelStudioClient, tmp_path: Pa
 def test_a_session_without_audit_opens(tmp_path: Path) -> None:
     """``--audit 0`` (the live tests use it): no audit sample, no crash on zero images."""
     pool_dir, _, truth, _ = make_folders(tmp_path, n_pool=20, n_held=0)
-    session = ImageFolderSession(_config(pool_dir, _known_labels(tmp_path, truth)),  # type: ignore[arg-type]
-                                 tmp_path / "s.sqlite")
+    session = open_session(_config(pool_dir, _known_labels(tmp_path, truth)),  # type: ignore[arg-type]
+                           tmp_path / "s.sqlite")
     try:
-        assert session.audit_paths == [] and session.audit_state()["size"] == 0
-        assert len(session.paths) == 20
+        assert session.audit is not None and session.audit.files == []
+        assert session.audit.state(session.learner)["size"] == 0
+        assert session.files is not None and len(session.files) == 20
     finally:
         session.close()

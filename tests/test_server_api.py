@@ -16,9 +16,12 @@ from PIL import Image
 
 from activegen.data.dataset import Dataset
 from activegen.errors import ConfigError, DataError
-from activegen.server.app import LOOPBACK_HOSTS, create_app
 from activegen.server.config import load_label_config
-from activegen.server.session import LabelSession, load_session_data
+from activegen.server.core.pool import dataset_pool
+from activegen.server.core.session import LabelSession
+from activegen.server.opening import load_session_data, open_session
+from activegen.server.web.app import create_app
+from activegen.server.web.middleware import LOOPBACK_HOSTS
 from label_support import FakeSynthesis, api_client, digits_config, make_session
 
 ME = "alice"
@@ -69,7 +72,7 @@ def test_state_before_any_answer(setup) -> None:
     _session, _, client = setup
     state = client.get("/api/state").json()
     assert state["classes"] == [str(c) for c in range(10)]
-    assert state["round"] == 1 and state["asked"] == 4 and state["answered"] == 0
+    assert state["round"] == 0 and state["asked"] == 4 and state["answered"] == 0
     assert state["budget"] == 24 and state["open"] == 4 and not state["finished"]
     assert state["test_sets"] == ["digits-test"] and state["curve"] == []
 
@@ -78,7 +81,7 @@ def test_state_before_any_answer(setup) -> None:
 def test_batch_is_leased_to_one_labeler(setup) -> None:
     session, _, client = setup
     first = client.post("/api/batch", json={"labeler": ME}).json()
-    assert len(first["queries"]) == 4 and first["round"] == 1
+    assert len(first["queries"]) == 4 and first["round"] == 0
     assert all(q["status"] == "assigned" for q in first["queries"])
     # Asking again returns the same lease; another labeler gets nothing meanwhile.
     again = client.post("/api/batch", json={"labeler": ME}).json()
@@ -219,13 +222,13 @@ def test_a_finished_batch_retrains_and_brings_the_next(setup) -> None:
                                                "labeler": ME}).json() for q in first]
     assert [r["round_closed"] for r in replies] == [False, False, False, True]
     second = client.post("/api/batch", json={"labeler": ME}).json()
-    assert second["round"] == 2 and len(second["queries"]) == 4
+    assert second["round"] == 1 and len(second["queries"]) == 4
     assert not {q["pool_index"] for q in first} & {q["pool_index"] for q in second["queries"]}
     state = client.get("/api/state").json()
     assert state["answered"] == 4 and state["asked"] == 8
     assert [p["n_labels"] for p in state["curve"]] == [4]
     assert 0.0 <= state["curve"][0]["accuracy"]["digits-test"] <= 1.0
-    # No pickle is written (issue 13): nothing could read it safely.
+    # No pickle is written: nothing could read it safely.
     assert not [f for f in session.store_path.parent.rglob("*") if f.suffix == ".pkl"]
 
 
@@ -250,8 +253,8 @@ def test_the_pool_labels_are_never_read(tmp_path: Path) -> None:
     config = digits_config()
     pool, tests = load_session_data(config)
     shuffled = Dataset(pool.X, np.random.default_rng(0).permutation(pool.y), pool.classes)
-    a = LabelSession(config, pool, tests, tmp_path / "a.sqlite")
-    b = LabelSession(config, shuffled, tests, tmp_path / "b.sqlite")
+    a = open_session(config, tmp_path / "a.sqlite", pool=dataset_pool(pool, tests))
+    b = open_session(config, tmp_path / "b.sqlite", pool=dataset_pool(shuffled, tests))
     assert not a.pool.y.any()
     ca, cb = api_client(create_app(a)), api_client(create_app(b))
     for _ in range(3):  # the same answers → the same next queries
@@ -285,7 +288,7 @@ def test_undo(setup) -> None:
     # A closed round is final.
     for q in queries[2:]:
         client.post("/api/label", json={"query_id": q["id"], "label": 0, "labeler": ME})
-    assert client.get("/api/state").json()["round"] == 2
+    assert client.get("/api/state").json()["round"] == 1
     r = client.post("/api/undo", json={"labeler": ME})
     assert r.status_code == 409 and "final" in r.json()["detail"]
 
@@ -322,7 +325,8 @@ def test_crash_between_last_label_and_next_round_regenerates_it(tmp_path: Path) 
     queries = answer_batch(ref_client, pool)
     for q in queries:  # straight into the store: no round advance, as if killed right after
         crash.store.record_label(q["id"], truth(pool, q), ME, 300)
-    assert crash.store.current_round() == 1
+    # the last answer told the round in its own transaction; the next round was never asked
+    assert crash.store.round() == 1 and crash.store.open_round() is None
     crash.close()
     resumed, _ = make_session(tmp_path / "crash.sqlite")
     rows = "SELECT round, position, pool_index FROM queries ORDER BY id"
@@ -358,13 +362,18 @@ def test_the_schema_forbids_doubles(setup) -> None:
         conn.execute("INSERT INTO queries (round, position, kind, source, pool_index, status, "
                      "created) VALUES (9, 0, 'pool', 'session', ?, 'pending', 0)",
                      (q["pool_index"],))
+    with pytest.raises(sqlite3.IntegrityError), session.store.transaction() as conn:
+        conn.execute("INSERT INTO events (kind, round, ts) VALUES ('asked', 0, 0)")  # twice
+    with pytest.raises(sqlite3.IntegrityError), session.store.transaction() as conn:
+        conn.execute("INSERT INTO queries (round, position, kind, source, pool_index, status, "
+                     "created) VALUES (0, 0, 'pool', 'import', 1500, 'labeled', 0)")  # no event
 
 
 # -- synthesized queries --------------------------------------------------------------------
 def test_synthesized_queries_keep_image_latent_and_generator(tmp_path: Path) -> None:
     session, pool = make_session(tmp_path / "s.sqlite", strategy=FakeSynthesis())
     client = api_client(create_app(session))
-    answer_batch(client, pool)  # round 1: random pool images (nothing labeled yet)
+    answer_batch(client, pool)  # round 0: random pool images (nothing labeled yet)
     synth = client.post("/api/batch", json={"labeler": ME}).json()["queries"]
     assert {q["kind"] for q in synth} == {"synth"} and all(q["pool_index"] is None for q in synth)
     assert {q["generator_id"] for q in synth} == {"fake-gen-v1"}
@@ -451,12 +460,17 @@ def test_seed_labels_shape_the_first_batch(tmp_path: Path) -> None:
     plain, _ = make_session(tmp_path / "b.sqlite", config)
     assert seeded.learner is not None and plain.learner is None
     fit = seeded.store.read("SELECT round, n_labels FROM fits")
-    assert fit == [(1, 20)]
+    assert fit == [(0, 20)]  # round 0 is the strategy's choice, by a learner of 20 labels
     first = {r[0] for r in seeded.store.read(
         "SELECT pool_index FROM queries WHERE source='session'")}
     assert not first & {i for i, _ in seeds}
     seeded.close()
     plain.close()
+
+
+def _ls_task(choices: list[str]) -> str:
+    return json.dumps([{"data": {"pool_index": 3}, "annotations": [
+        {"result": [{"type": "choices", "value": {"choices": choices}}]}]}])
 
 
 @pytest.mark.parametrize(("payload", "message"), [
@@ -468,8 +482,8 @@ def test_seed_labels_shape_the_first_batch(tmp_path: Path) -> None:
     ({"format": "csv", "data": "pool_index,label\n,1\n"}, "no pool_index"),
     ({"format": "labelstudio", "data": "{not json"}, "not JSON"),
     ({"format": "labelstudio", "data": "{}"}, "list of tasks"),
-    ({"format": "labelstudio", "data": '[{"data": {"pool_index": 3}, "annotations": '
-                                       '[{"result": []}]}]'}, "no single 'choices'"),
+    ({"format": "labelstudio", "data": _ls_task(["1", "2"])}, "has 2 choices, expected one"),
+    ({"format": "labelstudio", "data": _ls_task(["x"])}, "task 0: class 'x' is not one of"),
     ({"format": "json", "data": '{"labels": [], "classes": ["a", "b"]}'}, "classes"),
 ])
 def test_bad_imports_change_nothing(setup, payload, message) -> None:
@@ -514,6 +528,30 @@ def test_a_label_studio_export_from_label_studio(setup) -> None:
 def test_import_with_an_unknown_format(setup) -> None:
     _, _, client = setup
     assert client.post("/api/import", json={"format": "xml", "data": ""}).status_code == 422
+
+
+def test_an_import_that_answers_the_open_queries_closes_the_round(setup) -> None:
+    """Imported labels for the open round's queries are their answers (the last one tells the
+    round); a label for an image not asked is taught, before the round is told."""
+    session, pool, client = setup
+    queries = client.post("/api/batch", json={"labeler": ME}).json()["queries"]
+    for q in queries[:2]:
+        client.post("/api/label", json={"query_id": q["id"], "label": truth(pool, q),
+                                        "labeler": ME})
+    asked = {q["pool_index"] for q in queries}
+    extra = next(i for i in range(len(pool)) if i not in asked)
+    rows = [(q["pool_index"], truth(pool, q)) for q in queries[2:]] + [(extra, 1)]
+    data = "pool_index,label\n" + "".join(f"{i},{y}\n" for i, y in rows)
+    r = client.post("/api/import", json={"format": "csv", "data": data})
+    assert r.json()["imported"] == 3
+    assert [(e.kind, e.round) for _, e in session.store.events()] == [
+        ("asked", 0), ("taught", 0), ("told", 0), ("asked", 1)]
+    taught = session.store.events()[1][1]
+    assert taught.indices.tolist() == [extra] and not taught.charged
+    state = client.get("/api/state").json()
+    assert state["round"] == 1 and state["answered"] == 4 and state["imported"] == 1
+    assert state["curve"][0]["n_labels"] == 5  # round 1's learner: 4 answers and the import
+    assert session.worker.engine.state.n_spent == 4  # imports are not charged
 
 
 def test_import_conflicts_are_counted_not_applied(setup) -> None:
@@ -585,16 +623,21 @@ def test_shipped_config_is_valid() -> None:
     from activegen.cli import demo_config_path
 
     config = load_label_config(demo_config_path().with_name("label-digits.toml"))
-    assert config.data.dataset == "digits" and config.labeling.batch == 10
+    assert config.data.dataset == "digits" and config.loop.batch == 10
     assert config.labeling.host == "127.0.0.1"
 
 
+LOOP = '[loop]\ninitial = 10\nbatch = 10\nbudget = 50\n'
+
+
 @pytest.mark.parametrize(("text", "message"), [
-    ('[labeling]\nbudget = 5\nbatch = 10\n', "below the first batch"),
-    ('[labeling]\nbudget = 50\nport = 70000\n', "labeling.port"),
-    ('[labeling]\nbudget = 50\nspeed = 1\n', "labeling.speed: unknown key"),
-    ('[strategy]\nname = "nope"\n[labeling]\nbudget = 50\n', "nope"),
-    ('seeds = [1]\n[labeling]\nbudget = 50\n', "seeds: unknown key"),
+    ('[loop]\ninitial = 10\nbatch = 10\nbudget = 5\n', "below the initial labeled set"),
+    (f'{LOOP}[labeling]\nport = 70000\n', "labeling.port"),
+    (f'{LOOP}[labeling]\nspeed = 1\n', "labeling.speed: unknown key"),
+    (f'[strategy]\nname = "nope"\n{LOOP}', "nope"),
+    (f'seeds = [1]\n{LOOP}', "seeds: unknown key"),
+    ('[labeling]\nbudget = 50\n', "labeling.budget: unknown key"),  # [loop] holds it
+    (f'oracle = "pool"\n{LOOP}', "oracle: unknown key"),
 ])
 def test_bad_configs(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "c.toml"
@@ -631,7 +674,8 @@ def test_cli_label_export(tmp_path: Path, capsys) -> None:
 
 
 def test_cli_import_file_seeds_the_session(tmp_path: Path) -> None:
-    from activegen.server.run import prepare_server, read_import_file
+    from activegen.server.interop.interchange import read_labels_file as read_import_file
+    from activegen.server.run import prepare_server
 
     config = digits_config(store=str(tmp_path / "s.sqlite"))
     pool, _ = load_session_data(config)

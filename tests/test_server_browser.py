@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from activegen.server.app import REQUEST_HEADERS
+from activegen.server.opening import load_session_data
 from activegen.server.run import PreparedServer, prepare_server
-from activegen.server.session import load_session_data
+from activegen.server.web.middleware import REQUEST_HEADERS
 from label_support import digits_config
 
 pytestmark = pytest.mark.slow
@@ -100,12 +100,12 @@ def test_a_person_labels_in_the_browser(server, tmp_path: Path) -> None:
             for q in client.post("/api/batch", json={"labeler": "earlier"}).json()["queries"]:
                 client.post("/api/label", json={"query_id": q["id"], "label": truth(q["id"]),
                                                 "labeler": "earlier"})
-    assert session.store.current_round() == 3
+    assert session.store.round() == 2
 
     with sync_api.sync_playwright() as p:
         browser = launch(p)
         page, errors = open_labeler_page(browser, prepared.url + "?labeler=browser")
-        page.wait_for_selector("body[data-round='3']")
+        page.wait_for_selector("body[data-round='2']")
         page.evaluate("window.__sameDocument = true")  # gone if the page ever reloads
 
         def current_query() -> int:
@@ -115,7 +115,7 @@ def test_a_person_labels_in_the_browser(server, tmp_path: Path) -> None:
         def wait_enabled() -> None:
             page.wait_for_selector("#buttons button.cls:not([disabled])")
 
-        # Round 3 by clicking.
+        # Round 2 by clicking.
         assert page.locator(".thumb").count() == 8
         for _ in range(8):
             wait_enabled()
@@ -123,10 +123,10 @@ def test_a_person_labels_in_the_browser(server, tmp_path: Path) -> None:
             page.click(f"#buttons button.cls[data-label='{truth(qid)}']")
             page.wait_for_function(
                 f"document.getElementById('big').dataset.queryId !== '{qid}'")
-        page.wait_for_selector("body[data-round='4']")
+        page.wait_for_selector("body[data-round='3']")
         assert page.evaluate("window.__sameDocument") is True
 
-        # Round 4 by keys: a wrong key, undo with "u", then the right key.
+        # Round 3 by keys: a wrong key, undo with "u", then the right key.
         wait_enabled()
         qid = current_query()
         wrong = (truth(qid) + 1) % 10
@@ -148,7 +148,7 @@ def test_a_person_labels_in_the_browser(server, tmp_path: Path) -> None:
                 shot.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(shot))
                 assert shot.stat().st_size > 10_000
-        page.wait_for_selector("body[data-round='5']")
+        page.wait_for_selector("body[data-round='4']")
         assert page.evaluate("window.__sameDocument") is True
         assert page.locator(".thumb").count() == 8
         assert not errors, errors
@@ -157,7 +157,7 @@ def test_a_person_labels_in_the_browser(server, tmp_path: Path) -> None:
     rows = session.store.read(
         "SELECT q.round, q.pool_index, l.label, l.labeler FROM labels l "
         "JOIN queries q ON q.id = l.query_id WHERE l.labeler = 'browser' ORDER BY l.id")
-    assert [r[0] for r in rows] == [3] * 8 + [4] * 8
+    assert [r[0] for r in rows] == [2] * 8 + [3] * 8
     assert all(label == int(pool.y[index]) for _, index, label, _ in rows)  # undo took
 
 
@@ -175,7 +175,7 @@ def test_the_page_works_with_a_token(server) -> None:
         page = browser.new_page(bypass_csp=True)  # the test drives the page by eval
         assert page.goto(prepared.url).status == 401
         page.goto(prepared.url + f"?token={TOKEN}&labeler=tok")
-        page.wait_for_selector("body[data-round='1']")
+        page.wait_for_selector("body[data-round='0']")
         page.wait_for_function("document.getElementById('big').complete && "
                                "document.getElementById('big').naturalWidth === 8")
         qid = int(page.get_attribute("#big", "data-query-id"))
@@ -188,14 +188,15 @@ def test_the_page_works_with_a_token(server) -> None:
 
 def test_the_page_shows_the_stop_notice_once_the_criterion_fires(tmp_path: Path) -> None:
     """With a ``[stopping]`` budget criterion of 8 labels at batch 4, the notice is hidden in
-    rounds 1-2 and visible, naming the criterion, from round 3 (the fit on 8 labels)."""
+    rounds 0-1 and visible, naming the criterion, from round 2 (the fit on 8 labels)."""
     sync_api = playwright_api()
     from activegen.server.config import parse_label_config
 
     config = parse_label_config({
         "name": "stop", "seed": 3, "data": {"dataset": "digits", "test_fraction": 0.3},
-        "labeling": {"batch": 4, "budget": 24, "store": str(tmp_path / "stop.sqlite")},
-        "stopping": {"criterion": "budget", "params": {"budget": 8}}})
+        "loop": {"initial": 4, "batch": 4, "budget": 24},
+        "labeling": {"store": str(tmp_path / "stop.sqlite")},
+        "stopping": {"criteria": {"budget": {"budget": 8}}, "stop_on": "budget"}})
     prepared = prepare_server(config, host="127.0.0.1", port=0, token=None)
     pool, _ = load_session_data(config)
     session = prepared.session
@@ -206,7 +207,7 @@ def test_the_page_shows_the_stop_notice_once_the_criterion_fires(tmp_path: Path)
         seen = []
         for _ in range(3):
             page.goto(prepared.url + "?labeler=viewer")
-            page.wait_for_selector(f"body[data-round='{session.store.current_round()}']")
+            page.wait_for_selector(f"body[data-round='{session.store.round()}']")
             seen.append(page.is_visible("#stopnotice"))
             # as the page's labeler: the page leased this batch to it
             for q in client.post("/api/batch", json={"labeler": "viewer"}).json()["queries"]:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from activegen.server.app import REQUEST_HEADERS
+from activegen.server.opening import load_session_data
 from activegen.server.run import prepare_server
-from activegen.server.session import load_session_data
+from activegen.server.web.middleware import REQUEST_HEADERS
 from label_support import digits_config
 
 LABELERS = 8

@@ -26,8 +26,8 @@ import httpx
 import numpy as np
 import pytest
 
-from activegen.server.app import REQUEST_HEADERS
-from activegen.server.session import LabelSession, load_session_data
+from activegen.server.opening import load_session_data, open_session
+from activegen.server.web.middleware import REQUEST_HEADERS
 from label_support import digits_config
 
 pytestmark = pytest.mark.slow
@@ -118,16 +118,14 @@ class Labeler(threading.Thread):
 
 def replay_matches(config, store: Path, tmp: Path) -> None:
     """An uninterrupted in-process session given the same answers asks the same queries."""
-    pool, tests = load_session_data(config)
     with sqlite3.connect(store) as conn:
         crashed = conn.execute("SELECT q.round, q.pool_index, l.label FROM queries q "
                                "LEFT JOIN labels l ON l.query_id = q.id ORDER BY q.id").fetchall()
     answers = {pool_index: label for _, pool_index, label in crashed if label is not None}
-    reference = LabelSession(config, pool, tests, tmp / "reference.sqlite")
+    reference = open_session(config, tmp / "reference.sqlite")
     try:
         asked = []
-        while True:
-            round_ = reference.store.current_round()
+        while (round_ := reference.store.open_round()) is not None:
             rows = reference.store.read("SELECT id, round, pool_index FROM queries "
                                         "WHERE round=? ORDER BY id", (round_,))
             asked.extend((r, p) for _, r, p in rows)
@@ -135,8 +133,6 @@ def replay_matches(config, store: Path, tmp: Path) -> None:
                 break
             for qid, _, pool_index in rows:
                 reference.label(qid, answers[pool_index], "replay")
-            if reference.store.current_round() == round_:
-                break
         assert asked[: len(crashed)] == [(r, p) for r, p, _ in crashed]
     finally:
         reference.close()
@@ -210,7 +206,8 @@ def test_the_same_command_resumes_after_sigkill(tmp_path: Path) -> None:
     port = free_port()
     config_path.write_text(
         '[data]\ndataset = "digits"\nclasses = [5, 7]\n'
-        f'[labeling]\nport = {port}\nbatch = 4\nbudget = 40\nstore = "{tmp_path / "s.sqlite"}"\n')
+        '[loop]\ninitial = 4\nbatch = 4\nbudget = 40\n'
+        f'[labeling]\nport = {port}\nstore = "{tmp_path / "s.sqlite"}"\n')
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     base = f"http://127.0.0.1:{port}"
     seen: list[list[int]] = []
@@ -235,7 +232,7 @@ def test_the_same_command_resumes_after_sigkill(tmp_path: Path) -> None:
                                                             "labeler": "cli"})
                         assert r.status_code == 200
                 else:
-                    assert state["answered"] == 3 and state["round"] == 1
+                    assert state["answered"] == 3 and state["round"] == 0
         finally:
             server.send_signal(signal.SIGKILL)
             server.wait(timeout=10)

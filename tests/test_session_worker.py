@@ -4,7 +4,8 @@ A gated strategy (it blocks in ``query`` until the test opens the gate) holds th
 the middle of a round, so the tests see exactly what labelers see then, without timing
 anything: the request that closed the round has returned, the app answers every other
 request, the page is told the next batch is being prepared, and an import arriving meanwhile
-makes the worker compute the round again. The rounds are the ones an inline session asks.
+makes the worker drop the round it chose without those labels and choose again. The rounds
+are the ones an inline session asks.
 A subprocess test kills the server with SIGKILL while its worker fits a slow learner.
 """
 
@@ -25,7 +26,10 @@ import httpx
 import numpy as np
 import pytest
 
-from activegen.server.app import REQUEST_HEADERS, create_app
+from activegen.engine import replay
+from activegen.server.core.events import StoredEvents
+from activegen.server.web.app import create_app
+from activegen.server.web.middleware import REQUEST_HEADERS
 from activegen.strategies import Query, QueryState
 from activegen.strategies.uncertainty import MarginSampling
 from label_support import api_client, digits_config, make_session
@@ -77,9 +81,9 @@ def test_a_closing_label_returns_while_the_worker_computes_the_next_round(tmp_pa
     client = api_client(create_app(session))
     try:
         first = _batch_when_ready(session, client)
-        assert first["round"] == 1 and len(first["queries"]) == 4 and not first["preparing"]
+        assert first["round"] == 0 and len(first["queries"]) == 4 and not first["preparing"]
         replies = _answer(client, first["queries"], pool.y)
-        # The last answer closed the round and was acknowledged: the strategy of round 2 is
+        # The last answer closed the round and was acknowledged: the strategy of round 1 is
         # still waiting at the gate, so the round was not computed inside the request.
         assert [r["round_closed"] for r in replies] == [False, False, False, True]
         assert strategy.entered.acquire(timeout=60)
@@ -94,7 +98,7 @@ def test_a_closing_label_returns_while_the_worker_computes_the_next_round(tmp_pa
         assert client.get(f"/api/image/{first['queries'][0]['id']}.png").status_code == 200
         # Answers of the answered round are final, as when the round was computed inline.
         assert client.post("/api/undo", json={"labeler": ME}).status_code == 409
-        # An import arriving now is acknowledged and makes the worker compute round 2 again.
+        # An import arriving now is acknowledged and makes the worker choose round 1 again.
         asked = {q["pool_index"] for q in first["queries"]}
         extra = next(i for i in range(len(pool)) if i not in asked)
         r = client.post("/api/import", json={
@@ -104,10 +108,10 @@ def test_a_closing_label_returns_while_the_worker_computes_the_next_round(tmp_pa
         second = _batch_when_ready(session, client)
         assert session.worker is not None and session.worker.error is None
         assert strategy.calls == 2  # the first computation was dropped, the second stored
-        assert second["round"] == 2 and len(second["queries"]) == 4 and not second["preparing"]
+        assert second["round"] == 1 and len(second["queries"]) == 4 and not second["preparing"]
         assert not client.get("/api/state").json()["preparing"]
         _answer(client, second["queries"], pool.y)
-        assert _batch_when_ready(session, client)["round"] == 3
+        assert _batch_when_ready(session, client)["round"] == 2
         rounds = _session_rounds(session)
     finally:
         strategy.gate.set()
@@ -118,9 +122,9 @@ def test_a_closing_label_returns_while_the_worker_computes_the_next_round(tmp_pa
                              strategy=MarginSampling())
     try:
         inline_client = api_client(create_app(inline))
-        for round_ in (1, 2):
+        for round_ in (0, 1):
             queries = inline_client.post("/api/batch", json={"labeler": ME}).json()["queries"]
-            if round_ == 1:
+            if round_ == 0:
                 for q in queries[:-1]:
                     _answer(inline_client, [q], pool.y)
                 inline.import_labels([(extra, int(pool.y[extra]))])
@@ -222,10 +226,10 @@ def _ready_batch(client: httpx.Client) -> dict:
 def test_sigkill_while_the_worker_fits_loses_no_acknowledged_label(tmp_path: Path) -> None:
     config = {"name": "kill", "seed": 5, "data": {"dataset": "digits", "classes": [3, 8]},
               "learner": {"name": "slow-linear-svm"}, "strategy": {"name": "margin"},
-              "labeling": {"batch": 4, "budget": 12}}
+              "loop": {"initial": 4, "batch": 4, "budget": 12}}
     store, mark = tmp_path / "kill.sqlite", tmp_path / "fitting"
     from activegen.server.config import parse_label_config
-    from activegen.server.session import load_session_data
+    from activegen.server.opening import load_session_data
 
     pool, _ = load_session_data(parse_label_config({**config, "learner": {"name": "linear-svm"}}))
     acked: dict[int, int] = {}
@@ -239,7 +243,7 @@ def test_sigkill_while_the_worker_fits_loses_no_acknowledged_label(tmp_path: Pat
                                                     "labeler": ME})
                 assert r.status_code == 200
                 acked[q["id"]] = label
-            # The worker is fitting round 2's learner (the learner left a mark): an import
+            # The worker is fitting round 1's learner (the learner left a mark): an import
             # is acknowledged meanwhile, then the server is killed.
             deadline = time.monotonic() + 60
             while not mark.exists():
@@ -257,20 +261,20 @@ def test_sigkill_while_the_worker_fits_loses_no_acknowledged_label(tmp_path: Pat
         proc.stdout.close()
     with sqlite3.connect(store) as conn:
         assert conn.execute("SELECT MAX(round) FROM queries WHERE source='session'"
-                            ).fetchone()[0] == 1  # killed before round 2 was stored
+                            ).fetchone()[0] == 0  # killed before round 1 was stored
     # Restarted: every acknowledged answer is there once, and the session resumes.
     proc, base = _start(config, store, mark, seconds=0.0)
     try:
         with httpx.Client(headers=REQUEST_HEADERS, base_url=base, timeout=10.0) as client:
             second = _ready_batch(client)
-            assert second["round"] == 2 and len(second["queries"]) == 4
+            assert second["round"] == 1 and len(second["queries"]) == 4
             assert not {q["pool_index"] for q in second["queries"]} & (asked | {extra})
             for q in second["queries"]:
                 label = int(pool.y[q["pool_index"]])
                 assert client.post("/api/label", json={"query_id": q["id"], "label": label,
                                                        "labeler": ME}).status_code == 200
                 acked[q["id"]] = label
-            assert _ready_batch(client)["round"] == 3
+            assert _ready_batch(client)["round"] == 2
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -291,34 +295,40 @@ def test_sigkill_while_the_worker_fits_loses_no_acknowledged_label(tmp_path: Pat
 
 
 def test_the_store_read_as_the_engines_state(tmp_path: Path) -> None:
-    """LabelStoreState.load: the closed rounds' answers, as a run's LoopState would hold them."""
-    from activegen.server.engine_state import LabelStoreState
-
+    """The store's events folded by the engine's replay: what a run's state would hold."""
     session, pool = make_session(tmp_path / "state.sqlite", digits_config())
     try:
         def load():
-            return LabelStoreState(session.store, len(pool), session.X_pool.shape[1:], 1).load()
+            checkpoint = StoredEvents(session.store).load()
+            return replay(checkpoint.events, len(pool), session.X_pool.shape[1:],
+                          session.n_classes)
 
-        state = load()  # round 1 (asked when the session opened) is open: nothing told
-        assert state.round == 0 and state.n_spent == 0 and state.queried.sum() == 4
-        first = session.batch(ME)
+        state = load()  # round 0 (asked when the session opened) is open: nothing told
+        assert state.round == 0 and state.n_spent == 0 and state.queried.sum() == 0
+        assert state.pending is not None and len(state.pending.indices) == 4
+        first = session.batch(ME).queries
         answers = {r.pool_index: (-1 if j == 0 else int(pool.y[r.pool_index]))
                    for j, r in enumerate(first)}
         for row in first[:-1]:
             session.label(row.id, answers[row.pool_index], ME)
-        open_state = load()  # round 1 still open: nothing told yet, but its queries are asked
+        open_state = load()  # round 0 still open: its answers are not told yet
         assert open_state.round == 0 and len(open_state.labeled_y) == 0
-        assert open_state.queried.sum() == 4
+        assert open_state.pending is not None
         session.label(first[-1].id, answers[first[-1].pool_index], ME)
         state = load()
         kept = {i: y for i, y in answers.items() if y >= 0}
         assert state.round == 1 and state.n_spent == 4 and state.n_abstained == 1
         assert dict(zip(state.labeled_indices.tolist(), state.labeled_y.tolist())) == kept
-        assert state.queried.sum() == 8 and state.empty_rounds == 0  # round 2 is asked
-        for row in session.batch(ME):
+        assert state.queried.sum() == 4 and state.empty_rounds == 0
+        assert state.pending is not None and state.pending.round == 1  # round 1 is asked
+        for row in session.batch(ME).queries:
             session.label(row.id, -1, ME)  # a round of "can't tell"
         state = load()
         assert state.round == 2 and state.empty_rounds == 1 and state.n_abstained == 5
-        assert len(state.labeled_y) == 3 and state.problem(len(pool), 10) is None
+        assert len(state.labeled_y) == 3
+        # the live engine holds the same state
+        live = session.worker.engine.state
+        assert (live.round, live.n_spent, live.n_abstained, live.empty_rounds) == \
+            (state.round, state.n_spent, state.n_abstained, state.empty_rounds)
     finally:
         session.close()

@@ -1,4 +1,4 @@
-"""``features = "vae"``: features learned on the unlabeled images themselves (issue 13)."""
+"""``features = "vae"``: features learned on the unlabeled images themselves."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from sklearn.datasets import load_digits
 
 from activegen.cli import _images_label_config, build_parser
 from activegen.models.export import ModelFileError, load_model, predict_files
-from activegen.server.practitioner import ImageFolderSession
+from activegen.server.core.session import LabelSession
+from activegen.server.opening import open_session
 
 DIGITS = (0, 1)
 SHAPES = ("zero", "one")  # the class names the session is given
@@ -41,21 +42,23 @@ def make_digit_folders(pool: Path, held: Path) -> tuple[dict[str, int], dict[str
 
 
 def _session(tmp_path: Path, folder: Path, features: str = "vae",
-             store: str = "s.sqlite") -> ImageFolderSession:
+             store: str = "s.sqlite") -> LabelSession:
     args = build_parser().parse_args(
         ["label", "--images", str(folder), "--classes", ",".join(SHAPES), "--size", "16",
          "--channels", "1", "--audit", "0", "--budget", "40", "--features", features])
-    return ImageFolderSession(_images_label_config(args), tmp_path / store)
+    return open_session(_images_label_config(args), tmp_path / store)
 
 
-def _label_and_predict(session: ImageFolderSession, truth: dict[str, int], held: Path,
+def _label_and_predict(session: LabelSession, truth: dict[str, int], held: Path,
                        held_truth: dict[str, int], model_path: Path) -> float:
     """Answer every query with the truth, export, predict ``held``: the accuracy."""
     try:
         while not session.finished:
-            for row in session.batch("t"):
-                session.label(row.id, truth[session.paths[row.pool_index]], "t")
-        session.exported_model().save(model_path)
+            assert session.wait_ready(120)
+            for row in session.batch("t").queries:
+                assert session.files is not None and row.pool_index is not None
+                session.label(row.id, truth[session.files[row.pool_index]], "t")
+        model_path.write_bytes(session.model_file())
     finally:
         session.close()
     text, skipped = predict_files(model_path, [held], None)
@@ -68,8 +71,8 @@ def test_vae_features_beat_chance_and_export(tmp_path: Path) -> None:
     pool, held = tmp_path / "pool", tmp_path / "held"
     truth, held_truth = make_digit_folders(pool, held)
     session = _session(tmp_path, pool)
-    assert session.features.shape == (250, 32)
-    features = session.features.copy()
+    assert session.X_pool.shape == (250, 32, 1, 1)  # the features, as the learner's inputs
+    features = session.X_pool.copy()
     model_path = tmp_path / "model.npz"
     accuracy = _label_and_predict(session, truth, held, held_truth, model_path)
     pixels = _label_and_predict(_session(tmp_path, pool, "pixels", "p.sqlite"), truth, held,
@@ -86,7 +89,7 @@ def test_vae_features_beat_chance_and_export(tmp_path: Path) -> None:
     assert len(list((tmp_path / "cache").glob("vaes/*/model.pt"))) == 1
     again = _session(tmp_path, pool)
     try:
-        np.testing.assert_array_equal(again.features, features)
+        np.testing.assert_array_equal(again.X_pool, features)
     finally:
         again.close()
 

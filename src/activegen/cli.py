@@ -224,7 +224,7 @@ def _cmd_label_studio(args: argparse.Namespace) -> int:
     import os
 
     from activegen.server.config import load_label_config
-    from activegen.server.label_studio import run_sync
+    from activegen.server.run import sync_label_studio
 
     images_flags = (args.images, args.classes, args.size, args.channels, args.features,
                     args.audit, args.labels, args.budget)
@@ -234,8 +234,9 @@ def _cmd_label_studio(args: argparse.Namespace) -> int:
         config = load_label_config(Path(args.config))
     token = args.ls_token or os.environ.get("LABEL_STUDIO_API_KEY", "")
     url = args.url or os.environ.get("LABEL_STUDIO_URL", "http://localhost:8080")
-    return run_sync(config, args.config, args.store, url, token, args.project,
-                    args.interval, args.once)
+    return sync_label_studio(config, Path(args.config) if args.config else None,
+                             Path(args.store) if args.store else None, url, token,
+                             args.project, args.interval, args.once)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -255,8 +256,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_label_export(args: argparse.Namespace) -> int:
     from activegen._atomic import atomic_write_text
-    from activegen.server.interchange import to_csv, to_json
-    from activegen.server.store import read_answers
+    from activegen.server.core.store import read_answers
+    from activegen.server.interop.interchange import to_csv, to_json
 
     rows, classes, config = read_answers(Path(args.store))
     if args.format == "csv":

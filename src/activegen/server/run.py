@@ -1,39 +1,24 @@
-"""Start a labeling session's web server (what ``activegen label`` runs)."""
+"""What ``activegen label`` and ``activegen label-studio`` run: open the session
+(:func:`~activegen.server.opening.open_session`), then serve the web app over it or sync it
+with a Label Studio project, until interrupted."""
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from activegen.errors import ActivegenError, ConfigError, DataError
-from activegen.server.app import LOOPBACK_HOSTS, create_app, is_loopback
-from activegen.server.config import LabelConfig, default_store_path, load_label_config
-from activegen.server.interchange import PARSERS
-from activegen.server.session import LabelSession, RequestError, load_session_data
-
-
-def read_import_file(path: Path, classes: list[str]) -> list[tuple[int, int]]:
-    """``(pool_index, label)`` pairs from a CSV, a Label Studio export or an activegen JSON."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file to import")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".csv":
-        fmt = "csv"
-    else:
-        try:
-            fmt = "labelstudio" if isinstance(json.loads(text), list) else "json"
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: neither CSV (by its name) nor JSON ({exc})") from None
-    try:
-        items, _ = PARSERS[fmt](text, classes)
-    except RequestError as exc:
-        raise DataError(f"{path}: {exc.detail}") from None
-    return items
+from activegen.errors import ActivegenError, ConfigError
+from activegen.server.config import LabelConfig, load_label_config
+from activegen.server.core.session import LabelSession
+from activegen.server.interop.label_studio import LabelStudioClient, LabelStudioSync, SyncReport
+from activegen.server.opening import open_session
+from activegen.server.web.app import create_app
+from activegen.server.web.middleware import LOOPBACK_HOSTS, is_loopback
 
 
 @dataclass
@@ -41,7 +26,7 @@ class PreparedServer:
     """A session, its app and a bound socket, ready to serve."""
 
     session: LabelSession
-    server: object  # uvicorn.Server
+    server: Any  # uvicorn.Server
     sock: socket.socket
     url: str
     token: str | None
@@ -64,7 +49,9 @@ def bind(host: str, port: int) -> socket.socket:
 def prepare_server(config: LabelConfig, config_path: Path | None = None, host: str | None = None,
                    port: int | None = None, store: Path | None = None,
                    import_file: Path | None = None, token: str | None = None) -> PreparedServer:
-    """Load the data, open (or resume) the session, bind the socket; nothing served yet."""
+    """Open (or resume) the session and bind the socket; nothing served yet."""
+    import uvicorn
+
     host = host or config.labeling.host
     port = config.labeling.port if port is None else port
     token = token or os.environ.get("ACTIVEGEN_TOKEN") or None
@@ -72,35 +59,13 @@ def prepare_server(config: LabelConfig, config_path: Path | None = None, host: s
         token = secrets.token_urlsafe(24)
     if token is not None and len(token) < 16:
         raise ConfigError("the token must be at least 16 characters")
-    if config.images is not None:  # an unlabeled folder (issue 13); --import is [images] labels
-        if import_file is not None:
-            raise ConfigError("with --images, give known labels as --labels (a CSV path,label)")
-        from activegen.server.practitioner import ImageFolderSession
-
-        sock = bind(host, port)
-        try:
-            session: LabelSession = ImageFolderSession(
-                config, store or default_store_path(config, config_path))
-        except BaseException:
-            sock.close()
-            raise
-        return _finish_prepare(session, sock, host, token)
-    pool, tests = load_session_data(config)
-    seed_labels = read_import_file(import_file, list(pool.classes)) if import_file else None
     sock = bind(host, port)
     try:
-        store_path = store or default_store_path(config, config_path)
-        session = LabelSession(config, pool, tests, store_path, seed_labels=seed_labels)
+        session = open_session(config, store, config_path=config_path,
+                               import_file=import_file)
     except BaseException:
         sock.close()
         raise
-    return _finish_prepare(session, sock, host, token)
-
-
-def _finish_prepare(session: LabelSession, sock: socket.socket, host: str, token: str | None
-                    ) -> PreparedServer:
-    import uvicorn
-
     app = create_app(session, token=token,
                      allowed_hosts=list(LOOPBACK_HOSTS) if is_loopback(host) else None)
     bound_port = sock.getsockname()[1]
@@ -126,18 +91,49 @@ def serve(config_path: Path | None, host: str | None = None, port: int | None = 
           f"  store:  {session.store_path} ({state['answered']} answered, round {state['round']}"
           f"{', finished' if state['finished'] else ''})\n"
           f"  open:   {link}", flush=True)
-    if "n_skipped" in state:
-        print(f"  images: {len(getattr(session, 'paths', []))} to label, "
-              f"{state['audit']['size']} in the audit sample, {state['n_skipped']} unreadable "
-              "files skipped" + "".join(f"\n    skipped {s['path']}: {s['reason']}"
-                                        for s in state["skipped_files"][:20]), flush=True)
+    if session.files is not None:
+        skipped = state.get("skipped_files", [])
+        audited = 0 if session.audit is None else len(session.audit.files)
+        print(f"  images: {len(session.files)} to label, {audited} in the audit sample, "
+              f"{len(skipped)} unreadable files skipped"
+              + "".join(f"\n    skipped {s['path']}: {s['reason']}" for s in skipped[:20]),
+              flush=True)
     if prepared.token:
         print(f"  token:  {prepared.token}  (required on every request)", flush=True)
     print("  stop with Ctrl-C; the same command resumes the session", flush=True)
     try:
-        prepared.server.run(sockets=[prepared.sock])  # type: ignore[attr-defined]
+        prepared.server.run(sockets=[prepared.sock])
     finally:
         session.close()
         prepared.sock.close()
     print(f"activegen label: stopped; labels are in {session.store_path}", file=sys.stderr)
+    return 0
+
+
+def sync_label_studio(config: LabelConfig, config_path: Path | None, store: Path | None,
+                      url: str, token: str, project_id: int | None, interval: float,
+                      once: bool) -> int:
+    """What ``activegen label-studio`` runs: open the session, then sync until it is done."""
+    client = LabelStudioClient(url, token)
+    session = open_session(config, store, config_path=config_path)
+    try:
+        sync = LabelStudioSync(session, client, project_id)
+        print(f"activegen label-studio: {config.name}\n  store:   {session.store_path}\n"
+              f"  project: {client.url}/projects/{sync.project_id}", flush=True)
+
+        def show(r: SyncReport) -> None:
+            print(f"  round {r.round}: {r.pulled} answers pulled, {r.pushed} tasks pushed"
+                  + (f", {r.conflicts} conflicting annotations left as stored"
+                     if r.conflicts else "") + (" (finished)" if r.finished else ""),
+                  flush=True)
+
+        if once:
+            show(sync.sync())
+        else:
+            sync.run(interval, report=show)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        session.close()
+    print(f"activegen label-studio: stopped; labels are in {session.store_path}", flush=True)
     return 0

@@ -1,7 +1,11 @@
-"""Reading Label Studio tasks: their annotations, and their images' files.
+"""Reading Label Studio tasks: their answers, and their images' files.
 
-:func:`task_annotation` reads a task's latest finished ``choices`` annotation (for the live
-sync of :mod:`activegen.server.label_studio` and for exports alike).
+:func:`task_answer` is the one reader of a task's answer, used by the live sync
+(:mod:`activegen.server.interop.label_studio`), the import of an export by ``pool_index``
+(:mod:`activegen.server.interop.interchange`) and the known labels of an image folder
+(:func:`read_label_studio_export`): a task's latest finished annotation (not cancelled, with a
+result) and its single ``choices`` value, or, in a JSON-MIN export (one flat row per task),
+the row's choice.
 
 A practitioner who labeled some photos in Label Studio exports them (JSON, or JSON-MIN) and
 passes the file as ``--labels``. Label Studio does not keep the folder's paths: a task's image
@@ -22,15 +26,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from activegen.errors import DataError
 from activegen.oracles.base import ABSTAIN
-from activegen.server.interchange import CANT_TELL
+from activegen.server.core.errors import InvalidImport
 
+#: The class name of the answer ``-1`` in every export and in Label Studio's choices.
+CANT_TELL = "can't tell"
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
-
-
-class LabelStudioTaskError(DataError):
-    """A Label Studio task whose annotation activegen cannot read (the task is named)."""
 
 
 def choice_result(name: str) -> list[dict[str, Any]]:
@@ -39,29 +40,58 @@ def choice_result(name: str) -> list[dict[str, Any]]:
              "value": {"choices": [name]}}]
 
 
-def task_annotation(task: dict[str, Any], classes: Sequence[str]) -> int | None:
-    """The class (``-1`` = can't tell) of a task's latest finished annotation; None without.
+def task_answer(task: Mapping[str, Any], classes: Sequence[str],
+                where: str | None = None) -> int | None:
+    """The answer of one Label Studio task (see the module docstring): a class index, ``-1``
+    for "can't tell", or None when the task has no finished answer.
 
     Raises:
-        LabelStudioTaskError: the annotation's choice is not one of ``classes`` (task named).
+        InvalidImport: the annotation has several choices, or a choice that is not one of
+            ``classes`` (the task is named: ``where``, default its id).
     """
+    where = where or f"Label Studio task {task.get('id')}"
+    if "annotations" not in task:
+        return _min_label(task, classes, where)
     done = [a for a in task.get("annotations") or []
-            if not a.get("was_cancelled") and a.get("result")]
+            if isinstance(a, dict) and not a.get("was_cancelled") and a.get("result")]
     if not done:
         return None
     latest = max(done, key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""),
                                       int(a.get("id") or 0)))
-    chosen = [c for r in latest["result"] if r.get("type") == "choices"
+    chosen = [c for r in latest["result"] if isinstance(r, dict) and r.get("type") == "choices"
               for c in (r.get("value") or {}).get("choices") or []]
     if len(chosen) != 1:
-        raise LabelStudioTaskError(f"Label Studio task {task.get('id')}: its annotation has "
-                               f"{len(chosen)} choices, expected one")
-    if chosen[0] == CANT_TELL:
+        raise InvalidImport(f"{where}: its annotation has {len(chosen)} choices, expected one")
+    return _class_of(chosen[0], classes, where)
+
+
+def _class_of(name: object, classes: Sequence[str], where: str) -> int:
+    if name == CANT_TELL:
         return ABSTAIN
-    if chosen[0] not in classes:
-        raise LabelStudioTaskError(f"Label Studio task {task.get('id')}: class {chosen[0]!r} is "
-                               f"not one of {list(classes)}")
-    return list(classes).index(chosen[0])
+    if not isinstance(name, str) or name not in classes:
+        raise InvalidImport(f"{where}: class {name!r} is not one of {list(classes)}")
+    return list(classes).index(name)
+
+
+def _min_label(task: Mapping[str, Any], classes: Sequence[str], where: str) -> int | None:
+    """The answer of a JSON-MIN row (``{"image": ..., "label": "cat"}``); None without."""
+    named = task.get("label")
+    if isinstance(named, dict) and len(named.get("choices") or []) == 1:
+        named = named["choices"][0]
+    if isinstance(named, str):  # activegen's control name: its value must be a class
+        return _class_of(named, classes, where)
+    values = [v for k, v in task.items() if k not in ("image", "path", "id", "annotator",
+                                                         "annotation_id", "created_at",
+                                                         "updated_at", "lead_time")
+              and isinstance(v, str) and (v in classes or v == CANT_TELL)]
+    choices = [v.get("choices") for v in task.values() if isinstance(v, dict)]
+    values += [c[0] for c in choices if isinstance(c, list) and len(c) == 1
+               and (c[0] in classes or c[0] == CANT_TELL)]
+    if not values:
+        return None
+    if len(set(values)) != 1:
+        raise InvalidImport(f"{where}: several class values {sorted(set(values))}")
+    return _class_of(values[0], classes, where)
 
 
 def reference_parts(ref: str) -> list[str]:
@@ -89,13 +119,13 @@ def match_file(ref: str, index_of: Mapping[str, int],
     """The image index ``ref`` names (see the module docstring).
 
     Raises:
-        DataError: no image of the folder matches, or several match equally well.
+        InvalidImport: no image of the folder matches, or several match equally well.
     """
     if ref in index_of:
         return index_of[ref]
     parts = reference_parts(ref)
     if not parts:
-        raise DataError(f"{where}: image reference {ref!r} names no file")
+        raise InvalidImport(f"{where}: image reference {ref!r} names no file")
     variants = [parts]
     stripped = _UPLOAD_PREFIX.sub("", parts[-1])
     if stripped != parts[-1] and stripped:
@@ -106,9 +136,9 @@ def match_file(ref: str, index_of: Mapping[str, int],
             return hits.pop()
         if len(hits) > 1:
             names = sorted(rel for rel, i in index_of.items() if i in hits)[:3]
-            raise DataError(f"{where}: image {ref!r} matches several files of the folder "
+            raise InvalidImport(f"{where}: image {ref!r} matches several files of the folder "
                             f"({', '.join(names)}, ...); export with the folder's paths")
-    raise DataError(f"{where}: image {ref!r} matches no readable image of the folder")
+    raise InvalidImport(f"{where}: image {ref!r} matches no readable image of the folder")
 
 
 def _image_reference(task: dict[str, Any]) -> str | None:
@@ -123,66 +153,39 @@ def _image_reference(task: dict[str, Any]) -> str | None:
     return refs[0] if len(refs) == 1 else None
 
 
-def _min_label(task: dict[str, Any], classes: Sequence[str], where: str) -> int | None:
-    """The class of a JSON-MIN row (``{"image": ..., "label": "cat"}``); None without."""
-    named = task.get("label")
-    if isinstance(named, dict):
-        named = (named.get("choices") or [None])[0] if len(named.get("choices") or []) == 1 \
-            else named
-    if isinstance(named, str):  # activegen's control name: its value must be a class
-        if named == "can't tell":
-            return ABSTAIN
-        if named not in classes:
-            raise DataError(f"{where}: class {named!r} is not one of {list(classes)}")
-        return list(classes).index(named)
-    values = [v for k, v in task.items() if k not in ("image", "path", "id", "annotator",
-                                                         "annotation_id", "created_at",
-                                                         "updated_at", "lead_time")
-              and isinstance(v, str) and (v in classes or v == "can't tell")]
-    choices = [v.get("choices") for v in task.values() if isinstance(v, dict)]
-    values += [c[0] for c in choices if isinstance(c, list) and len(c) == 1
-               and (c[0] in classes or c[0] == "can't tell")]
-    if not values:
-        return None
-    if len(set(values)) != 1:
-        raise DataError(f"{where}: several class values {sorted(set(values))}")
-    return ABSTAIN if values[0] == "can't tell" else list(classes).index(values[0])
-
-
-def read_label_studio_labels(path: Path, classes: Sequence[str], index_of: Mapping[str, int]
+def read_label_studio_export(path: Path, classes: Sequence[str], index_of: Mapping[str, int]
                              ) -> list[tuple[int, int]]:
-    """``(image index, label)`` pairs from a Label Studio JSON or JSON-MIN export.
+    """``(image index, label)`` pairs from a Label Studio JSON or JSON-MIN export, images
+    matched to files by name (see the module docstring).
 
-    Tasks without a finished annotation, and "can't tell" answers, are left out.
+    Tasks without a finished answer, and "can't tell" answers, are left out.
 
     Raises:
-        DataError: not a JSON list of tasks, a task whose image matches no file (or several),
-            a class not in ``classes``, or two tasks giving one file different classes.
+        InvalidImport: not a JSON list of tasks, a task whose image matches no file (or
+            several), a class not in ``classes``, or two tasks giving one file different
+            classes (the file and the task are named).
     """
     try:
         tasks = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not a Label Studio JSON export ({exc})") from None
+        raise InvalidImport(f"{path}: not a Label Studio JSON export ({exc})") from None
     if not isinstance(tasks, list):
-        raise DataError(f"{path}: a Label Studio export is a JSON list of tasks")
+        raise InvalidImport(f"{path}: a Label Studio export is a JSON list of tasks")
     found: dict[int, int] = {}
     suffixes = suffix_index(index_of)
     for n, task in enumerate(tasks):
         where = f"{path}, task {task.get('id', n) if isinstance(task, dict) else n}"
         if not isinstance(task, dict):
-            raise DataError(f"{where}: not a task object")
-        try:
-            label = (task_annotation(task, classes) if "annotations" in task
-                     else _min_label(task, classes, where))
-        except LabelStudioTaskError as exc:
-            raise DataError(f"{where}: {exc}") from None
+            raise InvalidImport(f"{where}: not a task object")
+        label = task_answer(task, classes, where)
         if label is None or label == ABSTAIN:
             continue
         ref = _image_reference(task)
         if ref is None:
-            raise DataError(f"{where}: no image file name (data.image is embedded or absent)")
+            raise InvalidImport(f"{where}: no image file name (data.image is embedded or "
+                                "absent)")
         index = match_file(ref, index_of, suffixes, where)
         if found.get(index, label) != label:
-            raise DataError(f"{where}: {ref!r} has two different classes in the export")
+            raise InvalidImport(f"{where}: {ref!r} has two different classes in the export")
         found[index] = label
     return sorted(found.items())

@@ -1,13 +1,13 @@
-"""A live active-learning loop with Label Studio, synced through its REST API (issue 13).
+"""A live active-learning loop with Label Studio, synced through its REST API.
 
 activegen stays the loop (the session's store, learner and strategy); Label Studio is where
 the person labels. One :meth:`LabelStudioSync.sync` does, in this order:
 
 1. **pull**: read the project's tasks; every task made by activegen (``data.activegen_query_id``)
-   with a finished annotation (the latest one not cancelled, a single ``choices`` result) is
-   recorded in the session's store as that query's answer, by the labeler ``label-studio``.
-   Answering the last open query of a round retrains the learner and chooses the next round,
-   as in the web app.
+   with a finished answer (read by the one Label Studio reader,
+   :func:`~activegen.server.interop.label_studio_tasks.task_answer`) is recorded in the
+   session's store as that query's answer, by the labeler ``label-studio``. Answering the last
+   open query of a round retrains the learner and chooses the next round, as in the web app.
 2. **push**: the open queries of the current round that the project does not hold yet become
    tasks, imported in the strategy's order (so Label Studio's default order, by task id, is
    the strategy's), each with the image as a PNG data URI, its file (``data.path``) and, once
@@ -35,10 +35,12 @@ from typing import Any
 import numpy as np
 
 from activegen.errors import ActivegenError, ConfigError
-from activegen.server.interchange import label_studio_config
-from activegen.server.label_studio_files import choice_result, task_annotation
-from activegen.server.session import LabelSession, RequestError
-from activegen.server.store import QueryRow
+from activegen.models.capabilities import Probabilistic, has_capability
+from activegen.server.core.errors import Conflict, SessionError
+from activegen.server.core.session import LabelSession
+from activegen.server.core.store import QueryRow
+from activegen.server.interop.interchange import label_studio_config
+from activegen.server.interop.label_studio_tasks import choice_result, task_answer
 
 #: the labeler id under which Label Studio's answers are stored
 LABELER = "label-studio"
@@ -85,7 +87,7 @@ class LabelStudioClient:
             raise LabelStudioError(f"Label Studio {method} {path}: HTTP {exc.code}: "
                                    f"{detail}") from None
         except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             raise LabelStudioError(f"Label Studio at {self.url} unreachable ({method} {path}): "
                                    f"{reason}") from None
         return json.loads(raw) if raw else None
@@ -188,12 +190,11 @@ class LabelStudioSync:
         self.session.wait_ready(self.wait_seconds)
         present = {int(t["data"]["activegen_query_id"]) for t in tasks
                    if "activegen_query_id" in (t.get("data") or {})}
-        rows = sorted(self.session.batch(LABELER), key=lambda r: (r.round, r.position))
+        batch = self.session.batch(LABELER)
+        rows = sorted(batch.queries, key=lambda r: (r.round, r.position))
         new = [r for r in rows if r.id not in present]
         self.client.import_tasks(self.project_id, [self.task(r) for r in new])
-        with self.session.store.lock:
-            round_ = self.session.store.current_round()
-        return SyncReport(pulled, conflicts, len(new), round_, self.session.finished)
+        return SyncReport(pulled, conflicts, len(new), batch.round, batch.finished)
 
     def _pull(self, tasks: list[dict[str, Any]]) -> tuple[int, int]:
         answered = {int(r["query_id"]): int(r["label"]) for r in self._answers()}
@@ -202,7 +203,7 @@ class LabelStudioSync:
             qid = (task.get("data") or {}).get("activegen_query_id")
             if qid is None:
                 continue  # a task activegen did not make
-            label = task_annotation(task, self.session.classes)
+            label = task_answer(task, self.session.classes)
             if label is None:
                 continue
             if int(qid) in answered:
@@ -210,12 +211,12 @@ class LabelStudioSync:
                 continue
             try:
                 self.session.label(int(qid), label, LABELER)
-            except RequestError as exc:
-                if exc.status == 409:  # answered meanwhile, or held by a web-app labeler
-                    conflicts += 1
-                    continue
+            except Conflict:  # answered meanwhile, or held by a web-app labeler
+                conflicts += 1
+                continue
+            except SessionError as exc:
                 raise LabelStudioError(f"Label Studio task {task.get('id')} (query {qid}): "
-                                       f"{exc.detail}") from None
+                                       f"{exc}") from None
             pulled += 1
         return pulled, conflicts
 
@@ -233,13 +234,12 @@ class LabelStudioSync:
             "activegen_position": row.position, "pool_index": row.pool_index,
             "strategy_score": row.score,
         }
-        task: dict[str, Any] = {"data": {**data, **{k: v for k, v in
-                                                    session.query_dict(row).items()
-                                                    if k == "path"}}}
+        if session.files is not None and row.pool_index is not None:
+            data["path"] = session.files[row.pool_index]
+        task: dict[str, Any] = {"data": data}
         learner = session.learner
-        proba_of = getattr(learner, "predict_proba", None)
-        if row.pool_index is not None and callable(proba_of):
-            proba = np.asarray(proba_of(session.X_pool[[row.pool_index]]))[0]
+        if row.pool_index is not None and has_capability(learner, Probabilistic):
+            proba = np.asarray(learner.predict_proba(session.X_pool[[row.pool_index]]))[0]
             best = int(np.argmax(proba))
             task["predictions"] = [{
                 "model_version": f"activegen-round-{row.round}",
@@ -258,49 +258,3 @@ class LabelStudioSync:
             if outcome.finished and until_finished:
                 return outcome
             time.sleep(interval)
-
-
-def open_session(config: Any, config_path: Any = None, store: Any = None) -> LabelSession:
-    """The session ``activegen label`` would open for ``config`` (an image folder or a
-    dataset), without its web server."""
-    from pathlib import Path
-
-    from activegen.server.config import default_store_path
-    from activegen.server.session import load_session_data
-
-    store_path = Path(store) if store else default_store_path(
-        config, Path(config_path) if config_path else None)
-    if config.images is not None:
-        from activegen.server.practitioner import ImageFolderSession
-
-        return ImageFolderSession(config, store_path)
-    pool, tests = load_session_data(config)
-    return LabelSession(config, pool, tests, store_path)
-
-
-def run_sync(config: Any, config_path: Any, store: Any, url: str, token: str,
-             project_id: int | None, interval: float, once: bool) -> int:
-    """What ``activegen label-studio`` runs: open the session, then sync until it is done."""
-    client = LabelStudioClient(url, token)
-    session = open_session(config, config_path, store)
-    try:
-        sync = LabelStudioSync(session, client, project_id)
-        print(f"activegen label-studio: {config.name}\n  store:   {session.store_path}\n"
-              f"  project: {client.url}/projects/{sync.project_id}", flush=True)
-
-        def show(r: SyncReport) -> None:
-            print(f"  round {r.round}: {r.pulled} answers pulled, {r.pushed} tasks pushed"
-                  + (f", {r.conflicts} conflicting annotations left as stored"
-                     if r.conflicts else "") + (" (finished)" if r.finished else ""),
-                  flush=True)
-
-        if once:
-            show(sync.sync())
-        else:
-            sync.run(interval, report=show)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        session.close()
-    print(f"activegen label-studio: stopped; labels are in {session.store_path}", flush=True)
-    return 0

@@ -3,8 +3,11 @@
 Exports are built from the store alone. Imports identify images by ``pool_index`` (the row of
 the pool as the session's config loads it): a CSV needs ``pool_index`` and either ``class``
 (a class name) or ``label`` (a class number, ``-1`` = can't tell); a Label Studio export needs
-``data.pool_index`` on each task and a ``choices`` result in its annotation. Synthesized
-images exist only in the store that asked them, so imports skip them (and count them).
+``data.pool_index`` on each task, its answer read by the one Label Studio reader
+(:func:`~activegen.server.interop.label_studio_tasks.task_answer`). Synthesized images exist
+only in the store that asked them, so imports skip them (and count them). A text that cannot
+be read is an :class:`~activegen.server.core.errors.InvalidImport` naming the row or task,
+checked in full before anything is imported.
 """
 
 from __future__ import annotations
@@ -13,16 +16,17 @@ import base64
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import numpy as np
 
-from activegen.server.session import RequestError
+from activegen.server.core.errors import InvalidImport
+from activegen.server.interop.label_studio_tasks import CANT_TELL, task_answer
 
-CANT_TELL = "can't tell"
 CSV_COLUMNS = ("query_id", "round", "kind", "source", "pool_index", "label", "class", "labeler",
                "timestamp", "generator_id")
 
@@ -99,7 +103,7 @@ def to_json(rows: list[dict[str, Any]], classes: Sequence[str], session: dict[st
 
 
 def to_label_studio(rows: list[dict[str, Any]], classes: Sequence[str],
-                    image_png: Any) -> str:
+                    image_png: Callable[[int], bytes]) -> str:
     """Label Studio tasks with one annotation each (a ``choices`` result named ``label`` on an
     image named ``image``); images are embedded as data URIs, so the file stands alone.
 
@@ -145,13 +149,13 @@ def _label_from(value: str, classes: Sequence[str], where: str, by_name: bool) -
             return -1
         if value in classes:
             return list(classes).index(value)
-        raise RequestError(422, f"{where}: class {value!r} is not one of {list(classes)}")
+        raise InvalidImport(f"{where}: class {value!r} is not one of {list(classes)}")
     try:
         label = int(value)
     except ValueError:
-        raise RequestError(422, f"{where}: label {value!r} is not an integer") from None
+        raise InvalidImport(f"{where}: label {value!r} is not an integer") from None
     if not -1 <= label < len(classes):
-        raise RequestError(422, f"{where}: label {label} is outside -1..{len(classes) - 1}")
+        raise InvalidImport(f"{where}: label {label} is outside -1..{len(classes) - 1}")
     return label
 
 
@@ -161,9 +165,9 @@ def _pool_index(value: Any, where: str) -> int | None:
     try:
         index = int(value)
     except (TypeError, ValueError):
-        raise RequestError(422, f"{where}: pool_index {value!r} is not an integer") from None
+        raise InvalidImport(f"{where}: pool_index {value!r} is not an integer") from None
     if isinstance(value, float) and not float(value).is_integer():
-        raise RequestError(422, f"{where}: pool_index {value!r} is not an integer")
+        raise InvalidImport(f"{where}: pool_index {value!r} is not an integer")
     return index
 
 
@@ -172,7 +176,7 @@ def parse_csv(text: str, classes: Sequence[str]) -> tuple[list[tuple[int, int]],
     reader = csv.DictReader(io.StringIO(text))
     fields = set(reader.fieldnames or [])
     if "pool_index" not in fields or not ({"class", "label"} & fields):
-        raise RequestError(422, "CSV import needs a header with 'pool_index' and 'class' "
+        raise InvalidImport("CSV import needs a header with 'pool_index' and 'class' "
                                 f"(a class name) or 'label' (a class number); got {sorted(fields)}")
     by_name = "class" in fields
     items, skipped = [], 0
@@ -183,41 +187,32 @@ def parse_csv(text: str, classes: Sequence[str]) -> tuple[list[tuple[int, int]],
             if row.get("kind") == "synth":
                 skipped += 1
                 continue
-            raise RequestError(422, f"{where}: no pool_index")
+            raise InvalidImport(f"{where}: no pool_index")
         value = row.get("class") if by_name else row.get("label")
         items.append((index, _label_from(value or "", classes, where, by_name)))
     return items, skipped
 
 
 def parse_label_studio(text: str, classes: Sequence[str]) -> tuple[list[tuple[int, int]], int]:
-    """``(pool_index, label)`` pairs from a Label Studio JSON export; tasks without an
-    annotation or without ``data.pool_index`` (synthesized images) are skipped and counted."""
+    """``(pool_index, label)`` pairs from a Label Studio JSON export; tasks without a finished
+    answer or without ``data.pool_index`` (synthesized images) are skipped and counted."""
     try:
         tasks = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RequestError(422, f"Label Studio import: not JSON ({exc})") from None
+        raise InvalidImport(f"Label Studio import: not JSON ({exc})") from None
     if not isinstance(tasks, list):
-        raise RequestError(422, "Label Studio import: expected a list of tasks")
+        raise InvalidImport("Label Studio import: expected a list of tasks")
     items, skipped = [], 0
     for i, task in enumerate(tasks):
         where = f"task {i}"
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
-            raise RequestError(422, f"{where}: not a task with 'data'")
+            raise InvalidImport(f"{where}: not a task with 'data'")
         index = _pool_index(task["data"].get("pool_index"), where)
-        annotations = [a for a in task.get("annotations") or []
-                       if isinstance(a, dict) and not a.get("was_cancelled")]
-        if index is None or not annotations:
+        label = None if index is None else task_answer(task, classes, where)
+        if index is None or label is None:
             skipped += 1
             continue
-        choice = None
-        for result in annotations[-1].get("result") or []:
-            if isinstance(result, dict) and result.get("type") == "choices":
-                chosen = (result.get("value") or {}).get("choices") or []
-                if len(chosen) == 1 and isinstance(chosen[0], str):
-                    choice = chosen[0]
-        if choice is None:
-            raise RequestError(422, f"{where}: its annotation has no single 'choices' result")
-        items.append((index, _label_from(choice, classes, where, by_name=True)))
+        items.append((index, label))
     return items, skipped
 
 
@@ -226,17 +221,17 @@ def parse_json(text: str, classes: Sequence[str]) -> tuple[list[tuple[int, int]]
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RequestError(422, f"JSON import: not JSON ({exc})") from None
+        raise InvalidImport(f"JSON import: not JSON ({exc})") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("labels"), list):
-        raise RequestError(422, "JSON import: expected an activegen export with 'labels'")
+        raise InvalidImport("JSON import: expected an activegen export with 'labels'")
     if payload.get("classes") is not None and list(payload["classes"]) != list(classes):
-        raise RequestError(422, f"JSON import: its classes {payload['classes']} are not this "
+        raise InvalidImport(f"JSON import: its classes {payload['classes']} are not this "
                                 f"session's {list(classes)}")
     items, skipped = [], 0
     for i, row in enumerate(payload["labels"]):
         where = f"labels[{i}]"
         if not isinstance(row, dict):
-            raise RequestError(422, f"{where}: not an object")
+            raise InvalidImport(f"{where}: not an object")
         index = _pool_index(row.get("pool_index"), where)
         if index is None:
             skipped += 1
@@ -246,3 +241,27 @@ def parse_json(text: str, classes: Sequence[str]) -> tuple[list[tuple[int, int]]
 
 
 PARSERS = {"csv": parse_csv, "labelstudio": parse_label_studio, "json": parse_json}
+
+
+def read_labels_file(path: Path, classes: list[str]) -> list[tuple[int, int]]:
+    """``(pool_index, label)`` pairs from a file (``--import``): a CSV (by its name), a Label
+    Studio export (a JSON list) or this app's JSON export.
+
+    Raises:
+        InvalidImport: no such file, or a row or task that cannot be read (the file is named).
+    """
+    if not path.is_file():
+        raise InvalidImport(f"{path}: no such file to import")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".csv":
+        fmt = "csv"
+    else:
+        try:
+            fmt = "labelstudio" if isinstance(json.loads(text), list) else "json"
+        except json.JSONDecodeError as exc:
+            raise InvalidImport(f"{path}: neither CSV (by its name) nor JSON ({exc})") from None
+    try:
+        items, _ = PARSERS[fmt](text, classes)
+    except InvalidImport as exc:
+        raise InvalidImport(f"{path}: {exc}") from None
+    return items

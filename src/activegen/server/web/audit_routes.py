@@ -1,0 +1,36 @@
+"""The routes of a session's audit sample (:class:`~activegen.server.core.audit.Audit`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query
+from fastapi.responses import Response
+from pydantic import Field, StrictInt
+
+from activegen.server.core.audit import Audit
+from activegen.server.core.labeler import LABELER_MAX
+from activegen.server.web.routes import Body, Labeler
+
+
+class AuditLabelIn(Body):
+    audit_id: StrictInt = Field(ge=0)
+    label: StrictInt
+    labeler: Labeler
+
+
+def add_audit_routes(app: FastAPI, audit: Audit) -> None:
+    """The audit's images and answers (its estimate is in ``/api/state``)."""
+
+    @app.get("/api/audit/batch")
+    def audit_batch(labeler: Annotated[str, Query(min_length=1, max_length=LABELER_MAX)]
+                    ) -> dict[str, Any]:
+        return {"queries": audit.batch()}
+
+    @app.get("/api/audit/image/{audit_id:int}.png")
+    def audit_image(audit_id: int) -> Response:
+        return Response(audit.image_png(audit_id), media_type="image/png")
+
+    @app.post("/api/audit/label")
+    def audit_label(body: AuditLabelIn) -> dict[str, Any]:
+        return audit.label(body.audit_id, body.label, body.labeler)

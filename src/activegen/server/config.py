@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
 )
 
+from activegen.errors import ConfigError
 from activegen.experiments.config import (
     FINGERPRINT_VERSION,
     ComponentConfig,

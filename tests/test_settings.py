@@ -110,3 +110,11 @@ def test_the_json_schema_accepts_the_shipped_configs_and_refuses_a_bad_key(
     label = config_schema(LabelConfig)
     data = tomllib.loads((ROOT / "src/activegen/configs/label-digits.toml").read_text())
     assert list(jsonschema.Draft202012Validator(label).iter_errors(data)) == []
+
+
+def test_the_settings_reference_in_the_docs_is_the_generated_one() -> None:
+    """docs/settings.md is what the models say (regenerate it with
+    ``activegen strategies --markdown > docs/settings.md``)."""
+    from activegen.cli import settings_reference
+
+    assert (ROOT / "docs" / "settings.md").read_text() == settings_reference() + "\n"

@@ -235,3 +235,18 @@ def _type_name(annotation: Any) -> str:
 
 def _describe_preset(values: Mapping[str, Any]) -> str:
     return ", ".join(f"{k} = {v!r}" for k, v in values.items()) or "the defaults"
+
+
+def settings_markdown(model: type[BaseModel], prefix: str = "") -> str:
+    """``model``'s settings as a Markdown table (the docs' reference, generated)."""
+    rows = _rows(model, prefix)
+    if not rows:
+        return "No settings.\n"
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| setting | type | default | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{key}` | {cell(kind)} | {cell(default)} | {cell(meaning)} |"
+              for key, kind, default, meaning in rows]
+    return "\n".join(lines) + "\n"

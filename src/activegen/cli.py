@@ -130,6 +130,9 @@ def _cmd_strategies(args: argparse.Namespace) -> int:
     from activegen.oracles import ORACLES
     from activegen.strategies import STRATEGIES
 
+    if args.markdown:
+        print(settings_reference(), end="")
+        return 0
     if args.settings:
         for registry in (STRATEGIES, LEARNERS, ORACLES):
             if args.settings in registry.names():
@@ -145,6 +148,32 @@ def _cmd_strategies(args: argparse.Namespace) -> int:
     for name, cls in STRATEGIES.items():
         print(f"{name:<{width}}  {first_doc_line(cls)}")
     return 0
+
+
+def settings_reference() -> str:
+    """Every registered component's settings as Markdown: docs/settings.md, generated."""
+    from activegen._registry import first_doc_line
+    from activegen._settings import settings_markdown
+    from activegen.models import LEARNERS
+    from activegen.oracles import ORACLES
+    from activegen.strategies import STRATEGIES
+
+    parts = ["# Settings of every component\n",
+             "Generated from the settings models by `activegen strategies --markdown`; "
+             "`activegen strategies --settings NAME` prints one. Nested tables (`generator`, "
+             "`synthesis`, `vae`, `loss_head`, a mixed schedule's `primary`) are TOML tables "
+             "inside the component's table; a table with presets also takes a preset's name "
+             "(`synthesis = \"labelable\"`) or `{ preset = \"...\", key = value }`. See "
+             "[configuration.md](configuration.md) for the rest of the file.\n"]
+    for title, registry in (("Strategies", STRATEGIES), ("Learners", LEARNERS),
+                            ("Oracles", ORACLES)):
+        parts.append(f"## {title}\n")
+        for name, cls in registry.items():
+            if not cls.__module__.startswith("activegen."):
+                continue
+            parts.append(f"### `{name}`\n\n{first_doc_line(cls)}\n")
+            parts.append(settings_markdown(registry.settings_model(name)))
+    return "\n".join(parts)
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -419,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     strategies.add_argument("--settings", metavar="NAME",
                             help="print the settings of the strategy, learner or oracle NAME: "
                             "each key, its type, default and meaning")
+    strategies.add_argument("--markdown", action="store_true",
+                            help="print every component's settings as Markdown (what "
+                            "docs/settings.md holds)")
     strategies.set_defaults(handler=_cmd_strategies)
 
     schema = sub.add_parser("schema", help="the JSON schema of a config file",

@@ -117,4 +117,4 @@ def test_the_settings_reference_in_the_docs_is_the_generated_one() -> None:
     ``activegen strategies --markdown > docs/settings.md``)."""
     from activegen.cli import settings_reference
 
-    assert (ROOT / "docs" / "settings.md").read_text() == settings_reference() + "\n"
+    assert (ROOT / "docs" / "settings.md").read_text() == settings_reference()

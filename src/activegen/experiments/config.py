@@ -246,9 +246,13 @@ class ExperimentConfig(_Strict):
         Left out: ``report`` (presentation), ``execution`` (which executor, how many jobs) and
         ``device`` (where the computation runs), so that an experiment started on a laptop
         resumes on a cluster or a GPU machine. On the CPU the rows are bitwise identical
-        whichever executor ran them; a GPU may differ from the CPU in the last bits.
+        whichever executor ran them; a GPU may differ from the CPU in the last bits. The
+        shared ``generator`` and ``synthesis`` tables are left out too: they are defaults,
+        already in every strategy's settings, so a config that writes them per strategy (or
+        a preset's values spelled out) has the same fingerprint.
         """
-        payload = self.model_dump(mode="json", exclude={"report", "execution", "device"})
+        payload = self.model_dump(mode="json", exclude={"report", "execution", "device",
+                                                        "generator", "synthesis"})
         return _hash({"fingerprint_version": FINGERPRINT_VERSION, **payload})
 
 

@@ -1,0 +1,273 @@
+"""GAAL's latent search, part by part (activegen.strategies.synthesis): each objective term
+against a hand computation or brute force, and both optimizers on problems whose minimum is
+known."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+
+from _trained_gan import trained_gan
+from activegen.strategies.synthesis import (
+    HUBER,
+    DiversityTerm,
+    MarginTerm,
+    NearestReference,
+    RealismTerm,
+    batched_lbfgs,
+    sgd_descent,
+)
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+# -- MarginTerm -----------------------------------------------------------------------------
+def test_margin_is_abs_for_binary_and_the_top_two_gap_for_several_classes() -> None:
+    term = MarginTerm(_identity, band=0.0, smooth=False)
+    assert torch.equal(term.margins(torch.tensor([-2.0, 0.5, 0.0])), torch.tensor([2.0, 0.5, 0.0]))
+    scores = torch.tensor([[1.0, 3.0, 2.5], [0.0, -1.0, 4.0], [2.0, 2.0, -5.0]])
+    torch.testing.assert_close(term.margins(scores), torch.tensor([0.5, 4.0, 0.0]))
+    m = torch.tensor([0.3, 2.0])
+    assert torch.equal(term(m), m)  # no band, no smoothing: the margin itself
+
+
+def test_the_band_makes_every_margin_within_epsilon_free() -> None:
+    term = MarginTerm(_identity, band=1.0, smooth=False)
+    m = torch.tensor([0.0, 0.5, 0.99, 1.7, 3.0], requires_grad=True)
+    value = term(m)
+    torch.testing.assert_close(value, torch.tensor([0.0, 0.0, 0.0, 0.7, 2.0]))
+    grad, = torch.autograd.grad(value.sum(), m)
+    assert torch.equal(grad, torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0]))  # flat inside the band
+
+
+def test_the_pseudo_huber_margin_is_abs_beyond_delta_and_smooth_at_zero() -> None:
+    term = MarginTerm(_identity, band=0.0, smooth=True)
+    m = torch.tensor([0.0, 0.5, 1.0, 2.0, 4.0], requires_grad=True)
+    value = term(m)
+    delta = HUBER * 1.0  # δ: HUBER × the median margin of the first call
+    assert term.huber == pytest.approx(delta)
+    torch.testing.assert_close(value, (m.detach() ** 2 + delta**2).sqrt() - delta)
+    assert float(value[0].detach()) == 0.0
+    # beyond δ it is |m| − δ to within δ² / 2|m| (float32 rounding aside): the other terms
+    # weigh against |m| as they do with SGD
+    far = m.detach()[1:]
+    assert torch.all((value[1:].detach() - (far - delta)).abs() <= delta**2 / far)
+    # smooth at 0: the slope goes to 0 there (|m|'s is 1 right of 0), and is 1 far from it
+    near = torch.tensor([delta / 100, 4.0], requires_grad=True)
+    slope, = torch.autograd.grad(term(near).sum(), near)
+    assert float(slope[0]) < 0.011 and float(slope[1]) == pytest.approx(1.0, abs=1e-5)
+    term(m.detach() * 100)
+    assert term.huber == pytest.approx(delta)  # δ is fixed by the first call
+
+
+# -- RealismTerm ----------------------------------------------------------------------------
+def test_realism_is_lower_for_real_images_than_for_noise(pool_5v7, cache) -> None:
+    """The trained discriminator's verdict: real digits score ~4x lower than uniform noise on
+    every training measured (60 epochs; seeds 0-3 gave ratios 3.5-4.3)."""
+    _gen, disc = trained_gan(pool_5v7, cache)
+    term = RealismTerm(lambda x: disc(x * 2 - 1), weight=1.0)
+    real = torch.from_numpy(pool_5v7.to_float()[:64])
+    noise = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        on_real, on_noise = term(real), term(noise)
+    assert float(on_noise.mean()) > 2.0 * float(on_real.mean()), (on_real.mean(), on_noise.mean())
+
+
+def test_realism_is_the_weighted_softplus_over_its_median_at_the_first_call() -> None:
+    def logit(x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).mean(1)
+
+    term = RealismTerm(logit, weight=2.0)
+    first = torch.tensor([-1.0, 0.0, 2.0]).reshape(3, 1, 1, 1)
+    second = torch.tensor([5.0, -3.0]).reshape(2, 1, 1, 1)
+
+    def softplus(v: float) -> float:
+        return math.log1p(math.exp(v))
+
+    scale = softplus(-0.0)  # the median of softplus(−D) over the first call: D = 0
+    torch.testing.assert_close(term(first), torch.tensor(
+        [2.0 * softplus(1.0) / scale, 2.0, 2.0 * softplus(-2.0) / scale]))
+    torch.testing.assert_close(term(second), torch.tensor(  # the first call's scale, kept
+        [2.0 * softplus(-5.0) / scale, 2.0 * softplus(3.0) / scale]))
+    assert term.scale == pytest.approx(scale)
+
+
+# -- DiversityTerm --------------------------------------------------------------------------
+def _by_hand(flat: np.ndarray, slots: np.ndarray, starts: int, bandwidth: float) -> np.ndarray:
+    """Σ over starts of other queries of exp(−‖a − b‖² / 2h²), over ``starts``, per start."""
+    out = np.zeros(len(flat))
+    for i in range(len(flat)):
+        for j in range(len(flat)):
+            if slots[i] != slots[j]:
+                out[i] += math.exp(-((flat[i] - flat[j]) ** 2).sum() / (2 * bandwidth**2))
+    return out / starts
+
+
+def _median_distance(flat: np.ndarray) -> float:
+    d = np.sqrt(((flat[:, None] - flat[None]) ** 2).sum(-1))
+    return float(np.median(d[d > 0]))
+
+
+def _dyadic(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    """Pixels in eighths: every distance below is exact in float32 on any CPU, so a copy is at
+    distance 0 (the bandwidth's median leaves zeros out)."""
+    return (rng.integers(0, 9, size=shape) / 8).astype(np.float32)
+
+
+def test_rbf_diversity_penalises_a_copy_in_another_query_not_in_its_own() -> None:
+    rng = np.random.default_rng(0)
+    a, b, c, d = (_dyadic(rng, 1, 1, 3, 3) for _ in range(4))
+    slots = torch.tensor([0, 1, 0, 1])  # k = 2 queries, 2 starts each: start i serves i % 2
+    # rows 0 and 1 are the same image in two queries; rows 0 and 2 (one query) are distinct
+    images = torch.from_numpy(np.concatenate([a, a, b, c]))
+    term = DiversityTerm(0.5, "rbf", slots, starts=2)
+    value = term(images)
+    flat = images.flatten(1).numpy().astype(np.float64)
+    h = _median_distance(flat)
+    assert term.bandwidth == pytest.approx(h, rel=1e-5)
+    np.testing.assert_allclose(value.numpy(), 0.5 * _by_hand(flat, slots.numpy(), 2, h),
+                               rtol=1e-4)
+    assert value[0] > value[2] and value[1] > value[3]
+    # the same copy inside one query (rows 0 and 2) costs nothing: starts of a query may agree
+    own = DiversityTerm(0.5, "rbf", slots, starts=2)(torch.from_numpy(
+        np.concatenate([a, c, a, d])))
+    assert own[0] < value[0]
+    # a labeled image: each start also pays its largest similarity to one
+    labeled = DiversityTerm(0.5, "rbf", slots, starts=2, labeled=torch.from_numpy(b))
+    torch.testing.assert_close(labeled(images) - value,
+                               0.5 * torch.exp(-((images - torch.from_numpy(b)) ** 2)
+                                               .flatten(1).sum(1) / (2 * h**2)), rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_manifold_diversity_measures_the_spread_in_the_learners_features() -> None:
+    """Features that ignore where the ink is (its total per image): two images of equal ink
+    but different pixels are one point in feature space, so they are penalised as copies."""
+    a = np.zeros((1, 1, 3, 3), dtype=np.float32)
+    a[..., 0, :] = 1.0  # ink along the top row
+    moved = np.ascontiguousarray(a[..., ::-1, :])  # the same ink along the bottom row
+    faint, full = np.full_like(a, 0.125), np.ones_like(a)
+    images = torch.from_numpy(np.concatenate([a, moved, faint, full]))
+    slots = torch.tensor([0, 1, 0, 1])
+
+    def ink(x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).sum(1, keepdim=True)
+
+    reference = torch.from_numpy(_dyadic(np.random.default_rng(1), 20, 1, 3, 3))
+    nearest = NearestReference(reference)
+    manifold = DiversityTerm(1.0, "manifold", slots, 2, feature_fn=ink, nearest=nearest)
+    value = manifold(images)
+    features = ink(images).numpy().astype(np.float64)
+    expected = _by_hand(features, slots.numpy(), 2, _median_distance(features))
+    np.testing.assert_allclose((value - nearest(images)).numpy(), expected, rtol=1e-4)
+    # in pixels the two are apart: measured there, the spread would be another
+    flat = images.flatten(1).numpy().astype(np.float64)
+    in_pixels = _by_hand(flat, slots.numpy(), 2, _median_distance(flat))
+    assert not np.allclose(expected, in_pixels, rtol=0.1)
+    assert expected[0] > in_pixels[0] + 0.15  # a copy in features, apart in pixels
+    with pytest.raises(ValueError, match="needs the learner's features"):
+        DiversityTerm(1.0, "manifold", slots, 2, nearest=nearest)
+
+
+# -- NearestReference -----------------------------------------------------------------------
+def test_nearest_reference_is_the_brute_force_nearest_pool_distance() -> None:
+    rng = np.random.default_rng(2)
+    pool = rng.random((30, 1, 4, 4))
+    queries = rng.random((6, 1, 4, 4))
+    nearest = NearestReference(torch.from_numpy(pool.astype(np.float32)))
+    flat_pool, flat_q = pool.reshape(30, -1), queries.reshape(6, -1)
+    nn = [min(((flat_pool[i] - flat_pool[j]) ** 2).sum() for j in range(30) if j != i)
+          for i in range(30)]
+    scale = float(np.median(nn))
+    want = [min(((q - p) ** 2).sum() for p in flat_pool) / scale for q in flat_q]
+    got = nearest(torch.from_numpy(queries.astype(np.float32)))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-4)
+    assert float(nearest(torch.from_numpy(pool[:3].astype(np.float32))).abs().max()) < 1e-5
+    with pytest.raises(ValueError, match="at least 2 pool images"):
+        NearestReference(torch.zeros(1, 1, 4, 4))
+
+
+# -- the optimizers -------------------------------------------------------------------------
+N, D = 5, 6
+A = 0.5 + 4.0 * torch.rand(N, D, generator=torch.Generator().manual_seed(0))
+C = torch.randn(N, D, generator=torch.Generator().manual_seed(1))
+
+
+def _quadratic(a: torch.Tensor, c: torch.Tensor,
+               seen: list[torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Σ_d a_d (u_d − c_d)² per row, recording every point it is evaluated at."""
+    def objective(u: torch.Tensor) -> torch.Tensor:
+        seen.append(u.detach().clone())
+        return (a * (u - c) ** 2).sum(1)
+    return objective
+
+
+def _values(seen: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack([(A * (u - C) ** 2).sum(1) for u in seen])
+
+
+def _sgd(objective, project) -> None:  # type: ignore[no-untyped-def]
+    sgd_descent(objective, torch.zeros(N, D), 300, lr=0.01, momentum=0.5, project=project)
+
+
+def _lbfgs(objective, project) -> None:  # type: ignore[no-untyped-def]
+    batched_lbfgs(objective, torch.zeros(N, D), 30, project)
+
+
+def _free(u: torch.Tensor) -> None:
+    pass
+
+
+def _path(seen: list[torch.Tensor], row: int) -> list[torch.Tensor]:
+    """The points one row was evaluated at, a repeated evaluation once (L-BFGS evaluates an
+    accepted row again while other rows' line searches go on)."""
+    points: list[torch.Tensor] = []
+    for u in seen:
+        if not points or not torch.equal(points[-1], u[row]):
+            points.append(u[row])
+    return points
+
+
+@pytest.mark.parametrize("run,tol", [(_sgd, 1e-3), (_lbfgs, 1e-8)], ids=["sgd", "lbfgs"])
+def test_the_optimizers_reach_the_minimum_of_each_rows_quadratic(run, tol) -> None:
+    seen: list[torch.Tensor] = []
+    run(_quadratic(A, C, seen), _free)
+    start = _values(seen[:1])[0]
+    assert torch.all(start > 1.0)
+    assert torch.all(_values(seen).min(dim=0).values < tol)  # every row, at its own minimum
+
+
+@pytest.mark.parametrize("run", [_sgd, _lbfgs], ids=["sgd", "lbfgs"])
+def test_each_row_is_its_own_problem(run) -> None:
+    """Another problem in row 2 (ten times farther, other curvature) leaves every other row's
+    path point for point as it was."""
+    seen: list[torch.Tensor] = []
+    run(_quadratic(A, C, seen), _free)
+    a2, c2 = A.clone(), C.clone()
+    a2[2], c2[2] = A[2].flip(0) * 3.0, C[2] * 10.0
+    changed: list[torch.Tensor] = []
+    run(_quadratic(a2, c2, changed), _free)
+    for row in range(N):
+        same = len(_path(seen, row)) == len(_path(changed, row)) and all(
+            torch.equal(p, q) for p, q in zip(_path(seen, row), _path(changed, row),
+                                              strict=False))
+        assert same == (row != 2), row
+
+
+@pytest.mark.parametrize("run,tol", [(_sgd, 0.01), (_lbfgs, 1e-3)], ids=["sgd", "lbfgs"])
+def test_the_optimizers_stay_in_the_projection_and_reach_its_minimum(run, tol) -> None:
+    """Minima outside the box [−0.5, 0.5]: every point evaluated is in the box, and the best
+    comes near the box's minimum (the clipped centre, the problem being separable)."""
+    seen: list[torch.Tensor] = []
+    run(_quadratic(A, C, seen), lambda u: u.clamp_(-0.5, 0.5))
+    assert max(float(u.abs().max()) for u in seen) <= 0.5
+    assert float(C.abs().max()) > 1.0  # the unconstrained minimum lies outside
+    floor = (A * (C.clamp(-0.5, 0.5) - C) ** 2).sum(1)
+    gained = (_values(seen).min(dim=0).values - floor) / (_values(seen[:1])[0] - floor)
+    assert torch.all(gained < tol), gained  # within tol of the way from start to minimum

@@ -1,38 +1,41 @@
-"""The discriminator saved with the generator, and the discriminator-logit realism term."""
+"""The discriminator saved with the generator, and what its realism term does to GAAL's
+queries.
+
+The behaviour cases run on the session's trained generator (tests/_trained_gan.py), whose
+weights depend on the machine's float kernels and thread count. So they assert relations
+measured on seven trainings (seeds 0-4, one and two threads, ``ATEN_CPU_CAPABILITY=default``)
+with a margin over the weakest, never one training's figures: the expert's abstention under
+the realism term alone is not such a relation (with SGD it fell from 0.68 to 0.42 on one
+training and rose from 0.56 to 0.66 on another), the discriminator's verdict is."""
 
 from __future__ import annotations
-
-import contextlib
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
 
-from activegen.data.registry import load_dataset
+from _trained_gan import trained_gan
+from activegen._settings import BuildContext
 from activegen.errors import ActivegenError
 from activegen.generative import GeneratorSettings, load_or_train
+from activegen.generative import cache as cache_module
 from activegen.generative.cache import DISCRIMINATOR_FILE, MissingDiscriminatorError
 from activegen.generative.training import train_gan
 from activegen.models import LinearSVM
 from activegen.oracles import ABSTAIN, ORACLES
 from activegen.strategies import STRATEGIES, PrepareContext, Query, QueryState
-from activegen.strategies.gaal import synthesize
+from activegen.strategies.synthesis import SynthesisSettings, synthesize
+from tiny import GENERATOR
 
-TINY = GeneratorSettings(epochs=2, width=8, latent_dim=8, batch_size=32, seed=3)
-
-
-@pytest.fixture(scope="module")
-def digits57():  # type: ignore[no-untyped-def]
-    return load_dataset("digits").select_classes([5, 7])
+TINY = GeneratorSettings(**GENERATOR)
 
 
-def test_cache_entry_holds_the_discriminator_trained_with_the_generator(digits57,
+def test_cache_entry_holds_the_discriminator_trained_with_the_generator(pool_5v7,
                                                                         tmp_path) -> None:
-    X = digits57.to_float()
-    cached = load_or_train(X, TINY, tmp_path)
+    X = pool_5v7.to_float()
+    cached = load_or_train(X, TINY, tmp_path, seed=3)
     assert (cached.path / DISCRIMINATOR_FILE).is_file()
-    _, disc, _ = train_gan(X, TINY)  # training is seeded: the same discriminator
+    _, disc, _ = train_gan(X, TINY, 3)  # training is seeded: the same discriminator
     saved = cached.discriminator()
     x = torch.from_numpy(X[:16]) * 2 - 1
     with torch.no_grad():
@@ -48,64 +51,66 @@ def test_cache_entry_holds_the_discriminator_trained_with_the_generator(digits57
         cached.discriminator()
 
 
-def test_old_entry_without_discriminator_serves_other_kinds_and_refuses_discriminator(
-        digits57, tmp_path) -> None:
-    X = digits57.to_float()
-    first = load_or_train(X, TINY, tmp_path)
-    # An entry written before discriminators were saved (and before the cache's manifests:
-    # with a manifest, a missing file is damage and the entry is retrained whole).
+def test_an_entry_without_its_discriminator_serves_gaal_but_not_its_realism(pool_5v7,
+                                                                            tmp_path) -> None:
+    """An entry that lost its discriminator (and its manifest, which would have the entry
+    retrained whole) still serves the generator; the realism term is refused naming it."""
+    first = load_or_train(pool_5v7.to_float(), TINY, tmp_path, seed=0)
     (first.path / DISCRIMINATOR_FILE).unlink()
     (first.path / "manifest.json").unlink()
-    from activegen.generative import cache as cache_module
-
     cache_module._MEMORY.clear()
-    params = dict(gan_epochs=TINY.epochs, gan_width=8, latent_dim=8, gan_batch_size=32)
-    context = PrepareContext(pool=digits57, cache_dir=tmp_path, artifact_seed=TINY.seed)
-    near = STRATEGIES.build("gaal", {**params, "realism": 0.3, "realism_kind": "nearest"})
-    near.prepare(context)  # still loadable for the other realism kinds
-    assert near.generator_key == first.key
-    disc = STRATEGIES.build("gaal", {**params, "realism": 0.3,
-                                     "realism_kind": "discriminator"})
+    context = PrepareContext(pool=pool_5v7, cache_dir=tmp_path)
+    plain = STRATEGIES.build("gaal", {"generator": GENERATOR})
+    plain.prepare(context)
+    assert plain.generator_key == first.key
+    realism = STRATEGIES.build("gaal", {"generator": GENERATOR, "synthesis": {"realism": 0.3}})
     with pytest.raises(MissingDiscriminatorError, match=r"no discriminator\.pt") as info:
-        disc.prepare(context)
+        realism.prepare(context)
     assert isinstance(info.value, ActivegenError) and str(first.path) in str(info.value)
 
 
-@contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """The fixed small generator of these tests is the one trained with one torch thread: a
-    different thread count sums in another order and trains another generator (on a
-    2-thread run the discriminator term lowered SGD's abstention from 0.56 to 0.38 and
-    L-BFGS's from 0.70 to 0.66: the effect's size depends on the generator)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def test_gaal_strategy_uses_the_saved_discriminator(pool_5v7, cache) -> None:
+    gaal = STRATEGIES.build("gaal", {"generator": GENERATOR,
+                                     "synthesis": {"realism": 1.0, "steps": 3}})
+    gaal.prepare(PrepareContext(pool=pool_5v7, cache_dir=cache))
+    saved = load_or_train(pool_5v7.to_float(), TINY, cache, seed=0).discriminator()
+    X = pool_5v7.to_float()
+    x = torch.from_numpy(X[:8]) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(gaal.discriminator(x), saved(x))
+    labeled = np.arange(10)
+    learner = LinearSVM(2).fit(X[labeled], pool_5v7.y[labeled])
+    queried = np.zeros(len(X), dtype=bool)
+    queried[labeled] = True
+    query = gaal.query(QueryState(X, queried, labeled, learner, 2, np.random.default_rng(0)), 4)
+    assert query.samples.shape == (4, 1, 8, 8)
+    no_realism = STRATEGIES.build("gaal", {"generator": GENERATOR})
+    no_realism.prepare(PrepareContext(pool=pool_5v7, cache_dir=cache))
+    assert no_realism.discriminator is None  # loaded only when the term is on
 
 
 @pytest.fixture(scope="module")
-def trained(digits57, tmp_path_factory):  # type: ignore[no-untyped-def]
-    X = digits57.to_float()
-    with _one_torch_thread():
-        gen, disc, _ = train_gan(X, GeneratorSettings(epochs=60, width=16, latent_dim=8,
-                                                      batch_size=32))
-    oracle = ORACLES.build("expert", {"threshold": 0.8}, pool=digits57,
-                           cache_dir=tmp_path_factory.mktemp("expert"))
-    return X, gen, disc, oracle
+def trained(pool_5v7, cache, tmp_path_factory):  # type: ignore[no-untyped-def]
+    gen, disc = trained_gan(pool_5v7, cache)
+    oracle = ORACLES.build("expert", {"threshold": 0.8},
+                           BuildContext(pool=pool_5v7, cache_dir=tmp_path_factory.mktemp("e")))
+    return pool_5v7, gen, disc, oracle
 
 
-def _abstention(digits57, trained, **kwargs) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
-    """Over 5 learners: the expert's abstention rate on the 10 queries of each, the median
-    margin shrink (final / start) and the discriminator's mean verdict on the queries."""
-    X, gen, disc, oracle = trained
+def _measure(trained, settings: SynthesisSettings) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    """Over 5 learners (10 random labels each): the expert's abstention rate on the 10
+    queries of each, the median margin shrink (final / start) and the discriminator's mean
+    logit on the queries."""
+    pool, gen, disc, oracle = trained
+    X = pool.to_float()
     rates, shrink, verdicts = [], [], []
     for s in range(5):
         labeled = np.random.default_rng(s).choice(len(X), 10, replace=False)
-        learner = LinearSVM(2).fit(X[labeled], digits57.y[labeled])
-        res = synthesize(gen, learner.torch_decision, 10, discriminator=lambda x: disc(x * 2 - 1),
-                         torch_generator=torch.Generator().manual_seed(s), **kwargs)
+        learner = LinearSVM(2).fit(X[labeled], pool.y[labeled])
+        res = synthesize(gen, learner.torch_decision, 10, settings,
+                         discriminator=lambda x: disc(x * 2 - 1), reference=torch.from_numpy(X),
+                         feature_fn=learner.torch_features,
+                         torch_generator=torch.Generator().manual_seed(s))
         labels = oracle.label(Query.synthesized(res.images, res.latents, None))
         rates.append(float((labels == ABSTAIN).mean()))
         shrink.append(float(np.median(res.margins) / np.median(res.start_margins)))
@@ -114,41 +119,22 @@ def _abstention(digits57, trained, **kwargs) -> tuple[float, float, float]:  # t
     return float(np.mean(rates)), float(np.median(shrink)), float(np.mean(verdicts))
 
 
-def test_discriminator_realism_lowers_the_experts_abstention_rate(digits57, trained) -> None:
-    with _one_torch_thread():
-        plain, _, _ = _abstention(digits57, trained, optimizer="sgd")
-        real, shrink, _ = _abstention(digits57, trained, optimizer="sgd", realism_weight=1.0,
-                                      realism="discriminator")
-    assert real <= plain - 0.2, (plain, real)  # 0.68 -> 0.42 on an AVX2 AMD EPYC
-    assert shrink < 0.2, shrink  # still near the boundary
-
-
-def test_discriminator_realism_with_lbfgs_raises_the_verdict_near_the_boundary(
-        digits57, trained) -> None:
-    """L-BFGS optimises the term (the discriminator's verdict rises) and stays at the
-    boundary, but the expert's abstention does not reliably fall with it: 0.70 -> 0.66 with
-    this generator trained on 2 threads, 0.62 -> 0.68 on 1 thread of an AVX2 AMD EPYC (the
-    discriminator's realism is not the expert's confidence). So only the SGD test above
-    asserts the abstention; the shipped ``gaal-labelable`` adds a band and manifold diversity,
-    measured in the GAAL study (docs/gaal.md gives its figures)."""
-    with _one_torch_thread():
-        _, _, plain = _abstention(digits57, trained, optimizer="lbfgs")
-        _, shrink, real = _abstention(digits57, trained, optimizer="lbfgs", realism_weight=1.0,
-                                      realism="discriminator")
-    assert real >= plain + 0.5, (plain, real)  # -0.23 -> 0.60 on the AVX2 AMD EPYC
+@pytest.mark.parametrize("optimizer", ["sgd", "lbfgs"])
+def test_discriminator_realism_raises_its_verdict_and_stays_at_the_boundary(trained,
+                                                                            optimizer) -> None:
+    """The term does what it optimises: the discriminator's mean logit on the queries rose by
+    0.73-1.05 (SGD) and 0.61-0.94 (L-BFGS) over the seven trainings, and the margins stayed
+    under 0.08 of the random starts' (0.001 without the term)."""
+    _, _, plain = _measure(trained, SynthesisSettings(optimizer=optimizer))
+    _, shrink, real = _measure(trained, SynthesisSettings(optimizer=optimizer, realism=1.0))
+    assert real >= plain + 0.3, (plain, real)
     assert shrink < 0.2, shrink
 
 
-def test_gaal_strategy_uses_the_saved_discriminator(digits57, tmp_path) -> None:
-    params = dict(gan_epochs=2, gan_width=8, latent_dim=8, gan_batch_size=32,
-                  realism=1.0, realism_kind="discriminator")
-    gaal = STRATEGIES.build("gaal", params)
-    gaal.prepare(PrepareContext(pool=digits57, cache_dir=tmp_path))
-    X = digits57.to_float()
-    labeled = np.arange(10)
-    learner = LinearSVM(2).fit(X[labeled], digits57.y[labeled])
-    queried = np.zeros(len(X), dtype=bool)
-    queried[labeled] = True
-    query = gaal.query(QueryState(X, queried, labeled, learner, 2, np.random.default_rng(0)), 4)
-    assert query.samples.shape == (4, 1, 8, 8)
-    assert gaal.synthesis["realism"] == "discriminator"
+def test_the_labelable_preset_lowers_the_experts_abstention_rate(trained) -> None:
+    """``labelable`` (a margin band, realism and manifold diversity: queries a person can
+    name) against the paper's synthesis: the expert refused 0.04-0.26 of its queries and
+    0.56-0.80 of the paper's over the seven trainings, 0.32 less at the least."""
+    plain, _, _ = _measure(trained, SynthesisSettings())
+    labelable, _, _ = _measure(trained, SynthesisSettings.model_validate("labelable"))
+    assert labelable <= plain - 0.15, (plain, labelable)

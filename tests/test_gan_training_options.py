@@ -1,9 +1,11 @@
-"""Generator training options of issue 10 item 1: hinge loss, two time scales, Adam's betas,
-the size-matched Fréchet floor, and ADA's probability at every quality evaluation."""
+"""The generator's settings reach its training: every setting is part of the cache key (a
+preset and its values spelled out are one generator), the optimisers get their learning
+rates and betas, the loss of the settings is the one trained, the Fréchet floors, the
+evaluation hook, and standing batch-norm statistics. The parts alone: test_training_parts.py."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import copy
 
 import numpy as np
 import pytest
@@ -13,7 +15,11 @@ import activegen.generative.training as training
 from activegen.data.registry import load_dataset
 from activegen.generative import GeneratorSettings, cache_key, train_generator
 from activegen.generative.quality import frechet_distance, pca_features
-from activegen.generative.training import frechet_quality, matched_frechet_floor
+from activegen.generative.training import (
+    frechet_quality,
+    matched_frechet_floor,
+    standing_statistics,
+)
 
 TINY = GeneratorSettings(epochs=2, width=8, latent_dim=8, batch_size=32)
 
@@ -28,40 +34,38 @@ def digits() -> np.ndarray:
     return load_dataset("digits").to_float()
 
 
-def test_new_options_are_off_by_default_and_keep_cache_keys(pool) -> None:
-    plain = GeneratorSettings()
-    assert (plain.loss, plain.d_lr, plain.beta1, plain.beta2) == ("bce", None, None, None)
-    for name in ("loss", "d_lr", "beta1", "beta2"):
-        assert name not in TINY.to_dict()  # entries trained before these options keep keys
-    keys = {cache_key(pool, s) for s in (TINY, replace(TINY, loss="hinge"),
-                                         replace(TINY, d_lr=4e-4), replace(TINY, beta1=0.0),
-                                         replace(TINY, beta2=0.9))}
-    assert len(keys) == 5  # each option is part of the key
+#: a value other than the default for every setting
+CHANGED = {"epochs": 3, "latent_dim": 4, "width": 4, "batch_size": 16, "lr": 1e-4,
+           "d_lr": 4e-4, "beta1": 0.0, "beta2": 0.9, "loss": "hinge", "spectral_norm": True,
+           "ema": 0.999, "bn_stats": "standing", "eval_every": 5, "holdout": 0.2,
+           "patience": 2}
+
+
+def test_every_setting_and_the_seed_are_part_of_the_key_and_a_preset_is_its_values(
+        pool) -> None:
+    assert set(CHANGED) == set(GeneratorSettings.model_fields)  # a new setting joins here
+    base = GeneratorSettings()
+    keys = {cache_key(pool, base, 0), cache_key(pool, base, 1)}
+    keys |= {cache_key(pool, base.updated(**{name: value}), 0) for name, value in CHANGED.items()}
+    assert len(keys) == 2 + len(CHANGED)
+    stable = GeneratorSettings.model_validate("stable")
+    spelled = GeneratorSettings(**GeneratorSettings.PRESETS["stable"])
+    assert cache_key(pool, stable, 0) == cache_key(pool, spelled, 0)
+    assert GeneratorSettings.model_validate("paper") == base
+    tuned = GeneratorSettings.model_validate({"preset": "stable", "epochs": 300})
+    assert tuned == spelled.updated(epochs=300)  # keys beside the preset override it
 
 
 @pytest.mark.parametrize("change,match", [
-    ({"loss": "wasserstein"}, "unknown gan loss"),
-    ({"loss": "hinge", "kind": "wgan-gp"}, "needs gan"),
+    ({"loss": "wgan-gp"}, "loss"),
     ({"d_lr": 0.0}, "d_lr"),
     ({"beta1": 1.0}, "beta1"),
-    ({"beta2": -0.1}, "beta2"),
+    ({"bn_stats": "frozen"}, "bn_stats"),
+    ({"preset": "fast"}, "unknown preset 'fast'; known: paper, stable"),
 ])
-def test_bad_options_are_refused_before_training(change, match) -> None:
+def test_bad_settings_are_refused_before_training(change, match) -> None:
     with pytest.raises(ValueError, match=match):
-        GeneratorSettings(**change)
-
-
-def test_the_strategy_hands_its_options_to_the_generator() -> None:
-    from activegen.strategies import STRATEGIES
-
-    gaal = STRATEGIES.build("gaal", {"gan_loss": "hinge", "gan_d_lr": 4e-4, "gan_beta1": 0.0,
-                                     "gan_beta2": 0.9})
-    s = gaal.gan_settings
-    assert (s.loss, s.d_lr, s.beta1, s.beta2) == ("hinge", 4e-4, 0.0, 0.9)
-    from activegen.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="unknown gan loss 'nope'"):
-        STRATEGIES.build("gaal", {"gan_loss": "nope"})
+        GeneratorSettings.model_validate(change)
 
 
 def test_learning_rates_and_betas_reach_the_optimisers(pool, monkeypatch) -> None:
@@ -73,44 +77,29 @@ def test_learning_rates_and_betas_reach_the_optimisers(pool, monkeypatch) -> Non
         return real_adam(params, lr=lr, betas=betas)
 
     monkeypatch.setattr(torch.optim, "Adam", spy)
-    train_generator(pool, replace(TINY, epochs=1))
-    train_generator(pool, replace(TINY, epochs=1, lr=1e-4, d_lr=4e-4, beta1=0.0, beta2=0.9))
+    train_generator(pool, TINY.updated(epochs=1))
+    train_generator(pool, TINY.updated(epochs=1, lr=1e-4, d_lr=4e-4, beta1=0.0, beta2=0.9))
     assert made == [(2e-4, (0.5, 0.999)), (2e-4, (0.5, 0.999)),  # G, then D: the defaults
                     (1e-4, (0.0, 0.9)), (4e-4, (0.0, 0.9))]
 
 
-def test_hinge_loss_trains_the_discriminator_on_hinge_terms(pool, monkeypatch) -> None:
-    """With ``loss = "hinge"`` the discriminator's loss is the hinge and the logistic loss is
-    never called; the default calls the logistic loss and never the hinge."""
-    calls = {"hinge": 0, "bce": 0}
-    real_hinge, real_bce = training.hinge_d_loss, training.F.binary_cross_entropy_with_logits
+def test_the_loss_of_the_settings_is_the_one_trained(pool, monkeypatch) -> None:
+    kinds: list[str] = []
+    real = training.AdversarialLoss
 
-    def hinge(*a, **k):  # type: ignore[no-untyped-def]
-        calls["hinge"] += 1
-        return real_hinge(*a, **k)
+    def spy(kind: str):  # type: ignore[no-untyped-def]
+        kinds.append(kind)
+        return real(kind)
 
-    def bce(*a, **k):  # type: ignore[no-untyped-def]
-        calls["bce"] += 1
-        return real_bce(*a, **k)
-
-    monkeypatch.setattr(training, "hinge_d_loss", hinge)
-    monkeypatch.setattr(training.F, "binary_cross_entropy_with_logits", bce)
-    gen_h, report_h = train_generator(pool, replace(TINY, loss="hinge"))
-    assert calls["hinge"] == 2 * (len(pool) // TINY.batch_size) and calls["bce"] == 0
-    assert np.isfinite(report_h.final_d_loss) and report_h.final_d_loss >= 0.0  # hinge >= 0
-    calls.update(hinge=0, bce=0)
+    monkeypatch.setattr(training, "AdversarialLoss", spy)
+    gen_h, report_h = train_generator(pool, TINY.updated(loss="hinge"))
     gen_b, _ = train_generator(pool, TINY)
-    assert calls["bce"] > 0 and calls["hinge"] == 0
+    assert kinds == ["hinge", "bce"]
+    assert report_h.final_d_loss >= 0.0  # a hinge loss is never negative
     z = torch.zeros(4, TINY.latent_dim)
     assert not torch.equal(gen_h(z), gen_b(z))  # a different training, not a relabelling
-    again, _ = train_generator(pool, replace(TINY, loss="hinge"))
+    again, _ = train_generator(pool, TINY.updated(loss="hinge"))
     assert torch.equal(again(z), gen_h(z))  # still seeded
-
-
-def test_hinge_d_loss_values() -> None:
-    real = torch.tensor([2.0, 0.5])  # relu(1 - x): 0, 0.5
-    fake = torch.tensor([-3.0, 0.0])  # relu(1 + x): 0, 1
-    assert float(training.hinge_d_loss(real, fake)) == pytest.approx(0.25 + 0.5)
 
 
 def test_size_matched_floor_is_the_full_floor_at_full_size_and_higher_when_smaller(
@@ -135,43 +124,11 @@ def test_size_matched_floor_is_the_full_floor_at_full_size_and_higher_when_small
 
 
 def test_training_report_keeps_both_floors(pool, digits) -> None:
-    _, report = train_generator(digits, replace(TINY, epochs=1, eval_every=1))
+    _, report = train_generator(digits, TINY.updated(epochs=1, eval_every=1))
     assert report.frechet_floor is not None and report.frechet_floor_matched is not None
     assert report.frechet_floor_matched > report.frechet_floor
     _, plain = train_generator(pool, TINY)
     assert plain.frechet_floor is None and plain.frechet_floor_matched is None
-
-
-class _Confident(torch.nn.Module):
-    """A discriminator always sure of its input (logit 8): ADA's ``p`` keeps rising."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w * x.flatten(1).mean(1) + 8.0
-
-
-def test_ada_probability_is_recorded_at_every_evaluation(pool, monkeypatch) -> None:
-    real_build = training.build_networks
-
-    def build(shape, settings):  # type: ignore[no-untyped-def]
-        gen, _ = real_build(shape, settings)
-        return gen, _Confident()
-
-    monkeypatch.setattr(training, "build_networks", build)
-    settings = replace(TINY, epochs=6, eval_every=2, augment="translation",
-                       ada_target=0.6)
-    seen: list[dict[str, float]] = []
-    _, report = train_generator(pool, settings, on_evaluation=seen.append)
-    ps = [e["ada_p"] for e in report.evaluations]
-    assert [e["epoch"] for e in report.evaluations] == [2, 4, 6]
-    assert ps[0] > 0 and ps[0] < ps[1] < ps[2]  # the history, not the final value thrice
-    assert ps[-1] == report.ada_p
-    assert seen == report.evaluations  # the hook saw each record as it was made
-    _, no_ada = train_generator(pool, replace(TINY, eval_every=1))
-    assert all("ada_p" not in e for e in no_ada.evaluations)
 
 
 def test_an_exception_from_the_evaluation_hook_ends_training(pool) -> None:
@@ -186,20 +143,12 @@ def test_an_exception_from_the_evaluation_hook_ends_training(pool) -> None:
             raise Stop
 
     with pytest.raises(Stop):
-        train_generator(pool, replace(TINY, epochs=5, eval_every=1), on_evaluation=hook)
+        train_generator(pool, TINY.updated(epochs=5, eval_every=1), on_evaluation=hook)
     assert epochs == [1, 2]
-
-
-def test_bn_stats_setting_is_keyed_and_checked(pool) -> None:
-    assert "bn_stats" not in TINY.to_dict()
-    assert cache_key(pool, replace(TINY, bn_stats="standing")) != cache_key(pool, TINY)
-    with pytest.raises(ValueError, match="unknown bn_stats"):
-        GeneratorSettings(bn_stats="frozen")
 
 
 def test_standing_statistics_are_the_average_over_seeded_latent_batches() -> None:
     from activegen.generative.dcgan import Generator
-    from activegen.generative.training import standing_statistics
 
     gen = Generator((1, 8, 8), latent_dim=8, width=8)
     standing_statistics(gen, batch=16, seed=3, n_batches=4)
@@ -214,15 +163,12 @@ def test_standing_statistics_are_the_average_over_seeded_latent_batches() -> Non
 
 
 def test_standing_statistics_replace_the_copied_ones_of_an_ema_generator(pool) -> None:
-    from activegen.generative.training import standing_statistics
-
-    settings = replace(TINY, epochs=3, ema=0.9)
-    copied, _ = train_generator(pool, settings)
-    standing, _ = train_generator(pool, replace(settings, bn_stats="standing"))
+    settings = TINY.updated(epochs=3, ema=0.9)
+    copied, _ = train_generator(pool, settings, seed=2)
+    standing, _ = train_generator(pool, settings.updated(bn_stats="standing"), seed=2)
     for a, b in zip(copied.parameters(), standing.parameters(), strict=True):
         assert torch.equal(a, b)  # the same weights: only the statistics differ
-    again = standing_statistics(__import__("copy").deepcopy(copied), TINY.batch_size,
-                                TINY.seed)
+    again = standing_statistics(copy.deepcopy(copied), TINY.batch_size, 2)
     for name, buf in standing.named_buffers():
         if name.endswith("running_mean") or name.endswith("running_var"):
             torch.testing.assert_close(buf, dict(again.named_buffers())[name])

@@ -1,4 +1,5 @@
-"""``activegen gaal-quality`` works on any GAAL config, whatever its test sets are named."""
+"""``activegen gaal-quality`` works on any GAAL config, whatever its test sets are named: one
+report per distinct generator (a mixed schedule's primary shares the config's [generator])."""
 
 from __future__ import annotations
 
@@ -30,20 +31,17 @@ threshold = 0.7
 initial = 10
 batch = 5
 budget = 20
+[generator]
+epochs = 2
+width = 4
+latent_dim = 4
 [[strategies]]
 name = "gaal"
-gan_epochs = 2
-gan_width = 8
-latent_dim = 8
 [[strategies]]
 name = "mixed"
-primary_params = { gan_epochs = 2, gan_width = 8, latent_dim = 8 }
 [[strategies]]
 name = "simple-gan"
-gan_epochs = 3
-gan_width = 8
-latent_dim = 8
-gan_eval_every = 1
+generator = { epochs = 3, eval_every = 1 }
 [[strategies]]
 name = "random"
 """
@@ -82,7 +80,7 @@ def test_gaal_quality_reports_every_generator_without_a_dash_test_set(
 def test_gaal_quality_refuses_a_config_without_a_generator(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     config = tmp_path / "p.toml"
-    text = CONFIG.split("[[strategies]]")[0] + '[[strategies]]\nname = "random"\n'
+    text = CONFIG.split("[generator]")[0] + '[[strategies]]\nname = "random"\n'
     config.write_text(text)
     assert main(["gaal-quality", str(config), "--out", str(tmp_path / "o")]) == 2
     assert "no strategy uses a generator" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""A GAAL experiment end to end: config → runs → saved queries → gallery; self-taught runs."""
+"""A GAAL experiment end to end (its generator and synthesis written once, in the shared
+tables): config → runs → saved queries → gallery; self-taught runs."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from activegen.experiments.config import parse_config
 from activegen.experiments.gallery import load_round, query_gallery
 from activegen.experiments.results import read_results
 from activegen.experiments.runner import run_experiment
-
-GAN = {"gan_epochs": 2, "gan_width": 8, "latent_dim": 8}
+from tiny import GENERATOR
 
 
 def _config(**overrides):
@@ -21,10 +21,12 @@ def _config(**overrides):
         "data": {"dataset": "digits", "classes": [5, 7], "test_fraction": 0.4},
         "oracle": {"name": "expert", "threshold": 0.8},
         "loop": {"initial": 10, "batch": 4, "budget": 22},
+        "generator": GENERATOR,
+        "synthesis": {"steps": 5},
         "strategies": [
-            {"name": "gaal", "steps": 5, **GAN},
-            {"name": "gaal-retrieve", "steps": 5, **GAN},
-            {"name": "mixed", "every": 1, "primary_params": {"steps": 5, **GAN}},
+            {"name": "gaal"},
+            {"name": "gaal-retrieve"},
+            {"name": "mixed", "every": 1},
             {"name": "random"},
         ],
     }
@@ -40,7 +42,8 @@ def test_gaal_experiment_saves_every_query_with_latents_and_labels(tmp_path) -> 
     # one generator for every run of the experiment
     assert len([p for p in (out / "cache" / "generators").iterdir() if p.is_dir()]) == 1
     saved = load_round(out, "gaal__seed0", 0)
-    assert saved["images"].shape == (4, 8, 8, 1) and saved["latents"].shape == (4, 8)
+    assert saved["images"].shape == (4, 8, 8, 1)
+    assert saved["latents"].shape == (4, GENERATOR["latent_dim"])
     assert set(np.unique(saved["labels"])) <= {-1, 0, 1}
     assert json.loads(str(saved["meta"]))["generator"]
     retrieved = load_round(out, "gaal-retrieve__seed0", 0)
@@ -59,7 +62,8 @@ def test_gaal_experiment_saves_every_query_with_latents_and_labels(tmp_path) -> 
 def test_self_taught_learner_runs_in_an_experiment(tmp_path) -> None:
     config = _config(learner={"name": "self-taught-svm", "n_components": 8,
                               "basis_iterations": 2},
-                     oracle={"name": "pool"}, strategies=[{"name": "random"}])
+                     oracle={"name": "pool"}, strategies=[{"name": "random"}],
+                     generator=None, synthesis=None)
     results = read_results(run_experiment(config, tmp_path / "st", progress=False))
     assert (results["accuracy"] > 0.5).all()
     assert len(list((tmp_path / "st" / "cache" / "bases").iterdir())) == 1
@@ -74,7 +78,7 @@ def test_a_retrieved_round_shows_the_labeled_pool_image_under_its_label(tmp_path
     from activegen.experiments.data_setup import load_experiment_data
     from activegen.experiments.gallery import gallery_tiles
 
-    config = _config(strategies=[{"name": "gaal-retrieve", "steps": 5, **GAN}])
+    config = _config(strategies=[{"name": "gaal-retrieve"}])
     out = tmp_path / "out"
     run_experiment(config, out, progress=False)
     pool = load_experiment_data(config)[0].to_float()

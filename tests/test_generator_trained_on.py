@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,15 @@ from activegen.data.registry import load_dataset
 from activegen.generative import GeneratorSettings, load_or_train
 from activegen.generative.cache import trained_on
 
-TINY = GeneratorSettings(epochs=1, width=8, latent_dim=8, batch_size=32, seed=11)
+TINY = GeneratorSettings(epochs=1, width=8, latent_dim=8, batch_size=32)
+SEED = 11
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     X = load_dataset("digits").select_classes([1, 8]).to_float()[:48]
     root = tmp_path_factory.mktemp("trained_on")
-    return X, root, load_or_train(X, TINY, root / "a")
+    return X, root, load_or_train(X, TINY, root / "a", SEED)
 
 
 def _copy_as_if_trained_on(source: Path, target_root: Path, key: str,
@@ -62,8 +62,8 @@ def test_a_generator_trained_on_another_kind_is_named_once(
     for name in ("b", "c"):
         _copy_as_if_trained_on(cached.path, tmp_path / name, cached.key, other)
     with caplog.at_level(logging.WARNING, logger="activegen"):
-        loaded = load_or_train(X, TINY, tmp_path / "b")
-        again = load_or_train(X, TINY, tmp_path / "c")
+        loaded = load_or_train(X, TINY, tmp_path / "b", SEED)
+        again = load_or_train(X, TINY, tmp_path / "c", SEED)
     assert loaded.loaded_from_cache and again.loaded_from_cache  # used, not retrained
     assert trained_on(loaded.report) == other
     warnings = [r.getMessage() for r in caplog.records if cached.key in r.getMessage()]
@@ -79,13 +79,13 @@ def test_a_generator_of_this_kind_or_of_unknown_origin_is_not_named(
     X, _, _ = trained
     # a generator of its own (another seed, another key), so that no earlier test's warning
     # for the shared key can hide one here
-    settings = replace(TINY, seed=12 if record is None else 13)
-    cached = load_or_train(X, settings, tmp_path / "own")
+    seed = 12 if record is None else 13
+    cached = load_or_train(X, TINY, tmp_path / "own", seed)
     same = {**machine_record(), "python": "another patch release"}  # not a result field
     _copy_as_if_trained_on(cached.path, tmp_path / "d", cached.key,
                            same if record == "same" else None)
     with caplog.at_level(logging.WARNING, logger="activegen"):
-        loaded = load_or_train(X, settings, tmp_path / "d")
+        loaded = load_or_train(X, TINY, tmp_path / "d", seed)
     assert loaded.loaded_from_cache
     assert "trained on another kind" not in caplog.text
     assert trained_on(loaded.report) == (same if record == "same" else None)
@@ -98,12 +98,11 @@ def test_a_generator_trained_with_another_thread_count_is_named(
     from activegen._machine import THREADS
 
     X, _, _ = trained
-    settings = replace(TINY, seed=14)
-    cached = load_or_train(X, settings, tmp_path / "own")
+    cached = load_or_train(X, TINY, tmp_path / "own", 14)
     here = machine_record("cpu")
     _copy_as_if_trained_on(cached.path, tmp_path / "e", cached.key,
                            {**here, THREADS: str(int(here[THREADS]) + 1)})
     with caplog.at_level(logging.WARNING, logger="activegen"):
-        load_or_train(X, settings, tmp_path / "e")
+        load_or_train(X, TINY, tmp_path / "e", 14)
     assert f"generator {cached.key} was trained on another kind of machine or with another " \
            "thread count" in caplog.text

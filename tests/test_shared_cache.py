@@ -14,14 +14,14 @@ from activegen.data.registry import load_dataset
 from activegen.generative import GeneratorSettings, load_or_train
 from activegen.generative.cache import shared_cache_dir
 
-TINY = GeneratorSettings(epochs=1, width=8, latent_dim=8, batch_size=32, seed=5)
+TINY = GeneratorSettings(epochs=1, width=8, latent_dim=8, batch_size=32)
 
 
 def test_second_cache_copies_from_the_shared_one_without_training(tmp_path: Path,
                                                                   monkeypatch) -> None:
     X = load_dataset("digits").select_classes([5, 7]).to_float()[:64]
     shared = tmp_path / "shared"
-    first = load_or_train(X, TINY, tmp_path / "a", shared_dir=shared)
+    first = load_or_train(X, TINY, tmp_path / "a", 5, shared_dir=shared)
     assert not first.loaded_from_cache
     assert (shared / "generators" / first.key / "model.pt").is_file()
 
@@ -30,15 +30,17 @@ def test_second_cache_copies_from_the_shared_one_without_training(tmp_path: Path
 
     monkeypatch.setattr(cache_mod, "train_gan", no_training)
     cache_mod._MEMORY.clear()
-    second = load_or_train(X, TINY, tmp_path / "b", shared_dir=shared)
+    second = load_or_train(X, TINY, tmp_path / "b", 5, shared_dir=shared)
     assert second.key == first.key and second.loaded_from_cache
     assert (tmp_path / "b" / "generators" / first.key / "settings.json").is_file()
     for p, q in zip(first.generator.state_dict().values(),
                     second.generator.state_dict().values(), strict=True):
         assert torch.equal(p, q)
-    # other data: a new key, not in the shared cache, so it would train
+    # other data or another seed: a new key, not in the shared cache, so it would train
     with pytest.raises(AssertionError, match="trained again"):
-        load_or_train(np.flip(X, axis=3).copy(), TINY, tmp_path / "c", shared_dir=shared)
+        load_or_train(np.flip(X, axis=3).copy(), TINY, tmp_path / "c", 5, shared_dir=shared)
+    with pytest.raises(AssertionError, match="trained again"):
+        load_or_train(X, TINY, tmp_path / "c", 6, shared_dir=shared)
 
 
 def test_shared_cache_dir_follows_the_environment(monkeypatch, tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """The one artifact cache (activegen._cache) and the one data fingerprint: built once under a
-lock even by two processes at once, whole or not at all, every file checked on load; the
-keys of existing generator, expert and basis entries unchanged."""
+lock even by two processes at once, whole or not at all, every file checked on load; each
+key the hash of what decides its entry (a generator's: the pool, its settings, its seed and
+the cache version)."""
 
 from __future__ import annotations
 
@@ -200,12 +201,13 @@ def test_the_fingerprint_sees_shape_dtype_and_every_byte() -> None:
         assert data_fingerprint(changed.reshape(X.shape)) != base
 
 
-def _old_key(payload: dict) -> str:
-    """How the generator, expert and basis caches computed keys before the one cache."""
+def _key_by_hand(payload: dict) -> str:
+    """A key written out: the first 24 hex digits of the SHA-256 of the payload's sorted JSON."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _old_fingerprint(X: np.ndarray) -> str:
+def _fingerprint_by_hand(X: np.ndarray) -> str:
+    """A data fingerprint written out: the SHA-256 of the shape and dtype, then the bytes."""
     X = np.ascontiguousarray(X)
     digest = hashlib.sha256()
     digest.update(json.dumps([list(X.shape), str(X.dtype)]).encode())
@@ -213,16 +215,17 @@ def _old_fingerprint(X: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def test_generator_expert_and_basis_keys_are_unchanged() -> None:
+def test_generator_and_expert_keys_hash_what_decides_the_entry() -> None:
     from activegen.generative.cache import CACHE_VERSION, cache_key
     from activegen.generative.training import GeneratorSettings
 
     pool = load_dataset("digits").select_classes([5, 7])
     X = pool.to_float()
-    assert data_fingerprint(X) == _old_fingerprint(X)
+    assert data_fingerprint(X) == _fingerprint_by_hand(X)
     settings = GeneratorSettings(epochs=1, latent_dim=4, width=8)
-    assert cache_key(X, settings) == _old_key({"data": _old_fingerprint(X), "settings":
-                                               settings.to_dict(), "version": CACHE_VERSION})
-    expert = {"data": _old_fingerprint(pool.X), "labels": _old_fingerprint(pool.y), "C": 10.0,
-              "version": 1}
-    assert content_key(expert) == _old_key(expert)
+    assert cache_key(X, settings, 3) == _key_by_hand({
+        "data": _fingerprint_by_hand(X), "settings": settings.model_dump(), "seed": 3,
+        "version": CACHE_VERSION})
+    expert = {"data": _fingerprint_by_hand(pool.X), "labels": _fingerprint_by_hand(pool.y),
+              "C": 10.0, "version": 1}
+    assert content_key(expert) == _key_by_hand(expert)

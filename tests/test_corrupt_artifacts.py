@@ -1,6 +1,6 @@
-"""Issue 12, item 3 for the files not covered by test_failures.py: a saved query file and a
-generator / VAE cache entry, truncated or overwritten with garbage, are detected and named,
-then recomputed (generator) or refused (query file, VAE) — never silently used."""
+"""A saved query file and a generator / VAE cache entry, truncated or overwritten with garbage,
+are detected and named, then recomputed (generator) or refused (query file, VAE), never
+silently used (the other files a run writes: test_failures.py)."""
 
 from __future__ import annotations
 

@@ -50,7 +50,9 @@ class NoSettings(Settings):
 
 class PresetSettings(Settings):
     """Settings with named recipes (:attr:`PRESETS`): a string names one, a table may name one
-    under ``preset`` and override some of its keys."""
+    under ``preset`` and override some of its keys. A preset is a whole recipe: every key that
+    any preset sets takes the named one's value or its default, so that a preset layered on
+    another recipe (a shared table's) replaces it."""
 
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
@@ -73,7 +75,10 @@ class PresetSettings(Settings):
             name = data["preset"]
             if name not in cls.PRESETS:
                 raise ValueError(f"unknown preset {name!r}; known: {', '.join(cls.PRESETS)}")
-            data = {**cls.PRESETS[name], **{k: v for k, v in data.items() if k != "preset"}}
+            recipe = {key: cls.model_fields[key].get_default(call_default_factory=True)
+                      for preset in cls.PRESETS.values() for key in preset}
+            data = {**recipe, **cls.PRESETS[name],
+                    **{k: v for k, v in data.items() if k != "preset"}}
         return data
 
 

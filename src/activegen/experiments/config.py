@@ -362,9 +362,10 @@ def validate_components(data: dict[str, Any], kinds: dict[str, str]) -> dict[str
             out[table] = one(table, kind, value)
     for key in shared:
         if key not in used:
-            reads = "trains a generator" if key == "generator" else "synthesizes queries"
-            raise ConfigError(f"{key}: set, but no strategy {reads} (gaal, simple-gan, "
-                              "gaal-retrieve, or a mixed schedule with one)")
+            reads = ("trains a generator (gaal, gaal-retrieve, simple-gan" if key == "generator"
+                     else "searches the latent space (gaal, gaal-retrieve")
+            raise ConfigError(f"{key}: set, but no strategy {reads}, or a mixed schedule with "
+                              "one)")
     return out
 
 

@@ -193,7 +193,10 @@ class DiversityTerm:
             flat = self.feature_fn(images).reshape(n, -1)
         if self.bandwidth is None:
             with torch.no_grad():
-                d = sq_dist(flat, flat).sqrt()
+                # off the diagonal by position: sq_dist's rounding leaves some self-distances
+                # at 0 and others at ~1e-3, as a machine's float kernels have it
+                d = sq_dist(flat, flat).sqrt()[~torch.eye(n, dtype=torch.bool,
+                                                          device=flat.device)]
                 self.bandwidth = float(d[d > 0].median()) if (d > 0).any() else 1.0
         spread = (_rbf(flat, flat, self.bandwidth) * self.other_slot).sum(dim=1) / self.starts
         if self.kind == "rbf" and self.labeled is not None and len(self.labeled):

@@ -146,6 +146,17 @@ def test_rbf_diversity_penalises_a_copy_in_another_query_not_in_its_own() -> Non
                                atol=1e-6)
 
 
+def test_the_bandwidth_is_the_median_distance_between_distinct_starts() -> None:
+    """Self-distances are left out by position: computed as ‖a‖² + ‖a‖² − 2a·a, some round to
+    0 and others to ~1e-3, as a machine's float kernels have it."""
+    images = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    term = DiversityTerm(1.0, "rbf", torch.arange(12) % 3, starts=4)
+    term(images)
+    flat = images.flatten(1).double()
+    d = torch.cdist(flat, flat)[~torch.eye(12, dtype=torch.bool)]
+    assert term.bandwidth == pytest.approx(float(d.median()), rel=1e-5)
+
+
 def test_manifold_diversity_measures_the_spread_in_the_learners_features() -> None:
     """Features that ignore where the ink is (its total per image): two images of equal ink
     but different pixels are one point in feature space, so they are penalised as copies."""

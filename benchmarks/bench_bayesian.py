@@ -84,13 +84,14 @@ def mc_dropout_peak(n: int = 100_000, t: int = 20) -> tuple[float, float] | None
     """(peak extra MiB of chunked BALD scoring, MiB of the full [N, T, K] float64 tensor)."""
     if not Path("/proc/self/clear_refs").exists():
         return None
+    from activegen._settings import BuildContext
     from activegen.data import load_dataset
     from activegen.models import LEARNERS
 
     data = load_dataset("digits")
     X_small = data.to_float()
-    learner = LEARNERS.build("small-cnn", {"n_classes": 10, "seed": 0, "dropout": 0.5,
-                                           "epochs": 2, "schedule": "fixed", "device": "cpu"})
+    learner = LEARNERS.build("small-cnn", {"dropout": 0.5, "epochs": 2, "schedule": "fixed"},
+                             BuildContext(n_classes=10, seed=0, device="cpu"))
     learner.fit(X_small[:500], data.y[:500])
     X = X_small[np.random.default_rng(0).integers(len(X_small), size=n)]
     scores = np.empty(n)

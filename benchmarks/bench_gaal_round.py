@@ -1,17 +1,24 @@
 """One GAAL round (10 synthesized queries) against one SVMactive round, in the same run.
 
-Variants of the synthesis, all on the mnist5k 5-vs-7 pool (800 images, 28x28) with one DCGAN:
-the restarts run one after another (what activegen did before all starts were batched), all
-``k × starts × restarts`` starts in one batch with SGD (50 steps; 20 steps), with batched
-L-BFGS (``optimizer = "lbfgs"``: 5 and 3 iterations; with fewer starts), and with the realism
-term (distance to the nearest pool image), and the shipped choices before and after the
-re-screen with the recipe generator (SGD with band 0.5; L-BFGS with manifold diversity 1.0, the
-labeled images and the pool passed as a GAAL round passes them); and ``gaal-retrieve``'s
-retrieval step alone, after that synthesis (the nearest pool image, m = 1; of the 30 nearest,
-the one nearest the boundary, m = 30: the shipped configs'). Each is reported as seconds,
-as a ratio to one SVMactive round (fit the linear SVM on 50 labels, rank the pool, take the
-top 10), and by the median |margin| of its 10 picks (smaller is closer to the boundary; median
-over the repeats' seeds; for the retrieval rows, of the pool images it picks).
+Variants of the synthesis (:class:`~activegen.strategies.synthesis.SynthesisSettings`), all on
+the mnist5k 5-vs-7 pool (800 images, 28x28) with one DCGAN (the ``paper`` generator preset,
+``--epochs`` epochs), every query's starts in one batch: SGD (the ``paper`` preset: 10 × 4
+starts × 50 steps; and 20 steps), batched L-BFGS (``optimizer = "lbfgs"``: 5 and 3
+iterations; 2 starts instead of 4), SGD with band 0.5 (the shipped synthesis before the
+re-screen), the ``boundary`` preset (L-BFGS with manifold diversity 1.0, the re-screen's choice
+and the shipped configs'; the pool and the learner's features passed as a GAAL round passes
+them), L-BFGS with the realism term (the trained discriminator's verdict, weight 1.0), and the
+``labelable`` preset (L-BFGS, band 1.0, realism 1.0, manifold diversity 0.3); and
+``gaal-retrieve``'s retrieval step alone, after the ``boundary`` synthesis (the nearest pool
+image, m = 1; of the 30 nearest, the one nearest the boundary, m = 30: the default). Each is
+reported as seconds, as a ratio to one SVMactive round (fit the linear SVM on 50 labels, rank
+the pool, take the top 10), and by the median |margin| of its 10 picks (smaller is closer to
+the boundary; median over the repeats' seeds; for the retrieval rows, of the pool images it
+picks).
+
+The rows of options the synthesis no longer has (restarts run one after another, the realism
+term as the distance to the nearest pool image) are gone; their figures stay in
+``research/gaal/study.md``.
 
     PYTHONPATH=src python benchmarks/bench_gaal_round.py [--threads 1] [--repeats 5] [--epochs 3]
 """
@@ -27,11 +34,13 @@ import numpy as np
 import torch
 
 from activegen.data.registry import load_dataset
-from activegen.generative import GeneratorSettings, train_generator
+from activegen.generative import GeneratorSettings
+from activegen.generative.training import train_gan
 from activegen.loop import initial_labeled_indices
 from activegen.models import LinearSVM
 from activegen.strategies import QueryState, SVMActive
 from activegen.strategies.gaal import nearest_distinct, pool_margins_of, synthesize
+from activegen.strategies.synthesis import SynthesisSettings
 
 
 def _median_seconds(fn: Callable[[int], object], repeats: int) -> tuple[float, float]:
@@ -56,26 +65,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     pool, _ = load_dataset("mnist5k").select_classes([5, 7]).split(0.2, 0)
     X = pool.to_float()
-    gen, _ = train_generator(X, GeneratorSettings(epochs=args.epochs))
+    gen, disc, _ = train_gan(X, GeneratorSettings(epochs=args.epochs), seed=0)
     labeled = initial_labeled_indices(pool.y, 50, 0)
     learner = LinearSVM(2).fit(X[labeled], pool.y[labeled])
     ref = torch.from_numpy(X)
+    # what a GAAL round passes: the pool and the learner's features (manifold diversity), the
+    # discriminator on the generator's [-1, 1] scale (realism)
+    inputs = dict(reference=ref, feature_fn=learner.torch_features,
+                  discriminator=lambda x: disc(x * 2.0 - 1.0))
 
-    def run(**kw: object) -> Callable[[int], float]:
+    def run(settings: SynthesisSettings) -> Callable[[int], float]:
         def one(seed: int) -> float:
-            result = synthesize(gen, learner.torch_decision, 10,  # type: ignore[arg-type]
-                                torch_generator=torch.Generator().manual_seed(seed), **kw)
+            result = synthesize(gen, learner.torch_decision, 10, settings,
+                                torch_generator=torch.Generator().manual_seed(seed),
+                                **inputs)  # type: ignore[arg-type]
             return float(np.median(result.margins))
         return one
-
-    def sequential(seed: int) -> float:  # two restarts one after another, 2 starts each
-        margins = []
-        for r in range(2):
-            margins.append(synthesize(gen, learner.torch_decision, 10, starts=2, restarts=1,
-                                      optimizer="sgd",
-                                      torch_generator=torch.Generator().manual_seed(
-                                          2 * seed + r)).margins)
-        return float(np.median(np.minimum(*margins)))
 
     def svm_active_round(_seed: int) -> None:
         fitted = LinearSVM(2).fit(X[labeled], pool.y[labeled])
@@ -84,14 +89,13 @@ def main() -> None:
         SVMActive().query(QueryState(X, queried, labeled, fitted, 2,
                                      np.random.default_rng(0)), 10)
 
-    shipped = dict(optimizer="lbfgs", steps=5, diversity_weight=1.0, diversity_kind="manifold",
-                   labeled=torch.from_numpy(X[labeled]), reference=ref,
-                   feature_fn=getattr(learner, "torch_features", None))
+    boundary = SynthesisSettings.model_validate("boundary")
     available = np.flatnonzero(~np.isin(np.arange(len(X)), labeled))
 
     # the synthesized batches the retrieval starts from (the synthesis is timed above)
-    batches = [synthesize(gen, learner.torch_decision, 10,  # type: ignore[arg-type]
-                          torch_generator=torch.Generator().manual_seed(seed), **shipped).images
+    batches = [synthesize(gen, learner.torch_decision, 10, boundary,
+                          torch_generator=torch.Generator().manual_seed(seed),
+                          **inputs).images  # type: ignore[arg-type]
                for seed in range(args.repeats)]
 
     def retrieve(neighbors: int, seed: int) -> np.ndarray:
@@ -102,21 +106,21 @@ def main() -> None:
 
     pool_round, _ = _median_seconds(svm_active_round, args.repeats)
     rows = [
-        ("SGD, restarts one after another (2 × [10 × 2 starts] × 50 steps)", sequential),
-        ("SGD, all starts in one batch (10 × 4 starts × 50 steps)", run(optimizer="sgd")),
-        ("SGD, all starts in one batch, 20 steps", run(optimizer="sgd", steps=20)),
-        ("L-BFGS, 10 × 4 starts × 5 iterations", run(optimizer="lbfgs", steps=5)),
-        ("L-BFGS, 10 × 4 starts × 3 iterations", run(optimizer="lbfgs", steps=3)),
-        ("L-BFGS, 10 × 2 starts × 5 iterations", run(optimizer="lbfgs", steps=5, restarts=1)),
-        ("SGD, 50 steps, realism 0.3 (nearest pool image)",
-         run(optimizer="sgd", realism_weight=0.3, realism="nearest", reference=ref)),
+        ("SGD, 10 × 4 starts × 50 steps (the paper preset)", run(SynthesisSettings())),
+        ("SGD, 10 × 4 starts × 20 steps", run(SynthesisSettings(steps=20))),
+        ("L-BFGS, 10 × 4 starts × 5 iterations",
+         run(SynthesisSettings(optimizer="lbfgs", steps=5))),
+        ("L-BFGS, 10 × 4 starts × 3 iterations",
+         run(SynthesisSettings(optimizer="lbfgs", steps=3))),
+        ("L-BFGS, 10 × 2 starts × 5 iterations",
+         run(SynthesisSettings(optimizer="lbfgs", steps=5, starts=2))),
         ("SGD, 50 steps, band 0.5 (the shipped synthesis before the re-screen)",
-         run(optimizer="sgd", band=0.5)),
-        ("L-BFGS, 5 iterations, manifold diversity 1.0 (the re-screen's choice)",
-         run(**shipped)),
-        ("L-BFGS, 5 iterations, realism 0.3 (nearest pool image)",
-         run(optimizer="lbfgs", steps=5, realism_weight=0.3, realism="nearest",
-             reference=ref)),
+         run(SynthesisSettings(band=0.5))),
+        ("L-BFGS, 5 iterations, manifold diversity 1.0 (the boundary preset)", run(boundary)),
+        ("L-BFGS, 5 iterations, realism 1.0 (the discriminator's verdict)",
+         run(SynthesisSettings(optimizer="lbfgs", realism=1.0))),
+        ("L-BFGS, band 1.0, realism 1.0, manifold diversity 0.3 (the labelable preset)",
+         run(SynthesisSettings.model_validate("labelable"))),
     ]
     print(f"pool: {len(X)} images of 28x28, torch threads: {args.threads}, "
           f"repeats: {args.repeats} (medians)")

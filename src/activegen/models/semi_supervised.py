@@ -76,8 +76,8 @@ class LinearProbe(_LinearLearner):
     Args:
         n_classes: classes of the task.
         seed: kept for the learner contract (the solver is deterministic).
-        C: inverse L2 strength. Measured on the training parts of mnist10k and Fashion-MNIST
-            with 10–200 labels on self-supervised features; see ``research/features/``.
+        C: inverse L2 strength: 1 beat 0.1 and 0.01 and matched 10 at 20 and 100 mnist10k
+            labels on self-supervised features (pool-only tuning, ``research/features/``).
         max_iter: lbfgs iterations.
 
     With :meth:`prepare`, the standardisation is the pool's; without, the labeled points'.
@@ -85,7 +85,7 @@ class LinearProbe(_LinearLearner):
 
     name: ClassVar[str] = "linear-probe"
 
-    def __init__(self, n_classes: int, seed: int = 0, C: float = 0.1,
+    def __init__(self, n_classes: int, seed: int = 0, C: float = 1.0,
                  max_iter: int = 1000) -> None:
         super().__init__(n_classes, seed)
         if C <= 0 or max_iter < 1:

@@ -134,7 +134,8 @@ def train_encoder(X: np.ndarray, settings: SelfSupervisedSettings | None = None,
     """Train an encoder with SimCLR on ``X`` (``float32 [N, C, H, W]`` in ``[0, 1]``).
 
     Seeded: the same data, settings and thread count give the same encoder on one machine.
-    ``threads`` sets torch's thread count for the training (None: the cores available).
+    ``threads`` sets torch's thread count for the training (None: the idle cores, see
+    :func:`activegen.features._threads.idle_cores`).
     """
     settings = settings if settings is not None else SelfSupervisedSettings()
     X = check_images(X, "self-supervised training")
@@ -246,7 +247,8 @@ class SelfSupervisedSource(FeatureSource):
     Args:
         settings: the encoder's settings (defaults: :class:`SelfSupervisedSettings`).
         cache_dir: the artifact cache root (None: train in memory, every time).
-        threads: torch threads for training and extraction (None: the cores available).
+        threads: torch threads for training and extraction (None: the idle cores, see
+            :func:`activegen.features._threads.idle_cores`).
         on_progress: ``(epoch, epochs, loss)`` after each training epoch, e.g. for a server
             to show "preparing features: epoch 3 of 20".
         display: progress display while training (``auto``, ``bar``, ``lines``, ``none``).

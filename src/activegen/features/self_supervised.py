@@ -50,9 +50,10 @@ class SelfSupervisedSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    #: passes over the pool: 40 fit 10,000 28×28 images in about 10 minutes on one core of
-    #: the 2-core measuring machine; 10 → 30 epochs lifted label spreading at 100 mnist10k
-    #: labels from 89.8% to 94.5% (pool-only tuning), so more epochs still pay
+    #: passes over the pool: 40 epochs of 10,000 28×28 images take about 9 minutes on one
+    #: quiet core of the 2-core measuring machine (22 minutes measured beside other work, load
+    #: average 5); 10 → 30 epochs lifted label spreading at 100 mnist10k labels from 89.8% to
+    #: 94.5% (pool-only tuning), so more epochs still pay where there is time
     epochs: int = Field(40, ge=1)
     #: pairs per step (2·batch_size - 2 negatives per view): in minutes of CPU the number of
     #: steps decided the accuracy; 256 → 128 → 64 gave 81 → 84 → 87% (probe, 100 labels,

@@ -1,0 +1,81 @@
+"""Feature sources: images ``float32 [N, C, H, W]`` → feature vectors ``float32 [N, d]``.
+
+One spec string names a source (:func:`make_source`):
+
+- ``pixels``: the flattened image (:mod:`.pixels`);
+- ``self-supervised``: SimCLR features learned on the unlabeled pool (:mod:`.self_supervised`);
+- ``timm:NAME[@weights]``, ``open_clip:ARCH[:TAG][@weights]``, ``torchvision:NAME[@weights]``:
+  pretrained backbones through their libraries' loaders, offline (:mod:`.pretrained`);
+- ``vae`` and ``backbone:<path>``: today's extractors of :mod:`activegen.models.features`
+  (:mod:`.legacy`).
+
+Every source keeps the :class:`FeatureSource` contract: ``fit(pool)`` once (cached where it
+trains), ``transform(X)`` in bounded memory, ``settings()`` and ``id`` for cache keys and model
+files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from activegen.errors import ConfigError
+from activegen.features._progress import ProgressCallback
+from activegen.features.base import FeatureSource, NotFittedFeaturesError
+from activegen.features.pixels import PixelSource
+from activegen.features.pretrained import LIBRARIES, PretrainedSource, parse_pretrained_spec
+from activegen.features.self_supervised import (
+    SelfSupervisedSettings,
+    SelfSupervisedSource,
+    TrainingRecord,
+)
+
+__all__ = [
+    "FeatureSource",
+    "NotFittedFeaturesError",
+    "PixelSource",
+    "PretrainedSource",
+    "SelfSupervisedSettings",
+    "SelfSupervisedSource",
+    "TrainingRecord",
+    "make_source",
+    "parse_pretrained_spec",
+]
+
+
+def make_source(spec: str, *, channels: int | None = None, cache_dir: Path | None = None,
+                seed: int = 0, settings: SelfSupervisedSettings | None = None,
+                threads: int | None = None, on_progress: ProgressCallback | None = None,
+                display: str = "auto", image_size: int | None = None) -> FeatureSource:
+    """The feature source a spec names (see the module docstring).
+
+    Args:
+        spec: the source's name.
+        channels: the images' channels; needed by ``vae`` and ``backbone:``.
+        cache_dir: the artifact cache root for sources that train.
+        seed: seeds what trains (``self-supervised`` takes its seed from ``settings``).
+        settings: the ``self-supervised`` settings (default: the measured defaults).
+        threads: torch threads (None: the idle cores).
+        on_progress: ``(epoch, epochs, loss)`` while a source trains.
+        display: progress display while training (``auto``, ``bar``, ``lines``, ``none``).
+        image_size: a pretrained backbone's input size (None: the model's).
+
+    Raises:
+        ConfigError: an unknown spec, or a pretrained backbone whose library or weights are
+            missing (nothing is downloaded).
+    """
+    if spec == "pixels":
+        return PixelSource()
+    if spec == "self-supervised":
+        return SelfSupervisedSource(settings, cache_dir=cache_dir, threads=threads,
+                                    on_progress=on_progress, display=display)
+    if spec.partition(":")[0] in LIBRARIES:
+        return PretrainedSource(spec, image_size=image_size, threads=threads)
+    if spec == "vae" or spec.startswith("backbone:"):
+        from activegen.features.legacy import ExtractorSource
+
+        if channels not in (1, 3):
+            raise ConfigError(f"features {spec!r}: pass channels (1 or 3)")
+        return ExtractorSource(spec, channels, cache_dir=cache_dir, seed=seed)
+    raise ConfigError(f"features {spec!r}: use pixels, self-supervised, vae, backbone:<path>, "
+                      "timm:NAME[@weights], open_clip:ARCH[:TAG][@weights] or "
+                      "torchvision:NAME[@weights]")

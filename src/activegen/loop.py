@@ -69,6 +69,8 @@ class ActiveLearningLoop:
             pool and the seed only, so every strategy of a seed starts alike.
         on_fitted: sees each round's fitted learner (stopping criteria).
         stop_when: asked after each round's fit and evaluation; True ends the run there.
+        inputs: what the learner and the strategy see instead of the pool's images: the pool's
+            feature vectors and each test set's (a feature source's; ``None``: the images).
         fsync: fsync each round's checkpoint (survives a power cut); ``False`` keeps the
             write atomic (a killed process still leaves a whole checkpoint) but skips the
             fsync, whose cost on a slow disk can exceed a small round's compute.
@@ -91,19 +93,21 @@ class ActiveLearningLoop:
         cold_start: Strategy | None = None,
         on_fitted: Callable[[RoundRecord, Learner], None] | None = None,
         stop_when: Callable[[RoundRecord], bool] | None = None,
+        inputs: tuple[np.ndarray, Mapping[str, np.ndarray]] | None = None,
     ) -> None:
         if settings.initial_size > len(pool):
             raise ConfigError(
                 f"initial_size ({settings.initial_size}) exceeds the pool ({len(pool)} images)"
             )
         self.pool = pool
-        self.X_pool = pool.to_float()
+        self.X_pool = pool.to_float() if inputs is None else inputs[0]
         self.make_learner = make_learner
         self.strategy = strategy
         self.oracle = oracle
         self.settings = settings
         self.seed = seed
-        self.test_sets = {name: (ds.to_float(), ds.y) for name, ds in test_sets.items()}
+        self.test_sets = {name: (ds.to_float() if inputs is None else inputs[1][name], ds.y)
+                          for name, ds in test_sets.items()}
         self.checkpoint = checkpoint
         self.on_round = on_round
         self.query_sink = query_sink

@@ -77,6 +77,12 @@ def warm_up_artifacts(config: ExperimentConfig, pool: Dataset, out_dir: Path,
     """
     seen: set[str] = set()
     prepared = 0
+    if not config.features.is_pixels:  # the source trains once here, then every worker loads
+        from activegen.experiments.data_setup import load_experiment_data
+        from activegen.experiments.inputs import run_inputs
+
+        _pool, tests = load_experiment_data(config)
+        run_inputs(config.features, pool, tests, cache_dir(config, out_dir), show_progress)
     labels = {spec.strategy for spec in specs if spec.strategy != SUPERVISED}
     for component in config.strategies:
         if component.display not in labels:

@@ -25,6 +25,7 @@ from pydantic import (
 
 from activegen._settings import describe_errors
 from activegen.errors import ConfigError
+from activegen.features.settings import FeaturesSettings
 
 #: an image side in pixels (a zero or negative one is refused here, not by torch later)
 _Side = Annotated[int, Field(ge=1)]
@@ -193,6 +194,9 @@ class ExperimentConfig(_Strict):
     strategies: list[ComponentConfig] = Field(min_length=1)
     loop: LoopConfig
     supervised: bool = True
+    #: what learners and strategies see of each example (the images, or a feature source's
+    #: vectors, fitted once on the pool)
+    features: FeaturesSettings = FeaturesSettings()
     device: str = "auto"
     cache_dir: Path | None = None
     report: ReportConfig = ReportConfig()
@@ -384,6 +388,8 @@ def check_components(config: Any) -> None:
 
     learner = build_probe_learner(config)
     strategies = [(f"strategies[{i}]", s) for i, s in enumerate(config.strategies)]
+    if not config.features.is_pixels:
+        _check_feature_rows(config, learner)
     cold = config.loop.cold_start
     if cold is not None:
         needs = STRATEGIES.build(cold.name, cold.params).requires
@@ -407,6 +413,26 @@ def check_components(config: Any) -> None:
                 build_criterion(name, params)
             except ConfigError as exc:
                 raise ConfigError(f"stopping.criteria: {exc}") from None
+
+
+def _check_feature_rows(config: Any, learner: Any) -> None:
+    """With ``[features]`` other than pixels every example is a feature vector: refuse the
+    learner and the strategies that need images, naming them."""
+    from activegen.strategies import STRATEGIES
+
+    source = config.features.source
+    if learner.needs_images:
+        raise ConfigError(f"learner {config.learner.name!r} trains on images; with features "
+                          f"= {source!r} the examples are feature vectors: use linear-probe, "
+                          "label-spreading, logistic-regression, linear-svm or sklearn")
+    components = [(f"strategies[{i}]", s) for i, s in enumerate(config.strategies)]
+    if config.loop.cold_start is not None:
+        components.append(("loop.cold_start", config.loop.cold_start))
+    for where, component in components:
+        if STRATEGIES.build(component.name, component.params).needs_images:
+            raise ConfigError(f"{where}: strategy {component.name!r} works on images (it "
+                              f"trains a generator or a VAE on them); with features = "
+                              f"{source!r} the examples are feature vectors")
 
 
 def _format_validation_error(exc: ValidationError, source: str) -> str:

@@ -25,6 +25,7 @@ from activegen.experiments.components import (
 )
 from activegen.experiments.config import ExperimentConfig
 from activegen.experiments.data_setup import load_experiment_data
+from activegen.experiments.inputs import RunInputs, run_inputs
 from activegen.experiments.machine import log_machine, machine_record, other_kinds
 from activegen.experiments.plan import RunSpec
 from activegen.experiments.progress import phase
@@ -74,13 +75,14 @@ def save_query(path: Path, round_: int, query: Query, labels: np.ndarray,
 
 
 def _stopping_recorder(config: ExperimentConfig, spec: RunSpec, pool: Dataset,
-                       out_dir: Path) -> Any:
+                       out_dir: Path, inputs: RunInputs | None) -> Any:
     """The run's stopping recorder (``[stopping]``; None without)."""
     if config.stopping is None:
         return None
     from activegen.experiments.stopping_record import StoppingRecorder
 
-    return StoppingRecorder(config.stopping, pool.to_float(), spec.seed, out_dir, spec.run_id)
+    X = pool.to_float() if inputs is None else inputs[0]
+    return StoppingRecorder(config.stopping, X, spec.seed, out_dir, spec.run_id)
 
 
 def run_one(
@@ -100,8 +102,10 @@ def run_one(
         return result_path
     pool, tests = data if data is not None else load_experiment_data(config)
     device = resolve_device(config.device)
+    inputs = run_inputs(config.features, pool, tests, cache_dir(config, out_dir))
     if spec.strategy == SUPERVISED:
-        rows = run_supervised(config, pool, tests, spec.seed, cache_dir(config, out_dir))
+        rows = run_supervised(config, pool, tests, spec.seed, cache_dir(config, out_dir),
+                              inputs)
         write_run_frame(frame_from_rows(rows), result_path, machine_record(device))
         return result_path
     machine = machine_record(device)
@@ -114,11 +118,11 @@ def run_one(
         if part is None:
             continue
         if type(part).prepare is not Strategy.prepare:  # only strategies with artefacts
-            phase(f"{spec.run_id}: preparing {part.name} (a generator or VAE is trained or "
-                  "loaded here)")
+            phase(f"{spec.run_id}: preparing {part.name} (what it learns from the pool is "
+                  "loaded, or trained once)")
         part.prepare(prepare_context(config, pool, out_dir))
     query_dir = out_dir / "queries" / spec.run_id
-    recorder = _stopping_recorder(config, spec, pool, out_dir)
+    recorder = _stopping_recorder(config, spec, pool, out_dir, inputs)
     loop = ActiveLearningLoop(
         pool=pool,
         make_learner=make_learner_factory(config, pool.n_classes),
@@ -134,6 +138,7 @@ def run_one(
         fsync=config.execution.fsync,
         cache_dir=cache_dir(config, out_dir),
         cold_start=cold_start,
+        inputs=inputs,
         on_fitted=None if recorder is None else recorder.on_fitted,
         stop_when=None if recorder is None else recorder.should_stop,
     )

@@ -3,8 +3,11 @@ labels, through the engine's one fit path."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from activegen.data.dataset import Dataset
 from activegen.engine import fit_learner
@@ -16,13 +19,15 @@ from activegen.models.capabilities import FitContext
 
 
 def run_supervised(config: ExperimentConfig, pool: Dataset, tests: dict[str, Dataset],
-                   seed: int, cache: Path | None = None) -> list[dict[str, Any]]:
+                   seed: int, cache: Path | None = None,
+                   inputs: tuple[np.ndarray, Mapping[str, np.ndarray]] | None = None
+                   ) -> list[dict[str, Any]]:
     """The learner trained on the whole pool with its true labels: the reference line.
 
     It takes the engine's fit path; its fit context is the round at which a run would have
     labeled the whole pool (the ``grow`` schedule trains as long as it would then).
     """
-    X = pool.to_float()
+    X = pool.to_float() if inputs is None else inputs[0]
     rounds = max(0, round((len(pool) - config.loop.initial) / config.loop.batch))
     context = FitContext(round=rounds)
     learner, fit_seconds = fit_learner(make_learner_factory(config, pool.n_classes), X, pool.y,
@@ -33,7 +38,8 @@ def run_supervised(config: ExperimentConfig, pool: Dataset, tests: dict[str, Dat
         n_labels=len(pool),
         n_train=len(pool),
         n_abstained=0,
-        accuracy={name: learner.score(t.to_float(), t.y) for name, t in tests.items()},
+        accuracy={name: learner.score(t.to_float() if inputs is None else inputs[1][name], t.y)
+                  for name, t in tests.items()},
         fit_seconds=fit_seconds,
         eval_seconds=0.0,
     )

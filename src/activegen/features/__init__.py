@@ -17,29 +17,36 @@ files.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from activegen.errors import ConfigError
-from activegen.features._progress import ProgressCallback
-from activegen.features.base import FeatureSource, NotFittedFeaturesError
-from activegen.features.pixels import PixelSource
-from activegen.features.pretrained import LIBRARIES, PretrainedSource, parse_pretrained_spec
-from activegen.features.self_supervised import (
-    SelfSupervisedSettings,
-    SelfSupervisedSource,
-    TrainingRecord,
-)
+from activegen.features.settings import FeaturesSettings, SelfSupervisedSettings
 
-__all__ = [
-    "FeatureSource",
-    "NotFittedFeaturesError",
-    "PixelSource",
-    "PretrainedSource",
-    "SelfSupervisedSettings",
-    "SelfSupervisedSource",
-    "TrainingRecord",
-    "make_source",
-    "parse_pretrained_spec",
-]
+if TYPE_CHECKING:
+    from activegen.features._progress import ProgressCallback
+    from activegen.features.base import FeatureSource
+
+#: the package's names, imported on first use: a config names ``[features]`` without torch
+_LAZY = {
+    "FeatureSource": "activegen.features.base",
+    "NotFittedFeaturesError": "activegen.features.base",
+    "PixelSource": "activegen.features.pixels",
+    "PretrainedSource": "activegen.features.pretrained",
+    "LIBRARIES": "activegen.features.pretrained",
+    "parse_pretrained_spec": "activegen.features.pretrained",
+    "SelfSupervisedSource": "activegen.features.self_supervised",
+    "TrainingRecord": "activegen.features.self_supervised",
+}
+
+__all__ = ["FeaturesSettings", "SelfSupervisedSettings", "make_source", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'activegen.features' has no attribute {name!r}")
 
 
 def make_source(spec: str, *, channels: int | None = None, cache_dir: Path | None = None,
@@ -63,6 +70,10 @@ def make_source(spec: str, *, channels: int | None = None, cache_dir: Path | Non
         ConfigError: an unknown spec, or a pretrained backbone whose library or weights are
             missing (nothing is downloaded).
     """
+    from activegen.features.pixels import PixelSource
+    from activegen.features.pretrained import LIBRARIES, PretrainedSource
+    from activegen.features.self_supervised import SelfSupervisedSource
+
     if spec == "pixels":
         return PixelSource()
     if spec == "self-supervised":

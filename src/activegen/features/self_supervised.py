@@ -24,7 +24,6 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from activegen._cache import ArtifactCache, content_key, data_fingerprint
 from activegen.errors import ConfigError, DataError
@@ -34,61 +33,11 @@ from activegen.features.augment import Augment
 from activegen.features.base import FeatureSource, check_images
 from activegen.features.contrastive import nt_xent
 from activegen.features.encoder import ProjectionHead, SmallResNet
+from activegen.features.settings import SelfSupervisedSettings
 from activegen.generative.checked_state import load_state, state_bytes, state_digest
 
 #: Bump when the encoder, its training or its augmentations change (invalidates cached ones).
 ENCODER_VERSION = 1
-
-
-class SelfSupervisedSettings(BaseModel):
-    """Everything that decides a trained encoder (with the pool's bytes).
-
-    The defaults were chosen by measurement on the pools of mnist10k and Fashion-MNIST
-    (labels drawn from the pool, accuracy on the rest of the pool; never the test splits) on a
-    shared 2-core CPU, one thread (``research/features/README.md``): see each field.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    #: passes over the pool: 40 epochs of 10,000 28×28 images take about 9 minutes on one
-    #: quiet core of the 2-core measuring machine (22 minutes measured beside other work, load
-    #: average 5); 10 → 30 epochs lifted label spreading at 100 mnist10k labels from 89.8% to
-    #: 94.5% (pool-only tuning), so more epochs still pay where there is time
-    epochs: int = Field(40, ge=1)
-    #: pairs per step (2·batch_size - 2 negatives per view): in minutes of CPU the number of
-    #: steps decided the accuracy; 256 → 128 → 64 gave 81 → 84 → 87% (probe, 100 labels,
-    #: 10 epochs), 32 no better than 64 and slower per image
-    batch_size: int = Field(64, ge=2)
-    #: channels of the encoder's first stage; the features have 4·width dimensions. 32 was
-    #: better per epoch (+6 points) but cost 3.7x the time of 16
-    width: int = Field(16, ge=1)
-    #: residual blocks per stage
-    blocks: int = Field(1, ge=1)
-    #: the encoder stem's stride (None: by image size, see ``encoder.strides_for``)
-    stem_stride: int | None = Field(None, ge=1, le=4)
-    #: output size of the projection head the loss sees
-    projection_dim: int = Field(64, ge=1)
-    #: hidden units of the projection head (None: the feature dimension); 256 rather than
-    #: 64 gained 1-3 points at 20 and 100 labels for a negligible cost
-    projection_hidden: int | None = Field(256, ge=1)
-    #: NT-Xent temperature (0.2 measured no better)
-    temperature: float = Field(0.5, gt=0)
-    #: AdamW's peak learning rate (linear warm-up, then cosine decay to zero); 5e-3 beat 2e-3
-    lr: float = Field(5e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    #: smallest area fraction a random crop keeps (0.3 with 15° rotations: no better)
-    min_crop_scale: float = Field(0.5, gt=0, le=1)
-    #: largest rotation, degrees
-    rotation: float = Field(10.0, ge=0, le=180)
-    #: largest translation, fraction of the side
-    translate: float = Field(0.1, ge=0, le=0.5)
-    #: random horizontal flips (off: a flipped digit is another symbol, and on
-    #: Fashion-MNIST flips measured no better)
-    flip: bool = False
-    #: brightness/contrast (and RGB colour) jitter strength
-    jitter: float = Field(0.4, ge=0, le=1)
-    seed: int = 0
-    method: Literal["simclr"] = "simclr"
 
 
 @dataclass

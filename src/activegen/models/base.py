@@ -56,6 +56,9 @@ class Learner(ABC):
 
     name: ClassVar[str] = "learner"
     Settings: ClassVar[type[Settings]] = NoSettings
+    #: True for learners whose network needs images ``[N, C, H, W]`` (a CNN); the others take
+    #: any examples, feature vectors ``[N, d]`` included
+    needs_images: ClassVar[bool] = False
 
     def __init__(self, n_classes: int, seed: int = 0,
                  settings: Settings | Mapping[str, Any] | None = None,

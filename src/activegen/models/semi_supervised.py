@@ -24,10 +24,12 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
+from activegen._settings import Settings
 from activegen.errors import ActivegenError, DataError
 from activegen.models.capabilities import FitContext
 from activegen.models.linear import _LinearLearner
@@ -70,27 +72,30 @@ def _standardisation(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 1e-6, std, 1.0)
 
 
-class LinearProbe(_LinearLearner):
-    """Multinomial logistic regression on standardised frozen features.
+class ProbeSettings(Settings):
+    """The linear probe's logistic regression."""
 
-    Args:
-        n_classes: classes of the task.
-        seed: kept for the learner contract (the solver is deterministic).
-        C: inverse L2 strength: 1 beat 0.1 and 0.01 and matched 10 at 20 and 100 mnist10k
-            labels on self-supervised features (pool-only tuning, ``research/features/``).
-        max_iter: lbfgs iterations.
+    C: float = Field(1.0, gt=0, description=(
+        "inverse L2 strength (1 beat 0.1 and 0.01 and matched 10 at 20 and 100 mnist10k labels "
+        "on self-supervised features; research/features/)"))
+    max_iter: int = Field(1000, ge=1, description="lbfgs iterations")
+
+
+class LinearProbe(_LinearLearner):
+    """Multinomial logistic regression on standardised frozen features (the reference every
+    semi-supervised learner must beat).
 
     With :meth:`prepare`, the standardisation is the pool's; without, the labeled points'.
+    ``seed`` is kept for the learner contract (the solver is deterministic).
     """
 
     name: ClassVar[str] = "linear-probe"
+    Settings: ClassVar[type[Settings]] = ProbeSettings
+    settings: ProbeSettings
 
-    def __init__(self, n_classes: int, seed: int = 0, C: float = 1.0,
-                 max_iter: int = 1000) -> None:
-        super().__init__(n_classes, seed)
-        if C <= 0 or max_iter < 1:
-            raise ValueError(f"C must be positive and max_iter >= 1, got {C}, {max_iter}")
-        self.C, self.max_iter = C, max_iter
+    def __init__(self, n_classes: int, seed: int = 0, settings: Any = None,
+                 **values: Any) -> None:
+        super().__init__(n_classes, seed, settings, **values)
         self.pool_features: np.ndarray | None = None
         self.feature_mean: np.ndarray | None = None
         self.feature_scale: np.ndarray | None = None
@@ -121,7 +126,7 @@ class LinearProbe(_LinearLearner):
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(C=self.C, max_iter=self.max_iter)
+        model = LogisticRegression(C=self.settings.C, max_iter=self.settings.max_iter)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(Z, y, sample_weight=weight)
@@ -160,61 +165,49 @@ def _row_keys(F: np.ndarray) -> list[bytes]:
     return [row.tobytes() for row in np.ascontiguousarray(F, dtype=np.float32)]
 
 
+class SpreadingSettings(ProbeSettings):
+    """Label spreading's graph and the distilled logistic regression (``C``, ``max_iter``)."""
+
+    n_neighbors: int = Field(10, ge=1, description="neighbours per point in the graph")
+    alpha: float = Field(0.9, gt=0, lt=1, description=(
+        "how much of a point's label comes from its neighbours"))
+    spread_iter: int = Field(1000, ge=1, description=(
+        "spreading iterations (each reaches one more hop)"))
+    tol: float = Field(1e-9, gt=0, description=(
+        "stop when the label distributions change less than this; scikit-learn's 1e-3 stopped "
+        "before the labels reached 60% of a long strip of points"))
+    metric: Literal["cosine", "euclidean"] = Field("cosine", description=(
+        "neighbours by angle (usual for contrastive features) or by distance"))
+    standardise_graph: bool = Field(False, description=(
+        "build the graph on pool-standardised features (off: on pixels, standardising lifts "
+        "rarely-lit border pixels to the scale of strokes, and spreading lost 10 points)"))
+    min_confidence: float = Field(0.0, ge=0, lt=1, description=(
+        "pool points whose spread label has a lower share of their label mass are left out "
+        "of the distillation"))
+
+
 class LabelSpreadingLearner(LinearProbe):
     """Label spreading over the pool's kNN graph, distilled into a linear model.
 
-    Args:
-        n_classes: classes of the task.
-        seed: kept for the learner contract (every step is deterministic).
-        n_neighbors: neighbours per point in the graph.
-        alpha: how much of a point's label comes from its neighbours (0: none; scikit-learn's
-            default 0.2 keeps labels near the labeled points).
-        max_iter: spreading iterations (each reaches one more hop).
-        tol: stop when the label distributions change less than this (summed). Far from the
-            labels the spread mass is tiny, so scikit-learn's default 1e-3 stopped before it
-            reached 60% of a long strip of points; 1e-9 lets the labels reach them.
-        metric: ``cosine`` (neighbours by angle, usual for contrastive features) or
-            ``euclidean``.
-        standardise_graph: build the graph on pool-standardised features instead of the raw
-            ones (off: on pixels, standardising lifts rarely-lit border pixels to the scale
-            of strokes, and label spreading lost 10 points at 100 mnist10k labels).
-        C: inverse L2 strength of the distilled logistic regression.
-        min_confidence: pool points whose spread label has a lower share of their label mass
-            are left out of the distillation.
-
     :meth:`prepare` must give the pool first. Labeled points that are also pool points (the
     usual case) are recognised by their exact feature bytes and enter the graph once.
+    ``seed`` is kept for the learner contract (every step is deterministic).
     """
 
     name: ClassVar[str] = "label-spreading"
+    Settings = SpreadingSettings
+    settings: SpreadingSettings
 
-    def __init__(self, n_classes: int, seed: int = 0, n_neighbors: int = 10,
-                 alpha: float = 0.9, max_iter: int = 1000, tol: float = 1e-9,
-                 metric: Literal["cosine", "euclidean"] = "cosine", C: float = 1.0,
-                 min_confidence: float = 0.0, standardise_graph: bool = False,
-                 max_iter_logistic: int = 1000) -> None:
-        super().__init__(n_classes, seed, C, max_iter_logistic)
-        if n_neighbors < 1 or max_iter < 1:
-            raise ValueError(f"n_neighbors and max_iter must be >= 1, got {n_neighbors}, "
-                             f"{max_iter}")
-        if not 0 < alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-        if metric not in ("cosine", "euclidean"):
-            raise ValueError(f"metric must be cosine or euclidean, got {metric!r}")
-        if not 0 <= min_confidence < 1:
-            raise ValueError(f"min_confidence must be in [0, 1), got {min_confidence}")
-        if tol <= 0:
-            raise ValueError(f"tol must be positive, got {tol}")
-        self.n_neighbors, self.alpha, self.spread_iter, self.tol = n_neighbors, alpha, max_iter, tol
-        self.metric, self.min_confidence = metric, min_confidence
-        self.standardise_graph = standardise_graph
+    def __init__(self, n_classes: int, seed: int = 0, settings: Any = None,
+                 **values: Any) -> None:
+        super().__init__(n_classes, seed, settings, **values)
         #: the pool's spread labels and their confidence after a fit (pool order)
         self.pool_labels_: np.ndarray | None = None
         self.pool_confidence_: np.ndarray | None = None
 
     def _graph_space(self, F: np.ndarray) -> np.ndarray:
-        Z = self._standardised(F) if self.standardise_graph else F
-        if self.metric == "cosine":
+        Z = self._standardised(F) if self.settings.standardise_graph else F
+        if self.settings.metric == "cosine":
             norms = np.linalg.norm(Z, axis=1, keepdims=True)
             return Z / np.where(norms > 0, norms, 1.0)
         return Z
@@ -235,9 +228,9 @@ class LabelSpreadingLearner(LinearProbe):
         unlabeled[in_pool[in_pool >= 0]] = False
         F_all = np.concatenate([F_labeled, pool[unlabeled]])
         target = np.concatenate([y, np.full(int(unlabeled.sum()), -1)])
-        k = min(self.n_neighbors, len(F_all) - 1)
-        model = LabelSpreading(kernel="knn", n_neighbors=k, alpha=self.alpha,
-                               max_iter=self.spread_iter, tol=self.tol)
+        k = min(self.settings.n_neighbors, len(F_all) - 1)
+        model = LabelSpreading(kernel="knn", n_neighbors=k, alpha=self.settings.alpha,
+                               max_iter=self.settings.spread_iter, tol=self.settings.tol)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "max_iter reached": the labels are still usable
             model.fit(self._graph_space(F_all), target)
@@ -258,7 +251,7 @@ class LabelSpreadingLearner(LinearProbe):
         self._check_dim(F)
         pool_labels, pool_conf, unlabeled = self.spread(F, y)
         self.pool_labels_, self.pool_confidence_ = pool_labels, pool_conf
-        keep = unlabeled & (pool_conf > self.min_confidence)
+        keep = unlabeled & (pool_conf > self.settings.min_confidence)
         assert self.pool_features is not None
         Z = self._standardised(np.concatenate([F, self.pool_features[keep]]))
         target = np.concatenate([y, pool_labels[keep]])

@@ -179,6 +179,7 @@ class TorchLearner(WithProba, WithMargins, WithEmbedding, WithTorchDecision):
     """
 
     name: ClassVar[str] = "torch-learner"
+    needs_images: ClassVar[bool] = True
     Settings: ClassVar[type[Settings]] = TorchSettings
     settings: TorchSettings
     #: the subclasses that add a loss head, posterior samples, or both (set per network)

@@ -33,6 +33,7 @@ from activegen.experiments.config import (
     check_device_name,
     read_toml,
 )
+from activegen.features.settings import FeaturesSettings
 
 
 class _Strict(BaseModel):
@@ -132,6 +133,8 @@ class LabelConfig(_Strict):
     images: ImagesConfig | None = None
     #: the "you can stop here" criteria (None: no notice)
     stopping: StoppingConfig | None = None
+    #: what the learner and the strategy see of each example, as in an experiment
+    features: FeaturesSettings = FeaturesSettings()
     #: defaults of the strategy's ``generator`` / ``synthesis`` tables, as in an experiment
     generator: dict[str, Any] | str | None = None
     synthesis: dict[str, Any] | str | None = None

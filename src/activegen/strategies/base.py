@@ -123,6 +123,9 @@ class Strategy(ABC):
     #: :func:`~activegen.models.capabilities.check_compatible` refuses a learner without them
     #: before any work.
     requires: tuple[type, ...] = ()
+    #: True for strategies that work on the pool's images themselves (a generator or a VAE
+    #: trained on them): they cannot run on feature vectors
+    needs_images: ClassVar[bool] = False
 
     def __init__(self, settings: Settings | Mapping[str, Any] | None = None,
                  **values: Any) -> None:

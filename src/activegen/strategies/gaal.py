@@ -62,6 +62,7 @@ class GeneratorStrategy(Strategy):
     of an experiment shares one, trained with the experiment's ``artifact_seed``."""
 
     synthesizes: ClassVar[bool] = True
+    needs_images: ClassVar[bool] = True
     Settings: ClassVar[type[Settings]] = GeneratorStrategySettings
     settings: GeneratorStrategySettings
 
@@ -332,6 +333,10 @@ class MixedSchedule(Strategy):
     @classmethod
     def from_settings(cls, settings: Settings, context: BuildContext) -> Self:
         return cls(settings, context=context)
+
+    @property
+    def needs_images(self) -> bool:  # type: ignore[override]
+        return self.primary.needs_images or self.secondary.needs_images
 
     @property
     def requires(self) -> tuple[type, ...]:  # type: ignore[override]

@@ -29,6 +29,7 @@ class VAELearningLoss(LearningLoss):
     """Learning loss whose head also reads alpha·VAE features (Godwin et al. 2022)."""
 
     name: ClassVar[str] = "vae-learning-loss"
+    needs_images: ClassVar[bool] = True
     Settings = VAELearningLossSettings
     settings: VAELearningLossSettings
 
@@ -52,6 +53,7 @@ class VAECoreSet(CoreSet):
     """Core-set in ``[T_f(x) ⌢ alpha·V(x)]`` (Godwin et al. 2022, their core-set equation)."""
 
     name: ClassVar[str] = "vae-coreset"
+    needs_images: ClassVar[bool] = True
     Settings = VAECoreSetSettings
     settings: VAECoreSetSettings
 
@@ -70,6 +72,7 @@ class VAEMedAL(MedAL):
     """MedAL whose distances are measured in ``[T_f(x) ⌢ alpha·V(x)]``."""
 
     name: ClassVar[str] = "vae-medal"
+    needs_images: ClassVar[bool] = True
     Settings = VAEMedALSettings
     settings: VAEMedALSettings
 

@@ -1,5 +1,8 @@
-"""Fixtures shared by the test modules: the embedded digits as pools, an artifact cache, and a
-shared generator cache that lives in a temporary folder, never in $HOME."""
+"""Fixtures shared by the test modules: the embedded digits as pools, an artifact cache, a
+shared generator cache that lives in a temporary folder (never in $HOME), and one thread for
+torch and BLAS: the tests' arrays are small, and on a shared machine more threads than idle
+cores spin-wait (a 29-iteration logistic regression took 3 s with two BLAS threads beside
+other work, 0.05 s with one)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,18 @@ from pathlib import Path
 import pytest
 
 from activegen.data import Dataset, load_dataset
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread() -> Iterator[None]:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from activegen._cache import content_key, data_fingerprint
 from activegen._settings import Settings
 from activegen.errors import ActivegenError, DataError
 from activegen.models.capabilities import FitContext
@@ -161,6 +162,10 @@ class LinearProbe(_LinearLearner):
                            self.feature_scale.astype(np.float32))
 
 
+#: the pools' spreading graphs (:meth:`LabelSpreadingLearner._pool_graph`), per pool and k
+_GRAPHS: dict[str, Any] = {}
+
+
 def _row_keys(F: np.ndarray) -> list[bytes]:
     return [row.tobytes() for row in np.ascontiguousarray(F, dtype=np.float32)]
 
@@ -216,8 +221,6 @@ class LabelSpreadingLearner(LinearProbe):
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Label distributions of the pool: ``(labels [P], confidence [P], unlabeled mask
         [P])`` for the pool points, in pool order (a labeled pool point keeps its label)."""
-        from sklearn.semi_supervised import LabelSpreading
-
         if self.pool_features is None:
             raise ActivegenError(f"{self.name} needs prepare(pool features) before fit: the "
                                  "labels spread over the pool")
@@ -226,6 +229,64 @@ class LabelSpreadingLearner(LinearProbe):
         in_pool = np.array([index.get(key, -1) for key in _row_keys(F_labeled)])
         unlabeled = np.ones(len(pool), dtype=bool)
         unlabeled[in_pool[in_pool >= 0]] = False
+        if len(in_pool) and (in_pool >= 0).all() and len(np.unique(in_pool)) == len(in_pool):
+            return self._spread_on_the_pool_graph(in_pool, y, unlabeled)
+        return self._spread_with_sklearn(F_labeled, y, in_pool, unlabeled)
+
+    def _pool_graph(self) -> Any:
+        """The pool's spreading graph, built once per pool and graph settings: scikit-learn's
+        ``LabelSpreading`` rebuilds the kNN graph on every fit, and the pool's is the same
+        every round (built here with the same pieces: ``kneighbors_graph``, the normalised
+        Laplacian, negated, its diagonal zero)."""
+        from scipy.sparse.csgraph import laplacian as csgraph_laplacian
+        from sklearn.neighbors import NearestNeighbors
+
+        assert self.pool_features is not None
+        space = self._graph_space(self.pool_features)
+        k = min(self.settings.n_neighbors, len(space) - 1)
+        key = content_key({"pool": data_fingerprint(np.ascontiguousarray(space)), "k": k})
+        if key not in _GRAPHS:
+            nn = NearestNeighbors(n_neighbors=k).fit(space)
+            affinity = nn.kneighbors_graph(nn._fit_X, k, mode="connectivity")
+            graph = -csgraph_laplacian(affinity, normed=True)
+            graph = graph.tocoo()
+            graph.data[graph.row == graph.col] = 0.0
+            _GRAPHS[key] = graph.tocsr()
+        return _GRAPHS[key]
+
+    def _spread_on_the_pool_graph(self, rows: np.ndarray, y: np.ndarray,
+                                  unlabeled: np.ndarray
+                                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Label spreading (scikit-learn's update, clamped by ``alpha``) on the cached pool
+        graph, every labeled point being a pool point."""
+        graph = self._pool_graph()
+        classes = np.unique(y)
+        dist = np.zeros((graph.shape[0], len(classes)))
+        dist[rows, np.searchsorted(classes, y)] = 1.0
+        alpha = self.settings.alpha
+        static = dist * (1 - alpha)
+        previous = np.zeros_like(dist)
+        for _ in range(self.settings.spread_iter):
+            if np.abs(dist - previous).sum() < self.settings.tol:
+                break
+            previous = dist
+            dist = alpha * (graph @ dist) + static
+        mass = dist.sum(axis=1)
+        normalised = dist / np.where(mass > 0, mass, 1)[:, None]
+        confidence = np.where(mass > 0, normalised.max(axis=1), 0.0)
+        labels = classes[normalised.argmax(axis=1)].astype(np.int64)
+        labels[rows], confidence[rows] = y, 1.0
+        return labels, confidence, unlabeled
+
+    def _spread_with_sklearn(self, F_labeled: np.ndarray, y: np.ndarray, in_pool: np.ndarray,
+                             unlabeled: np.ndarray
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Label spreading over the labeled points and the unlabeled pool, for labeled points
+        the pool does not hold (synthesized ones): the graph differs, so it is built anew."""
+        from sklearn.semi_supervised import LabelSpreading
+
+        pool = self.pool_features
+        assert pool is not None
         F_all = np.concatenate([F_labeled, pool[unlabeled]])
         target = np.concatenate([y, np.full(int(unlabeled.sum()), -1)])
         k = min(self.settings.n_neighbors, len(F_all) - 1)

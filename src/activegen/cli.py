@@ -43,7 +43,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     path = Path(args.config) if args.config else demo_config_path()
-    config = with_overrides(load_config(path), device=args.device, executor=args.executor,
+    config = load_config(path, changes=args.set)
+    config = with_overrides(config, device=args.device, executor=args.executor,
                             jobs=args.jobs, ray_address=args.ray_address)
     out = Path(args.out) if args.out else Path("runs") / path.stem
     partial = args.only is not None or args.seeds is not None
@@ -389,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", nargs="?", help="TOML experiment file (default: the built-in demo)")
     run.add_argument("--out", help="output folder (default: runs/<config file name without "
                      ".toml>)")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                     help="change one key of the config before it is validated (repeatable): "
+                     "a dotted key and a TOML value, e.g. --set features.source='\"vae\"' "
+                     "--set learner='{ name = \"linear-probe\" }' --set loop.budget=100")
     run.add_argument("--fresh", action="store_true",
                      help="delete earlier results in --out instead of resuming")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -497,6 +497,41 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not a text file") from None
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate a TOML experiment file."""
-    return parse_config(read_toml(path), str(path))
+def load_config(path: str | Path, changes: list[str] | None = None) -> ExperimentConfig:
+    """Read and validate a TOML experiment file, with ``changes`` (``KEY=VALUE``: a dotted key
+    and a TOML value, applied before validation; see :func:`apply_changes`)."""
+    data = read_toml(path)
+    if changes:
+        data = apply_changes(data, changes)
+    return parse_config(data, str(path) + ("" if not changes else f" with {changes}"))
+
+
+def apply_changes(data: dict[str, Any], changes: list[str]) -> dict[str, Any]:
+    """``data`` with each ``KEY=VALUE`` set: ``KEY`` dotted through tables (``loop.budget``),
+    ``VALUE`` a TOML value (``100``, ``"vae"``, ``{ name = "margin" }``, ``[0, 1]``).
+
+    Raises:
+        ConfigError: a change without ``=``, a value that is not TOML, or a key that goes
+            through something other than a table.
+    """
+    import copy
+
+    data = copy.deepcopy(data)
+    for change in changes:
+        key, eq, text = change.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--set {change!r}: write KEY=VALUE (e.g. loop.budget=100)")
+        try:
+            value = tomllib.loads(f"value = {text.strip()}")["value"]
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--set {change!r}: the value is not TOML ({exc}); quote a "
+                              f"string: {key}='\"...\"'") from None
+        parts = key.strip().split(".")
+        table = data
+        for i, part in enumerate(parts[:-1]):
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"--set {change!r}: {'.'.join(parts[:i + 1])} is not a "
+                                  "table")
+        table[parts[-1]] = value
+    return data

@@ -181,3 +181,29 @@ def test_report_reference_option(demo_run: Path, tmp_path: Path,
     capsys.readouterr()
     line = _error_line(["report", str(copy), "--reference", "no-such"], capsys)
     assert "'no-such'" in line and "svm-active" in line
+
+
+def test_run_set_changes_keys_before_validation(tmp_path: Path, capsys) -> None:
+    """``--set`` writes a dotted key with a TOML value (a bare word is a string); a bad one
+    is refused in one line before anything is written."""
+    from activegen.experiments.config import load_config
+
+    config = tmp_path / "c.toml"
+    config.write_text('seeds = [0]\nsupervised = false\n[data]\ntest_fraction = 0.3\n'
+                      '[loop]\ninitial = 10\nbatch = 10\nbudget = 30\n'
+                      '[[strategies]]\nname = "random"\n')
+    changed = load_config(config, ["loop.budget=20", "learner.name=logistic-regression",
+                                   "features.source=pixels", 'data.classes=[3, 5]',
+                                   "report={ baseline = \"random\" }"])
+    assert changed.loop.budget == 20 and changed.learner.name == "logistic-regression"
+    assert changed.data.classes == [3, 5] and changed.report.baseline == "random"
+    assert changed.fingerprint() != load_config(config).fingerprint()
+    out = tmp_path / "out"
+    for bad, says in ((["--set", "loop.budget"], "write KEY=VALUE"),
+                      (["--set", "loop.budget=[1"], "the value is not TOML"),
+                      (["--set", "loop.budget.x=1"], "loop.budget is not a table"),
+                      (["--set", "loop.budget=5"], "budget (5) is below the initial")):
+        assert says in _error_line(["run", str(config), "--out", str(out), *bad], capsys)
+        assert not out.exists()
+    assert main(["run", str(config), "--out", str(out), "--set", "loop.budget=20"]) == 0
+    assert pd.read_csv(out / "results.csv")["n_labels"].max() == 20

@@ -95,6 +95,40 @@ def test_the_cold_start_chooses_the_first_batch_of_the_run(tmp_path, cold) -> No
     assert rows["n_labels"].tolist() == [20, 30, 40] and rows["round"].tolist() == [1, 2, 3]
 
 
+def test_each_strategy_may_choose_its_own_first_batch(tmp_path) -> None:
+    """A strategy's ``cold_start`` overrides the loop's for it alone: ``true`` is the strategy
+    itself, ``false`` the seeded uniform draw, a table another strategy."""
+    config = small_config(
+        seeds=[0], loop={"initial": 20, "batch": 10, "budget": 30, "cold_start": TYPICLUST},
+        strategies=[{"name": "random", "cold_start": False},
+                    {"name": "typiclust", "features": "pixels", "cold_start": True},
+                    {"name": "margin", "cold_start": {"name": "coreset", "features": "pixels"}},
+                    {"name": "entropy"}])
+    assert config.cold_start_of("random") is None
+    assert config.cold_start_of("typiclust").name == "typiclust"
+    assert config.cold_start_of("margin").params["features"] == "pixels"
+    assert config.cold_start_of("entropy") == config.loop.cold_start
+    out = tmp_path / "out"
+    run_experiment(config, out)
+    from activegen.experiments.runner import load_experiment_data
+
+    pool, _ = load_experiment_data(config)
+    first = {s: np.sort(np.load(out / "queries" / f"{s}__seed0" / "round_0000.npz")["indices"])
+             for s in ("random", "typiclust", "margin", "entropy")}
+    # the seeded uniform initial set is not a query: random's round 0 is its first batch
+    assert len(first["random"]) == 10
+    assert not set(first["random"]) & set(initial_labeled_indices(pool.y, 20, 0))
+    assert all(len(first[s]) == 20 for s in ("typiclust", "margin", "entropy"))
+    np.testing.assert_array_equal(first["typiclust"], first["entropy"])  # both TypiClust's
+    assert not np.array_equal(first["margin"], first["typiclust"])
+    rounds = pd.read_csv(out / "results.csv").groupby("strategy")["round"].min()
+    assert rounds["random"] == 0 and (rounds.drop("random") == 1).all()
+    with pytest.raises(ConfigError, match=r"strategies\[0\].cold_start: strategy 'margin' reads"):
+        small_config(strategies=[{"name": "margin", "cold_start": True}])
+    with pytest.raises(ConfigError, match=r"strategies\[0\].cold_start: unknown"):
+        small_config(strategies=[{"name": "margin", "cold_start": {"name": "nope"}}])
+
+
 def test_docs_table_lists_every_registered_strategy() -> None:
     from pathlib import Path
 

@@ -45,9 +45,10 @@ def build_strategy(config: ExperimentConfig, label: str) -> Strategy:
                             BuildContext(device=resolve_device(config.device)))
 
 
-def build_cold_start(config: ExperimentConfig) -> Strategy | None:
-    """The strategy of ``loop.cold_start`` (None: the seeded uniform initial set)."""
-    component = config.loop.cold_start
+def build_cold_start(config: ExperimentConfig, label: str) -> Strategy | None:
+    """The strategy that chooses the first batch of the strategy labelled ``label``: its
+    own ``cold_start``, else ``loop.cold_start`` (None: the seeded uniform initial set)."""
+    component = config.cold_start_of(label)
     if component is None:
         return None
     return STRATEGIES.build(component.name, component.params,

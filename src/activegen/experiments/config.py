@@ -94,6 +94,28 @@ class ComponentConfig(BaseModel):
         return self.label or self.name
 
 
+class StrategyConfig(ComponentConfig):
+    """A ``[[strategies]]`` entry: a strategy component, and who chooses its first batch.
+
+    ``cold_start`` overrides ``loop.cold_start`` for this strategy alone: ``true`` (the
+    strategy itself, e.g. TypiClust from its first label), ``false`` (the seeded uniform
+    initial set), or a strategy table. Unset: ``loop.cold_start``.
+    """
+
+    cold_start: bool | ComponentConfig | None = None
+
+    def first_batch(self, default: ComponentConfig | None) -> ComponentConfig | None:
+        """The strategy that chooses this strategy's first batch, ``default`` being the
+        loop's (None: the seeded uniform initial set)."""
+        if self.cold_start is None:
+            return default
+        if self.cold_start is True:
+            return ComponentConfig(name=self.name, **self.params)
+        if self.cold_start is False:
+            return None
+        return self.cold_start
+
+
 class LoopConfig(_Strict):
     """How many labels, in which steps: ``initial`` labels first (an experiment's seeded
     initial set, or a labeling session's first batch), ``batch`` per round after, ``budget`` in
@@ -191,7 +213,7 @@ class ExperimentConfig(_Strict):
     test_sets: list[TestSetConfig] = []
     learner: ComponentConfig = ComponentConfig(name="linear-svm")
     oracle: ComponentConfig = ComponentConfig(name="pool")
-    strategies: list[ComponentConfig] = Field(min_length=1)
+    strategies: list[StrategyConfig] = Field(min_length=1)
     loop: LoopConfig
     supervised: bool = True
     #: what learners and strategies see of each example (the images, or a feature source's
@@ -242,6 +264,12 @@ class ExperimentConfig(_Strict):
         if self.report.baseline is not None:
             return self.report.baseline
         return "random" if "random" in labels else labels[0]
+
+    def cold_start_of(self, label: str) -> ComponentConfig | None:
+        """The strategy that chooses the first batch of the strategy labelled ``label``
+        (None: the seeded uniform initial set)."""
+        entry = next(s for s in self.strategies if s.display == label)
+        return entry.first_batch(self.loop.cold_start)
 
     def fingerprint(self) -> str:
         """A hash of everything that decides results: the validated config, every component's
@@ -343,8 +371,11 @@ def validate_components(data: dict[str, Any], kinds: dict[str, str]) -> dict[str
     def one(where: str, kind: str, entry: Any) -> Any:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             return entry  # malformed: the model's validation names it
-        head = {k: entry[k] for k in ("name", "label") if k in entry}
-        params = {k: v for k, v in entry.items() if k not in ("name", "label")}
+        heads = ("name", "label", "cold_start") if kind == "strategy" else ("name", "label")
+        head = {k: entry[k] for k in heads if k in entry}
+        params = {k: v for k, v in entry.items() if k not in heads}
+        if isinstance(head.get("cold_start"), dict):
+            head["cold_start"] = one(f"{where}.cold_start", kind, head["cold_start"])
         try:
             settings = registries[kind].validate(entry["name"], params, shared)
         except ConfigError as exc:
@@ -390,12 +421,11 @@ def check_components(config: Any) -> None:
     strategies = [(f"strategies[{i}]", s) for i, s in enumerate(config.strategies)]
     if not config.features.is_pixels:
         _check_feature_rows(config, learner)
-    cold = config.loop.cold_start
-    if cold is not None:
+    for where, cold in _cold_starts(config):
         needs = STRATEGIES.build(cold.name, cold.params).requires
         if needs:
             raise ConfigError(
-                f"loop.cold_start: strategy {cold.name!r} reads the learner "
+                f"{where}: strategy {cold.name!r} reads the learner "
                 f"({', '.join(c.__name__ for c in needs)}), but the cold start chooses before "
                 "any learner is fitted: use typiclust or probcover (features = \"pixels\", "
                 "\"vae\" or \"backbone:<path>\") or coreset (features = \"pixels\")")
@@ -415,6 +445,17 @@ def check_components(config: Any) -> None:
                 raise ConfigError(f"stopping.criteria: {exc}") from None
 
 
+def _cold_starts(config: Any) -> list[tuple[str, ComponentConfig]]:
+    """Every strategy that chooses a first batch, with where the config names it."""
+    out = [] if config.loop.cold_start is None else [("loop.cold_start",
+                                                      config.loop.cold_start)]
+    for i, entry in enumerate(config.strategies):
+        chooser = entry.first_batch(None)
+        if chooser is not None:
+            out.append((f"strategies[{i}].cold_start", chooser))
+    return out
+
+
 def _check_feature_rows(config: Any, learner: Any) -> None:
     """With ``[features]`` other than pixels every example is a feature vector: refuse the
     learner and the strategies that need images, naming them."""
@@ -426,9 +467,7 @@ def _check_feature_rows(config: Any, learner: Any) -> None:
                           f"= {source!r} the examples are feature vectors: use linear-probe, "
                           "label-spreading, logistic-regression, linear-svm or sklearn")
     components = [(f"strategies[{i}]", s) for i, s in enumerate(config.strategies)]
-    if config.loop.cold_start is not None:
-        components.append(("loop.cold_start", config.loop.cold_start))
-    for where, component in components:
+    for where, component in [*components, *_cold_starts(config)]:
         if STRATEGIES.build(component.name, component.params).needs_images:
             raise ConfigError(f"{where}: strategy {component.name!r} works on images (it "
                               f"trains a generator or a VAE on them); with features = "
@@ -506,9 +545,14 @@ def load_config(path: str | Path, changes: list[str] | None = None) -> Experimen
     return parse_config(data, str(path) + ("" if not changes else f" with {changes}"))
 
 
+_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_:./@+-]*")
+
+
 def apply_changes(data: dict[str, Any], changes: list[str]) -> dict[str, Any]:
     """``data`` with each ``KEY=VALUE`` set: ``KEY`` dotted through tables (``loop.budget``),
-    ``VALUE`` a TOML value (``100``, ``"vae"``, ``{ name = "margin" }``, ``[0, 1]``).
+    ``VALUE`` a TOML value (``100``, ``"vae"``, ``{ name = "margin" }``, ``[0, 1]``); a
+    bare word that is not TOML (``vae``, ``self-supervised``, ``timm:resnet18``) is a string,
+    so that shells need no nested quotes for the common case.
 
     Raises:
         ConfigError: a change without ``=``, a value that is not TOML, or a key that goes
@@ -524,8 +568,11 @@ def apply_changes(data: dict[str, Any], changes: list[str]) -> dict[str, Any]:
         try:
             value = tomllib.loads(f"value = {text.strip()}")["value"]
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"--set {change!r}: the value is not TOML ({exc}); quote a "
-                              f"string: {key}='\"...\"'") from None
+            if _BARE_WORD.fullmatch(text.strip()):
+                value = text.strip()
+            else:
+                raise ConfigError(f"--set {change!r}: the value is not TOML ({exc}); "
+                                  f"quote a string: {key}='\"...\"'") from None
         parts = key.strip().split(".")
         table = data
         for i, part in enumerate(parts[:-1]):

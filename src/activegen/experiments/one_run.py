@@ -113,7 +113,7 @@ def run_one(
     # before anything is computed: a resumed run keeps rounds of the machines before it
     machines = log_machine(checkpoint, machine)
     strategy = build_strategy(config, spec.strategy)
-    cold_start = build_cold_start(config)
+    cold_start = build_cold_start(config, spec.strategy)
     for part in (strategy, cold_start):
         if part is None:
             continue

@@ -15,13 +15,14 @@ from pydantic import BaseModel
 from activegen._registry import Registry
 
 
-def _components(registry: Registry[Any], defs: dict[str, Any]) -> dict[str, Any]:
+def _components(registry: Registry[Any], defs: dict[str, Any],
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
     choices = []
     for name, cls in registry.items():
         schema = cls.Settings.model_json_schema(ref_template="#/$defs/{model}")
         defs.update(schema.pop("$defs", {}))
         properties = {"name": {"const": name}, "label": {"type": "string"},
-                      **schema.get("properties", {})}
+                      **(extra or {}), **schema.get("properties", {})}
         choices.append({"type": "object", "title": f"{registry.kind} {name}",
                         "description": (cls.__doc__ or "").strip().split("\n\n")[0],
                         "properties": properties, "required": ["name"],
@@ -42,7 +43,9 @@ def config_schema(model: type[BaseModel] | None = None) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template="#/$defs/{model}")
     defs: dict[str, Any] = schema.setdefault("$defs", {})
     defs["Learner"] = _components(LEARNERS, defs)
-    defs["Strategy"] = _components(STRATEGIES, defs)
+    # a strategy entry may say who chooses its first batch (itself, nobody, or a strategy)
+    defs["Strategy"] = _components(STRATEGIES, defs, {"cold_start": {"anyOf": [
+        {"type": "boolean"}, {"$ref": "#/$defs/Strategy"}]}})
     defs["Oracle"] = _components(ORACLES, defs)
     props = schema["properties"]
     props["learner"] = {"$ref": "#/$defs/Learner"}

@@ -29,6 +29,7 @@ from activegen.experiments.config import (
     DataConfig,
     LoopConfig,
     StoppingConfig,
+    StrategyConfig,
     TestSetConfig,
     check_device_name,
     read_toml,
@@ -124,7 +125,7 @@ class LabelConfig(_Strict):
     data: DataConfig = DataConfig()
     test_sets: list[TestSetConfig] = []
     learner: ComponentConfig = ComponentConfig(name="linear-svm")
-    strategy: ComponentConfig = ComponentConfig(name="uncertainty")
+    strategy: StrategyConfig = StrategyConfig(name="uncertainty")
     loop: LoopConfig
     labeling: LabelingConfig = LabelingConfig()
     device: str = "auto"
@@ -152,7 +153,7 @@ class LabelConfig(_Strict):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
-    def strategies(self) -> list[ComponentConfig]:
+    def strategies(self) -> list[StrategyConfig]:
         """The session's strategy, as the experiment's checks read them."""
         return [self.strategy]
 

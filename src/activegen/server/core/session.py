@@ -130,7 +130,7 @@ class LabelSession:
         device = resolve_device(config.device)
         self.strategy = strategy or STRATEGIES.build(
             config.strategy.name, config.strategy.params, BuildContext(device=device))
-        cold = config.loop.cold_start
+        cold = config.strategy.first_batch(config.loop.cold_start)
         self.cold_start = None if cold is None else STRATEGIES.build(
             cold.name, cold.params, BuildContext(device=device))
         self.cache_dir = (Path(config.cache_dir) if config.cache_dir

@@ -25,6 +25,23 @@ def test_help_works_on_every_command(argv: list[str], capsys: pytest.CaptureFixt
     assert out.startswith("usage: activegen") and "--help" in out
 
 
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    """`label-export --format` had no help text (nor `gaal-quality` a description)."""
+    import argparse
+
+    from activegen.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions
+               if isinstance(a, argparse._SubParsersAction))
+    silent = [f"{name} {action.option_strings or action.dest}"
+              for name, command in sub.choices.items() for action in command._actions
+              if not action.help]
+    assert not silent, silent
+    assert all(command.description for command in sub.choices.values())
+    audit = sub.choices["label"]._option_string_actions["--audit"].help
+    assert "ON TOP of --budget" in audit  # the audit's labels are not the budget's
+
+
 def _error_line(argv: list[str], capsys: pytest.CaptureFixture) -> str:
     """Run ``argv``, expect status 2 and a single error line on stderr; return it."""
     try:

@@ -227,3 +227,31 @@ def test_no_audit_means_no_audit(tmp_path: Path) -> None:
         assert "; audit: 0 of 4" in startup_message(prepared)
     finally:
         again.close()
+
+
+def test_a_config_sessions_budget_is_raised_by_the_flag(tmp_path: Path) -> None:
+    """`activegen label CONFIG --budget N` on a session file without [images] sets its budget
+    (it asked for an image folder); the same store then goes on past the old budget."""
+    from activegen.cli import demo_config_path
+    from label_support import digits_config, make_session
+
+    args = build_parser().parse_args(
+        ["label", str(demo_config_path().with_name("label-digits.toml")), "--budget", "300"])
+    raised = _images_label_config(args)
+    assert raised.images is None and raised.loop.budget == 300
+    session, pool = make_session(tmp_path / "d.sqlite", digits_config(batch=4, budget=8))
+    try:
+        for _ in range(2):
+            session.wait_ready(60)
+            for row in session.batch("me").queries:
+                session.label(row.id, int(pool.y[row.pool_index]), "me")
+        session.wait_ready(60)
+        assert session.finished and session.store.finished() == "budget"
+    finally:
+        session.close()
+    more, _ = make_session(tmp_path / "d.sqlite", digits_config(batch=4, budget=12))
+    try:
+        more.wait_ready(60)
+        assert not more.finished and len(more.batch("me").queries) == 4
+    finally:
+        more.close()

@@ -208,11 +208,18 @@ def _require_label_extra() -> None:
 
 
 def _images_label_config(args: argparse.Namespace) -> Any:
-    """The session of ``activegen label --images DIR --classes a,b`` (merged over a config)."""
+    """The session of ``activegen label --images DIR --classes a,b`` (merged over a config),
+    or of a config with ``--budget`` alone (any session's budget can be raised)."""
     from activegen.experiments.config import read_toml
     from activegen.server.config import parse_label_config
 
     data: dict[str, Any] = read_toml(args.config) if args.config else {}
+    image_flags = (args.images, args.classes, args.size, args.channels, args.features,
+                   args.audit, args.labels)
+    if args.config and "images" not in data and all(v is None for v in image_flags):
+        loop = dict(data.get("loop") or {})
+        loop["budget"] = args.budget
+        return parse_label_config({**data, "loop": loop}, args.config)
     images = dict(data.get("images") or {})
     for key, value in (("folder", args.images), ("size", args.size),
                        ("channels", args.channels), ("features", args.features),
@@ -493,8 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "export, audit answers included), the page's JSON export or a Label "
                        "Studio JSON export")
     label.add_argument("--budget", type=int, help="queries to answer, audit images not counted "
-                       "(with --images; default 100); a larger budget on the same --store "
-                       "continues a finished session")
+                       "(default: the config's loop.budget, else 100); a larger budget on the "
+                       "same --store continues a finished session")
     label.set_defaults(handler=_cmd_label)
     studio = sub.add_parser(
         "label-studio", help="label in Label Studio: sync a session with a Label Studio project",

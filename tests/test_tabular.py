@@ -102,6 +102,7 @@ def test_answers_that_are_not_classes_are_refused_naming_them(cancer, labels, na
     (lambda X, y: (X, np.where(y == 1, "malignant", "benign")), r"got 'benign'"),
     (lambda X, y: (np.where(X > 100, np.nan, X), y), r"test set 'test': row \d+ holds NaN"),
     (lambda X, y: X, r"test set 'test' must be a pair \(X, y\)"),
+    (lambda X, y: (X[:0], y[:0]), r"test set 'test' is empty"),
 ])
 def test_a_test_set_is_checked_when_the_learner_is_built(cancer, test_set, named) -> None:
     X, y = cancer

@@ -486,7 +486,8 @@ def checked_examples(X: object, what: str) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise DataError(f"{what} must be numeric examples (feature rows [N, d] or images "
                         f"[N, C, H, W]): {exc}") from None
-    finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1) if array.ndim else None
+    finite = (np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+              if array.ndim and array.size else None)
     if finite is not None and not finite.all():
         raise DataError(f"{what}: row {int(np.flatnonzero(~finite)[0])} holds NaN or "
                         "infinite values")

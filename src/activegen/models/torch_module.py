@@ -1,15 +1,14 @@
 """Bring your own network: any ``torch.nn.Module`` classifier as an activegen learner.
 
-:class:`TorchModuleLearner` trains a module that maps ``float32 [N, C, H, W]`` images in
-``[0, 1]`` to logits ``[N, K]``, from the same initial weights on every fit (a factory is
-called under the fit's seed; a module object is copied), with SGD for ``epochs`` epochs (the
-``grow`` schedule adds ``epochs_increment`` per round, read from the fit context). ``embed``
+:class:`TorchModuleLearner` trains a module that maps ``float32`` examples (images
+``[N, C, H, W]`` in ``[0, 1]``, or feature rows ``[N, d]``) to logits ``[N, K]``, from the
+same initial weights on every fit (a factory is called under the fit's seed; a module object
+is copied), with SGD for ``epochs`` epochs (the ``grow`` schedule adds ``epochs_increment``
+per round, read from the fit context). ``embed``
 is the output of the submodule named ``embedding`` (a forward hook), or by default the input
 of the module's last ``nn.Linear`` layer: the penultimate features. Its decision function is
 differentiable, so synthesis strategies (GAAL) can use it. From a config:
 ``learner = { name = "torch-module", module = "mypackage.nets.make_net", params = {...} }``.
-
-Examples are what the module takes: images ``[N, C, H, W]`` or feature rows ``[N, d]``.
 
 A module with dropout layers (``nn.Dropout`` and its 1-3d and alpha variants) gives a
 :class:`TorchModuleMCDropout` learner, which also yields MC-dropout posterior samples

@@ -11,7 +11,7 @@ from activegen.errors import ConfigError
 from activegen.models.features import FeatureExtractor
 from activegen.strategies import STRATEGIES, QueryState
 from activegen.strategies.base import PrepareContext
-from activegen.strategies.cold_start import backbone_features, pixel_features, typiclust_select
+from activegen.strategies.cold_start import backbone_features, input_features, typiclust_select
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_backbone_features_are_the_extractors_and_differ_from_pixels(weights, X)
     np.testing.assert_allclose(feats.mean(axis=0), 0.0, atol=1e-3)
     none = np.empty(0, dtype=np.int64)
     assert not np.array_equal(typiclust_select(feats, none, 10, np.random.default_rng(0)),
-                              typiclust_select(pixel_features(X), none, 10,
+                              typiclust_select(input_features(X), none, 10,
                                                np.random.default_rng(0)))
 
 

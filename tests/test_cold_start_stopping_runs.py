@@ -25,7 +25,7 @@ def test_a_cold_start_is_part_of_the_fingerprint_and_must_not_read_a_learner() -
     assert typi.fingerprint() != plain.fingerprint()
     assert typi.loop.cold_start.params["vae"]["latent_dim"] == 32  # settings in full
     with pytest.raises(ConfigError, match=r"loop.cold_start: strategy 'typiclust' reads the "
-                                          r"learner \(Embedding\).*features = \"pixels\""):
+                                          r"learner \(Embedding\).*features = \"input\""):
         small_config(loop={"initial": 20, "batch": 4, "budget": 120,
                            "cold_start": {"name": "typiclust"}})
     with pytest.raises(ConfigError, match=r"loop.cold_start: strategy 'margin' reads"):

@@ -11,7 +11,7 @@ import pytest
 
 from activegen.data import load_dataset
 from activegen.engine import ActiveLearner, MemoryStore
-from activegen.errors import ConfigError, DataError
+from activegen.errors import ConfigError, DataError, RunFinished
 from activegen.experiments.config import parse_config
 from activegen.models import LinearSVM
 from activegen.models.capabilities import (
@@ -64,9 +64,9 @@ def test_answers_are_checked(pool) -> None:
     _, y = pool
     engine = _engine(pool)
     q = engine.ask(3)
-    with pytest.raises(DataError, match="labels for 3 queries"):
+    with pytest.raises(DataError, match="2 labels for 3 examples"):
         engine.tell(q, y[q.indices][:2])
-    with pytest.raises(DataError, match=r"outside 0\.\.1"):
+    with pytest.raises(DataError, match=r"classes 0\.\.1 or -1 .*got 2 at position 1"):
         engine.tell(q, np.array([0, 2, 1]))
     with pytest.raises(RuntimeError, match="last ask"):
         engine.tell(type(q).from_pool(q.indices), y[q.indices])
@@ -91,7 +91,9 @@ def test_nothing_labeled_starts_with_a_seeded_random_draw_and_the_budget_ends_it
     q3 = a.ask()
     assert len(q3) == 1  # the budget caps the batch
     a.tell(q3, y[q3.indices])
-    assert len(a.ask()) == 0 and a.done
+    with pytest.raises(RunFinished, match="budget of 9 labels is spent"):
+        a.ask()
+    assert a.done
     assert [r.n_labels for r in a.records] == [0, 4, 8, 9]
 
 
@@ -155,7 +157,7 @@ def test_an_active_learner_with_nothing_labeled_starts_with_its_cold_start(pool)
     TypiClust's on the pool (no learner), the second the strategy's."""
     from activegen.engine import derive_seed
     from activegen.strategies import QueryState
-    from activegen.strategies.cold_start import pixel_features, typiclust_select
+    from activegen.strategies.cold_start import input_features, typiclust_select
 
     X, y = pool
     typiclust = STRATEGIES.build("typiclust", {"features": "pixels"})
@@ -163,7 +165,7 @@ def test_an_active_learner_with_nothing_labeled_starts_with_its_cold_start(pool)
                            cold_start=typiclust, seed=4, batch_size=5)
     first = engine.ask(8)
     assert engine.learner is None  # chosen before any fit
-    expected = typiclust_select(pixel_features(X), np.empty(0, np.int64), 8,
+    expected = typiclust_select(input_features(X), np.empty(0, np.int64), 8,
                                 np.random.default_rng(derive_seed(4, 0, 3)))
     assert sorted(first.indices.tolist()) == sorted(expected.tolist())
     engine.tell(first, y[first.indices])

@@ -1,5 +1,6 @@
 """The practitioner's flow in a real browser: label an unlabeled folder with keys, then the
-audit images, see the audit accuracy, and find the model and predictions links."""
+audit images, see the audit accuracy, and find the model and predictions links on the result
+card."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def test_label_a_folder_and_its_audit_with_keys(tmp_path: Path) -> None:
                 f"document.getElementById('big').dataset.queryId !== '{qid}'")
             if i == 11:  # mid-audit: the estimate so far, the links to leave with
                 page.wait_for_function("document.getElementById('auditline')"
-                                       ".textContent.includes('audit accuracy')")
+                                       ".textContent.includes('Audit accuracy')")
                 shot = (SCREENSHOT if os.environ.get("ACTIVEGEN_SCREENSHOT") == "docs"
                         else tmp_path / "shot.png")
                 shot.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,8 @@ def test_label_a_folder_and_its_audit_with_keys(tmp_path: Path) -> None:
             "document.getElementById('auditline').textContent.includes('4 of 4 labeled')")
         line = page.text_content("#auditline")
         assert "4 of 4 labeled" in line
-        assert page.get_attribute("#exp-model", "href").endswith("/api/model.npz")
+        page.wait_for_selector("#result", state="visible")  # the result card
+        assert page.get_attribute("#result-model", "href").endswith("/api/model.npz")
         assert not errors, errors
         browser.close()
     rows, _, _ = read_answers(tmp_path / "b.sqlite")

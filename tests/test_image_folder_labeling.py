@@ -102,9 +102,9 @@ def test_known_labels_refuse_unknown_file_and_class(tmp_path: Path) -> None:
     csv_path.write_text("path,label\na.png,cat\nb.png,dog\n")
     assert read_known_labels(csv_path, ["cat", "dog"], {"a.png": 0, "b.png": 1}) == [(0, 0),
                                                                                     (1, 1)]
-    with pytest.raises(DataError, match=r"row 3: file 'b.png'"):
+    with pytest.raises(DataError, match=r"CSV line 3: file 'b.png' is not a readable image"):
         read_known_labels(csv_path, ["cat", "dog"], {"a.png": 0})
-    with pytest.raises(DataError, match=r"row 3 \(b.png\): class 'dog'"):
+    with pytest.raises(DataError, match=r"CSV line 3 \(b.png\): label 'dog' is not a class"):
         read_known_labels(csv_path, ["cat", "bird"], {"a.png": 0, "b.png": 1})
 
 
@@ -179,7 +179,7 @@ def test_end_to_end_label_export_predict(tmp_path: Path, capsys: pytest.CaptureF
         assert estimate["counted"] == 30 and estimate["low"] <= estimate["accuracy"]
 
         export = list(csv.DictReader(io.StringIO(client.get("/api/export.csv").text)))
-        assert len(export) == 60
+        assert [row["source"] for row in export] == ["session"] * 60 + ["audit"] * 30
         assert all(int(row["label"]) == truth[row["path"]] for row in export)
         assert client.get("/api/export.json").json()["session"]["audit"]["counted"] == 30
 
@@ -249,7 +249,7 @@ def test_session_file_and_known_labels(tmp_path: Path) -> None:
     finally:
         session.close()
     labels.write_text("path,label\nnot-there.png,zero\n")
-    with pytest.raises(DataError, match=r"row 2: file 'not-there\.png'"):
+    with pytest.raises(DataError, match=r"CSV line 2: file 'not-there\.png'"):
         open_session(load_label_config(toml), tmp_path / "s2.sqlite")
 
 

@@ -18,5 +18,8 @@ def _section_code(title: str) -> str:
 
 def test_use_it_from_python_example_runs(capsys) -> None:
     code = _section_code("Use it from Python")
+    assert "load_breast_cancer" in code and "make_pipeline" in code  # the tabular example
     exec(compile(code, str(README), "exec"), {"__name__": "readme"})
-    assert "80" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "80" in out
+    assert "60 {'held-out'" in out  # the tabular pool ran to its budget

@@ -111,3 +111,17 @@ def test_report_says_which_band_and_refuses_an_unknown_one(tmp_path: Path) -> No
     assert "± 1 std over seeds" in (tmp_path / "report.md").read_text()
     with pytest.raises(DataError, match="unknown plot band 'iqr'"):
         make_report(tmp_path, band="iqr")
+
+
+def test_a_fully_supervised_line_at_one_is_drawn_inside_the_frame() -> None:
+    """The demo's fully supervised line at 1.000 lay on the frame and could not be seen."""
+    frame = _frame(2)
+    sup = frame[frame["n_labels"] == 40].assign(strategy="supervised", accuracy=1.0)
+    fig = learning_curve_figure(pd.concat([frame, sup]))
+    ax = fig.axes[0]
+    line = next(li for li in ax.get_lines() if li.get_label().startswith("fully supervised"))
+    assert line.get_ydata()[0] == 1.0
+    bottom, top = ax.get_ylim()
+    assert top > 1.0 + 0.01 * (1.0 - bottom)  # above the line, by a visible margin
+    assert max(ax.get_yticks()) <= 1.0  # no tick promises an accuracy above 1
+    plt.close(fig)

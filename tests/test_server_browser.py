@@ -178,6 +178,10 @@ def test_the_page_works_with_a_token(server) -> None:
         page.wait_for_selector("body[data-round='0']")
         page.wait_for_function("document.getElementById('big').complete && "
                                "document.getElementById('big').naturalWidth === 8")
+        # an 8×8 digit enlarged 40 times is drawn as blocks, at its aspect ratio
+        page.wait_for_function("document.getElementById('big').classList.contains('pixelated')")
+        box = page.locator("#big").bounding_box()
+        assert box["width"] == box["height"] == 320
         qid = int(page.get_attribute("#big", "data-query-id"))
         page.keyboard.press("x")
         page.wait_for_selector(f".thumb[data-query-id='{qid}'].done")

@@ -13,7 +13,7 @@ import pytest
 from activegen.engine import ActiveLearner, derive_seed
 from activegen.models.linear import LinearSVM
 from activegen.strategies import STRATEGIES
-from activegen.strategies.cold_start import pixel_features, select_cold_start, typiclust_select
+from activegen.strategies.cold_start import input_features, select_cold_start, typiclust_select
 from label_support import digits_config, make_session
 
 SEED = 3  # digits_config's seed
@@ -32,7 +32,7 @@ def test_a_labeling_session_whose_first_batch_is_typiclust(tmp_path: Path) -> No
     session, pool = make_session(tmp_path / "s.sqlite", config)
     try:
         first = _first_batch(session)
-        expected = typiclust_select(pixel_features(session.X_pool), np.empty(0, np.int64),
+        expected = typiclust_select(input_features(session.X_pool), np.empty(0, np.int64),
                                     FIRST, np.random.default_rng(derive_seed(SEED, 0, 3)))
         assert first == expected.tolist()
         # the engine asked it: the store's first event is round 0's query, the cold start's
@@ -58,7 +58,7 @@ def test_a_labeling_session_whose_first_batch_is_probcover(tmp_path: Path) -> No
                            cold_start={"name": "probcover", "features": "pixels"})
     session, _ = make_session(tmp_path / "s.sqlite", config)
     try:
-        expected = select_cold_start("probcover", pixel_features(session.X_pool),
+        expected = select_cold_start("probcover", input_features(session.X_pool),
                                      np.empty(0, np.int64), FIRST,
                                      np.random.default_rng(derive_seed(SEED, 0, 3)),
                                      session.n_classes)
@@ -90,7 +90,7 @@ def test_an_active_learner_whose_first_batch_is_the_cold_starts(name: str) -> No
                            cold_start=STRATEGIES.build(name, {"features": "pixels"}),
                            budget=20)
     first = engine.ask(FIRST)
-    expected = select_cold_start(name, pixel_features(X), np.empty(0, np.int64), FIRST,
+    expected = select_cold_start(name, input_features(X), np.empty(0, np.int64), FIRST,
                                  np.random.default_rng(derive_seed(7, 0, 3)), 2)
     assert first.indices.tolist() == expected.tolist()
     engine.tell(first, y[first.indices])

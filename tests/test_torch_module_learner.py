@@ -79,3 +79,57 @@ def test_from_a_config_with_gaal(tmp_path: Path) -> None:
                        {"name": "coreset"}]})
     results = read_results(run_experiment(config, tmp_path / "out", progress=False))
     assert set(results["strategy"]) == {"gaal", "coreset"}
+
+
+def dropout_net(p: float = 0.5) -> nn.Module:
+    """A user's network with dropout and BatchNorm (importable by a config)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(),
+                         nn.Dropout(p), nn.Linear(32, 2))
+
+
+def test_a_module_with_dropout_offers_mc_dropout_samples(data) -> None:
+    """BALD refused a user's module with nn.Dropout; the learner over such a module is the MC
+    dropout variant: seeded samples with only the dropout layers active."""
+    from activegen import STRATEGIES, ActiveLearner
+    from activegen.models.capabilities import MCDropout, check_compatible
+    from activegen.models.torch_module import TorchModuleMCDropout
+
+    X, y = data
+    plain = TorchModuleLearner(2, module=tiny_net, device="cpu")
+    assert not has_capability(plain, MCDropout)
+    with pytest.raises(ConfigError, match=r"MCDropout .*torch-module with an nn.Dropout layer"):
+        check_compatible(STRATEGIES.build("bald", {}), plain)
+    learner = TorchModuleLearner(2, seed=0, module=dropout_net, epochs=30, device="cpu")
+    assert type(learner) is TorchModuleMCDropout and has_capability(learner, MCDropout)
+    assert type(TorchModuleLearner(2, module=dropout_net(), device="cpu")) is TorchModuleMCDropout
+    check_compatible(STRATEGIES.build("bald", {}), learner)
+    learner.fit(X[:120], y[:120])
+    state = torch.get_rng_state()
+    first = np.concatenate(list(learner.iter_proba_samples(X[:40], 8,
+                                                           np.random.default_rng(3), 16)))
+    again = np.concatenate(list(learner.iter_proba_samples(X[:40], 8,
+                                                           np.random.default_rng(3), 16)))
+    assert torch.equal(state, torch.get_rng_state())  # the global random state is untouched
+    assert first.shape == (40, 8, 2)
+    np.testing.assert_array_equal(first, again)  # seeded by rng
+    np.testing.assert_allclose(first.sum(axis=2), 1.0)
+    assert first.std(axis=1).max() > 1e-3  # dropout varies the samples
+    # afterwards the network predicts as before: eval mode everywhere, BatchNorm's statistics
+    # untouched by the samples (they ran it in eval mode)
+    running = learner.network[2].running_mean.clone()
+    assert not any(m.training for m in learner.network.modules())
+    np.testing.assert_allclose(learner.predict_proba(X[:5]), learner.predict_proba(X[:5]))
+    assert torch.equal(running, learner.network[2].running_mean)
+    # without dropout masks the samples are the prediction: only dropout differs
+    no_drop = TorchModuleLearner(2, seed=0, module=dropout_net, params={"p": 0.0}, epochs=30,
+                                 device="cpu").fit(X[:120], y[:120])
+    samples = next(no_drop.iter_proba_samples(X[:10], 3, np.random.default_rng(0)))
+    np.testing.assert_allclose(samples, np.repeat(no_drop.predict_proba(X[:10])[:, None], 3, 1),
+                               rtol=1e-6, atol=1e-7)
+    # BALD runs through the engine on it, copies (every round's learner) keep the variant
+    engine = ActiveLearner(X, 2, learner, STRATEGIES.build("bald", {"n_samples": 5}), seed=0)
+    for _ in range(2):
+        query = engine.ask(6)
+        engine.tell(query, y[query.indices])
+    assert type(engine.learner) is TorchModuleMCDropout
+    assert type(pickle.loads(pickle.dumps(learner))) is TorchModuleMCDropout

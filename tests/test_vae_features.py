@@ -71,7 +71,7 @@ def test_vae_features_beat_chance_and_export(tmp_path: Path) -> None:
     pool, held = tmp_path / "pool", tmp_path / "held"
     truth, held_truth = make_digit_folders(pool, held)
     session = _session(tmp_path, pool)
-    assert session.X_pool.shape == (250, 32, 1, 1)  # the features, as the learner's inputs
+    assert session.X_pool.shape == (250, 32)  # the features, as the learner's inputs (rows)
     features = session.X_pool.copy()
     model_path = tmp_path / "model.npz"
     accuracy = _label_and_predict(session, truth, held, held_truth, model_path)

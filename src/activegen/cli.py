@@ -209,11 +209,18 @@ def _require_label_extra() -> None:
 
 
 def _images_label_config(args: argparse.Namespace) -> Any:
-    """The session of ``activegen label --images DIR --classes a,b`` (merged over a config)."""
+    """The session of ``activegen label --images DIR --classes a,b`` (merged over a config),
+    or of a config with ``--budget`` alone (any session's budget can be raised)."""
     from activegen.experiments.config import read_toml
     from activegen.server.config import parse_label_config
 
     data: dict[str, Any] = read_toml(args.config) if args.config else {}
+    image_flags = (args.images, args.classes, args.size, args.channels, args.features,
+                   args.audit, args.labels)
+    if args.config and "images" not in data and all(v is None for v in image_flags):
+        loop = dict(data.get("loop") or {})
+        loop["budget"] = args.budget
+        return parse_label_config({**data, "loop": loop}, args.config)
     images = dict(data.get("images") or {})
     for key, value in (("folder", args.images), ("size", args.size),
                        ("channels", args.channels), ("features", args.features),
@@ -286,17 +293,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_label_export(args: argparse.Namespace) -> int:
     from activegen._atomic import atomic_write_text
-    from activegen.server.core.store import read_answers
-    from activegen.server.interop.interchange import to_csv, to_json
+    from activegen.server.core.store import read_store
+    from activegen.server.interop.interchange import export_source, to_csv, to_json
 
-    rows, classes, config = read_answers(Path(args.store))
-    if args.format == "csv":
-        text = to_csv(rows, classes)
-    else:
-        text = to_json(rows, classes, {"name": config.get("name"), "seed": config.get("seed")})
+    source = export_source(*read_store(Path(args.store)))
+    text = to_csv(source) if args.format == "csv" else to_json(source)
     if args.out:
         atomic_write_text(args.out, text)
-        print(f"{len(rows)} answers written to {args.out}", file=sys.stderr)
+        audited = f" and {len(source.audit)} audit answers" if source.audit else ""
+        print(f"{len(source.answers)} answers{audited} written to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
@@ -492,19 +497,26 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--features", help="'pixels' (default), 'vae' (learned on the folder) "
                        "or 'backbone:PATH' (a local "
                        "torchvision resnet18 state dict)")
-    label.add_argument("--audit", type=float, help="random audit sample, never trained on: a "
-                       "count or a fraction below 1 (default 30)")
-    label.add_argument("--labels", metavar="FILE", help="labels already known: a CSV "
-                       "path,label or a Label Studio JSON export (matched by file name)")
-    label.add_argument("--budget", type=int, help="queries to answer (with --images; default "
-                       "100)")
+    label.add_argument("--audit", type=float, help="random audit sample, never trained on, "
+                       "labeled a few after each batch and ON TOP of --budget: a count or a "
+                       "fraction below 1 (default 30; 0 = none, no accuracy estimate)")
+    label.add_argument("--labels", metavar="FILE", help="labels already known, matched by "
+                       "file name: a CSV with path and class or label columns (the page's own "
+                       "export, audit answers included), the page's JSON export or a Label "
+                       "Studio JSON export")
+    label.add_argument("--budget", type=int, help="queries to answer, audit images not counted "
+                       "(default: the config's loop.budget, else 100); a larger budget on the "
+                       "same --store continues a finished session")
     label.set_defaults(handler=_cmd_label)
     studio = sub.add_parser(
         "label-studio", help="label in Label Studio: sync a session with a Label Studio project",
         description="Run a labeling session (CONFIG, or --images/--classes as for 'label') "
         "with Label Studio as the labeling interface: each round's queries become tasks of a "
         "project, in the strategy's order with the model's pre-annotations; annotations come "
-        "back into the session's store and choose the next round. See docs/labeling.md.")
+        "back into the session's store and choose the next round. A Label Studio started "
+        "headless (no browser to sign up in) makes its user from LABEL_STUDIO_USERNAME, "
+        "LABEL_STUDIO_PASSWORD and LABEL_STUDIO_USER_TOKEN; start it with "
+        "--enable-legacy-api-token and pass that token as --ls-token. See docs/labeling.md.")
     studio.add_argument("config", nargs="?", help="labeling-session TOML file")
     studio.add_argument("--url", help="the Label Studio server (default: LABEL_STUDIO_URL or "
                         "http://localhost:8080)")
@@ -518,11 +530,14 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, kind, text in (("--images", str, "label this folder of unlabeled images"),
                              ("--classes", str, "the class names, comma-separated"),
                              ("--size", int, "images are resized to SIZE x SIZE (64)"),
-                             ("--channels", int, "1 = grey, 3 = RGB (3)"),
+                             ("--channels", int, "1 = grey, 3 = RGB (3); as for 'label'"),
                              ("--features", str, "as for 'label'"),
-                             ("--audit", float, "random audit sample (as for 'label')"),
-                             ("--labels", str, "labels already known: a CSV path,label"),
-                             ("--budget", int, "queries to answer (100)")):
+                             ("--audit", float, "random audit sample, labeled on top of "
+                              "--budget in 'activegen label' on the same --store (30)"),
+                             ("--labels", str, "labels already known, matched by file name "
+                              "(as for 'label')"),
+                             ("--budget", int, "queries to answer, audit images not counted "
+                              "(100)")):
         studio.add_argument(flag, type=kind, help=text)
     studio.set_defaults(handler=_cmd_label_studio)
     predict = sub.add_parser("predict", help="predict images with an exported model",
@@ -535,9 +550,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("label-export", help="write a label store's answers as CSV or JSON",
                             description="Export every answer of a label store (a running "
-                            "server may hold it).")
+                            "server may hold it): the same file as the page's export.")
     export.add_argument("store", help="the session's SQLite file")
-    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--format", choices=("csv", "json"), default="csv",
+                        help="csv (default) or json: the files the page exports, with an image "
+                        "folder's paths and audit answers; --labels reads either back")
     export.add_argument("--out", help="file to write (default: standard output)")
     export.set_defaults(handler=_cmd_label_export)
 
@@ -556,11 +573,17 @@ def build_parser() -> argparse.ArgumentParser:
     tsne.add_argument("--latent-dim", type=int, default=32, help="VAE latent size (32)")
     tsne.add_argument("--vae-width", type=int, default=32, help="VAE conv width (32)")
     tsne.add_argument("--vae-epochs", type=int, default=20, help="VAE epochs (20)")
-    tsne.add_argument("--seed", type=int, default=0)
+    tsne.add_argument("--seed", type=int, default=0, help="seed of the labeled set, the "
+                      "candidates and t-SNE (0)")
     tsne.set_defaults(handler=_cmd_tsne)
 
     quality = sub.add_parser("gaal-quality", help="sample quality of a GAAL config's "
-                             "generators (expert confidence, Fréchet distance vs the floor)")
+                             "generators (expert confidence, Fréchet distance vs the floor)",
+                             description="For every generator CONFIG's strategies use (trained "
+                             "and cached by 'activegen run', or trained now), draw N samples "
+                             "and report the expert oracle's mean confidence on them, the share "
+                             "it would label at THRESHOLD, and their Fréchet distance (PCA-32) "
+                             "to the pool against the floor of real images. See docs/gaal.md.")
     quality.add_argument("config", help="TOML experiment file with a generator strategy")
     quality.add_argument("--out", help="the experiment's output folder (its generator cache; "
                          "default runs/<config name>)")

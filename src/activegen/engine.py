@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from activegen._atomic import atomic_write_bytes
-from activegen.errors import ConfigError, DataError, EmptyPoolError
+from activegen._labels import class_labels
+from activegen.errors import ConfigError, DataError, EmptyPoolError, RunFinished
 from activegen.models.base import Learner
 from activegen.models.capabilities import FitContext, PoolPrepared
 from activegen.oracles.base import ABSTAIN
@@ -473,6 +474,53 @@ def choose_batch(strategy: Strategy | None, state: QueryState, k: int, seed: int
     return query
 
 
+def checked_examples(X: object, what: str) -> np.ndarray:
+    """``X`` as ``float32`` examples, refused when it is not numeric or holds NaN or inf (a
+    learner would fail on them much later, or a distance would silently be NaN).
+
+    Raises:
+        DataError: naming ``what`` and the first bad row.
+    """
+    try:
+        array = np.asarray(X, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what} must be numeric examples (feature rows [N, d] or images "
+                        f"[N, C, H, W]): {exc}") from None
+    finite = (np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+              if array.ndim and array.size else None)
+    if finite is not None and not finite.all():
+        raise DataError(f"{what}: row {int(np.flatnonzero(~finite)[0])} holds NaN or "
+                        "infinite values")
+    return array
+
+
+def checked_test_sets(test_sets: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                      example_shape: tuple[int, ...], n_classes: int
+                      ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each named ``(X, y)`` checked against the pool: examples shaped like the pool's
+    (``example_shape``), as many labels as examples, labels that are classes. Checked when
+    the engine is built, so that a mistake is named there rather than surfacing at the first
+    fit as a numpy error or an accuracy of 0.
+
+    Raises:
+        DataError: naming the test set and what is wrong.
+    """
+    out = {}
+    for name, pair in test_sets.items():
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise DataError(f"test set {name!r} must be a pair (X, y)")
+        X = checked_examples(pair[0], f"test set {name!r}")
+        if X.shape[1:] != tuple(example_shape):
+            raise DataError(f"test set {name!r}: examples of shape {list(X.shape[1:])}, but the "
+                            f"pool's are {list(example_shape)}")
+        if len(X) == 0:
+            raise DataError(f"test set {name!r} is empty")
+        y = class_labels(pair[1], n_classes, what=f"test set {name!r}'s labels",
+                         abstain=False, size=len(X))
+        out[str(name)] = (X, y)
+    return out
+
+
 class ActiveLearner:
     """One strategy and one learner on one pool, round by round (see the module docstring).
 
@@ -521,10 +569,12 @@ class ActiveLearner:
         on_fitted: Callable[[RoundRecord, Learner], None] | None = None,
         query_sink: QuerySink | None = None,
     ) -> None:
-        X_pool = np.asarray(X_pool, dtype=np.float32)
+        X_pool = checked_examples(X_pool, "X_pool")
         if X_pool.ndim not in (2, 4):
             raise DataError(f"X_pool must be feature rows [N, d] or images [N, C, H, W], got "
                             f"shape {X_pool.shape}")
+        if len(X_pool) == 0:
+            raise DataError("X_pool is empty: there is nothing to ask")
         if n_classes < 2:
             raise ConfigError(f"n_classes must be >= 2, got {n_classes}")
         self.X_pool = X_pool
@@ -536,7 +586,7 @@ class ActiveLearner:
         self.budget = budget
         self.batch_size = batch_size
         self.abstain_costs_budget = abstain_costs_budget
-        self.test_sets = dict(test_sets or {})
+        self.test_sets = checked_test_sets(test_sets or {}, X_pool.shape[1:], n_classes)
         self.store: StateStore = store if store is not None else MemoryStore()
         self.cache_dir = cache_dir
         self.on_round = on_round
@@ -574,16 +624,14 @@ class ActiveLearner:
             return stored
         if initial is None or len(initial[0]) == 0:
             return Checkpoint(pool=pool)
-        idx, y = (np.asarray(a) for a in initial)
-        if len(idx) != len(y):
-            raise DataError(f"initial: {len(idx)} indices but {len(y)} labels")
+        idx = np.asarray(initial[0])
+        y = class_labels(initial[1], self.n_classes, what="initial labels", abstain=False,
+                         size=len(idx))
         event = Event("taught", 0, idx, labels=y)
         try:  # checked by the fold, before anything else
             replay([event], len(self.X_pool), self.X_pool.shape[1:], self.n_classes)
         except DataError as exc:
             raise DataError(f"initial: {exc}") from None
-        if (np.asarray(y) == ABSTAIN).any():
-            raise DataError("initial: labels must be classes, not -1")
         return Checkpoint([event], pool=pool)
 
     @property
@@ -647,11 +695,13 @@ class ActiveLearner:
         """Fit, evaluate, and return the next batch of at most ``k`` (default: the batch size,
         capped by the budget left).
 
-        Returns an empty query and ends the run when the budget is spent, the pool is
-        exhausted, or ``MAX_EMPTY_ROUNDS`` rounds in a row brought no label.
+        Raises:
+            RunFinished: nothing is left to ask: the budget is spent, the pool is exhausted,
+                or ``MAX_EMPTY_ROUNDS`` rounds in a row brought no label (the run is then
+                finished, :attr:`done`, its last fit recorded), or it finished before.
         """
         if self.done:
-            raise RuntimeError("the run is finished: nothing more to ask")
+            raise RunFinished(self._finished_message())
         if self._asked is not None:
             return self._asked
         if k is None:
@@ -666,11 +716,11 @@ class ActiveLearner:
             if s.empty_rounds >= MAX_EMPTY_ROUNDS:
                 log.warning("stopping: %d rounds in a row brought no label", MAX_EMPTY_ROUNDS)
             self._finish(self.fit(), "budget" if remaining <= 0 else "no labels")
-            return Query.from_pool(np.empty(0, np.int64))
+            raise RunFinished(self._finished_message())
         if not (~s.queried).any() and not self.strategy.synthesizes:
             log.info("round %d: the pool is exhausted; stopping", s.round)
             self._finish(self.fit(), "pool")
-            return Query.from_pool(np.empty(0, np.int64))
+            raise RunFinished(self._finished_message())
         record = self.fit()
         k = int(min(k, remaining))
         query_state = self.query_state()
@@ -681,7 +731,7 @@ class ActiveLearner:
         except EmptyPoolError:
             log.info("round %d: the pool is exhausted; stopping", s.round)
             self._finish(record, "pool")
-            return Query.from_pool(np.empty(0, np.int64))
+            raise RunFinished(self._finished_message()) from None
         record.query_seconds = time.perf_counter() - t0
         self._asked = query
         event = Event.asked_query(s.round, query)
@@ -703,8 +753,6 @@ class ActiveLearner:
     def tell(self, query: Query, labels: np.ndarray, label_seconds: float = 0.0) -> None:
         """Apply the answers to the query of the last ``ask`` (``-1`` = abstained), which
         closes the round; ``label_seconds`` is recorded as the labeling time."""
-        if self.done and len(query) == 0:
-            return  # the empty query of a finished run
         if self._asked is None or query is not self._asked:
             raise RuntimeError("tell() answers the query of the last ask(), once")
         labels = self._integer_labels(labels, len(query))
@@ -732,23 +780,21 @@ class ActiveLearner:
         self.store.save(self.checkpoint)
 
     def _integer_labels(self, labels: np.ndarray, n: int) -> np.ndarray:
-        values = np.asarray(labels)
-        if values.shape != (n,):
-            raise DataError(f"got {values.shape} labels for {n} queries")
-        if values.size and not np.issubdtype(values.dtype, np.integer):
-            as_int = values.astype(np.int64) if np.issubdtype(values.dtype, np.floating) \
-                and np.isfinite(values).all() else None
-            if as_int is None or (as_int != values).any():
-                bad = values[0] if as_int is None else values[as_int != values][0]
-                raise DataError(f"labels must be integer classes 0..{self.n_classes - 1} or -1; "
-                                f"got {bad!r}")
-            values = as_int
-        values = values.astype(np.int64)
-        bad = (values != ABSTAIN) & ((values < 0) | (values >= self.n_classes))
-        if bad.any():
-            raise DataError(f"label {values[bad][0]} is outside 0..{self.n_classes - 1} "
-                            "(or -1 to abstain)")
-        return values
+        return class_labels(labels, self.n_classes, size=n)
+
+    def _finished_message(self) -> str:
+        """Why the run is over, for :class:`RunFinished`."""
+        s = self.state
+        reason = next((e.reason for e in reversed(self.events) if e.kind == "finished"), "")
+        why = {
+            "budget": f"the budget of {self.budget} labels is spent ({s.n_spent} charged)",
+            "pool": f"the pool is exhausted: all {len(self.X_pool)} examples are labeled or "
+                    "were asked",
+            "no labels": f"{MAX_EMPTY_ROUNDS} rounds in a row brought no label",
+            "stopped": "a stopping criterion ended it",
+        }.get(reason, reason or "it finished")
+        return (f"the run is finished: {why}; nothing more to ask (fit() is the final model, "
+                "records every round's)")
 
     def _finish(self, record: RoundRecord, reason: str) -> None:
         self.checkpoint.events.append(Event("finished", self.state.round, reason=reason))

@@ -23,5 +23,11 @@ class EmptyPoolError(ActivegenError):
     """A strategy was asked for queries but the unlabeled pool has none left."""
 
 
+class RunFinished(ActivegenError):
+    """``ask`` was called on a run with nothing left to ask (budget spent, pool exhausted, no
+    label for too many rounds, or stopped); the message says which. ``ActiveLearner.done`` is
+    True from then on and ``fit()`` is the final model."""
+
+
 class UnknownNameError(ConfigError):
     """A strategy, learner, oracle or dataset name is not registered."""

@@ -30,7 +30,7 @@ from activegen.engine import (
     derive_seed,
     initial_labeled_indices,
 )
-from activegen.errors import ConfigError, DataError
+from activegen.errors import ConfigError, DataError, RunFinished
 from activegen.models.base import Learner
 from activegen.oracles.base import Oracle
 from activegen.strategies.base import Strategy
@@ -140,8 +140,9 @@ class ActiveLearningLoop:
                 break
             # the cold start's batch is the initial set's size
             first = self.cold_start is not None and engine.state.n_spent == 0
-            query = engine.ask(self.settings.initial_size if first else None)
-            if engine.done:
+            try:
+                query = engine.ask(self.settings.initial_size if first else None)
+            except RunFinished:
                 break
             t0 = time.perf_counter()
             labels = np.asarray(self.oracle.label(query))

@@ -102,9 +102,16 @@ def load_unlabeled_images(root: str | Path, size: int = 64, channels: int = 3
     return result
 
 
+#: Enlarged this many times or more, an image is tiny (a 28×28 digit, not a photo crop): its
+#: pixels are drawn as blocks (nearest neighbour), which keeps a digit's strokes sharp; a photo
+#: enlarged less is resampled smoothly (blocks would hide what it shows). The page's
+#: ``pixelated`` rule uses the same factor.
+PIXELATED_SCALE = 4
+
+
 def display_png(path: Path, max_side: int = 384) -> bytes:
-    """The original image as PNG, scaled so its longer side is ``max_side`` (small images are
-    enlarged with nearest-neighbour so a person can read them)."""
+    """The original image as PNG, scaled so its longer side is ``max_side``, its aspect ratio
+    kept (a tiny image is enlarged with nearest neighbour, see :data:`PIXELATED_SCALE`)."""
     from PIL import Image
 
     with Image.open(path) as img:
@@ -112,7 +119,8 @@ def display_png(path: Path, max_side: int = 384) -> bytes:
         image = img.convert("RGBA" if "A" in img.getbands() else "RGB")
     scale = max_side / max(image.size)
     new = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
-    resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS
+    resample = (Image.Resampling.NEAREST if scale >= PIXELATED_SCALE
+                else Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.resize(new, resample).save(buffer, format="PNG")
     return buffer.getvalue()

@@ -427,8 +427,8 @@ def check_components(config: Any) -> None:
             raise ConfigError(
                 f"{where}: strategy {cold.name!r} reads the learner "
                 f"({', '.join(c.__name__ for c in needs)}), but the cold start chooses before "
-                "any learner is fitted: use typiclust or probcover (features = \"pixels\", "
-                "\"vae\" or \"backbone:<path>\") or coreset (features = \"pixels\")")
+                "any learner is fitted: use typiclust or probcover (features = \"input\", "
+                "\"vae\" or \"backbone:<path>\") or coreset (features = \"input\")")
     for where, strategy in strategies:
         try:
             # constructors are cheap by contract: heavy work happens in Strategy.prepare

@@ -121,8 +121,11 @@ def learning_curve_figure(frame: pd.DataFrame, title: str | None = None, log_x: 
         ax.set_xlabel("number of labeled samples")
         if not small or i % cols == 0:  # the band is named in the figure's title
             ax.set_ylabel("accuracy")
-        low = ax.get_ylim()[0]
-        ax.set_ylim(max(low, 0.0), 1.0)  # an accuracy never exceeds 1
+        # an accuracy never exceeds 1, but a line at 1 (full supervision on an easy task)
+        # drawn on the frame cannot be seen: the axis ends a little above it, ticks at <= 1
+        low = max(ax.get_ylim()[0], 0.0)
+        ax.set_ylim(low, 1.0 + 0.03 * (1.0 - low))
+        ax.set_yticks([t for t in ax.get_yticks() if low <= t <= 1.0 + 1e-9])
         if log_x:
             ax.set_xscale("log", base=2)
         ax.grid(alpha=0.3)

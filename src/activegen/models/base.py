@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import torch
 
+from activegen._labels import class_labels
 from activegen._settings import BuildContext, NoSettings, Settings, resolve
 from activegen.errors import ActivegenError
 from activegen.models.capabilities import FitContext
@@ -80,12 +81,10 @@ class Learner(ABC):
     def fit(self, X: np.ndarray, y: np.ndarray, context: FitContext | None = None) -> Self:
         """Train from scratch on ``X`` and labels ``y``; ``context`` says which round this is
         and carries per-example extra features."""
-        y = np.asarray(y)
-        if len(X) != len(y):
-            raise ValueError(f"fit got {len(X)} examples but {len(y)} labels")
-        if len(y) == 0:
+        if len(X) == 0:
             raise ValueError("fit needs at least one labeled example")
-        y = y.astype(np.int64)
+        y = class_labels(y, self.n_classes, what=f"{type(self).__name__}.fit labels",
+                         abstain=False, size=len(X))
         present = np.unique(y)
         self._constant = int(present[0]) if len(present) == 1 else None
         context = context if context is not None else FitContext()

@@ -116,7 +116,7 @@ HOW_TO_GET: dict[type, str] = {
     Differentiable: "use a torch learner (linear-svm, logistic-regression, small-cnn, "
                     "resnet18, torch-module)",
     DifferentiableFeatures: "use small-cnn, resnet18 or torch-module (their penultimate "
-                            "features), or a linear learner (its pixels)",
+                            "features), or a linear learner (its input)",
     Linear: "use linear-svm or logistic-regression",
     LossPredicting: "set loss_head = {} on small-cnn or resnet18",
     PoolPrepared: "use self-taught-svm",

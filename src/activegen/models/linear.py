@@ -1,8 +1,9 @@
-"""Linear learners on raw pixels: the linear SVM of the GAAL paper and logistic regression.
+"""Linear learners on the examples as given: the linear SVM of the GAAL paper and logistic
+regression, on feature rows ``[N, d]`` or on images' raw pixels (flattened).
 
 Both wrap scikit-learn for fitting (well-tested solvers) and expose ``w`` and ``b`` as torch
 tensors so that query synthesis can differentiate ``w·φ(x) + b`` with ``φ`` = the flattened
-pixels in the shared ``[0, 1]`` scale.
+example (for images, the pixels in the shared ``[0, 1]`` scale).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class LogisticSettings(LinearSettings):
 
 
 class LogisticRegression(_LinearLearner):
-    """Multinomial logistic regression (L2, lbfgs) on raw pixels."""
+    """Multinomial logistic regression (L2, lbfgs) on the flattened examples."""
 
     name: ClassVar[str] = "logistic-regression"
     Settings = LogisticSettings

@@ -3,12 +3,14 @@
 :class:`SklearnLearner` wraps an estimator given as an object or as a dotted import path
 (``"sklearn.svm.SVC"``, or a class of your own), so a config can name it:
 ``learner = { name = "sklearn", estimator = "sklearn.svm.SVC", params = { C = 2.0 } }``.
-Images are flattened to ``[N, C·H·W]`` rows in the model scale. Margins come from the
-estimator's ``decision_function`` (or log-probabilities when it has none), probabilities from
-its ``predict_proba`` (or a softmax of its margins). Features for distance-based strategies
-(``embed``) are its input, or, for a :class:`~sklearn.pipeline.Pipeline`, the output of every
-step before the final estimator. It is not differentiable in torch, so synthesis strategies
-(GAAL) refuse it at config time.
+It reads examples as rows: feature rows ``[N, d]`` as given, images ``[N, C, H, W]`` flattened
+to ``[N, C·H·W]``. Margins come from the estimator's ``decision_function`` (or
+log-probabilities when it has none), probabilities from its ``predict_proba`` (or a softmax of
+its margins). Features for distance-based strategies (``embed``) are what the classifier
+itself sees: its input, or, for a :class:`~sklearn.pipeline.Pipeline`, the output of every
+step before the final estimator (a ``StandardScaler + SVC`` pipeline's core-set measures in
+standardised units, not in the raw ones where the largest feature decides every distance).
+It is not differentiable in torch, so synthesis strategies (GAAL) refuse it at config time.
 """
 
 from __future__ import annotations

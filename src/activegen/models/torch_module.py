@@ -1,19 +1,28 @@
 """Bring your own network: any ``torch.nn.Module`` classifier as an activegen learner.
 
-:class:`TorchModuleLearner` trains a module that maps ``float32 [N, C, H, W]`` images in
-``[0, 1]`` to logits ``[N, K]``, from the same initial weights on every fit (a factory is
-called under the fit's seed; a module object is copied), with SGD for ``epochs`` epochs (the
-``grow`` schedule adds ``epochs_increment`` per round, read from the fit context). ``embed``
+:class:`TorchModuleLearner` trains a module that maps ``float32`` examples (images
+``[N, C, H, W]`` in ``[0, 1]``, or feature rows ``[N, d]``) to logits ``[N, K]``, from the
+same initial weights on every fit (a factory is called under the fit's seed; a module object
+is copied), with SGD for ``epochs`` epochs (the ``grow`` schedule adds ``epochs_increment``
+per round, read from the fit context). ``embed``
 is the output of the submodule named ``embedding`` (a forward hook), or by default the input
 of the module's last ``nn.Linear`` layer: the penultimate features. Its decision function is
 differentiable, so synthesis strategies (GAAL) can use it. From a config:
 ``learner = { name = "torch-module", module = "mypackage.nets.make_net", params = {...} }``.
+
+A module with dropout layers (``nn.Dropout`` and its 1-3d and alpha variants) gives a
+:class:`TorchModuleMCDropout` learner, which also yields MC-dropout posterior samples
+(:class:`~activegen.models.capabilities.MCDropout`, what BALD and the other Bayesian
+strategies read): its dropout layers stay active at query time, everything else (BatchNorm
+included) in eval mode. A class has exactly the capabilities its instances honour, so the
+module is inspected when the learner is built.
 """
 
 from __future__ import annotations
 
 import copy
 import importlib
+from collections.abc import Iterator
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -24,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from activegen._device import resolve_device
-from activegen._settings import BuildContext, Settings
+from activegen._settings import BuildContext, Settings, resolve
 from activegen.errors import ConfigError
 from activegen.models.base import WithEmbedding, WithMargins, WithProba, WithTorchDecision
 from activegen.models.capabilities import FitContext
@@ -91,16 +100,44 @@ class TorchModuleSettings(Settings):
     batch_size: int = Field(64, ge=1, description="training batch size")
 
 
+def dropout_layers(module: nn.Module) -> list[nn.Module]:
+    """The dropout layers of ``module`` (every ``nn.Dropout`` kind)."""
+    return [m for m in module.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+
+
+def has_dropout(factory: ModuleFactory) -> bool:
+    """Whether the modules ``factory`` builds have a dropout layer (one is built to look, with
+    the global random state left as it was)."""
+    if isinstance(factory.source, nn.Module):
+        return bool(dropout_layers(factory.source))
+    with torch.random.fork_rng(devices=[]):
+        return bool(dropout_layers(factory()))
+
+
 class TorchModuleLearner(WithProba, WithMargins, WithEmbedding, WithTorchDecision):
     """A user's ``nn.Module`` classifier behind the learner contract (see the module docstring).
 
     ``seed`` seeds the initial weights (factories) and the batch order; ``device`` is
-    ``auto`` (CUDA when present), ``cpu``, ``cuda[:i]`` or ``mps``.
+    ``auto`` (CUDA when present), ``cpu``, ``cuda[:i]`` or ``mps``. Building one over a
+    module with dropout layers gives a :class:`TorchModuleMCDropout`.
     """
 
     name: ClassVar[str] = "torch-module"
     Settings = TorchModuleSettings
     settings: TorchModuleSettings
+
+    def __new__(cls, n_classes: int = 2, seed: int = 0, settings: Any = None, *,
+                device: str = "auto", **values: Any) -> TorchModuleLearner:
+        # Only the plain class dispatches (the variant, or a copy being restored by pickle or
+        # deepcopy, is built as the class it names).
+        if cls is not TorchModuleLearner:
+            return super().__new__(cls)
+        resolved = resolve(cls.Settings, settings, values, f"learner {cls.name!r}")
+        module = resolved.module  # type: ignore[attr-defined]
+        if module is not None and has_dropout(
+                resolve_module(module, resolved.params)):  # type: ignore[attr-defined]
+            return super().__new__(TorchModuleMCDropout)
+        return super().__new__(cls)
 
     def __init__(self, n_classes: int, seed: int = 0, settings: Any = None, *,
                  device: str = "auto", **values: Any) -> None:
@@ -214,3 +251,49 @@ class TorchModuleLearner(WithProba, WithMargins, WithEmbedding, WithTorchDecisio
         finally:
             handle.remove()
         return captured[0].float().reshape(x.shape[0], -1)
+
+
+class TorchModuleMCDropout(TorchModuleLearner):
+    """A user's module with dropout layers: also MC-dropout posterior samples
+    (:class:`~activegen.models.capabilities.MCDropout`)."""
+
+    def iter_proba_samples(self, X: np.ndarray, n_samples: int, rng: np.random.Generator,
+                           chunk_size: int = INFERENCE_BATCH) -> Iterator[np.ndarray]:
+        """``n_samples`` forward passes with the dropout layers active, one chunk of rows at a
+        time: ``[n, T, K]`` class probabilities each.
+
+        Only the dropout layers are put in train mode; BatchNorm and every other layer stay
+        in eval mode, so a sample differs from the prediction by its dropout masks alone. The
+        masks are seeded from ``rng`` (one seed per call, offset by the chunk's first row), so
+        the same ``rng`` state gives the same samples; the global random state is left as it
+        was.
+        """
+        self._check_fitted()
+        if n_samples < 1 or chunk_size < 1:
+            raise ValueError(f"need n_samples >= 1 and chunk_size >= 1, got {n_samples}, "
+                             f"{chunk_size}")
+        X = np.asarray(X, dtype=np.float32)
+        if self._constant is not None or self.network is None:  # one class: all certain
+            for start in range(0, len(X), chunk_size):
+                out = np.zeros((len(X[start:start + chunk_size]), n_samples, self.n_classes))
+                out[:, :, self._constant or 0] = 1.0
+                yield out
+            return
+        seed = int(rng.integers(2**62))
+        network = self.network
+        layers = dropout_layers(network)
+        devices = [self.device] if self.device.type == "cuda" else []
+        for start in range(0, len(X), chunk_size):
+            xb = torch.from_numpy(np.ascontiguousarray(X[start:start + chunk_size]))
+            xb = xb.to(self.device)
+            with torch.random.fork_rng(devices=devices), torch.inference_mode():
+                torch.manual_seed(seed + start)
+                for layer in layers:
+                    layer.train()
+                try:
+                    logits = torch.stack([network(xb).float() for _ in range(n_samples)],
+                                         dim=1)
+                finally:
+                    for layer in layers:
+                        layer.eval()
+            yield torch.softmax(logits.double(), dim=2).cpu().numpy()

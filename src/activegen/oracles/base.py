@@ -11,13 +11,14 @@ from typing import ClassVar, Self
 
 import numpy as np
 
+from activegen._labels import ABSTAIN
 from activegen._registry import Registry
 from activegen._settings import BuildContext, NoSettings, Settings
 from activegen.data.dataset import Dataset
 from activegen.errors import ActivegenError
 from activegen.strategies.base import Query
 
-ABSTAIN = -1
+__all__ = ["ABSTAIN", "ORACLES", "Oracle", "OracleError", "PoolOracle"]
 
 
 class OracleError(ActivegenError):

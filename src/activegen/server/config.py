@@ -145,10 +145,27 @@ class LabelConfig(_Strict):
     def _known_device(cls, device: str) -> str:
         return check_device_name(device)
 
-    def fingerprint(self) -> str:
-        """A hash of what decides which queries are asked (not where the app listens)."""
+    def decisive(self) -> dict[str, Any]:
+        """The settings that decide which queries the session asks: a store holds the session
+        of one set of them.
+
+        Left out: where the app listens and how it leases (``labeling``), the name, caches and
+        device, the stopping notice, and two settings the store's history already answers
+        for: ``loop.budget`` decides when the session stops, not what it asks (a raised budget
+        continues the stored rounds where they stopped; only the last round of a budget that
+        is not a whole number of batches is smaller), and ``images.labels`` names labels
+        known from elsewhere, which the store keeps as imports.
+        """
         payload = self.model_dump(mode="json", exclude={"name", "cache_dir", "device",
                                                         "stopping", "labeling"})
+        payload["loop"].pop("budget")
+        if payload.get("images") is not None:
+            payload["images"].pop("labels")
+        return payload
+
+    def fingerprint(self) -> str:
+        """A hash of :meth:`decisive`."""
+        payload = self.decisive()
         payload["fingerprint_version"] = FINGERPRINT_VERSION
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

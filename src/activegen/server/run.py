@@ -85,22 +85,7 @@ def serve(config_path: Path | None, host: str | None = None, port: int | None = 
         config = load_label_config(config_path)
     prepared = prepare_server(config, config_path, host, port, store, import_file, token)
     session = prepared.session
-    link = prepared.url + (f"?token={prepared.token}" if prepared.token else "")
-    state = session.state()
-    print(f"activegen label: {config.name}\n"
-          f"  store:  {session.store_path} ({state['answered']} answered, round {state['round']}"
-          f"{', finished' if state['finished'] else ''})\n"
-          f"  open:   {link}", flush=True)
-    if session.files is not None:
-        skipped = state.get("skipped_files", [])
-        audited = 0 if session.audit is None else len(session.audit.files)
-        print(f"  images: {len(session.files)} to label, {audited} in the audit sample, "
-              f"{len(skipped)} unreadable files skipped"
-              + "".join(f"\n    skipped {s['path']}: {s['reason']}" for s in skipped[:20]),
-              flush=True)
-    if prepared.token:
-        print(f"  token:  {prepared.token}  (required on every request)", flush=True)
-    print("  stop with Ctrl-C; the same command resumes the session", flush=True)
+    print(startup_message(prepared), flush=True)
     try:
         prepared.server.run(sockets=[prepared.sock])
     finally:
@@ -108,6 +93,41 @@ def serve(config_path: Path | None, host: str | None = None, port: int | None = 
         prepared.sock.close()
     print(f"activegen label: stopped; labels are in {session.store_path}", file=sys.stderr)
     return 0
+
+
+def startup_message(prepared: PreparedServer) -> str:
+    """What ``activegen label`` prints when it starts: the store and where it stands, the
+    address, a folder's images, the budget and the audit (on top of it)."""
+    session = prepared.session
+    state = session.state()
+    link = prepared.url + (f"?token={prepared.token}" if prepared.token else "")
+    lines = [f"activegen label: {session.config.name}",
+             f"  store:  {session.store_path} ({state['answered']} answered, round "
+             f"{state['round']}{', finished' if state['finished'] else ''})",
+             f"  open:   {link}"]
+    if session.files is not None:
+        skipped = state.get("skipped_files", [])
+        audited = 0 if session.audit is None else len(session.audit.files)
+        audit = (f"{plural(audited, 'image')} in the audit sample (labeled on top of the "
+                 "budget)" if audited else "no audit sample (no accuracy estimate)")
+        lines.append(f"  images: {len(session.files)} to label, {audit}, "
+                     f"{plural(len(skipped), 'unreadable file')} skipped"
+                     + "".join(f"\n    skipped {s['path']}: {s['reason']}"
+                               for s in skipped[:20]))
+    lines.append(f"  budget: {state['answered']} of {state['budget']} answered"
+                 + (f"; audit: {state['audit']['answered']} of {state['audit']['size']}"
+                    if "audit" in state else "")
+                 + ("; finished (a larger --budget on this store continues it)"
+                    if state["finished"] else ""))
+    if prepared.token:
+        lines.append(f"  token:  {prepared.token}  (required on every request)")
+    lines.append("  stop with Ctrl-C; the same command resumes the session")
+    return "\n".join(lines)
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 image``, ``2 images``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def sync_label_studio(config: LabelConfig, config_path: Path | None, store: Path | None,

@@ -27,14 +27,16 @@ class QueryState:
     """What a strategy may read when it chooses a batch.
 
     Attributes:
-        X_pool: every pool image, ``float32 [N, C, H, W]`` in ``[0, 1]``.
+        X_pool: every pool example in the model scale: feature rows ``float32 [N, d]``, or
+            images ``float32 [N, C, H, W]`` in ``[0, 1]``.
         queried: ``bool [N]``, True for pool points already asked (labeled or abstained).
         labeled_indices: pool indices with a label, in the order they were labeled.
         learner: the learner fitted on everything labeled so far.
         n_classes: number of classes.
         rng: this round's random generator (derived from the run's seed and the round).
         round: the round number, 0 for the first query.
-        X_extra: labeled images that are not in the pool (synthesized queries), ``[M, C, H, W]``.
+        X_extra: labeled examples that are not in the pool (synthesized queries), shaped like
+            ``X_pool``'s rows.
         y_extra: their labels ``[M]``.
         labels: the labels of ``labeled_indices`` (``int64``, aligned with them; abstentions
             are not labeled, so never here). ``None`` where the caller has none to give;

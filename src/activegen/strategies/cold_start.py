@@ -10,7 +10,8 @@ they serve as the initial labeled set (``[loop] initial_strategy``) as well as p
   points), δ the largest radius whose balls stay ``purity`` (0.95) pure under k-means
   pseudo-labels.
 
-Features: the learner's embedding (per round), flattened pixels, the pool-trained VAE's
+Features: the learner's embedding (per round), the examples as given (``input``, or its
+synonym ``pixels``: feature rows, or images flattened), the pool-trained VAE's
 posterior means (shared with the VAE-augmented strategies; trained once, cached), or
 ``"backbone:<path>"``: the pooled features of a ResNet-18 whose torchvision ``state_dict`` the
 user supplies (:class:`activegen.models.features.FeatureExtractor`, the same extractor as the
@@ -32,8 +33,10 @@ from activegen.generative.vae import VAESettings
 from activegen.models.capabilities import Embedding
 from activegen.strategies.base import PrepareContext, Query, QueryState, Strategy, check_batch
 
-FeatureSource = Literal["embedding", "pixels", "vae"] | str
-FEATURE_SOURCES: tuple[str, ...] = ("embedding", "pixels", "vae", "backbone:<path>")
+#: ``input`` and ``pixels`` are one source: the examples as given (``pixels`` reads better for
+#: images, ``input`` for feature rows)
+FeatureSource = Literal["embedding", "input", "pixels", "vae"] | str
+FEATURE_SOURCES: tuple[str, ...] = ("embedding", "input", "pixels", "vae", "backbone:<path>")
 #: Distance cells per chunk when ball neighbourhoods are built (bounds memory).
 _CHUNK_CELLS = 1 << 22
 
@@ -205,8 +208,8 @@ def select_cold_start(name: str, features: np.ndarray, labeled: np.ndarray, k: i
     raise ValueError(f"unknown cold-start selection {name!r}; known: typiclust, probcover")
 
 
-def pixel_features(X: np.ndarray) -> np.ndarray:
-    """Flattened images ``[N, C·H·W]``."""
+def input_features(X: np.ndarray) -> np.ndarray:
+    """The examples as rows: feature rows ``[N, d]`` as they are, images ``[N, C·H·W]``."""
     return np.asarray(X, dtype=np.float32).reshape(len(X), -1)
 
 
@@ -242,7 +245,8 @@ class ColdStartSettings(Settings):
     """Where TypiClust and ProbCover measure typicality and coverage."""
 
     features: FeatureSource = Field("embedding", description=(
-        "embedding (the learner's, per round), pixels, vae (the pool-trained VAE's means, "
+        "embedding (the learner's, per round), input (the examples as given; pixels is the "
+        "same), vae (the pool-trained VAE's means, "
         "cached) or backbone:<path> (a local torchvision resnet18 state dict)"))
     vae: VAESettings = Field(default_factory=VAESettings, description=(
         "the VAE's settings (features = vae)"))
@@ -285,10 +289,10 @@ class _ColdStart(Strategy):
             learner = state.learner
             if not isinstance(learner, Embedding):
                 raise TypeError(f"{self.name}: features = 'embedding' needs a fitted learner "
-                                "(a cold start has none: use pixels, vae or backbone:<path>)")
+                                "(a cold start has none: use input, vae or backbone:<path>)")
             return np.asarray(learner.embed(state.X_pool))
-        if self.features == "pixels":
-            return pixel_features(state.X_pool)
+        if self.features in ("input", "pixels"):
+            return input_features(state.X_pool)
         if self._pool_features is None:
             raise RuntimeError(f"{self.name}: features = {self.features!r} needs prepare() "
                                f"first")

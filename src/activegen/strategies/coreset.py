@@ -34,7 +34,7 @@ from activegen._device import resolve_device as resolve_device_name
 from activegen._settings import BuildContext, Settings
 from activegen.models.capabilities import Probabilistic
 from activegen.strategies.base import Query, QueryState, Strategy
-from activegen.strategies.feature_maps import PixelFeatures, TaskFeatures
+from activegen.strategies.feature_maps import InputFeatures, TaskFeatures
 from activegen.strategies.subsample import SubsampleSettings, restrict
 from activegen.strategies.uncertainty import entropy_scores
 
@@ -280,8 +280,9 @@ def kcenter_greedy(
 class FeatureSpaceSettings(SubsampleSettings):
     """Where a feature-space strategy measures distances."""
 
-    features: Literal["embedding", "pixels"] = Field("embedding", description=(
-        "embedding: the learner's features T_f(x); pixels: the examples themselves (no "
+    features: Literal["embedding", "input", "pixels"] = Field("embedding", description=(
+        "embedding: the learner's features T_f(x); input (or pixels): the examples as "
+        "given, feature rows or flattened images (no "
         "learner needed, so it can be a cold start)"))
 
 
@@ -305,7 +306,8 @@ class _FeatureStrategy(Strategy):
     def build_feature_map(self) -> TaskFeatures:
         """The feature map of the settings (a composition such as ``vae-coreset`` builds
         its own)."""
-        return PixelFeatures() if self.settings.features == "pixels" else TaskFeatures()
+        return (InputFeatures() if self.settings.features in ("input", "pixels")
+                else TaskFeatures())
 
     @property
     def requires(self) -> tuple[type, ...]:  # type: ignore[override]

@@ -47,7 +47,7 @@ class TaskFeatures:
         learner = state.learner
         if not isinstance(learner, Embedding):
             raise TypeError("task features need a fitted learner with embed() (a cold start "
-                            "has none: measure in features = 'pixels' instead)")
+                            "has none: measure in features = 'input' instead)")
         return np.asarray(learner.embed(X))
 
     def fit_features(self, X_train: np.ndarray) -> np.ndarray | None:
@@ -55,8 +55,9 @@ class TaskFeatures:
         return None
 
 
-class PixelFeatures(TaskFeatures):
-    """The examples themselves, flattened: no learner needed (a cold start's space)."""
+class InputFeatures(TaskFeatures):
+    """The examples as given (feature rows, or images flattened): no learner needed (a cold
+    start's space)."""
 
     requires: tuple[type, ...] = ()
 
@@ -153,5 +154,5 @@ class VAEAugmented(TaskFeatures):
 FeatureMap = TaskFeatures
 """The feature-map interface (``prepare``, ``__call__(state, X)``, ``fit_features``)."""
 
-__all__ = ["FeatureMap", "PixelFeatures", "TaskFeatures", "VAEAugmented",
+__all__ = ["FeatureMap", "InputFeatures", "TaskFeatures", "VAEAugmented",
            "VAEAugmentedSettings", "VAEKind"]

@@ -51,7 +51,7 @@ class SessionPool:
         images: the images a person sees (``uint8``) and the class names; the session replaces
             its labels with zeros, so nothing can read them.
         inputs: what the learner and the strategies see of each image, ``float32`` rows (the
-            images in the model scale, or features ``[N, d, 1, 1]``).
+            images in the model scale, or feature rows ``[N, d]``).
         test_sets: named held-out ``(X, y)`` in the inputs' scale, for the learning curve.
         files: each pool image's file, relative to its folder (None: no files).
         picture: the PNG shown for pool image ``i`` (None: its ``images`` array as a PNG).

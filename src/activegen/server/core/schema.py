@@ -14,6 +14,11 @@ VERSION = "2"
 STOPPING_KEY = "stopping"
 #: the audit's answers in ``meta`` (never training data, so never events)
 AUDIT_KEY = "audit_answers"
+#: the audit sample's files, its estimate per round (so an export from the store alone has
+#: them), and the pool's files of an image-folder session
+AUDIT_FILES_KEY = "audit_files"
+AUDIT_CURVE_KEY = "audit_curve"
+FILES_KEY = "files"
 #: set in ``meta`` by the migration from version 1: that version's settings fingerprint is
 #: not this one's, so the session checks the stored settings by name on its first open
 MIGRATED_KEY = "migrated_from"

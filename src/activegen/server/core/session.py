@@ -41,15 +41,16 @@ from activegen.data.dataset import Dataset
 from activegen.engine import ActiveLearner, RoundRecord
 from activegen.errors import ConfigError
 from activegen.models import LEARNERS, Learner
+from activegen.models.capabilities import Probabilistic, has_capability
 from activegen.oracles.base import ABSTAIN
 from activegen.server.config import LabelConfig
-from activegen.server.core.audit import Audit
+from activegen.server.core.audit import Audit, audit_due
 from activegen.server.core.errors import Conflict, InvalidAnswer, InvalidImport, NotFound
 from activegen.server.core.events import StoredEvents
 from activegen.server.core.labeler import check_labeler
 from activegen.server.core.png import png_bytes
 from activegen.server.core.pool import ModelExporter, SessionPool
-from activegen.server.core.schema import MIGRATED_KEY
+from activegen.server.core.schema import FILES_KEY, MIGRATED_KEY
 from activegen.server.core.stopping_notice import SessionStopping
 from activegen.server.core.store import LabelStore, QueryRow
 from activegen.server.core.worker import EngineWorker
@@ -142,6 +143,8 @@ class LabelSession:
         self.audit: Audit | None = None
         #: the "you can stop here" criterion (``[stopping]``; None without)
         self.stopping: SessionStopping | None = None
+        #: round and labels of the newest fit (the audit's estimate is measured on it)
+        self._fitted: tuple[int, int] = (0, 0)
         try:
             self._claim_store()
             if pool.audit is not None:
@@ -174,19 +177,59 @@ class LabelSession:
             self.store.set_meta("session", json.dumps(expected))
             self.store.set_meta("classes", json.dumps(self.classes))
             self.store.set_meta("config", self.config.model_dump_json())
+            self._keep_files()
             return
         previous = json.loads(stored)
         if (self.store.get_meta(MIGRATED_KEY) is not None
                 and previous.get("pool") == expected["pool"]):
             self._claim_migrated_store(expected)
             return
-        if previous.get("config") != expected["config"]:
-            raise ConfigError(
-                f"{self.store_path} holds a session with other settings (data, learner, "
-                "strategy, seed or loop differ); use another --store to start anew"
-            )
         if previous.get("pool") != expected["pool"]:
             raise ConfigError(f"{self.store_path} was made with other pool images")
+        if previous.get("config") != expected["config"]:
+            differences = self._differences()
+            if differences is None or differences:
+                raise ConfigError(
+                    f"{self.store_path} holds a session with other settings ("
+                    + ("; ".join(differences) if differences else
+                       "data, learner, strategy, seed or loop differ")
+                    + "); use another --store to start anew (a larger loop.budget is not "
+                    "another session: it continues this one)")
+            # the same decisive settings, hashed by an earlier version (one that counted the
+            # budget in): stamp the store with this version's hash
+            self.store.set_meta("session", json.dumps(expected))
+        self._adopt_budget()
+        self._keep_files()
+
+    def _keep_files(self) -> None:
+        """The pool's files in the store, so that an export read from the store alone (``activegen
+        label-export``) names each image's file as the page's does."""
+        if self.files is not None and self.store.get_meta(FILES_KEY) != json.dumps(self.files):
+            self.store.set_meta(FILES_KEY, json.dumps(self.files))
+
+    def _differences(self) -> list[str] | None:
+        """The decisive settings of the stored session that differ from this one's, as
+        ``key: stored there, given here``; None when the stored settings cannot be read."""
+        try:
+            stored = LabelConfig.model_validate_json(self.store.get_meta("config") or "")
+        except ValueError:
+            return None
+        there, here = _flat(stored.decisive()), _flat(self.config.decisive())
+        return [f"{key} is {json.dumps(there.get(key))} there, {json.dumps(here.get(key))} "
+                "here" for key in sorted(set(there) | set(here))
+                if there.get(key) != here.get(key)]
+
+    def _adopt_budget(self) -> None:
+        """Another budget on the same store: keep it with the stored settings, and continue a
+        session its old budget ended (a lower one ends it at the next round)."""
+        stored = json.loads(self.store.get_meta("config") or "{}")
+        before = (stored.get("loop") or {}).get("budget")
+        if before == self.config.loop.budget:
+            return
+        self.store.set_meta("config", self.config.model_dump_json())
+        reopened = self.store.reopen()
+        log.info("%s: budget %s -> %d%s", self.store_path, before, self.config.loop.budget,
+                 "; the finished session continues" if reopened else "")
 
     def _claim_migrated_store(self, expected: dict[str, str]) -> None:
         """A store migrated from version 1, opened the first time since: its fingerprint was
@@ -231,6 +274,9 @@ class LabelSession:
         the stopping notice."""
         self.store.record_fit(record.round, record.n_train, self.store.n_asked(),
                               record.accuracy)
+        self._fitted = (record.round, record.n_train)
+        if self.audit is not None:
+            self.audit.refresh(learner, record.round, record.n_train)
         if self.stopping is not None:
             self.stopping.observe(record.round, record.n_train, learner)
 
@@ -260,12 +306,35 @@ class LabelSession:
         return self.store.finished() is not None
 
     # -- requests -------------------------------------------------------------------------
-    def query_dict(self, row: QueryRow) -> dict[str, Any]:
-        """A query as the API hands it out (with its file, in a session with files)."""
-        out = row.as_dict()
-        if self.files is not None:
-            out["path"] = None if row.pool_index is None else self.files[row.pool_index]
+    def query_dicts(self, rows: Sequence[QueryRow]) -> list[dict[str, Any]]:
+        """Queries as the API hands them out: with their file (in a session with files) and
+        the current model's guess (see :meth:`guesses`)."""
+        guesses = self.guesses(rows)
+        out = []
+        for row in rows:
+            item = row.as_dict()
+            if self.files is not None:
+                item["path"] = None if row.pool_index is None else self.files[row.pool_index]
+            if row.id in guesses:
+                item["guess"] = guesses[row.id]
+            out.append(item)
         return out
+
+    def guesses(self, rows: Sequence[QueryRow]) -> dict[int, dict[str, Any]]:
+        """The current model's class and probability for each pool query of ``rows`` (by
+        query id): what the page offers to show beside the image. None before the first fit
+        or for a model without probabilities; synthesized queries get none. Audit images
+        never get one (a guess shown could pull the answers that measure the model toward
+        it)."""
+        learner = self.learner
+        pool_rows = [r for r in rows if r.pool_index is not None]
+        if not pool_rows or learner is None or not has_capability(learner, Probabilistic):
+            return {}
+        proba = learner.predict_proba(self.X_pool[[r.pool_index for r in pool_rows]])
+        best = proba.argmax(axis=1)
+        return {r.id: {"label": int(b), "class": self.classes[int(b)],
+                       "confidence": round(float(p[b]), 4)}
+                for r, b, p in zip(pool_rows, best, proba, strict=True)}
 
     def batch(self, labeler: str) -> Batch:
         """The queries this labeler should answer now (a lease; see
@@ -356,6 +425,47 @@ class LabelSession:
                 pass  # the file changed since the session started: show the stored pixels
         return png_bytes(self.pool.X[pool_index])
 
+    # -- the audit ------------------------------------------------------------------------
+    def _audit_due(self) -> int:
+        assert self.audit is not None
+        with self.store.lock:
+            counts = self.store.counts("session")
+            finished = self.finished
+        return audit_due(len(self.audit.files), counts["labeled"] + counts["abstained"],
+                         self.config.loop.budget, finished)
+
+    def audit_batch(self, labeler: str) -> list[dict[str, Any]]:
+        """The audit images due now (:func:`~activegen.server.core.audit.audit_due`: the
+        sample's share of the budget answered so far, the rest once the session is finished).
+
+        Raises:
+            NotFound: the session has no audit sample.
+        """
+        check_labeler(labeler)
+        return self._audit().batch(self._audit_due())
+
+    def audit_label(self, audit_id: int, label: int, labeler: str) -> dict[str, Any]:
+        """Record an audit answer and measure the current model on it."""
+        outcome = self._audit().label(audit_id, label, labeler)
+        if outcome["status"] == "recorded":
+            self._audit().refresh(self.learner, *self._fitted)
+        return outcome
+
+    def audit_undo(self, labeler: str) -> int:
+        """Take back this labeler's latest audit answer and measure the model without it."""
+        audit_id = self._audit().undo(labeler)
+        self._audit().refresh(self.learner, *self._fitted)
+        return audit_id
+
+    def audit_state(self) -> dict[str, Any] | None:
+        """The audit's estimate, its curve and what is due (None without an audit)."""
+        return None if self.audit is None else self.audit.state(self._audit_due())
+
+    def _audit(self) -> Audit:
+        if self.audit is None:
+            raise NotFound("this session has no audit sample")
+        return self.audit
+
     # -- leaving with a model -------------------------------------------------------------
     def _exporter(self) -> tuple[ModelExporter, Learner]:
         if self.exporter is None:
@@ -368,7 +478,9 @@ class LabelSession:
     def model_file(self) -> bytes:
         """The current learner as a model file (see :class:`ModelExporter`)."""
         exporter, learner = self._exporter()
-        audit = None if self.audit is None else self.audit.state(learner)
+        audit = None
+        if self.audit is not None:
+            audit = {k: v for k, v in self.audit.state().items() if k != "curve"}
         return exporter.model_file(learner, audit)
 
     def predictions_csv(self) -> str:
@@ -399,6 +511,9 @@ class LabelSession:
                 "finished": finished,
                 "preparing": not finished and self.store.open_round() is None,
                 "worker_error": None if self.worker is None else self.worker.error,
+                "round_seconds": None if self.worker is None else self.worker.round_seconds,
+                "batch_size": self.config.loop.batch,
+                "model_export": self.exporter is not None,
                 "image_shape": list(self.pool.image_shape),
                 "test_sets": sorted(self.test_sets),
                 "curve": self.store.fits(),
@@ -407,9 +522,19 @@ class LabelSession:
         if self.stopping is not None:
             out["stopping"] = self.stopping.state()
         if self.audit is not None:
-            out["audit"] = self.audit.state(self.learner)
+            out["audit"] = self.audit_state()
         out.update(self.info)
         return out
+
+
+def _flat(payload: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested settings dict as ``{"a.b": value}`` (to name the keys that differ)."""
+    if not isinstance(payload, dict) or not payload:
+        return {prefix: payload}
+    out: dict[str, Any] = {}
+    for key, value in payload.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
 
 
 def session_learner_factory(config: LabelConfig, n_classes: int) -> Callable[[int], Learner]:

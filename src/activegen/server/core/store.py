@@ -219,6 +219,10 @@ class LabelStore:
         rows = self.read("SELECT value FROM meta WHERE key=?", (key,))
         return rows[0][0] if rows else None
 
+    def meta(self) -> dict[str, str]:
+        """The whole ``meta`` table (what an export reads besides the answers)."""
+        return dict(self.read("SELECT key, value FROM meta"))
+
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
@@ -291,6 +295,15 @@ class LabelStore:
                                "VALUES ('finished', ?, ?, ?)", (round_, reason, time.time()))
         assert cur.lastrowid is not None
         return cur.lastrowid
+
+    def reopen(self) -> bool:
+        """Take back the ``finished`` event of a session its budget ended, so that a raised
+        budget continues it (the event records the budget's consequence, not an answer);
+        whether there was one. A session the pool or a stop ended stays finished."""
+        with self.transaction() as conn:
+            cur = conn.execute("DELETE FROM events WHERE kind = 'finished' AND reason = "
+                               "'budget'")
+            return cur.rowcount > 0
 
     @staticmethod
     def _check_next_round(conn: sqlite3.Connection, round_: int) -> None:
@@ -556,9 +569,15 @@ def _tell_if_answered(conn: sqlite3.Connection, round_: int, now: float) -> bool
 
 def read_answers(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[str],
                                                         dict[str, Any]]:
-    """Every answer of a store, its classes and its config, read-only (a running server may
-    hold the store: SQLite's WAL lets this reader see every committed label). Rounds are the
-    engine's, whatever the store's schema."""
+    """Every answer of a store, its classes and its config (see :func:`read_store`)."""
+    answers, meta = read_store(path)
+    return answers, json.loads(meta["classes"]), json.loads(meta.get("config", "{}"))
+
+
+def read_store(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Every answer of a store and its ``meta`` table, read-only (a running server may hold the
+    store: SQLite's WAL lets this reader see every committed label). Rounds are the engine's,
+    whatever the store's schema."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such label store")
@@ -577,5 +596,4 @@ def read_answers(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], li
     if meta.get("schema") == "1":  # its rounds were numbered from 1
         for answer in answers:
             answer["round"] = max(int(answer["round"]) - 1, 0)
-    config = json.loads(meta.get("config", "{}"))
-    return answers, json.loads(meta["classes"]), config
+    return answers, meta

@@ -29,12 +29,14 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
 
 from activegen.data.dataset import float_to_images, images_to_float
 from activegen.engine import ActiveLearner, Event
+from activegen.errors import RunFinished
 from activegen.models.base import Learner
 from activegen.server.core.events import StoredEvents
 from activegen.server.core.png import png_bytes
@@ -71,6 +73,9 @@ class EngineWorker:
         self.learner: Learner | None = None
         #: the last step's failure (``"Type: message"``), None after a step that succeeded
         self.error: str | None = None
+        #: seconds the last round took to prepare (applying its answers, the fit and the
+        #: choice), None before one: the page tells a waiting person what to expect
+        self.round_seconds: float | None = None
         self._cond = threading.Condition()
         self._pending = False
         self._running = False
@@ -151,6 +156,7 @@ class EngineWorker:
     # -- the step -------------------------------------------------------------------------
     def step(self) -> None:
         """Apply the new events, then ask and store the next round if none is open."""
+        started = time.perf_counter()
         while True:
             if self.closing:
                 return
@@ -169,7 +175,10 @@ class EngineWorker:
                     self.learner = engine.learner
                 return
             round_ = engine.state.round
-            query = engine.ask(self.first_batch if round_ == 0 else self.batch)
+            try:
+                query = engine.ask(self.first_batch if round_ == 0 else self.batch)
+            except RunFinished:
+                query = None  # the engine finished: its finished event is stored below
             with self.store.lock:
                 if self.closing:
                     return
@@ -183,9 +192,10 @@ class EngineWorker:
                     self.seq = self.store.finish(round_, reason)
                     log.info("the session finished (%s)", reason)
                 else:
-                    assert engine.state.pending is not None
+                    assert engine.state.pending is not None and query is not None
                     keep_stored_pixels(engine.state.pending)
                     self.seq = self.store.insert_round(round_, stored_queries(query))
+                    self.round_seconds = time.perf_counter() - started
                     log.info("round %d: %d queries stored", round_, len(query))
             self.learner = engine.learner or self.learner
             return

@@ -100,12 +100,14 @@ def folder_pool(config: LabelConfig, store_path: Path) -> SessionPool:
     return SessionPool(
         images=Dataset(loaded.X[pool_idx], np.zeros(len(pool_idx), dtype=np.int64),
                        tuple(images.classes), folder.name or "images"),
-        inputs=features[:, :, None, None],
+        inputs=features,
         files=files,
         picture=picture,
         known=[(position[i], y) for i, y in known if i in position],
-        audit=AuditImages(audit_files, audit_features[:, :, None, None], audit_picture,
-                          {audit_position[i]: y for i, y in known if i in audit_position}),
+        # --audit 0: no audit sample, so no audit routes and no estimate to promise
+        audit=None if not len(audit_idx) else AuditImages(
+            audit_files, audit_features, audit_picture,
+            {audit_position[i]: y for i, y in known if i in audit_position}),
         exporter=FolderModelExport(images, extractor, features, files),
         info={"skipped_files": [{"path": p, "reason": r} for p, r in loaded.skipped],
               "n_skipped": len(loaded.skipped), "features": images.features},

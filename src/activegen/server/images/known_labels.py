@@ -1,44 +1,54 @@
 """Labels a practitioner already has for an image folder, by file name (``[images] labels``,
-``--labels FILE``): a CSV ``path,label`` or a Label Studio export."""
+``--labels FILE``): a CSV with ``path`` and ``class`` or ``label`` columns (the page's own
+export is one), this app's JSON export, or a Label Studio export.
+
+Every format is read by the one reader, :func:`~activegen.server.interop.interchange.
+read_label_rows`; here each row is matched to the folder's images by its ``path``. A Label
+Studio export names its images by URL, so its tasks are matched by the longest trailing run of
+path components (:func:`~activegen.server.interop.label_studio_tasks.
+read_label_studio_export`). Audit answers of an earlier session are rows like any other: the
+folder decides whether their image is in this session's audit sample or in its pool.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from activegen.server.core.errors import InvalidImport
+from activegen.server.interop.interchange import file_format, read_label_rows
 from activegen.server.interop.label_studio_tasks import read_label_studio_export
 
 
 def read_known_labels(path: Path, classes: Sequence[str], index_of: Mapping[str, int]
                       ) -> list[tuple[int, int]]:
-    """``(image index, label)`` pairs from a CSV ``path,label`` (``label`` a class name), or
-    from a Label Studio JSON export (``.json``: tasks matched to files by name, see
-    :mod:`activegen.server.interop.label_studio_tasks`).
+    """``(image index, label)`` pairs of a labels file (``label`` a class index, ``-1`` for
+    can't tell); synthesized rows are left out (no folder holds their images).
 
     Raises:
-        InvalidImport: no such file, a bad header, or a row naming an unknown file or class
-            (the row and the file are named).
+        InvalidImport: no such file, a bad header, a row without a path, or a row naming an
+            unknown file or class, or one file twice with different answers (the row and the
+            file are named).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InvalidImport(f"{path}: no such labels file")
-    if path.suffix.lower() == ".json":
+    if path.is_file() and path.suffix.lower() != ".csv" and file_format(
+            path, path.read_text(encoding="utf-8")) == "labelstudio":
+        # tasks name their images by URL (and a JSON-MIN export has no data table)
         return read_label_studio_export(path, classes, index_of)
-    reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")))
-    if not {"path", "label"} <= set(reader.fieldnames or []):
-        raise InvalidImport(f"{path}: needs a header with 'path' and 'label'; got "
-                            f"{reader.fieldnames}")
-    items = []
-    for line, row in enumerate(reader, start=2):
-        name, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
-        if name not in index_of:
-            raise InvalidImport(f"{path}, row {line}: file {name!r} is not a readable image of "
-                                "the folder")
-        if label not in classes:
-            raise InvalidImport(f"{path}, row {line} ({name}): class {label!r} is not one of "
-                                f"{list(classes)}")
-        items.append((index_of[name], list(classes).index(label)))
-    return items
+    _, rows = read_label_rows(path, classes)
+    found: dict[int, int] = {}
+    for row in rows:
+        if row.synthesized:
+            continue
+        if row.path is None:
+            raise InvalidImport(f"{path}, {row.where}: no path (a folder's labels are matched "
+                                "to its images by file)")
+        if row.path not in index_of:
+            raise InvalidImport(f"{path}, {row.where}: file {row.path!r} is not a readable "
+                                "image of the folder")
+        index = index_of[row.path]
+        if found.get(index, row.label) != row.label:
+            raise InvalidImport(f"{path}, {row.where}: {row.path!r} has two different answers "
+                                "in the file")
+        found[index] = row.label
+    return sorted(found.items())

@@ -1,12 +1,21 @@
 """Labels in and out: CSV, JSON, and Label Studio tasks with annotations.
 
-Exports are built from the store alone. Imports identify images by ``pool_index`` (the row of
-the pool as the session's config loads it): a CSV needs ``pool_index`` and either ``class``
-(a class name) or ``label`` (a class number, ``-1`` = can't tell); a Label Studio export needs
-``data.pool_index`` on each task, its answer read by the one Label Studio reader
-(:func:`~activegen.server.interop.label_studio_tasks.task_answer`). Synthesized images exist
-only in the store that asked them, so imports skip them (and count them). A text that cannot
-be read is an :class:`~activegen.server.core.errors.InvalidImport` naming the row or task,
+**Exports** are built from the store alone (:func:`export_source`: the answers, and from its
+``meta`` the classes, the settings, an image folder's files and its audit answers and
+estimate), so the page's export and ``activegen label-export STORE`` are the same file. An
+image folder's exports name each image's file (``path``) and carry the audit answers as rows
+of ``source`` ``audit`` (no query, no pool index: the audit is never in the pool).
+
+**Imports** go through one reader (:func:`read_label_rows`): a CSV, this app's JSON export or
+a Label Studio export, each row giving a ``pool_index`` and/or a ``path`` and an answer. A
+CSV's answer is its ``class`` column (a class name, or ``can't tell``), else its ``label``
+column (a class name first, else a class index, ``-1`` = can't tell); with both, they must
+agree. A dataset session takes rows by ``pool_index`` (:func:`pool_index_pairs`, for
+``--import`` and ``POST /api/import``); an image folder takes them by ``path``
+(:mod:`activegen.server.images.known_labels`, ``--labels``), so the page's own export of a
+folder session seeds a new store, its audit answers included. Synthesized images exist only
+in the store that asked them, so imports skip them (and count them). A text that cannot be
+read is an :class:`~activegen.server.core.errors.InvalidImport` naming the row or task,
 checked in full before anything is imported.
 """
 
@@ -16,7 +25,8 @@ import base64
 import csv
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +34,9 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from activegen.server.core.audit import audit_state, read_audit_answers
 from activegen.server.core.errors import InvalidImport
+from activegen.server.core.schema import AUDIT_CURVE_KEY, AUDIT_FILES_KEY, AUDIT_KEY, FILES_KEY
 from activegen.server.interop.label_studio_tasks import CANT_TELL, task_answer
 
 CSV_COLUMNS = ("query_id", "round", "kind", "source", "pool_index", "label", "class", "labeler",
@@ -35,8 +47,8 @@ def _class_name(classes: Sequence[str], label: int) -> str:
     return CANT_TELL if label < 0 else classes[label]
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat()
+def _iso(ts: float | None) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts, tz=UTC).isoformat()
 
 
 #: A cell starting with one of these is run as a formula by spreadsheet programs.
@@ -49,25 +61,76 @@ def _spreadsheet_safe(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def _path(paths: Sequence[str] | None, pool_index: int | None) -> str:
-    return "" if paths is None or pool_index is None else paths[pool_index]
+# -- export ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExportSource:
+    """Everything an export holds, read from the store.
+
+    Attributes:
+        answers: every answer with its query, in the order given (``LabelStore.answered``).
+        classes: the class names.
+        files: each pool image's file (an image folder's), None without files.
+        audit: the audit answers, in the order given: ``audit_id``, ``path``, ``label``,
+            ``labeler``, ``ts``.
+        session: the session's name, seed, strategy, learner, budget and (with an audit) its
+            estimate and curve.
+    """
+
+    answers: list[dict[str, Any]]
+    classes: list[str]
+    files: list[str] | None
+    audit: list[dict[str, Any]]
+    session: dict[str, Any]
+
+    @property
+    def has_paths(self) -> bool:
+        return self.files is not None or bool(self.audit)
+
+    def path(self, pool_index: int | None) -> str:
+        return "" if self.files is None or pool_index is None else self.files[pool_index]
 
 
-def to_csv(rows: list[dict[str, Any]], classes: Sequence[str],
-           paths: Sequence[str] | None = None) -> str:
-    """One line per answer, in the order they were given; with ``paths`` (an image-folder
-    session's file of each pool image) a last ``path`` column names each image's file."""
+def export_source(answers: list[dict[str, Any]], meta: Mapping[str, str]) -> ExportSource:
+    """The export of a store: its answers and its ``meta`` table (see :class:`ExportSource`)."""
+    config = json.loads(meta.get("config") or "{}")
+    files = json.loads(meta[FILES_KEY]) if FILES_KEY in meta else None
+    audit_files = json.loads(meta.get(AUDIT_FILES_KEY) or "[]")
+    given = read_audit_answers(meta.get(AUDIT_KEY))
+    audit = sorted(({"audit_id": j, "path": audit_files[j] if j < len(audit_files) else "",
+                     "label": int(a["label"]), "labeler": str(a["labeler"]),
+                     "ts": a.get("ts")} for j, a in given.items()),
+                   key=lambda a: (a["ts"] is None, a["ts"] or 0, a["audit_id"]))
+    session: dict[str, Any] = {
+        "name": config.get("name"), "seed": config.get("seed"),
+        "strategy": (config.get("strategy") or {}).get("name"),
+        "learner": (config.get("learner") or {}).get("name"),
+        "budget": (config.get("loop") or {}).get("budget")}
+    if audit_files:
+        session["audit"] = audit_state(len(audit_files), len(given),
+                                       json.loads(meta.get(AUDIT_CURVE_KEY) or "[]"))
+    return ExportSource(answers, list(json.loads(meta["classes"])), files, audit, session)
+
+
+def to_csv(source: ExportSource) -> str:
+    """One line per answer, in the order they were given, then the audit answers (``source``
+    ``audit``); an image folder's export ends with a ``path`` column naming each file."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS + (("path",) if paths is not None else ()))
-    for r in rows:
+    paths = source.has_paths
+    writer.writerow(CSV_COLUMNS + (("path",) if paths else ()))
+    classes = source.classes
+    for r in source.answers:
         writer.writerow([r["query_id"], r["round"], r["kind"], r["source"],
                          "" if r["pool_index"] is None else r["pool_index"], r["label"],
                          _spreadsheet_safe(_class_name(classes, r["label"])),
                          _spreadsheet_safe(r["labeler"]), _iso(r["ts"]),
                          r["generator_id"] or ""]
-                        + ([_spreadsheet_safe(_path(paths, r["pool_index"]))]
-                           if paths is not None else []))
+                        + ([_spreadsheet_safe(source.path(r["pool_index"]))] if paths else []))
+    for a in source.audit:
+        writer.writerow(["", "", "pool", "audit", "", a["label"],
+                         _spreadsheet_safe(_class_name(classes, a["label"])),
+                         _spreadsheet_safe(a["labeler"]), _iso(a["ts"]), "",
+                         _spreadsheet_safe(a["path"])])
     return buffer.getvalue()
 
 
@@ -81,16 +144,16 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def to_json(rows: list[dict[str, Any]], classes: Sequence[str], session: dict[str, Any],
-            paths: Sequence[str] | None = None) -> str:
-    """Every answer; synthesized ones carry their PNG (base64), latent and generator; with
-    ``paths``, pool images carry their file."""
+def to_json(source: ExportSource) -> str:
+    """Every answer, then the audit answers; synthesized ones carry their PNG (base64), latent
+    and generator; an image folder's carry their file."""
     labels = []
-    for r in rows:
+    classes = source.classes
+    for r in source.answers:
         item = {k: r[k] for k in ("query_id", "round", "kind", "source", "pool_index", "label",
                                   "labeler")}
-        if paths is not None:
-            item["path"] = _path(paths, r["pool_index"]) or None
+        if source.has_paths:
+            item["path"] = source.path(r["pool_index"]) or None
         item["class"] = _class_name(classes, r["label"])
         item["timestamp"] = _iso(r["ts"])
         if r["kind"] == "synth":
@@ -98,31 +161,46 @@ def to_json(rows: list[dict[str, Any]], classes: Sequence[str], session: dict[st
             item["latent"] = _latent_list(r["latent"])
             item["image_png_base64"] = base64.b64encode(r["image"]).decode()
         labels.append(item)
-    return json.dumps({"format": "activegen-labels", "version": 1, "session": session,
-                       "classes": list(classes), "labels": labels}, indent=1)
+    for a in source.audit:
+        labels.append({"query_id": None, "round": None, "kind": "pool", "source": "audit",
+                       "pool_index": None, "label": a["label"], "labeler": a["labeler"],
+                       "path": a["path"], "class": _class_name(classes, a["label"]),
+                       "timestamp": _iso(a["ts"])})
+    return json.dumps({"format": "activegen-labels", "version": 1, "session": source.session,
+                       "classes": classes, "labels": labels}, indent=1)
 
 
-def to_label_studio(rows: list[dict[str, Any]], classes: Sequence[str],
-                    image_png: Callable[[int], bytes]) -> str:
+def to_label_studio(source: ExportSource, image_png: Callable[[int], bytes],
+                    audit_png: Callable[[int], bytes] | None = None) -> str:
     """Label Studio tasks with one annotation each (a ``choices`` result named ``label`` on an
-    image named ``image``); images are embedded as data URIs, so the file stands alone.
+    image named ``image``); images are embedded as data URIs, so the file stands alone; an
+    image folder's tasks carry their file as ``data.path`` (what ``--labels`` matches), and its
+    audit answers are tasks too (``data.audit``).
 
-    ``image_png(query_id)`` returns a query's PNG bytes.
+    ``image_png(query_id)`` returns a query's PNG bytes, ``audit_png(audit_id)`` an audit
+    image's.
     """
+    classes = source.classes
+
+    def task(task_id: Any, data: dict[str, Any], label: int, ts: float | None,
+             labeler: str) -> dict[str, Any]:
+        return {"id": task_id, "data": data, "annotations": [{
+            "result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                        "value": {"choices": [_class_name(classes, label)]}}],
+            "created_at": _iso(ts), "meta": {"labeler": labeler}}]}
+
     tasks = []
-    for r in rows:
-        tasks.append({
-            "id": r["query_id"],
-            "data": {"image": _data_uri(image_png(r["query_id"])), "query_id": r["query_id"],
-                     "pool_index": r["pool_index"], "kind": r["kind"],
-                     "generator_id": r["generator_id"]},
-            "annotations": [{
-                "result": [{"from_name": "label", "to_name": "image", "type": "choices",
-                            "value": {"choices": [_class_name(classes, r["label"])]}}],
-                "created_at": _iso(r["ts"]),
-                "meta": {"labeler": r["labeler"]},
-            }],
-        })
+    for r in source.answers:
+        data = {"image": _data_uri(image_png(r["query_id"])), "query_id": r["query_id"],
+                "pool_index": r["pool_index"], "kind": r["kind"],
+                "generator_id": r["generator_id"]}
+        if source.files is not None and r["pool_index"] is not None:
+            data["path"] = source.path(r["pool_index"])
+        tasks.append(task(r["query_id"], data, r["label"], r["ts"], r["labeler"]))
+    for a in source.audit if audit_png is not None else ():
+        data = {"image": _data_uri(audit_png(a["audit_id"])), "pool_index": None,
+                "path": a["path"], "audit": True}
+        tasks.append(task(f"audit-{a['audit_id']}", data, a["label"], a["ts"], a["labeler"]))
     return json.dumps(tasks, indent=1)
 
 
@@ -139,24 +217,69 @@ def label_studio_config(classes: Sequence[str]) -> str:
     return ElementTree.tostring(view, encoding="unicode")
 
 
-# -- import -------------------------------------------------------------------------------
-def _label_from(value: str, classes: Sequence[str], where: str, by_name: bool) -> int:
+# -- import ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LabelRow:
+    """One answer read from a labels file.
+
+    Attributes:
+        where: the row or task, for messages (``CSV line 3``, ``task 2``).
+        label: a class index, or ``-1`` (can't tell).
+        pool_index: the image's row in the pool (None: not given, or an audit image).
+        path: the image's file (None: not given).
+        audit: an audit answer of an image folder's export.
+        synthesized: a synthesized query (only the store that asked it holds its image).
+        answered: False for a Label Studio task without a finished answer (counted, never
+            imported).
+    """
+
+    where: str
+    label: int
+    pool_index: int | None = None
+    path: str | None = None
+    audit: bool = False
+    synthesized: bool = False
+    answered: bool = True
+
+
+def _unescaped(value: str) -> str:
     value = value.strip()
     if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
         value = value[1:]  # the apostrophe our CSV export adds against formulas
-    if by_name:
-        if value == CANT_TELL:
-            return -1
-        if value in classes:
-            return list(classes).index(value)
-        raise InvalidImport(f"{where}: class {value!r} is not one of {list(classes)}")
-    try:
-        label = int(value)
-    except ValueError:
-        raise InvalidImport(f"{where}: label {value!r} is not an integer") from None
-    if not -1 <= label < len(classes):
-        raise InvalidImport(f"{where}: label {label} is outside -1..{len(classes) - 1}")
-    return label
+    return value
+
+
+def _by_name(value: str, classes: Sequence[str]) -> int | None:
+    if value == CANT_TELL:
+        return -1
+    return list(classes).index(value) if value in classes else None
+
+
+def _answer(class_value: Any, label_value: Any, classes: Sequence[str], where: str) -> int:
+    """A row's answer from its ``class`` and/or ``label`` values (see the module docstring)."""
+    label = None
+    if label_value is not None and str(label_value).strip() != "":
+        text = _unescaped(str(label_value))
+        label = _by_name(text, classes)
+        if label is None:
+            try:
+                label = int(text)
+            except ValueError:
+                raise InvalidImport(f"{where}: label {text!r} is not a class of "
+                                    f"{list(classes)} and not an integer class index") from None
+            if not -1 <= label < len(classes):
+                raise InvalidImport(f"{where}: label {label} is outside -1..{len(classes) - 1}")
+    if class_value is None or str(class_value).strip() == "":
+        if label is None:
+            raise InvalidImport(f"{where}: no answer (an empty class and label)")
+        return label
+    name = _unescaped(str(class_value))
+    by_name = _by_name(name, classes)
+    if by_name is None:
+        raise InvalidImport(f"{where}: class {name!r} is not one of {list(classes)}")
+    if label is not None and label != by_name:
+        raise InvalidImport(f"{where}: class {name!r} and label {label_value!r} disagree")
+    return by_name
 
 
 def _pool_index(value: Any, where: str) -> int | None:
@@ -171,76 +294,130 @@ def _pool_index(value: Any, where: str) -> int | None:
     return index
 
 
-def parse_csv(text: str, classes: Sequence[str]) -> tuple[list[tuple[int, int]], int]:
-    """``(pool_index, label)`` pairs from a CSV, and how many rows were skipped (synthesized)."""
+def _row(where: str, values: Mapping[str, Any], classes: Sequence[str]) -> LabelRow:
+    path = values.get("path")
+    path = _unescaped(str(path)) if path not in (None, "") else None
+    named = f"{where} ({path})" if path else where
+    return LabelRow(where, _answer(values.get("class"), values.get("label"), classes, named),
+                    _pool_index(values.get("pool_index"), named), path or None,
+                    audit=values.get("source") == "audit",
+                    synthesized=values.get("kind") == "synth")
+
+
+def parse_csv(text: str, classes: Sequence[str]) -> list[LabelRow]:
+    """The rows of a CSV with a ``pool_index`` or ``path`` column and a ``class`` or
+    ``label`` column (this app's export has them all)."""
     reader = csv.DictReader(io.StringIO(text))
     fields = set(reader.fieldnames or [])
-    if "pool_index" not in fields or not ({"class", "label"} & fields):
-        raise InvalidImport("CSV import needs a header with 'pool_index' and 'class' "
-                                f"(a class name) or 'label' (a class number); got {sorted(fields)}")
-    by_name = "class" in fields
-    items, skipped = [], 0
-    for line, row in enumerate(reader, start=2):
-        where = f"CSV line {line}"
-        index = _pool_index(row.get("pool_index"), where)
-        if index is None:
-            if row.get("kind") == "synth":
-                skipped += 1
-                continue
-            raise InvalidImport(f"{where}: no pool_index")
-        value = row.get("class") if by_name else row.get("label")
-        items.append((index, _label_from(value or "", classes, where, by_name)))
-    return items, skipped
+    if not ({"pool_index", "path"} & fields) or not ({"class", "label"} & fields):
+        raise InvalidImport("CSV import needs a header with 'pool_index' or 'path' (the image) "
+                            "and 'class' (a class name) or 'label' (a class name or number); "
+                            f"got {sorted(fields)}")
+    return [_row(f"CSV line {line}", row, classes)
+            for line, row in enumerate(reader, start=2)]
 
 
-def parse_label_studio(text: str, classes: Sequence[str]) -> tuple[list[tuple[int, int]], int]:
-    """``(pool_index, label)`` pairs from a Label Studio JSON export; tasks without a finished
-    answer or without ``data.pool_index`` (synthesized images) are skipped and counted."""
+def parse_json(text: str, classes: Sequence[str]) -> list[LabelRow]:
+    """The rows of this app's JSON export."""
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidImport(f"JSON import: not JSON ({exc})") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("labels"), list):
+        raise InvalidImport("JSON import: expected activegen's export (an object with "
+                            "'labels') or a Label Studio export (a JSON list of tasks)")
+    if payload.get("classes") is not None and list(payload["classes"]) != list(classes):
+        raise InvalidImport(f"JSON import: its classes {payload['classes']} are not this "
+                            f"session's {list(classes)}")
+    rows = []
+    for i, item in enumerate(payload["labels"]):
+        if not isinstance(item, dict):
+            raise InvalidImport(f"labels[{i}]: not an object")
+        rows.append(_row(f"labels[{i}]", item, classes))
+    return rows
+
+
+def parse_label_studio(text: str, classes: Sequence[str]) -> list[LabelRow]:
+    """The tasks of a Label Studio JSON export, each with its ``data.pool_index`` and
+    ``data.path`` as given (a task without a finished answer is a row not ``answered``)."""
     try:
         tasks = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidImport(f"Label Studio import: not JSON ({exc})") from None
     if not isinstance(tasks, list):
         raise InvalidImport("Label Studio import: expected a list of tasks")
-    items, skipped = [], 0
+    rows = []
     for i, task in enumerate(tasks):
         where = f"task {i}"
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
             raise InvalidImport(f"{where}: not a task with 'data'")
-        index = _pool_index(task["data"].get("pool_index"), where)
-        label = None if index is None else task_answer(task, classes, where)
-        if index is None or label is None:
-            skipped += 1
-            continue
-        items.append((index, label))
-    return items, skipped
+        data = task["data"]
+        index = _pool_index(data.get("pool_index"), where)
+        label = task_answer(task, classes, where)
+        path = data.get("path") if isinstance(data.get("path"), str) else None
+        rows.append(LabelRow(where, -1 if label is None else label, index, path,
+                             audit=bool(data.get("audit")),
+                             synthesized=data.get("kind") == "synth", answered=label is not None))
+    return rows
 
 
-def parse_json(text: str, classes: Sequence[str]) -> tuple[list[tuple[int, int]], int]:
-    """Pairs from this app's own JSON export."""
+READERS: dict[str, Callable[[str, Sequence[str]], list[LabelRow]]] = {
+    "csv": parse_csv, "labelstudio": parse_label_studio, "json": parse_json}
+
+
+def file_format(path: Path, text: str) -> str:
+    """``csv`` (by the file's name), ``labelstudio`` (a JSON list) or ``json`` (an object).
+
+    Raises:
+        InvalidImport: neither CSV by its name nor JSON.
+    """
+    if path.suffix.lower() == ".csv":
+        return "csv"
     try:
-        payload = json.loads(text)
+        return "labelstudio" if isinstance(json.loads(text), list) else "json"
     except json.JSONDecodeError as exc:
-        raise InvalidImport(f"JSON import: not JSON ({exc})") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("labels"), list):
-        raise InvalidImport("JSON import: expected an activegen export with 'labels'")
-    if payload.get("classes") is not None and list(payload["classes"]) != list(classes):
-        raise InvalidImport(f"JSON import: its classes {payload['classes']} are not this "
-                                f"session's {list(classes)}")
-    items, skipped = [], 0
-    for i, row in enumerate(payload["labels"]):
-        where = f"labels[{i}]"
-        if not isinstance(row, dict):
-            raise InvalidImport(f"{where}: not an object")
-        index = _pool_index(row.get("pool_index"), where)
-        if index is None:
+        raise InvalidImport(f"{path}: neither CSV (by its name) nor JSON ({exc})") from None
+
+
+def read_label_rows(path: Path, classes: Sequence[str]) -> tuple[str, list[LabelRow]]:
+    """The format and the rows of a labels file (see the module docstring).
+
+    Raises:
+        InvalidImport: no such file, or a row or task that cannot be read (the file is named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidImport(f"{path}: no such file to import labels from")
+    text = path.read_text(encoding="utf-8")
+    fmt = file_format(path, text)
+    try:
+        return fmt, READERS[fmt](text, classes)
+    except InvalidImport as exc:
+        raise InvalidImport(f"{path}: {exc}") from None
+
+
+def pool_index_pairs(rows: Sequence[LabelRow]) -> tuple[list[tuple[int, int]], int]:
+    """``(pool_index, label)`` pairs of a dataset session's import, and how many rows were
+    skipped: no answer, or no pool image to give (synthesized images, audit answers).
+
+    Raises:
+        InvalidImport: a row without a pool_index that is neither.
+    """
+    pairs, skipped = [], 0
+    for row in rows:
+        if row.synthesized or row.audit or not row.answered:
             skipped += 1
             continue
-        items.append((index, _label_from(str(row.get("label", "")), classes, where, False)))
-    return items, skipped
+        if row.pool_index is None:
+            raise InvalidImport(f"{row.where}: no pool_index")
+        pairs.append((row.pool_index, row.label))
+    return pairs, skipped
 
 
-PARSERS = {"csv": parse_csv, "labelstudio": parse_label_studio, "json": parse_json}
+def import_pairs(fmt: str, text: str, classes: Sequence[str]
+                 ) -> tuple[list[tuple[int, int]], int]:
+    """``POST /api/import``: the pairs of a text in ``fmt``, and how many rows were skipped."""
+    return pool_index_pairs(READERS[fmt](text, classes))
 
 
 def read_labels_file(path: Path, classes: list[str]) -> list[tuple[int, int]]:
@@ -250,18 +427,8 @@ def read_labels_file(path: Path, classes: list[str]) -> list[tuple[int, int]]:
     Raises:
         InvalidImport: no such file, or a row or task that cannot be read (the file is named).
     """
-    if not path.is_file():
-        raise InvalidImport(f"{path}: no such file to import")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".csv":
-        fmt = "csv"
-    else:
-        try:
-            fmt = "labelstudio" if isinstance(json.loads(text), list) else "json"
-        except json.JSONDecodeError as exc:
-            raise InvalidImport(f"{path}: neither CSV (by its name) nor JSON ({exc})") from None
+    _, rows = read_label_rows(path, classes)
     try:
-        items, _ = PARSERS[fmt](text, classes)
+        return pool_index_pairs(rows)[0]
     except InvalidImport as exc:
         raise InvalidImport(f"{path}: {exc}") from None
-    return items

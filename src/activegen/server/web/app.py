@@ -69,7 +69,7 @@ def create_app(
 
     add_session_routes(app, session)
     if session.audit is not None:
-        add_audit_routes(app, session.audit)
+        add_audit_routes(app, session)
     if session.exporter is not None:
         add_model_routes(app, session)
 

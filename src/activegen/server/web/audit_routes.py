@@ -1,4 +1,5 @@
-"""The routes of a session's audit sample (:class:`~activegen.server.core.audit.Audit`)."""
+"""The routes of a session's audit sample (:class:`~activegen.server.core.audit.Audit`): the
+images due now, their pictures, their answers (the estimate is in ``/api/state``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from fastapi import FastAPI, Query
 from fastapi.responses import Response
 from pydantic import Field, StrictInt
 
-from activegen.server.core.audit import Audit
 from activegen.server.core.labeler import LABELER_MAX
-from activegen.server.web.routes import Body, Labeler
+from activegen.server.core.session import LabelSession
+from activegen.server.web.routes import Body, Labeler, UndoIn
 
 
 class AuditLabelIn(Body):
@@ -19,13 +20,15 @@ class AuditLabelIn(Body):
     labeler: Labeler
 
 
-def add_audit_routes(app: FastAPI, audit: Audit) -> None:
-    """The audit's images and answers (its estimate is in ``/api/state``)."""
+def add_audit_routes(app: FastAPI, session: LabelSession) -> None:
+    """The audit's images due now and their answers (its estimate is in ``/api/state``)."""
+    audit = session.audit
+    assert audit is not None
 
     @app.get("/api/audit/batch")
     def audit_batch(labeler: Annotated[str, Query(min_length=1, max_length=LABELER_MAX)]
                     ) -> dict[str, Any]:
-        return {"queries": audit.batch()}
+        return {"queries": session.audit_batch(labeler)}
 
     @app.get("/api/audit/image/{audit_id:int}.png")
     def audit_image(audit_id: int) -> Response:
@@ -33,4 +36,8 @@ def add_audit_routes(app: FastAPI, audit: Audit) -> None:
 
     @app.post("/api/audit/label")
     def audit_label(body: AuditLabelIn) -> dict[str, Any]:
-        return audit.label(body.audit_id, body.label, body.labeler)
+        return session.audit_label(body.audit_id, body.label, body.labeler)
+
+    @app.post("/api/audit/undo")
+    def audit_undo(body: UndoIn) -> dict[str, Any]:
+        return {"status": "undone", "audit_id": session.audit_undo(body.labeler)}

@@ -65,7 +65,7 @@ def add_session_routes(app: FastAPI, session: LabelSession) -> None:
         # POST: it leases queries (a state change), so it must not be reachable by a GET
         lease = session.batch(body.labeler)
         return {"round": lease.round, "finished": lease.finished, "preparing": lease.preparing,
-                "queries": [session.query_dict(r) for r in lease.queries]}
+                "queries": session.query_dicts(lease.queries)}
 
     @app.get("/api/image/{query_id:int}.png")
     def image(query_id: int) -> Response:
@@ -85,30 +85,23 @@ def add_session_routes(app: FastAPI, session: LabelSession) -> None:
         row = session.undo(body.labeler)
         return {"status": "undone", "query": row.as_dict()}
 
-    def session_info() -> dict[str, Any]:
-        info = {"name": session.config.name, "seed": session.config.seed,
-                "strategy": session.config.strategy.name,
-                "learner": session.config.learner.name}
-        if session.audit is not None:
-            info["audit"] = session.audit.state(session.learner)
-        return info
+    def source() -> interchange.ExportSource:
+        # from the store alone, as `activegen label-export` reads it: the same file
+        with session.store.lock:
+            return interchange.export_source(session.store.answered(), session.store.meta())
 
     @app.get("/api/export.csv")
     def export_csv() -> Response:
-        text = interchange.to_csv(session.store.answered(), session.classes,
-                                  paths=session.files)
-        return _attachment(text, "text/csv", "labels.csv")
+        return _attachment(interchange.to_csv(source()), "text/csv", "labels.csv")
 
     @app.get("/api/export.json")
     def export_json() -> Response:
-        text = interchange.to_json(session.store.answered(), session.classes, session_info(),
-                                   paths=session.files)
-        return _attachment(text, "application/json", "labels.json")
+        return _attachment(interchange.to_json(source()), "application/json", "labels.json")
 
     @app.get("/api/export.labelstudio.json")
     def export_label_studio() -> Response:
-        text = interchange.to_label_studio(session.store.answered(), session.classes,
-                                           session.image_png)
+        audit_png = None if session.audit is None else session.audit.image_png
+        text = interchange.to_label_studio(source(), session.image_png, audit_png)
         return _attachment(text, "application/json", "labels.labelstudio.json")
 
     @app.get("/api/labelstudio-config.xml")
@@ -118,6 +111,6 @@ def add_session_routes(app: FastAPI, session: LabelSession) -> None:
 
     @app.post("/api/import")
     def import_labels(body: ImportIn) -> dict[str, Any]:
-        items, skipped = interchange.PARSERS[body.format](body.data, session.classes)
+        items, skipped = interchange.import_pairs(body.format, body.data, session.classes)
         counts = session.import_labels(items)
         return {"status": "imported", **counts, "skipped": skipped}

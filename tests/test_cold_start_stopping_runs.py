@@ -140,3 +140,34 @@ def test_docs_table_lists_every_registered_strategy() -> None:
     shipped = {n for n in STRATEGIES.names()  # other tests register their own helpers
                if STRATEGIES.get(n).__module__.startswith("activegen.")}
     assert len(shipped) >= 24 and shipped <= rows, shipped - rows
+
+
+@pytest.mark.parametrize("cold", [None, TYPICLUST], ids=["seeded initial set", "cold start"])
+def test_a_batch_schedule_sets_the_label_counts_of_every_round(tmp_path, cold) -> None:
+    """``loop.batch = [10, 30]``: the rounds add 10, then 30 each (the last size repeats),
+    the last batch capped by the budget; with or without a cold start."""
+    loop: dict = {"initial": 10, "batch": [10, 30], "budget": 100}
+    if cold is not None:
+        loop["cold_start"] = cold
+    config = small_config(seeds=[0], strategies=[{"name": "margin"}], loop=loop,
+                          supervised=True)
+    assert config.loop.settings().label_counts == [10, 20, 50, 80, 100]
+    out = tmp_path / "out"
+    run_experiment(config, out)
+    rows = pd.read_csv(out / "results.csv")
+    assert rows.loc[rows["strategy"] == "margin", "n_labels"].tolist() == [10, 20, 50, 80, 100]
+    batches = [len(np.load(p)["indices"]) for p in
+               sorted((out / "queries" / "margin__seed0").glob("round_*.npz"))]
+    assert batches == ([] if cold is None else [10]) + [10, 30, 30, 20]
+
+
+def test_a_batch_schedule_is_refused_where_it_cannot_be_honoured() -> None:
+    with pytest.raises(ConfigError, match=r"loop.batch"):
+        small_config(loop={"initial": 10, "batch": [10, 0], "budget": 100})
+    with pytest.raises(ConfigError, match=r"fewer than one batch \(30\)"):
+        small_config(loop={"initial": 10, "batch": [30, 10], "budget": 20})
+    from tests.label_support import parse_label_config
+
+    with pytest.raises(ConfigError, match=r"one batch size per round"):
+        parse_label_config({"data": {"dataset": "digits", "test_fraction": 0.3},
+                            "loop": {"initial": 4, "batch": [4, 8], "budget": 20}})

@@ -55,32 +55,45 @@ class LoopSettings:
 
     Attributes:
         initial_size: labels drawn at random before the first query (shared per seed).
-        batch_size: queries per round.
+        batch_size: queries per round, or the queries of successive rounds (the last one
+            repeating: ``(10, 30, 50, 100)`` after 10 initial labels evaluates at 10, 20,
+            50, 100, 200, ...).
         budget: total labels at the end, the initial ones included.
         abstain_costs_budget: whether a query the oracle could not label is charged.
     """
 
     initial_size: int
-    batch_size: int
+    batch_size: int | tuple[int, ...]
     budget: int
     abstain_costs_budget: bool = True
 
     def __post_init__(self) -> None:
         if self.initial_size < 1:
             raise ConfigError(f"initial_size must be >= 1, got {self.initial_size}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        sizes = self.batch_sizes
+        if not sizes or min(sizes) < 1:
+            raise ConfigError(f"batch_size must be >= 1 (or a list of them), got "
+                              f"{self.batch_size}")
         if self.budget < self.initial_size:
             raise ConfigError(
                 f"budget ({self.budget}) is below the initial labeled set ({self.initial_size})"
             )
 
     @property
+    def batch_sizes(self) -> tuple[int, ...]:
+        return (self.batch_size,) if isinstance(self.batch_size, int) else tuple(self.batch_size)
+
+    def batch_at(self, i: int) -> int:
+        """The size of the ``i``-th batch after the initial labels (the last size repeats)."""
+        sizes = self.batch_sizes
+        return sizes[min(i, len(sizes) - 1)]
+
+    @property
     def label_counts(self) -> list[int]:
         """The label counts at which the learner is evaluated, without abstentions."""
         counts = [self.initial_size]
         while counts[-1] < self.budget:
-            counts.append(min(counts[-1] + self.batch_size, self.budget))
+            counts.append(min(counts[-1] + self.batch_at(len(counts) - 1), self.budget))
         return counts
 
 

@@ -127,7 +127,6 @@ class ActiveLearningLoop:
         engine = ActiveLearner(
             self.X_pool, self.pool.n_classes, self.make_learner, self.strategy, seed=self.seed,
             initial=initial, cold_start=self.cold_start, budget=self.settings.budget,
-            batch_size=self.settings.batch_size,
             abstain_costs_budget=self.settings.abstain_costs_budget,
             test_sets=self.test_sets, store=store, cache_dir=self.cache_dir,
             on_round=self.on_round, query_sink=self.query_sink, on_fitted=self.on_fitted)
@@ -138,10 +137,13 @@ class ActiveLearningLoop:
             if self.stop_when is not None and self.stop_when(engine.fit()):
                 engine.stop()
                 break
-            # the cold start's batch is the initial set's size
+            # the cold start's batch is the initial set's size; the strategy's i-th batch
+            # the schedule's i-th size (round 0 is the cold start's when there is one)
             first = self.cold_start is not None and engine.state.n_spent == 0
+            later = engine.state.round - (self.cold_start is not None)
             try:
-                query = engine.ask(self.settings.initial_size if first else None)
+                query = engine.ask(self.settings.initial_size if first
+                                   else self.settings.batch_at(later))
             except RunFinished:
                 break
             t0 = time.perf_counter()

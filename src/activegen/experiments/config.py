@@ -122,7 +122,10 @@ class LoopConfig(_Strict):
     all (the first ones included)."""
 
     initial: int = Field(ge=1)
-    batch: int = Field(ge=1)
+    #: queries per round; in an experiment also a list, the sizes of successive rounds, the
+    #: last repeating (``[10, 30, 50, 100]`` after 10 initial labels: 10, 20, 50, 100, 200)
+    batch: Annotated[int, Field(ge=1)] | Annotated[
+        list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
     budget: int = Field(ge=1)
     abstain_costs_budget: bool = True
     #: the strategy that chooses the first batch while nothing is labeled (e.g.
@@ -130,16 +133,25 @@ class LoopConfig(_Strict):
     #: uniform draw (an experiment's, from the pool's labels) or random (a labeling session)
     cold_start: ComponentConfig | None = None
 
+    def settings(self, budget: int | None = None) -> Any:
+        """The engine's :class:`~activegen.engine.LoopSettings` (``budget``: another one)."""
+        from activegen.engine import LoopSettings
+
+        batch = self.batch if isinstance(self.batch, int) else tuple(self.batch)
+        return LoopSettings(self.initial, batch, self.budget if budget is None else budget,
+                            self.abstain_costs_budget)
+
     @model_validator(mode="after")
     def _budget_fits(self) -> LoopConfig:
         if self.budget < self.initial:
             raise ValueError(
                 f"budget ({self.budget}) is below the initial labeled set ({self.initial})"
             )
-        if self.budget > self.initial and self.budget - self.initial < self.batch:
+        first = self.batch if isinstance(self.batch, int) else self.batch[0]
+        if self.budget > self.initial and self.budget - self.initial < first:
             raise ValueError(
                 f"budget ({self.budget}) leaves {self.budget - self.initial} labels after the "
-                f"initial set, fewer than one batch ({self.batch})"
+                f"initial set, fewer than one batch ({first})"
             )
         return self
 

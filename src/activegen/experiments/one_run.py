@@ -36,7 +36,7 @@ from activegen.experiments.results import (
     write_run_frame,
 )
 from activegen.experiments.supervised import run_supervised
-from activegen.loop import ActiveLearningLoop, LoopSettings, RoundRecord, records_to_rows
+from activegen.loop import ActiveLearningLoop, RoundRecord, records_to_rows
 from activegen.strategies import Query, Strategy
 
 
@@ -128,8 +128,7 @@ def run_one(
         make_learner=make_learner_factory(config, pool.n_classes),
         strategy=strategy,
         oracle=build_oracle(config, pool, spec.seed, out_dir),
-        settings=LoopSettings(config.loop.initial, config.loop.batch, config.loop.budget,
-                              config.loop.abstain_costs_budget),
+        settings=config.loop.settings(),
         seed=spec.seed,
         test_sets=tests,
         checkpoint=checkpoint,

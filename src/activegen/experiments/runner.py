@@ -53,7 +53,6 @@ from activegen.experiments.plan import RunSpec, pending, run_specs, select_runs
 from activegen.experiments.progress import plain_progress, say
 from activegen.experiments.results import SUPERVISED, discard_damaged_run, write_results
 from activegen.experiments.supervised import run_supervised
-from activegen.loop import LoopSettings
 
 __all__ = [
     "CONFIG_FILE", "LOCK_FILE", "SMALL_TEST_SET", "RunSpec", "build_oracle", "build_strategy",
@@ -119,8 +118,7 @@ def run_experiment(
 def _drive(config: ExperimentConfig, out_dir: Path, todo: list[RunSpec], executor: Executor,
            progress: bool) -> None:
     """Dispatch ``todo`` and show one progress display for all the runs, wherever they run."""
-    rounds_per_run = len(LoopSettings(config.loop.initial, config.loop.batch,
-                                      config.loop.budget).label_counts)
+    rounds_per_run = len(config.loop.settings().label_counts)
     totals = {s.run_id: 1 if s.strategy == SUPERVISED else rounds_per_run for s in todo}
     # Not a terminal (nohup, a pipe, a batch job): no bars, but a timestamped line per phase.
     plain = progress and plain_progress()

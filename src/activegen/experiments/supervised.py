@@ -28,7 +28,8 @@ def run_supervised(config: ExperimentConfig, pool: Dataset, tests: dict[str, Dat
     labeled the whole pool (the ``grow`` schedule trains as long as it would then).
     """
     X = pool.to_float() if inputs is None else inputs[0]
-    rounds = max(0, round((len(pool) - config.loop.initial) / config.loop.batch))
+    rounds = len(config.loop.settings(budget=max(len(pool), config.loop.initial))
+                 .label_counts) - 1
     context = FitContext(round=rounds)
     learner, fit_seconds = fit_learner(make_learner_factory(config, pool.n_classes), X, pool.y,
                                        seed=seed, round_=0, context=context, X_pool=X,

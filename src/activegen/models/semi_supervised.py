@@ -1,9 +1,10 @@
 """Learners on frozen feature vectors that use the unlabeled pool: label spreading distilled
 into a linear model, and the plain linear probe it is measured against.
 
-Both receive features, not images: ``[N, d]`` (or ``[N, d, 1, 1]``, the shape an image
-session hands its learners), from any :mod:`activegen.features` source. The pool's features
-reach them once, before their fits, through :meth:`prepare` (the ``PoolPrepared`` capability).
+Both read examples as feature vectors: ``[N, d]`` rows from any :mod:`activegen.features`
+source, or images ``[N, C, H, W]`` read as their flattened pixels (the ``pixels`` reference).
+The pool's features reach them once, before their fits, through :meth:`prepare` (the
+``PoolPrepared`` capability).
 
 - :class:`LinearProbe`: multinomial logistic regression on features standardised with the
   pool's statistics: the reference every semi-supervised learner must beat.
@@ -58,13 +59,12 @@ class LinearModel:
 
 
 def _flat_features(X: np.ndarray, what: str) -> np.ndarray:
+    """``X`` as rows ``[N, d]``: feature vectors as they are, images as their pixels."""
     X = np.asarray(X, dtype=np.float32)
-    if X.ndim == 4 and X.shape[2:] == (1, 1):
-        X = X[:, :, 0, 0]
-    if X.ndim != 2:
-        raise DataError(f"{what} takes feature vectors [N, d] (or [N, d, 1, 1]), got shape "
+    if X.ndim < 2 or len(X) == 0:
+        raise DataError(f"{what} takes examples [N, d] or images [N, C, H, W], got shape "
                         f"{X.shape}")
-    return X
+    return X.reshape(len(X), -1)
 
 
 def _standardisation(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -140,6 +140,14 @@ class LabelConfig(_Strict):
     generator: dict[str, Any] | str | None = None
     synthesis: dict[str, Any] | str | None = None
 
+    @field_validator("loop")
+    @classmethod
+    def _one_batch_size(cls, loop: LoopConfig) -> LoopConfig:
+        if not isinstance(loop.batch, int):
+            raise ValueError(f"loop.batch: a labeling session asks one batch size per round "
+                             f"(a number), not the schedule {loop.batch}")
+        return loop
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, device: str) -> str:

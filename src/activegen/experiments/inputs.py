@@ -36,8 +36,17 @@ def run_inputs(features: FeaturesSettings, pool: Dataset, tests: dict[str, Datas
         X = pool.to_float()
         if source.needs_fit:
             phase(f"fitting the {features.source} features on the {len(pool)} pool images "
-                  "(once; cached)")
+                  f"(once; cached){_time_to_train(features, X)}")
         source.fit(X)
         _MEMORY[key] = (source.transform(X), {name: source.transform(t.to_float())
                                               for name, t in tests.items()})
     return _MEMORY[key]
+
+
+def _time_to_train(features: FeaturesSettings, X: np.ndarray) -> str:
+    """``; training takes about N min on one core`` for a source whose cost is known."""
+    if features.source != "self-supervised":
+        return ""
+    seconds = features.self_supervised.estimated_seconds(len(X), X.shape[1:])
+    return (f"; training, if not cached, takes about {max(1, round(seconds / 60))} min on one "
+            "CPU core")

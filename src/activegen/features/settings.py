@@ -61,6 +61,22 @@ class SelfSupervisedSettings(Settings):
     seed: int = 0
     method: Literal["simclr"] = "simclr"
 
+    def estimated_seconds(self, n_images: int, image_shape: tuple[int, int, int]) -> float:
+        """About how long training takes on one CPU core: what a run says before it starts.
+
+        Scaled from one measurement (``research/features/README.md``): 40 epochs of 10,000
+        28×28 images at the defaults took about 530 s on one quiet core of a 2-core AMD EPYC
+        (1.3 ms per image and epoch), the cost growing with the first stage's area and the
+        square of the width. A loaded machine takes 2-3 times longer.
+        """
+        from activegen.features.encoder import strides_for
+
+        _, h, w = image_shape
+        stem, stages = strides_for(min(h, w), self.stem_stride)
+        area = (h // (stem * stages[0])) * (w // (stem * stages[0]))
+        per_image = 1.325e-3 * (area / 196) * (self.width / 16) ** 2 * self.blocks
+        return self.epochs * n_images * per_image
+
 
 #: the sources a spec may name (pretrained ones also take ``@<weights file>``)
 SOURCES = ("pixels", "self-supervised", "vae", "backbone:<path>", "timm:NAME",

@@ -11,6 +11,10 @@ One spec string chooses the extractor (the ``features`` key of an image session)
   convolutional VAE of :mod:`activegen.generative.vae` (:data:`VAE_SETTINGS`), trained on the
   pool when the session opens (cached on disk by the pool's bytes and the seed, so reopening
   does not retrain). The exported model carries the VAE's weights as plain arrays.
+- ``"self-supervised"``: SimCLR features learned on the unlabeled images themselves
+  (:mod:`activegen.features.self_supervised`; settings :class:`SelfSupervisedSettings`),
+  trained once per pool and settings and cached; the exported model carries the encoder's
+  weights as plain arrays and its settings in the header.
 
 Features are standardised with statistics fitted once on the pool (:meth:`FeatureExtractor.fit`),
 which the exported model carries, so that predictions later see the same transform.
@@ -18,14 +22,20 @@ which the exported model carries, so that predictions later see the same transfo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from activegen._cache import arrays_digest, file_digest
 from activegen.errors import ConfigError
+from activegen.features.settings import SelfSupervisedSettings
 from activegen.generative.vae import VAESettings
+
+if TYPE_CHECKING:
+    from activegen.features.self_supervised import SelfSupervisedSource
 
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -35,14 +45,19 @@ VAE_SETTINGS = VAESettings(latent_dim=32, width=32, epochs=20)
 
 
 def parse_features_spec(spec: str) -> tuple[str, Path | None]:
-    """``("pixels", None)``, ``("vae", None)`` or ``("backbone", path)``; a
-    :class:`ConfigError` for anything else."""
-    if spec in ("pixels", "vae"):
+    """``("pixels", None)``, ``("vae", None)``, ``("self-supervised", None)`` or
+    ``("backbone", path)``; a :class:`ConfigError` for anything else."""
+    if spec in ("pixels", "vae", "self-supervised"):
         return spec, None
     if spec.startswith("backbone:") and len(spec) > len("backbone:"):
         return "backbone", Path(spec[len("backbone:"):])
-    raise ConfigError(f"features {spec!r}: use 'pixels', 'vae' or 'backbone:<path to a "
-                      "torchvision resnet18 state dict>'")
+    raise ConfigError(f"features {spec!r}: use 'pixels', 'vae', 'self-supervised' or "
+                      "'backbone:<path to a torchvision resnet18 state dict>'")
+
+
+def _model_scale(images: np.ndarray) -> np.ndarray:
+    """``uint8 [N, H, W, C]`` → ``float32 [N, C, H, W]`` in ``[0, 1]``."""
+    return np.ascontiguousarray(images.astype(np.float32).transpose(0, 3, 1, 2) / 255.0)
 
 
 class FeatureExtractor:
@@ -52,12 +67,19 @@ class FeatureExtractor:
         spec: see the module docstring.
         channels: the images' channel count (1 or 3).
         batch_size: images per forward pass of a backbone.
-        cache_dir: where a ``vae`` extractor keeps the VAE it trains (None: no cache).
-        seed: seeds the VAE's training.
+        cache_dir: where a ``vae`` or ``self-supervised`` extractor keeps what it trains
+            (None: no cache).
+        seed: seeds the VAE's training (the encoder's seed is in its settings).
+        self_supervised: the encoder's settings (``self-supervised``; default: the defaults).
+        on_progress: ``(epoch, epochs, loss)`` after each epoch of the encoder's training.
+        display: the encoder's progress display (``auto``, ``bar``, ``lines``, ``none``).
     """
 
     def __init__(self, spec: str, channels: int, batch_size: int = 256,
-                 cache_dir: Path | None = None, seed: int = 0) -> None:
+                 cache_dir: Path | None = None, seed: int = 0,
+                 self_supervised: SelfSupervisedSettings | None = None,
+                 on_progress: Callable[[int, int, float], None] | None = None,
+                 display: str = "auto") -> None:
         self.kind, self.path = parse_features_spec(spec)
         self.spec = spec
         self.channels = channels
@@ -68,6 +90,12 @@ class FeatureExtractor:
         self._network: torch.nn.Module | None = None
         self.cache_dir, self.seed = cache_dir, seed
         self._vae: torch.nn.Module | None = None
+        self.encoder: SelfSupervisedSource | None = None
+        if self.kind == "self-supervised":
+            from activegen.features.self_supervised import SelfSupervisedSource
+
+            self.encoder = SelfSupervisedSource(self_supervised, cache_dir=cache_dir,
+                                                on_progress=on_progress, display=display)
         if self.kind == "backbone":
             from activegen.models.resnet import ResNet18Network, load_imagenet_weights
 
@@ -83,6 +111,36 @@ class FeatureExtractor:
         if self.kind == "pixels":
             return "pixels"
         return f"{self.kind}:sha256={self.weights_sha256}"
+
+    def encoder_state(self) -> dict[str, np.ndarray]:
+        """The trained encoder's arrays (what an exported model carries); empty for other
+        kinds."""
+        if self.encoder is None or not self.encoder.fitted:
+            return {}
+        return self.encoder.state_arrays()
+
+    def encoder_cached(self, images: np.ndarray) -> bool:
+        """Whether fitting on ``images`` (``uint8 [N, H, W, C]``) loads its encoder from the
+        cache rather than training one (always True for kinds that train nothing)."""
+        if self.encoder is None:
+            return self.kind != "vae"
+        if self.cache_dir is None:
+            return False
+        from activegen.features.self_supervised import encoder_cache, encoder_cache_key
+
+        cache = encoder_cache(Path(self.cache_dir))
+        key = encoder_cache_key(_model_scale(images), self.encoder.config)
+        return (cache.entry(key) / cache.main_file).is_file()
+
+    def load_encoder_state(self, state: dict[str, np.ndarray], size: int) -> None:
+        """Use an encoder given as arrays (from a model file) instead of training one.
+
+        Raises:
+            ConfigError: the arrays are not those of the settings' encoder at ``size``.
+        """
+        assert self.encoder is not None
+        self.encoder.load_state_arrays(state, (self.channels, size, size))
+        self.weights_sha256 = arrays_digest(state)
 
     def vae_state(self) -> dict[str, np.ndarray]:
         """The trained VAE's arrays (what an exported model carries); empty for other kinds."""
@@ -119,6 +177,14 @@ class FeatureExtractor:
     def raw(self, images: np.ndarray) -> np.ndarray:
         """Unstandardised features of ``uint8 [N, H, W, C]`` images."""
         x = images.astype(np.float32) / np.float32(255.0)
+        if self.kind == "self-supervised":
+            assert self.encoder is not None
+            if not self.encoder.fitted:
+                raise RuntimeError("FeatureExtractor('self-supervised'): fit it, or load an "
+                                   "encoder, first")
+            if len(x) == 0:
+                return np.empty((0, self.encoder.dim), dtype=np.float32)
+            return self.encoder.transform(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
         if self.kind == "pixels":
             return x.reshape(len(x), int(np.prod(x.shape[1:])))  # -1 fails for 0 images
         if self.kind == "vae":
@@ -146,6 +212,9 @@ class FeatureExtractor:
         """Fit the standardisation (and a ``vae``'s VAE) on ``images``; return their features."""
         if self.kind == "vae" and self._vae is None:
             self._train_vae(images)
+        if self.encoder is not None and not self.encoder.fitted:
+            self.encoder.fit(_model_scale(images))
+            self.weights_sha256 = arrays_digest(self.encoder_state())
         return self.fit_raw(self.raw(images))
 
     def fit_raw(self, raw: np.ndarray) -> np.ndarray:

@@ -83,8 +83,8 @@ def check_spec(spec: str) -> str:
             parsed = parse_pretrained_spec(spec)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-        if parsed.weights is not None and not parsed.weights.is_file():
-            raise ValueError(f"features {spec!r}: no such weights file {parsed.weights}")
+        if parsed.path is not None and not parsed.path.is_file():
+            raise ValueError(f"features {spec!r}: no such weights file {parsed.path}")
         return spec
     raise ValueError(f"features {spec!r}: use one of {', '.join(SOURCES)}")
 

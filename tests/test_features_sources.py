@@ -65,3 +65,16 @@ def test_backbone_source_is_todays_backbone_extractor(tmp_path: Path) -> None:
     np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ConfigError, match="no such file"):
         make_source(f"backbone:{tmp_path / 'missing.pt'}", channels=1)
+
+
+def test_a_missing_pretrained_weights_file_is_named_when_the_settings_are_read(
+        tmp_path: Path) -> None:
+    from activegen.features import FeaturesSettings
+
+    for spec in (f"timm:resnet18@{tmp_path}/no.pt", f"open_clip:ViT-B-32:laion@{tmp_path}/no.pt",
+                 f"torchvision:resnet18@{tmp_path}/no.pt"):
+        with pytest.raises(ValueError, match=rf"no such weights file {tmp_path}/no\.pt"):
+            FeaturesSettings(source=spec)
+    (tmp_path / "w.pt").write_bytes(b"")
+    assert FeaturesSettings(source=f"timm:resnet18@{tmp_path}/w.pt").source.endswith("w.pt")
+    assert FeaturesSettings(source="timm:resnet18").source == "timm:resnet18"

@@ -440,7 +440,9 @@ def check_components(config: Any) -> None:
                 f"{where}: strategy {cold.name!r} reads the learner "
                 f"({', '.join(c.__name__ for c in needs)}), but the cold start chooses before "
                 "any learner is fitted: use typiclust or probcover (features = \"input\", "
-                "\"vae\" or \"backbone:<path>\") or coreset (features = \"input\")")
+                "\"vae\", \"backbone:<path>\", \"self-supervised\" or a pretrained backbone) "
+                "or coreset (features = \"input\", \"self-supervised\" or a pretrained "
+                "backbone)")
     for where, strategy in strategies:
         try:
             # constructors are cheap by contract: heavy work happens in Strategy.prepare

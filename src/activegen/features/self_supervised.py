@@ -96,6 +96,7 @@ def train_encoder(X: np.ndarray, settings: SelfSupervisedSettings | None = None,
     steps_per_epoch = len(X) // batch  # full batches only: every step sees 2·batch-2 negatives
     total = steps_per_epoch * settings.epochs
     record = TrainingRecord(images=len(X))
+    contrastive_loss = {"simclr": nt_xent}[settings.method]  # the one method so far
     with torch_threads(threads) as n_threads, torch.random.fork_rng(devices=[]):
         record.threads = n_threads
         torch.manual_seed(settings.seed)
@@ -121,7 +122,7 @@ def train_encoder(X: np.ndarray, settings: SelfSupervisedSettings | None = None,
                     with torch.no_grad():
                         views = torch.cat([augment(x), augment(x)])
                     z = head(encoder(views))
-                    loss = nt_xent(z[:batch], z[batch:], settings.temperature)
+                    loss = contrastive_loss(z[:batch], z[batch:], settings.temperature)
                     for group in optimizer.param_groups:
                         group["lr"] = _lr_at(step, total, settings.lr)
                     optimizer.zero_grad(set_to_none=True)

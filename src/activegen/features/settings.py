@@ -25,41 +25,50 @@ class SelfSupervisedSettings(Settings):
     #: quiet core of the 2-core measuring machine (22 minutes measured beside other work, load
     #: average 5); 10 → 30 epochs lifted label spreading at 100 mnist10k labels from 89.8% to
     #: 94.5% (pool-only tuning), so more epochs still pay where there is time
-    epochs: int = Field(40, ge=1)
+    epochs: int = Field(40, ge=1, description="passes over the pool")
     #: pairs per step (2·batch_size - 2 negatives per view): in minutes of CPU the number of
     #: steps decided the accuracy; 256 → 128 → 64 gave 81 → 84 → 87% (probe, 100 labels,
     #: 10 epochs), 32 no better than 64 and slower per image
-    batch_size: int = Field(64, ge=2)
+    batch_size: int = Field(64, ge=2, description=(
+        "pairs per step (2·batch_size - 2 negatives per view)"))
     #: channels of the encoder's first stage; the features have 4·width dimensions. 32 was
     #: better per epoch (+6 points) but cost 3.7x the time of 16
-    width: int = Field(16, ge=1)
+    width: int = Field(16, ge=1, description=(
+        "channels of the encoder's first stage; the features have 4·width dimensions"))
     #: residual blocks per stage
-    blocks: int = Field(1, ge=1)
+    blocks: int = Field(1, ge=1, description="residual blocks per stage")
     #: the encoder stem's stride (None: by image size, see ``encoder.strides_for``)
-    stem_stride: int | None = Field(None, ge=1, le=4)
+    stem_stride: int | None = Field(None, ge=1, le=4, description=(
+        "the encoder stem's stride (none: by image size)"))
     #: output size of the projection head the loss sees
-    projection_dim: int = Field(64, ge=1)
+    projection_dim: int = Field(64, ge=1, description=(
+        "output size of the projection head the loss sees"))
     #: hidden units of the projection head (None: the feature dimension); 256 rather than
     #: 64 gained 1-3 points at 20 and 100 labels for a negligible cost
-    projection_hidden: int | None = Field(256, ge=1)
+    projection_hidden: int | None = Field(256, ge=1, description=(
+        "hidden units of the projection head (none: the feature dimension)"))
     #: NT-Xent temperature (0.2 measured no better)
-    temperature: float = Field(0.5, gt=0)
+    temperature: float = Field(0.5, gt=0, description="NT-Xent temperature")
     #: AdamW's peak learning rate (linear warm-up, then cosine decay to zero); 5e-3 beat 2e-3
-    lr: float = Field(5e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
+    lr: float = Field(5e-3, gt=0, description=(
+        "AdamW's peak learning rate (linear warm-up, then cosine decay to zero)"))
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW's weight decay")
     #: smallest area fraction a random crop keeps (0.3 with 15° rotations: no better)
-    min_crop_scale: float = Field(0.5, gt=0, le=1)
+    min_crop_scale: float = Field(0.5, gt=0, le=1, description=(
+        "smallest area fraction a random crop keeps"))
     #: largest rotation, degrees
-    rotation: float = Field(10.0, ge=0, le=180)
+    rotation: float = Field(10.0, ge=0, le=180, description="largest rotation, degrees")
     #: largest translation, fraction of the side
-    translate: float = Field(0.1, ge=0, le=0.5)
+    translate: float = Field(0.1, ge=0, le=0.5, description=(
+        "largest translation, fraction of the side"))
     #: random horizontal flips (off: a flipped digit is another symbol, and on
     #: Fashion-MNIST flips measured no better)
-    flip: bool = False
+    flip: bool = Field(False, description="random horizontal flips")
     #: brightness/contrast (and RGB colour) jitter strength
-    jitter: float = Field(0.4, ge=0, le=1)
-    seed: int = 0
-    method: Literal["simclr"] = "simclr"
+    jitter: float = Field(0.4, ge=0, le=1, description=(
+        "brightness/contrast (and RGB colour) jitter strength"))
+    seed: int = Field(0, description="seeds the encoder's initialisation and training")
+    method: Literal["simclr"] = Field("simclr", description="the contrastive method")
 
     def estimated_seconds(self, n_images: int, image_shape: tuple[int, int, int]) -> float:
         """About how long training takes on one CPU core: what a run says before it starts.
@@ -99,8 +108,8 @@ def check_spec(spec: str) -> str:
             parsed = parse_pretrained_spec(spec)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-        if parsed.weights is not None and not parsed.weights.is_file():
-            raise ValueError(f"features {spec!r}: no such weights file {parsed.weights}")
+        if parsed.path is not None and not parsed.path.is_file():
+            raise ValueError(f"features {spec!r}: no such weights file {parsed.path}")
         return spec
     raise ValueError(f"features {spec!r}: use one of {', '.join(SOURCES)}")
 

@@ -12,10 +12,14 @@ they serve as the initial labeled set (``[loop] initial_strategy``) as well as p
 
 Features: the learner's embedding (per round), the examples as given (``input``, or its
 synonym ``pixels``: feature rows, or images flattened), the pool-trained VAE's
-posterior means (shared with the VAE-augmented strategies; trained once, cached), or
+posterior means (shared with the VAE-augmented strategies; trained once, cached),
 ``"backbone:<path>"``: the pooled features of a ResNet-18 whose torchvision ``state_dict`` the
 user supplies (:class:`activegen.models.features.FeatureExtractor`, the same extractor as the
-labeling app's ``--features backbone:PATH``; nothing is downloaded).
+labeling app's ``--features backbone:PATH``; nothing is downloaded), or a source of the
+feature layer (:mod:`activegen.features`): ``self-supervised`` (SimCLR trained on the pool's
+images once, cached; its settings in the ``self_supervised`` table) or a local pretrained
+backbone ``timm:…``, ``open_clip:…``, ``torchvision:…``, through
+:class:`~activegen.strategies.feature_maps.SourceFeatures` as core-set's.
 """
 
 from __future__ import annotations
@@ -29,14 +33,24 @@ from pydantic import Field, field_validator
 from sklearn.cluster import KMeans, MiniBatchKMeans
 
 from activegen._settings import Settings
+from activegen.errors import DataError
+from activegen.features.settings import check_spec
 from activegen.generative.vae import VAESettings
 from activegen.models.capabilities import Embedding
 from activegen.strategies.base import PrepareContext, Query, QueryState, Strategy, check_batch
+from activegen.strategies.feature_maps import (
+    LAYER_SOURCES,
+    BackboneImageSize,
+    SelfSupervisedTable,
+    SourceFeatures,
+    is_layer_source,
+)
 
 #: ``input`` and ``pixels`` are one source: the examples as given (``pixels`` reads better for
 #: images, ``input`` for feature rows)
 FeatureSource = Literal["embedding", "input", "pixels", "vae"] | str
-FEATURE_SOURCES: tuple[str, ...] = ("embedding", "input", "pixels", "vae", "backbone:<path>")
+FEATURE_SOURCES: tuple[str, ...] = ("embedding", "input", "pixels", "vae", "backbone:<path>",
+                                    *LAYER_SOURCES)
 #: Distance cells per chunk when ball neighbourhoods are built (bounds memory).
 _CHUNK_CELLS = 1 << 22
 
@@ -246,16 +260,23 @@ class ColdStartSettings(Settings):
 
     features: FeatureSource = Field("embedding", description=(
         "embedding (the learner's, per round), input (the examples as given; pixels is the "
-        "same), vae (the pool-trained VAE's means, "
-        "cached) or backbone:<path> (a local torchvision resnet18 state dict)"))
+        "same), vae (the pool-trained VAE's means, cached), backbone:<path> (a local "
+        "torchvision resnet18 state dict), self-supervised (SimCLR trained on the pool's "
+        "images, cached), timm:NAME[@weights], open_clip:ARCH[:TAG][@weights] or "
+        "torchvision:NAME[@weights] (a local pretrained backbone). All but embedding need no "
+        "learner, so they can be a cold start"))
     vae: VAESettings = Field(default_factory=VAESettings, description=(
         "the VAE's settings (features = vae)"))
+    self_supervised: SelfSupervisedTable
+    image_size: BackboneImageSize = None
 
     @field_validator("features")
     @classmethod
     def _known_source(cls, value: str) -> str:
         if str(value).startswith("backbone:"):
             check_backbone_spec(value)
+        elif is_layer_source(value):
+            check_spec(value)
         elif value not in FEATURE_SOURCES:
             raise ValueError(f"features must be one of {', '.join(FEATURE_SOURCES)}, got "
                              f"{value!r}")
@@ -272,6 +293,10 @@ class _ColdStart(Strategy):
         super().__init__(settings, **values)
         self.features = self.settings.features
         self._pool_features: np.ndarray | None = None
+        #: the feature layer's source (``self-supervised``, ``timm:``, …), None otherwise
+        self.source_features = (SourceFeatures(self.features, self.settings.self_supervised,
+                                               self.settings.image_size, owner=self.name)
+                                if is_layer_source(self.features) else None)
 
     @property
     def requires(self) -> tuple[type, ...]:  # type: ignore[override]
@@ -283,19 +308,31 @@ class _ColdStart(Strategy):
             self._pool_features = vae_pool_features(context, self.settings.vae)
         elif self.features.startswith("backbone:"):
             self._pool_features = backbone_features(context.pool.to_float(), self.features)
+        elif self.source_features is not None:
+            self.source_features.prepare(context)
+            self._pool_features = self.source_features.pool_features
+
+    def provenance(self) -> list[dict[str, Any]]:
+        """A feature-layer source's id, once prepared."""
+        return [] if self.source_features is None else self.source_features.provenance()
 
     def pool_features(self, state: QueryState) -> np.ndarray:
         if self.features == "embedding":
             learner = state.learner
             if not isinstance(learner, Embedding):
                 raise TypeError(f"{self.name}: features = 'embedding' needs a fitted learner "
-                                "(a cold start has none: use input, vae or backbone:<path>)")
+                                "(a cold start has none: use input, vae, backbone:<path>, "
+                                "self-supervised or a pretrained backbone)")
             return np.asarray(learner.embed(state.X_pool))
         if self.features in ("input", "pixels"):
             return input_features(state.X_pool)
         if self._pool_features is None:
             raise RuntimeError(f"{self.name}: features = {self.features!r} needs prepare() "
                                f"first")
+        if len(self._pool_features) != len(state.X_pool):
+            raise DataError(f"{self.name}: features = {self.features!r} were prepared on a pool "
+                            f"of {len(self._pool_features)}, but the query's pool holds "
+                            f"{len(state.X_pool)}")
         return self._pool_features
 
     @abstractmethod

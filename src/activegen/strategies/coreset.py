@@ -24,17 +24,26 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from activegen._device import resolve_device as resolve_device_name
 from activegen._settings import BuildContext, Settings
+from activegen.features.settings import check_spec
 from activegen.models.capabilities import Probabilistic
-from activegen.strategies.base import Query, QueryState, Strategy
-from activegen.strategies.feature_maps import InputFeatures, TaskFeatures
+from activegen.strategies.base import PrepareContext, Query, QueryState, Strategy
+from activegen.strategies.feature_maps import (
+    LAYER_SOURCES,
+    BackboneImageSize,
+    InputFeatures,
+    SelfSupervisedTable,
+    SourceFeatures,
+    TaskFeatures,
+    is_layer_source,
+)
 from activegen.strategies.subsample import SubsampleSettings, restrict
 from activegen.strategies.uncertainty import entropy_scores
 
@@ -277,13 +286,32 @@ def kcenter_greedy(
     return np.asarray(picks, dtype=np.int64)
 
 
+#: where a feature-space strategy may measure distances
+FEATURE_SPACES: tuple[str, ...] = ("embedding", "input", "pixels", *LAYER_SOURCES)
+
+
 class FeatureSpaceSettings(SubsampleSettings):
     """Where a feature-space strategy measures distances."""
 
-    features: Literal["embedding", "input", "pixels"] = Field("embedding", description=(
+    features: str = Field("embedding", description=(
         "embedding: the learner's features T_f(x); input (or pixels): the examples as "
-        "given, feature rows or flattened images (no "
-        "learner needed, so it can be a cold start)"))
+        "given, feature rows or flattened images; self-supervised (SimCLR trained on the "
+        "pool's images, cached), timm:NAME[@weights], open_clip:ARCH[:TAG][@weights] or "
+        "torchvision:NAME[@weights] (a local pretrained backbone): a source of the feature "
+        "layer, fitted once on the pool. All but embedding need no learner, so they can be a "
+        "cold start"))
+    self_supervised: SelfSupervisedTable
+    image_size: BackboneImageSize = None
+
+    @field_validator("features")
+    @classmethod
+    def _known_space(cls, value: str) -> str:
+        if is_layer_source(value):
+            return check_spec(value)
+        if value not in FEATURE_SPACES:
+            raise ValueError(f"features must be one of {', '.join(FEATURE_SPACES)}, got "
+                             f"{value!r}")
+        return value
 
 
 class _FeatureStrategy(Strategy):
@@ -306,8 +334,22 @@ class _FeatureStrategy(Strategy):
     def build_feature_map(self) -> TaskFeatures:
         """The feature map of the settings (a composition such as ``vae-coreset`` builds
         its own)."""
-        return (InputFeatures() if self.settings.features in ("input", "pixels")
-                else TaskFeatures())
+        features = self.settings.features
+        if is_layer_source(features):
+            return SourceFeatures(features, self.settings.self_supervised,
+                                  self.settings.image_size, owner=self.name)
+        return InputFeatures() if features in ("input", "pixels") else TaskFeatures()
+
+    def prepare(self, context: PrepareContext) -> None:
+        """Prepare the feature map (a source of the feature layer is fitted on the pool;
+        nothing to do for the learner's embedding or the examples as given)."""
+        self.feature_map.prepare(context)
+
+    def provenance(self) -> list[dict[str, Any]]:
+        """A feature-layer source's id, once prepared (see :class:`SourceFeatures`)."""
+        if isinstance(self.feature_map, SourceFeatures):
+            return self.feature_map.provenance()
+        return []
 
     @property
     def requires(self) -> tuple[type, ...]:  # type: ignore[override]
@@ -326,11 +368,15 @@ class _FeatureStrategy(Strategy):
         """The feature vectors distances are measured in (the feature map's)."""
         return self.feature_map(state, X)
 
+    def pool_features(self, state: QueryState, indices: np.ndarray) -> np.ndarray:
+        """The feature vectors of the pool points ``indices`` (the feature map's)."""
+        return self.feature_map.pool(state, indices)
+
     def _labeled_features(self, state: QueryState) -> np.ndarray | None:
         """Features of every labeled image (pool points, then synthesized extras); None if none."""
         parts = []
         if len(state.labeled_indices):
-            parts.append(self.features(state, state.X_pool[state.labeled_indices]))
+            parts.append(self.pool_features(state, state.labeled_indices))
         if state.X_extra is not None and len(state.X_extra):
             parts.append(self.features(state, state.X_extra))
         return np.concatenate([np.asarray(p) for p in parts]) if parts else None
@@ -343,8 +389,10 @@ class CoreSet(_FeatureStrategy):
     centres; each pick is the candidate farthest from its nearest centre, then joins them.
     ``subsample`` ranks only a random subset of the unlabeled points (LL4AL ranks 10,000).
 
-    Distances are measured in ``feature_map`` (the learner's embedding; ``vae-coreset`` is
-    this with :class:`~activegen.strategies.feature_maps.VAEAugmented`).
+    Distances are measured in ``feature_map`` (the learner's embedding by default; the
+    examples as given with ``features = "input"``; a feature-layer source such as
+    ``"self-supervised"`` through :class:`~activegen.strategies.feature_maps.SourceFeatures`;
+    ``vae-coreset`` is this with :class:`~activegen.strategies.feature_maps.VAEAugmented`).
     """
 
     name: ClassVar[str] = "coreset"
@@ -353,7 +401,7 @@ class CoreSet(_FeatureStrategy):
         state = restrict(state, k, self.settings.subsample)
         candidates = state.available_indices
         labeled = self._labeled_features(state)
-        unlabeled = np.asarray(self.features(state, state.X_pool[candidates]))
+        unlabeled = np.asarray(self.pool_features(state, candidates))
         feats = unlabeled if labeled is None else np.concatenate([labeled, unlabeled])
         offset = 0 if labeled is None else len(labeled)
         if offset == 0:  # nothing labeled: a random first centre instead of index order
@@ -463,7 +511,7 @@ class MedAL(_FeatureStrategy):
         # Highest entropy first; exact ties by lowest index (stable sort on -entropy).
         kept = np.sort(np.argsort(-entropy, kind="stable")[:m])
         shortlist = candidates[kept]
-        unlabeled = self.features(state, state.X_pool[shortlist])
+        unlabeled = self.pool_features(state, shortlist)
         labeled = self._labeled_features(state)
         if labeled is None:
             labeled = np.empty((0, np.asarray(unlabeled).shape[1]))

@@ -5,9 +5,9 @@ the :class:`~activegen.strategies.feature_maps.VAEAugmented` feature map.
 ``[T_f(x) ⌢ alpha·V(x)]``; ``vae-learning-loss`` is learning loss whose head also reads
 ``alpha·V(x)`` (concatenated to its block features before its last layer, in training and in
 ranking). These classes only name the composition for configs (the plain strategy's keys,
-then ``alpha``, ``vae_kind`` and the VAE's own table ``vae``) and prepare the feature map;
-they add no behaviour. With ``alpha = 0`` each selects exactly what its plain counterpart
-selects (tested). The feature map's docstring describes ``vae_kind = "cvae"``.
+then ``alpha``, ``vae_kind`` and the VAE's own table ``vae``; the plain strategy prepares the
+feature map); they add no behaviour. With ``alpha = 0`` each selects exactly what its plain
+counterpart selects (tested). The feature map's docstring describes ``vae_kind = "cvae"``.
 """
 
 from __future__ import annotations
@@ -60,9 +60,6 @@ class VAECoreSet(CoreSet):
     def build_feature_map(self) -> VAEAugmented:
         return VAEAugmented(self.settings)
 
-    def prepare(self, context: PrepareContext) -> None:
-        self.feature_map.prepare(context)
-
 
 class VAEMedALSettings(MedALOptions, VAEAugmentedSettings):
     """MedAL's settings and the VAE features'."""
@@ -78,9 +75,6 @@ class VAEMedAL(MedAL):
 
     def build_feature_map(self) -> VAEAugmented:
         return VAEAugmented(self.settings)
-
-    def prepare(self, context: PrepareContext) -> None:
-        self.feature_map.prepare(context)
 
 
 __all__ = ["VAECoreSet", "VAELearningLoss", "VAEMedAL"]

@@ -15,7 +15,7 @@ from tests._experiments import small_config
 
 from activegen.data import Dataset
 from activegen.errors import ConfigError
-from activegen.features import FeaturesSettings, SelfSupervisedSettings
+from activegen.features import FeaturesSettings, SelfSupervisedSettings, source_for
 from activegen.features import self_supervised as ssl
 from activegen.strategies import STRATEGIES, PrepareContext, QueryState, Strategy
 from activegen.strategies.cold_start import probcover_delta, probcover_select, typiclust_select
@@ -64,7 +64,7 @@ def _prepared(name: str, params: dict[str, Any], pool: Dataset, cache: Path) -> 
 
 def _reference(pool: Dataset, cache: Path, settings: FeaturesSettings) -> np.ndarray:
     """The source's vectors of the pool, built and fitted by the feature layer itself."""
-    source = settings.build(pool.image_shape[2], cache, seed=0, display="none")
+    source = source_for(settings, pool.image_shape[2], cache, seed=0, display="none")
     X = pool.to_float()
     source.fit(X)
     return source.transform(X)

@@ -124,8 +124,7 @@ class LoopConfig(_Strict):
     initial: int = Field(ge=1)
     #: queries per round; in an experiment also a list, the sizes of successive rounds, the
     #: last repeating (``[10, 30, 50, 100]`` after 10 initial labels: 10, 20, 50, 100, 200)
-    batch: Annotated[int, Field(ge=1)] | Annotated[
-        list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+    batch: int | list[int]
     budget: int = Field(ge=1)
     abstain_costs_budget: bool = True
     #: the strategy that chooses the first batch while nothing is labeled (e.g.
@@ -140,6 +139,20 @@ class LoopConfig(_Strict):
         batch = self.batch if isinstance(self.batch, int) else tuple(self.batch)
         return LoopSettings(self.initial, batch, self.budget if budget is None else budget,
                             self.abstain_costs_budget)
+
+    @field_validator("batch", mode="before")
+    @classmethod
+    def _batch_sizes_are_positive(cls, value: Any) -> Any:
+        # One message for both forms (pydantic's union error would name each branch)
+        sizes = value if isinstance(value, list) else [value]
+        if not sizes:
+            raise ValueError("a batch schedule needs at least one size")
+        for size in sizes:
+            if isinstance(size, bool) or not isinstance(size, int):
+                raise ValueError(f"a batch size is a whole number, not {size!r}")
+            if size < 1:
+                raise ValueError("Input should be greater than or equal to 1")
+        return value
 
     @model_validator(mode="after")
     def _budget_fits(self) -> LoopConfig:

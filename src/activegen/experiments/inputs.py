@@ -15,6 +15,7 @@ import numpy as np
 from activegen._cache import content_key, data_fingerprint
 from activegen.data.dataset import Dataset
 from activegen.experiments.progress import phase
+from activegen.features import source_for
 from activegen.features.settings import FeaturesSettings
 
 RunInputs = tuple[np.ndarray, dict[str, np.ndarray]]
@@ -31,7 +32,7 @@ def run_inputs(features: FeaturesSettings, pool: Dataset, tests: dict[str, Datas
     key = content_key({"features": features.model_dump(), "pool": data_fingerprint(pool.X),
                        "tests": {n: data_fingerprint(t.X) for n, t in sorted(tests.items())}})
     if key not in _MEMORY:
-        source = features.build(pool.image_shape[2], cache_dir,
+        source = source_for(features, pool.image_shape[2], cache_dir,
                                 display="auto" if show_progress else "lines")
         X = pool.to_float()
         if source.needs_fit:

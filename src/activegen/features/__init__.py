@@ -38,7 +38,7 @@ _LAZY = {
     "TrainingRecord": "activegen.features.self_supervised",
 }
 
-__all__ = ["FeaturesSettings", "SelfSupervisedSettings", "make_source", *_LAZY]
+__all__ = ["FeaturesSettings", "SelfSupervisedSettings", "make_source", "source_for", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
@@ -47,6 +47,15 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'activegen.features' has no attribute {name!r}")
+
+
+def source_for(features: FeaturesSettings, channels: int, cache_dir: Path | None,
+               seed: int = 0, **options: Any) -> FeatureSource:
+    """The source a ``[features]`` table names, not yet fitted (``options``: threads,
+    on_progress, display)."""
+    return make_source(features.source, channels=channels, cache_dir=cache_dir, seed=seed,
+                       settings=features.self_supervised, image_size=features.image_size,
+                       **options)
 
 
 def make_source(spec: str, *, channels: int | None = None, cache_dir: Path | None = None,

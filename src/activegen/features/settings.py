@@ -5,7 +5,7 @@ seen through (:class:`FeaturesSettings`, a config's ``[features]`` table)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -136,15 +136,6 @@ class FeaturesSettings(Settings):
     @property
     def is_pixels(self) -> bool:
         return self.source == "pixels"
-
-    def build(self, channels: int, cache_dir: Path | None, seed: int = 0,
-              **options: Any) -> Any:
-        """The source, not yet fitted (``options``: threads, on_progress, display)."""
-        from activegen.features import make_source
-
-        return make_source(self.source, channels=channels, cache_dir=cache_dir, seed=seed,
-                           settings=self.self_supervised, image_size=self.image_size,
-                           **options)
 
 
 __all__ = ["SOURCES", "FeaturesSettings", "SelfSupervisedSettings", "check_spec"]

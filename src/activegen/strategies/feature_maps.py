@@ -33,6 +33,7 @@ from pydantic import Field
 
 from activegen._settings import Settings
 from activegen.errors import ConfigError, DataError
+from activegen.features import source_for
 from activegen.features.settings import FeaturesSettings, SelfSupervisedSettings
 from activegen.generative.vae import ConvVAE, VAESettings, encode, load_or_train_vae, train_vae
 from activegen.models.capabilities import Embedding
@@ -157,8 +158,9 @@ class SourceFeatures(TaskFeatures):
                 f"strategy {self.owner!r}: features = {self.spec!r} {what} the pool's images, "
                 f"but the pool is feature rows {list(X.shape)}: measure in features = "
                 "'input' (or the learner's 'embedding') instead")
-        source = self.settings.build(X.shape[1], context.cache_dir, seed=context.artifact_seed,
-                                     display="auto" if context.show_progress else "lines")
+        source = source_for(self.settings, X.shape[1], context.cache_dir,
+                            seed=context.artifact_seed,
+                            display="auto" if context.show_progress else "lines")
         source.fit(X)
         self.source = source
         self._pool_features = source.transform(X)

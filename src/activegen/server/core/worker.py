@@ -58,15 +58,21 @@ class EngineWorker:
         first_batch: queries of round 0 (``loop.initial``).
         batch: queries of every later round (``loop.batch``).
         background: run the steps in a thread (else inline, in :meth:`request`).
+        hold: while it returns True no round but the first is asked (the session's features
+            are still being prepared: the person labels the first batch meanwhile, and the
+            next round is chosen on the features once :meth:`rebuild` is called).
     """
 
     def __init__(self, store: LabelStore, build_engine: EngineFactory, first_batch: int,
                  batch: int, background: bool = True,
-                 name: str = "activegen-engine-worker") -> None:
+                 name: str = "activegen-engine-worker",
+                 hold: Callable[[], bool] | None = None) -> None:
         self.store = store
         self._build_engine = build_engine
         self.first_batch = first_batch
         self.batch = batch
+        self._hold = hold
+        self._stale = False
         self.engine, self.seq = self._engine_from_store()
         #: the newest fitted learner: the one that chose the open round (or, after a restart,
         #: its refit); None before the first fit
@@ -84,6 +90,13 @@ class EngineWorker:
         if background:
             self._thread = threading.Thread(target=self._run, name=name, daemon=True)
             self._thread.start()
+
+    def rebuild(self) -> None:
+        """Build the engine anew from the store at the next step (what the learner sees of
+        the pool changed: the features it waited for are ready), then take that step."""
+        with self._cond:
+            self._stale = True
+        self.request()
 
     def _engine_from_store(self) -> tuple[ActiveLearner, int]:
         events = StoredEvents(self.store)
@@ -157,6 +170,11 @@ class EngineWorker:
     def step(self) -> None:
         """Apply the new events, then ask and store the next round if none is open."""
         started = time.perf_counter()
+        with self._cond:
+            stale, self._stale = self._stale, False
+        if stale:
+            self.engine, self.seq = self._engine_from_store()
+            self.learner = None
         while True:
             if self.closing:
                 return
@@ -175,6 +193,8 @@ class EngineWorker:
                     self.learner = engine.learner
                 return
             round_ = engine.state.round
+            if round_ > 0 and self._hold is not None and self._hold():
+                return  # rebuild() brings the features and asks this round
             try:
                 query = engine.ask(self.first_batch if round_ == 0 else self.batch)
             except RunFinished:

@@ -227,7 +227,18 @@ function renderState(state) {
   if (audit && audit.curve.length) drawAuditCurve(audit);
   else if (state.test_sets.length && state.curve.length) drawCurve(state);
   renderStopping(state.stopping);
+  renderFeatures(state.features);
   if (!$("waiting").hidden) renderWaiting();
+}
+
+// Features still being learned ("preparing features: epoch 3 of 40"), or why they failed.
+function renderFeatures(features) {
+  const line = $("featurenotice");
+  if (!features || features.status === "ready") { line.hidden = true; return; }
+  line.textContent = features.status === "training"
+    ? `${features.message}. You can label this batch meanwhile; the next one is chosen on ` +
+      "the new features." : features.message;
+  line.hidden = false;
 }
 
 // The session's stopping criterion ([stopping]): a notice once it has fired.
@@ -309,8 +320,11 @@ function renderWaiting() {
   const state = lastState;
   const seconds = waitingSince === null ? 0 : (Date.now() - waitingSince) / 1000;
   if (!state) return;
-  $("waitline").textContent = `Retraining on ${state.labeled + state.imported} labels and ` +
-    `choosing the next ${state.batch_size} images… ${seconds.toFixed(0)} s`;
+  const features = state.features;
+  $("waitline").textContent = features && features.status === "training"
+    ? `${features.message}; the next ${state.batch_size} images are chosen on them…`
+    : `Retraining on ${state.labeled + state.imported} labels and ` +
+      `choosing the next ${state.batch_size} images… ${seconds.toFixed(0)} s`;
   $("waitdetail").textContent = state.worker_error ? `Preparing failed: ${state.worker_error}`
     : state.round_seconds !== null
       ? `The last round took ${state.round_seconds.toFixed(1)} s to prepare.` : "";

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
-from activegen.errors import ActivegenError, ConfigError, DataError
+from activegen.errors import ActivegenError, DataError
 
 
 def demo_config_path() -> Path:
@@ -83,11 +83,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from activegen.experiments.report import make_report
     from activegen.experiments.runner import saved_config
 
-    try:
+    try:  # read as data: a results folder someone sent must not run code
         config = saved_config(Path(args.dir)) if Path(args.dir).is_dir() else None
-    except ConfigError as exc:  # e.g. made by a version with other strategies: the table
+    except DataError as exc:  # the table alone is enough, with the default report settings
         logging.getLogger("activegen").warning("ignoring the saved config: %s", exc)
-        config = None  # alone is enough, with the default report settings
+        config = None
     baseline = args.baseline or (config.baseline if config else "random")
     counts = args.at or (config.report.label_counts if config else None)
     report = make_report(args.dir, baseline=baseline, label_counts=counts,

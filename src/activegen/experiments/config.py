@@ -232,12 +232,8 @@ class ExperimentConfig(_Strict):
 
     @property
     def baseline(self) -> str:
-        """The strategy label the report tests the others against: ``report.baseline`` if
-        set, else ``random`` if it is one of the strategies, else the first strategy."""
-        labels = [s.display for s in self.strategies]
-        if self.report.baseline is not None:
-            return self.report.baseline
-        return "random" if "random" in labels else labels[0]
+        """The strategy label the report tests the others against (:func:`default_baseline`)."""
+        return default_baseline([s.display for s in self.strategies], self.report.baseline)
 
     def fingerprint(self) -> str:
         """A hash of everything that decides results: the validated config, every component's
@@ -255,6 +251,14 @@ class ExperimentConfig(_Strict):
 #: Bumped when what a config's validated dump means changes; folders made with another
 #: version are refused (their finished rows stay readable by ``activegen report``).
 FINGERPRINT_VERSION = 2
+
+
+def default_baseline(labels: list[str], chosen: str | None) -> str:
+    """``chosen`` (``report.baseline``) if set, else ``random`` if it is one of the strategy
+    ``labels``, else the first of them."""
+    if chosen is not None:
+        return chosen
+    return "random" if "random" in labels else labels[0]
 
 
 def check_device_name(device: str) -> str:

@@ -7,18 +7,21 @@ called under the fit's seed; a module object is copied), with SGD for ``epochs``
 is the output of the submodule named ``embedding`` (a forward hook), or by default the input
 of the module's last ``nn.Linear`` layer: the penultimate features. Its decision function is
 differentiable, so synthesis strategies (GAAL) can use it. From a config:
-``learner = { name = "torch-module", module = "mypackage.nets.make_net", params = {...} }``.
+``learner = { name = "torch-module", module = "mypackage.nets.make_net", params = {...},
+allow_imports = ["mypackage"] }`` (a path outside ``torch.nn`` and ``torchvision.models``
+needs its package listed: a config that runs code of its own says so,
+:mod:`activegen.models.dotted`).
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from scipy.special import softmax
 from torch import nn
 from torch.nn import functional as F
@@ -28,6 +31,7 @@ from activegen._settings import BuildContext, Settings
 from activegen.errors import ConfigError
 from activegen.models.base import WithEmbedding, WithMargins, WithProba, WithTorchDecision
 from activegen.models.capabilities import FitContext
+from activegen.models.dotted import check_arguments, check_prefixes, import_path
 
 INFERENCE_BATCH = 1024
 
@@ -49,25 +53,35 @@ class ModuleFactory:
         return built
 
 
-def resolve_module(module: Any, params: dict[str, Any] | None = None) -> ModuleFactory:
-    """A factory of fresh modules from a module object, a callable or a dotted path.
+#: where a module's import path may point without ``allow_imports``
+DEFAULT_MODULE_PACKAGES = ("torch.nn", "torchvision.models")
+_OWNER = "learner 'torch-module'"
+
+
+def resolve_module(module: Any, params: dict[str, Any] | None = None,
+                   allow_imports: Sequence[str] = ()) -> ModuleFactory:
+    """A factory of fresh modules from a module object, a callable or a dotted path, checked
+    without calling anything (:mod:`activegen.models.dotted`): a path is imported only inside
+    ``torch.nn``, ``torchvision.models`` or ``allow_imports``; a class must be an
+    ``nn.Module`` whose constructor takes ``params``; a factory is called at fit time.
 
     Raises:
-        ConfigError: the path does not import, or names neither a module nor a callable.
+        ConfigError: the path is not trusted or does not import, or names neither a module
+            nor a callable, or a constructor that does not take ``params``.
     """
     obj = module
     if isinstance(module, str):
-        module_name, _, attr = module.rpartition(".")
-        try:
-            obj = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise ConfigError(f"learner 'torch-module': cannot import {module!r} ({exc})") from None
+        obj = import_path(module, DEFAULT_MODULE_PACKAGES, allow_imports, _OWNER, "module")
     if isinstance(obj, nn.Module):
         if params:
-            raise ConfigError("learner 'torch-module': params apply to a factory, not a module")
+            raise ConfigError(f"{_OWNER}: params apply to a factory, not a module")
+    elif isinstance(obj, type) and not issubclass(obj, nn.Module):
+        raise ConfigError(f"{_OWNER}: {module!r} is a class but not an nn.Module")
     elif not callable(obj):
-        raise ConfigError(f"learner 'torch-module': {module!r} is neither an nn.Module nor a "
-                          "callable that builds one")
+        raise ConfigError(f"{_OWNER}: {module!r} is neither an nn.Module nor a callable that "
+                          "builds one")
+    else:
+        check_arguments(obj, dict(params or {}), _OWNER, f"module {module!r}")
     return ModuleFactory(obj, dict(params or {}), repr(module))
 
 
@@ -78,6 +92,10 @@ class TorchModuleSettings(Settings):
         "an nn.Module, a callable returning one, or a dotted path to either"))
     params: dict[str, Any] = Field(default_factory=dict,
                                    description="keyword arguments of the factory")
+    allow_imports: list[str] = Field(default_factory=list, description=(
+        "packages besides torch.nn and torchvision.models that module's path may import "
+        "(e.g. [\"mypackage\"]); importing runs their code and fitting calls the factory: "
+        "list only code you trust"))
     embedding: str | None = Field(None, description=(
         "name of the submodule whose output is embed (default: the input of the last "
         "nn.Linear)"))
@@ -89,6 +107,11 @@ class TorchModuleSettings(Settings):
     momentum: float = Field(0.9, ge=0, description="SGD momentum")
     weight_decay: float = Field(0.0, ge=0, description="SGD weight decay")
     batch_size: int = Field(64, ge=1, description="training batch size")
+
+    @field_validator("allow_imports")
+    @classmethod
+    def _trusted_prefixes(cls, value: list[str]) -> list[str]:
+        return check_prefixes(value)
 
 
 class TorchModuleLearner(WithProba, WithMargins, WithEmbedding, WithTorchDecision):
@@ -108,7 +131,8 @@ class TorchModuleLearner(WithProba, WithMargins, WithEmbedding, WithTorchDecisio
         if self.settings.module is None:
             raise ConfigError("learner 'torch-module' needs module (an nn.Module, a factory "
                               "or a dotted path)")
-        self.make_module = resolve_module(self.settings.module, self.settings.params)
+        self.make_module = resolve_module(self.settings.module, self.settings.params,
+                                          self.settings.allow_imports)
         self.device = torch.device(resolve_device(device))
         self.network: nn.Module | None = None
 

@@ -177,10 +177,8 @@ def predict_files(model_path: str | Path, inputs: list[str | Path], out: str | P
     files, names = collect_inputs(inputs)
     if not files:
         raise DataError("no image files to predict")
-    name_of = dict(zip(files, names))
-    read = read_images(files, model.size, model.channels)
-    kept = [name_of[Path(p)] for p in read.paths]
-    skipped = [(name_of[Path(p)], why) for p, why in read.skipped]
+    read = read_images(files, model.size, model.channels, names=names)
+    kept, skipped = read.paths, read.skipped
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["path", "label", "confidence"])

@@ -41,7 +41,8 @@ def folder_key(root: Path, size: int, channels: int) -> str:
     digest = hashlib.sha256(f"v{_VERSION} size={size} channels={channels}\n".encode())
     for path in list_image_files(root, UNLABELED_EXTENSIONS):
         content = hashlib.sha256(path.read_bytes()).hexdigest()
-        digest.update(f"{path.relative_to(root).as_posix()}\0{content}\n".encode())
+        name = path.relative_to(root).as_posix().encode("utf-8", "surrogateescape")
+        digest.update(name + f"\0{content}\n".encode())
     return digest.hexdigest()
 
 

@@ -1,0 +1,97 @@
+"""One bad input never stops the work: files, folders, stores, model files and label files
+that are wrong are skipped or refused naming what and where, never a traceback, never a
+silent accept."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from activegen.cli import _images_label_config, build_parser, main
+from activegen.models.export import ExportedModel
+from activegen.server.core.session import LabelSession
+from activegen.server.opening import open_session
+
+NAMES = ("dark", "bright")
+
+
+def bomb_png(path: Path, side: int = 100_000) -> None:
+    """A PNG of a few bytes that declares ``side``² pixels (a decompression bomb)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def photo_folder(root: Path, n: int = 16) -> Path:
+    """``n`` photos, dark and bright alternately (``img00.png`` dark)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        shade = 30 if i % 2 == 0 else 220
+        Image.new("RGB", (20, 20), (shade, shade, shade)).save(root / f"img{i:02d}.png")
+    return root
+
+
+def open_folder_session(folder: Path, store: Path, *extra: str) -> LabelSession:
+    args = build_parser().parse_args(
+        ["label", "--images", str(folder), "--classes", ",".join(NAMES), "--size", "8",
+         "--audit", "0", "--budget", "20", *extra])
+    config = _images_label_config(args)
+    data = config.model_dump(mode="json")
+    data["loop"] = {**data["loop"], "initial": 4, "batch": 4}
+    data["labeling"] = {**data["labeling"], "background": False}
+    from activegen.server.config import parse_label_config
+
+    return open_session(parse_label_config(data, "test"), store)
+
+
+def _bad_files(folder: Path) -> None:
+    bomb_png(folder / "bomb.png")
+    bomb_png(folder / "bomb-below-twice.png", 10_000)  # Pillow only warns at this size
+    Image.new("RGB", (20, 20)).save(os.fsencode(folder) + b"/caf\xe9.png")
+
+
+# -- 5. a decompression bomb or a name that is not UTF-8 -----------------------------------
+def test_5_a_bomb_and_a_non_utf8_name_are_skipped_by_the_session(tmp_path: Path) -> None:
+    folder = photo_folder(tmp_path / "photos")
+    _bad_files(folder)
+    session = open_folder_session(folder, tmp_path / "s.sqlite")
+    try:
+        state = session.state()
+        skipped = {s["path"]: s["reason"] for s in state["skipped_files"]}
+        assert set(skipped) == {"bomb.png", "bomb-below-twice.png", "caf\\xe9.png"}
+        assert "decompression bomb" in skipped["bomb.png"]
+        assert "decompression bomb" in skipped["bomb-below-twice.png"]
+        assert "not valid UTF-8" in skipped["caf\\xe9.png"]
+        json.dumps(state, ensure_ascii=False).encode("utf-8")  # what the page is sent
+        assert len(session.files or []) == 16
+    finally:
+        session.close()
+
+
+def _pixel_model(path: Path, size: int = 8) -> None:
+    d = size * size * 3
+    ExportedModel(np.ones((1, d)), np.zeros(1), np.full(d, 0.5, np.float32),
+                  np.full(d, 0.25, np.float32), list(NAMES), size, 3, "pixels",
+                  "pixels").save(path)
+
+
+def test_5_predict_skips_a_bomb_and_a_non_utf8_name(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    folder = photo_folder(tmp_path / "photos", 4)
+    _bad_files(folder)
+    _pixel_model(tmp_path / "m.npz")
+    assert main(["predict", str(tmp_path / "m.npz"), str(folder)]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 5  # the header and the four photos
+    assert "skipped bomb.png" in err and "skipped caf\\xe9.png: its name is not valid" in err

@@ -14,7 +14,7 @@ from activegen.data.registry import load_dataset
 from activegen.generative import GeneratorSettings, load_or_train
 from activegen.generative.cache import shared_cache_dir
 
-TINY = GeneratorSettings(epochs=1, width=8, latent_dim=8, batch_size=32, seed=5)
+TINY = GeneratorSettings(epochs=1, width=8, latent_dim=8, batch_size=32)
 
 
 def test_second_cache_copies_from_the_shared_one_without_training(tmp_path: Path,

@@ -17,7 +17,8 @@ from typing import IO
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w",
-                durable_rename: bool = True, sync: bool = True) -> Iterator[IO]:
+                durable_rename: bool = True, sync: bool = True,
+                permissions: int | None = None) -> Iterator[IO]:
     """Open a temporary file that replaces ``path`` only if the block exits cleanly.
 
     The data is always fsynced before the rename, so even after a power cut ``path`` holds
@@ -26,6 +27,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w",
     for files rewritten every round whose previous version is an acceptable fallback, like
     checkpoints, it halves the fsyncs. ``sync=False`` skips every fsync: the replacement is
     still atomic for readers and survives the writer being killed, but not a power cut.
+    ``permissions`` sets the file's mode (default: what an ordinary ``open()`` gives under the
+    umask).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports 'w' and 'wb', not {mode!r}")
@@ -35,7 +38,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w",
     try:
         # mkstemp makes the file private (0600); give it the mode an ordinary open() would,
         # so results on a shared machine or cluster are readable as the user's umask allows.
-        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.fchmod(fd, 0o666 & ~_UMASK if permissions is None else permissions)
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -57,9 +60,11 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes,
-                       durable_rename: bool = True, sync: bool = True) -> None:
+                       durable_rename: bool = True, sync: bool = True,
+                       permissions: int | None = None) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_open`)."""
-    with atomic_open(path, "wb", durable_rename=durable_rename, sync=sync) as handle:
+    with atomic_open(path, "wb", durable_rename=durable_rename, sync=sync,
+                     permissions=permissions) as handle:
         handle.write(data)
 
 

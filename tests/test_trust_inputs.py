@@ -95,3 +95,76 @@ def test_5_predict_skips_a_bomb_and_a_non_utf8_name(tmp_path: Path,
     out, err = capsys.readouterr()
     assert out.count("\n") == 5  # the header and the four photos
     assert "skipped bomb.png" in err and "skipped caf\\xe9.png: its name is not valid" in err
+
+
+# -- 7. a store with a row no session writes ---------------------------------------------------
+def _answered_store(tmp_path: Path) -> Path:
+    from label_support import digits_config, make_session
+
+    store = tmp_path / "s.sqlite"
+    session, _ = make_session(store, digits_config([3, 8]))
+    try:
+        for row in session.batch("a").queries:
+            session.label(row.id, 0, "a")
+        session.batch("a")  # the next round is open
+    finally:
+        session.close()
+    return store
+
+
+def _tamper(store: Path, sql: str) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(store)
+    with conn:
+        conn.execute(sql)
+    conn.close()
+
+
+@pytest.mark.parametrize("sql,named", [
+    ("UPDATE labels SET label = 7 WHERE id = 2",
+     "labels row 2 (query 2) holds the answer 7, which is not a class (0..1)"),
+    ("UPDATE labels SET label = 'cat' WHERE id = 1", "labels row 1 (query 1) holds the answer"),
+    ("UPDATE queries SET pool_index = 99999 WHERE id = 6",
+     "queries row 6 asks for pool_index 99999, outside the pool (0..249)"),
+    ("UPDATE queries SET status = 'labeled' WHERE id = 7",
+     "queries row 7 has the status 'labeled' but no answer"),
+    ("UPDATE labels SET label = -1 WHERE id = 3",
+     "queries row 3 has the status 'labeled' but an answer (labels row 3)"),
+])
+def test_7_a_store_with_an_impossible_row_is_refused_naming_it(
+        tmp_path: Path, sql: str, named: str, capsys: pytest.CaptureFixture) -> None:
+    from activegen.errors import DataError
+    from label_support import digits_config, make_session
+
+    store = _answered_store(tmp_path)
+    _tamper(store, sql)
+    with pytest.raises(DataError) as info:
+        make_session(store, digits_config([3, 8]))
+    message = str(info.value)
+    assert str(store) in message and named in message, message
+    assert "correct the row, or open another --store" in message
+    assert "delete" not in message.lower() and "--fresh" not in message
+    assert main(["label-export", str(store)]) == 0  # every other answer still comes out
+    out, err = capsys.readouterr()
+    assert out.startswith("query_id,") and len(out.splitlines()) >= 4
+    if "labels SET label = 7" in sql or "'cat'" in sql:
+        assert "left out" in err and "labels row" in err
+
+
+def test_7_a_synthesized_image_that_is_not_a_png_is_named(tmp_path: Path) -> None:
+    from activegen.errors import DataError
+    from label_support import FakeSynthesis, digits_config, make_session
+
+    store = tmp_path / "s.sqlite"
+    session, _ = make_session(store, digits_config([3, 8]), strategy=FakeSynthesis())
+    try:
+        for row in session.batch("a").queries:
+            session.label(row.id, 0, "a")
+        session.batch("a")
+    finally:
+        session.close()
+    _tamper(store, "UPDATE queries SET image = x'00010203' WHERE kind = 'synth'")
+    with pytest.raises(DataError, match=r"s\.sqlite: a synthesized query of round \d+ holds an "
+                                         "image that is not a PNG"):
+        make_session(store, digits_config([3, 8]), strategy=FakeSynthesis())

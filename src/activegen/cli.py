@@ -288,7 +288,10 @@ def _cmd_label_export(args: argparse.Namespace) -> int:
     from activegen.server.core.store import read_answers
     from activegen.server.interop.interchange import to_csv, to_json
 
-    rows, classes, config = read_answers(Path(args.store))
+    stored = read_answers(Path(args.store))
+    rows, classes, config = stored.rows, stored.classes, stored.config
+    for why in stored.left_out:
+        print(f"left out {args.store}: {why}", file=sys.stderr)
     if args.format == "csv":
         text = to_csv(rows, classes)
     else:

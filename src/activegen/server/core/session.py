@@ -144,6 +144,7 @@ class LabelSession:
         self.stopping: SessionStopping | None = None
         try:
             self._claim_store()
+            self.store.check_rows(len(self.pool), self.n_classes)
             if pool.audit is not None:
                 self.audit = Audit(pool.audit, self.store, self.n_classes)
             if config.stopping is not None:

@@ -132,7 +132,7 @@ def test_3_a_swapped_folder_cache_is_caught_by_its_pixels(
     folder_cache._write(cache / f"folder-{key[:24]}.npz", {"X": swapped},
                         {"key": key, "paths": truth.paths, "skipped": []})
     with caplog.at_level(logging.WARNING, logger="activegen.server.images.folder_cache"):
-        loaded, _ = folder_cache.load_images_cached(root, 16, 3, cache)
+        loaded = folder_cache.load_images_cached(root, 16, 3, cache)[0]
     assert "disagrees with the folder" in caplog.text and "are not that file's" in caplog.text
     np.testing.assert_array_equal(loaded.X, truth.X)
 
@@ -146,7 +146,7 @@ def test_3_a_folder_cache_naming_other_files_is_not_used(
     folder_cache._write(cache / f"folder-{key[:24]}.npz", {"X": truth.X},
                         {"key": key, "paths": paths, "skipped": []})
     with caplog.at_level(logging.WARNING, logger="activegen.server.images.folder_cache"):
-        loaded, _ = folder_cache.load_images_cached(root, 16, 3, cache)
+        loaded = folder_cache.load_images_cached(root, 16, 3, cache)[0]
     assert "names other files than the folder holds" in caplog.text
     assert loaded.paths == truth.paths
 

@@ -14,6 +14,9 @@ VERSION = "2"
 STOPPING_KEY = "stopping"
 #: the audit's answers in ``meta`` (never training data, so never events)
 AUDIT_KEY = "audit_answers"
+#: the pool's source as ``meta`` keeps it (an image folder's files and their SHA-256, in pool
+#: order), so a reopened session finds each answer's image again in a folder that grew
+POOL_LAYOUT_KEY = "pool_layout"
 #: set in ``meta`` by the migration from version 1: that version's settings fingerprint is
 #: not this one's, so the session checks the stored settings by name on its first open
 MIGRATED_KEY = "migrated_from"

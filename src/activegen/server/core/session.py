@@ -49,7 +49,7 @@ from activegen.server.core.events import StoredEvents
 from activegen.server.core.labeler import check_labeler
 from activegen.server.core.png import png_bytes
 from activegen.server.core.pool import ModelExporter, SessionPool
-from activegen.server.core.schema import MIGRATED_KEY
+from activegen.server.core.schema import MIGRATED_KEY, POOL_LAYOUT_KEY
 from activegen.server.core.stopping_notice import SessionStopping
 from activegen.server.core.store import LabelStore, QueryRow
 from activegen.server.core.worker import EngineWorker
@@ -63,10 +63,12 @@ def blank_labels(pool: Dataset) -> Dataset:
     return Dataset(pool.X, np.zeros(len(pool), dtype=np.int64), pool.classes, pool.name)
 
 
-def pool_fingerprint(pool: Dataset) -> str:
+def pool_fingerprint(pool: Dataset, n: int | None = None) -> str:
+    """The fingerprint of the pool's images (its first ``n``, if given) and classes."""
+    X = pool.X if n is None else pool.X[:n]
     digest = hashlib.sha256()
-    digest.update(str(pool.X.shape).encode())
-    digest.update(np.ascontiguousarray(pool.X).tobytes())
+    digest.update(str(X.shape).encode())
+    digest.update(np.ascontiguousarray(X).tobytes())
     digest.update(json.dumps(list(pool.classes)).encode())
     return digest.hexdigest()[:16]
 
@@ -126,6 +128,7 @@ class LabelSession:
         self.exporter: ModelExporter | None = pool.exporter
         self.info = dict(pool.info)
         self._picture = pool.picture
+        self._layout = pool.layout
         self.store_path = Path(store_path)
         device = resolve_device(config.device)
         self.strategy = strategy or STRATEGIES.build(
@@ -168,15 +171,26 @@ class LabelSession:
 
     # -- setup ----------------------------------------------------------------------------
     def _claim_store(self) -> None:
-        """Stamp a new store with this session; refuse a store of another session."""
-        expected = {"config": self.config.fingerprint(), "pool": pool_fingerprint(self.pool)}
+        """Stamp a new store with this session; refuse a store of another session. A pool
+        that grew (an image folder with new files, appended by its layout) keeps its store:
+        the images the store has seen are still the first ones, unchanged."""
+        expected = {"config": self.config.fingerprint(), "pool": pool_fingerprint(self.pool),
+                    "n_pool": len(self.pool)}
         stored = self.store.get_meta("session")
         if stored is None:
             self.store.set_meta("session", json.dumps(expected))
             self.store.set_meta("classes", json.dumps(self.classes))
             self.store.set_meta("config", self.config.model_dump_json())
+            self._stamp_layout()
             return
-        previous = json.loads(stored)
+        try:
+            previous = json.loads(stored)
+            if not isinstance(previous, dict):
+                raise ValueError("not an object")
+        except (ValueError, RecursionError):
+            raise ConfigError(f"{self.store_path}: its session record cannot be read; open "
+                              "another --store (the answers stay exportable with "
+                              f"'activegen label-export {self.store_path}')") from None
         if (self.store.get_meta(MIGRATED_KEY) is not None
                 and previous.get("pool") == expected["pool"]):
             self._claim_migrated_store(expected)
@@ -187,7 +201,24 @@ class LabelSession:
                 "strategy, seed or loop differ); use another --store to start anew"
             )
         if previous.get("pool") != expected["pool"]:
-            raise ConfigError(f"{self.store_path} was made with other pool images")
+            seen = previous.get("n_pool")
+            if not (isinstance(seen, int) and 0 < seen < len(self.pool)
+                    and pool_fingerprint(self.pool, seen) == previous.get("pool")):
+                raise ConfigError(
+                    f"{self.store_path} was made with other pool images (its pool's "
+                    f"{seen if isinstance(seen, int) else 'first'} images differ from these "
+                    f"{len(self.pool)}); open another --store to label these")
+            log.info("%s: the pool grew from %d to %d images", self.store_path, seen,
+                     len(self.pool))
+        if previous != expected:
+            self.store.set_meta("session", json.dumps(expected))
+        self._stamp_layout()
+
+    def _stamp_layout(self) -> None:
+        if self._layout is not None:
+            text = json.dumps(self._layout)
+            if self.store.get_meta(POOL_LAYOUT_KEY) != text:
+                self.store.set_meta(POOL_LAYOUT_KEY, text)
 
     def _claim_migrated_store(self, expected: dict[str, str]) -> None:
         """A store migrated from version 1, opened the first time since: its fingerprint was

@@ -612,6 +612,22 @@ def _tell_if_answered(conn: sqlite3.Connection, round_: int, now: float) -> bool
     return True
 
 
+def read_meta(path: str | os.PathLike[str], key: str) -> str | None:
+    """One ``meta`` value of a store, read-only; None when there is no store, no such key, or
+    nothing readable (opening the store names what is wrong with it)."""
+    if not Path(path).is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return None
+    return None if row is None else str(row[0])
+
+
 @dataclass(frozen=True)
 class StoredAnswers:
     """What :func:`read_answers` reads: the answers, the classes, the session's config, and

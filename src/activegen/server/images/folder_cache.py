@@ -57,16 +57,16 @@ def folder_key(root: Path, size: int, channels: int) -> str:
     return _folder_listing(root, size, channels)[0]
 
 
-def _folder_listing(root: Path, size: int, channels: int) -> tuple[str, list[str]]:
-    """The folder's key and its image files' relative names (printable)."""
+def _folder_listing(root: Path, size: int, channels: int) -> tuple[str, dict[str, str]]:
+    """The folder's key, and each image file's SHA-256 by its relative name (printable)."""
     digest = hashlib.sha256(f"v{_VERSION} size={size} channels={channels}\n".encode())
-    names = []
+    contents = {}
     for path in list_image_files(root, UNLABELED_EXTENSIONS):
         content = hashlib.sha256(path.read_bytes()).hexdigest()
         name = path.relative_to(root).as_posix()
-        names.append(printable_name(name))
+        contents[printable_name(name)] = content
         digest.update(name.encode("utf-8", "surrogateescape") + f"\0{content}\n".encode())
-    return digest.hexdigest(), names
+    return digest.hexdigest(), contents
 
 
 def _write(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
@@ -108,16 +108,20 @@ def _read(path: Path, names: set[str], key: str) -> tuple[dict[str, np.ndarray],
 
 
 def load_images_cached(root: str | Path, size: int, channels: int, cache_dir: Path | None
-                       ) -> tuple[UnlabeledImages, str]:
-    """:func:`load_unlabeled_images` through the cache; also the folder's key.
+                       ) -> tuple[UnlabeledImages, str, dict[str, str]]:
+    """:func:`load_unlabeled_images` through the cache; also the folder's key and each
+    image file's SHA-256 by its name.
 
     Raises:
         DataError: as :func:`load_unlabeled_images` (no folder, no readable image).
     """
     root = Path(root)
-    if cache_dir is None or not root.is_dir():
-        return load_unlabeled_images(root, size, channels), ""
-    key, names = _folder_listing(root, size, channels)
+    if not root.is_dir():
+        return load_unlabeled_images(root, size, channels), "", {}
+    key, contents = _folder_listing(root, size, channels)
+    if cache_dir is None:
+        return load_unlabeled_images(root, size, channels), key, contents
+    names = list(contents)
     path = Path(cache_dir) / f"folder-{key[:24]}.npz"
     cached = _read(path, {"X"}, key)
     if cached is not None:
@@ -129,13 +133,13 @@ def load_images_cached(root: str | Path, size: int, channels: int, cache_dir: Pa
             paths, skipped = [], []
         problem = _disagreement(root, arrays["X"], paths, skipped, names, size, channels)
         if problem is None:
-            return UnlabeledImages(arrays["X"], paths, skipped), key
+            return UnlabeledImages(arrays["X"], paths, skipped), key, contents
         log.warning("%s: the cache file disagrees with the folder (%s); rebuilding it", path,
                     problem)
     loaded = load_unlabeled_images(root, size, channels)
     _write(path, {"X": loaded.X}, {"key": key, "paths": loaded.paths,
                                   "skipped": [list(s) for s in loaded.skipped]})
-    return loaded, key
+    return loaded, key, contents
 
 
 def _disagreement(root: Path, X: np.ndarray, paths: list[str],

@@ -168,3 +168,98 @@ def test_7_a_synthesized_image_that_is_not_a_png_is_named(tmp_path: Path) -> Non
     with pytest.raises(DataError, match=r"s\.sqlite: a synthesized query of round \d+ holds an "
                                          "image that is not a PNG"):
         make_session(store, digits_config([3, 8]), strategy=FakeSynthesis())
+
+
+# -- 6. a folder that grows -----------------------------------------------------------------
+def _answered_files(session: LabelSession) -> dict[str, int]:
+    assert session.files is not None
+    return {session.files[r["pool_index"]]: r["label"] for r in session.store.answered()}
+
+
+def test_6_a_folder_that_grows_keeps_its_labels(tmp_path: Path) -> None:
+    folder = photo_folder(tmp_path / "photos", 16)
+    store = tmp_path / "s.sqlite"
+    session = open_folder_session(folder, store, "--audit", "3")
+    try:
+        for row in session.batch("a").queries:
+            assert session.files is not None and row.pool_index is not None
+            session.label(row.id, int(session.files[row.pool_index][3:5]) % 2, "a")
+        before, audit = _answered_files(session), list(session.audit.files)  # type: ignore
+    finally:
+        session.close()
+    # a photo that sorts among the others, one that sorts last
+    Image.new("RGB", (20, 20), (30, 30, 30)).save(folder / "img05b.png")
+    Image.new("RGB", (20, 20), (220, 220, 220)).save(folder / "zz.png")
+    session = open_folder_session(folder, store, "--audit", "3")
+    try:
+        assert _answered_files(session) == before  # each answer still labels its own file
+        assert session.audit is not None and session.audit.files == audit
+        assert session.files is not None and session.files[-2:] == ["img05b.png", "zz.png"]
+        assert len(session.files) == 16 - 3 + 2
+        assert session.batch("a").queries  # the session goes on
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("change", ["removed", "changed"])
+def test_6_an_image_the_session_has_seen_is_not_replaced_silently(
+        tmp_path: Path, change: str) -> None:
+    from activegen.errors import ConfigError
+
+    folder = photo_folder(tmp_path / "photos", 16)
+    store = tmp_path / "s.sqlite"
+    open_folder_session(folder, store, "--audit", "3").close()
+    if change == "removed":
+        (folder / "img04.png").unlink()
+    else:
+        Image.new("RGB", (20, 20), (1, 2, 3)).save(folder / "img04.png")
+    with pytest.raises(ConfigError) as info:
+        open_folder_session(folder, store, "--audit", "3")
+    message = str(info.value)
+    assert str(store) in message and "img04.png" in message
+    assert "restore them, or open another --store" in message
+    assert "delete" not in message.lower()
+
+
+# -- 9. model files with values that would predict nonsense ----------------------------------
+def _model(path: Path, size: int = 8, classes: tuple[str, ...] = NAMES,
+           features: str = "pixels", dim: int | None = None, **arrays: np.ndarray) -> Path:
+    d = size * size * 3 if dim is None else dim
+    values = {"coef": np.ones((1, d)), "intercept": np.zeros(1),
+              "feature_mean": np.full(d, 0.5, np.float32),
+              "feature_scale": np.full(d, 0.25, np.float32), **arrays}
+    ExportedModel(values["coef"], values["intercept"], values["feature_mean"],
+                  values["feature_scale"], list(classes), size, 3, features,
+                  "pixels" if features == "pixels" else "backbone:sha256=" + "ab" * 32
+                  ).save(path)
+    return path
+
+
+def _nested_header(path: Path) -> Path:
+    d = 8 * 8 * 3
+    np.savez(path, coef=np.ones((1, d)), intercept=np.zeros(1),
+             feature_mean=np.zeros(d, np.float32), feature_scale=np.ones(d, np.float32),
+             header=np.frombuffer(b"[" * 50_000 + b"]" * 50_000, dtype=np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("make,named", [
+    (lambda p: _model(p, coef=np.full((1, 192), np.nan)), "coef holds nan at flat index 0"),
+    (lambda p: _model(p, intercept=np.array([np.inf])), "intercept holds inf"),
+    (lambda p: _model(p, feature_scale=np.zeros(192, np.float32)),
+     "feature_scale holds 0.0 at index 0; a scale must be positive"),
+    (lambda p: _model(p, classes=("cat", "cat", "dog"), coef=np.ones((3, 192)),
+                      intercept=np.zeros(3)), "header classes name ['cat'] more than once"),
+    (lambda p: _model(p, size=16, dim=192),
+     "the arrays have 192 features, but 'pixels' gives 768 for 16x16 images"),
+    (lambda p: _model(p, features="backbone:/elsewhere/resnet18.pth", dim=512),
+     "backbone weights /elsewhere/resnet18.pth (sha256=abab"),
+    (_nested_header, "its header is not JSON"),
+])
+def test_9_a_model_file_that_would_predict_nonsense_is_refused(
+        tmp_path: Path, make, named: str, capsys: pytest.CaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    model = make(tmp_path / "m.npz")
+    photo_folder(tmp_path / "photos", 2)
+    assert main(["predict", str(model), str(tmp_path / "photos")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and named in err and str(model) in err, err

@@ -33,8 +33,12 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w",
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports 'w' and 'wb', not {mode!r}")
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                        dir=target.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
     try:
         # mkstemp makes the file private (0600); give it the mode an ordinary open() would,
         # so results on a shared machine or cluster are readable as the user's umask allows.
@@ -45,9 +49,12 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w",
             if sync:
                 os.fsync(handle.fileno())
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            # the file the caller asked for, not the temporary one it never sees
+            raise OSError(exc.errno, exc.strerror, str(target)) from None
         raise
     if durable_rename and sync:
         _fsync_dir(target.parent)

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
-from activegen.errors import ActivegenError, DataError
+from activegen.errors import ActivegenError, ConfigError, DataError
 
 
 def demo_config_path() -> Path:
@@ -85,7 +85,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     try:  # read as data: a results folder someone sent must not run code
         config = saved_config(Path(args.dir)) if Path(args.dir).is_dir() else None
-    except DataError as exc:  # the table alone is enough, with the default report settings
+    except ConfigError as exc:  # the table alone is enough, with the default report settings
         logging.getLogger("activegen").warning("ignoring the saved config: %s", exc)
         config = None
     baseline = args.baseline or (config.baseline if config else "random")
@@ -568,9 +568,11 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--json", help="also write the figures to this JSON file")
     quality.set_defaults(handler=_cmd_gaal_quality)
 
-    for command in sub.choices.values():  # '-v' after the subcommand works too
+    for name, command in sub.choices.items():  # '-v' after the subcommand works too
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                              help="log progress details")
+        command.set_defaults(on_interrupt=_ON_INTERRUPT.get(
+            name, "nothing was left half-written."))
     return parser
 
 
@@ -584,10 +586,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ActivegenError as exc:
         print(f"activegen: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full, read-only or unreachable disk: the machine, not a bug
+        print(f"activegen: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("activegen: interrupted; every finished round is saved. Run the same command "
-              "again to resume.", file=sys.stderr)
+        print(f"activegen: interrupted; {args.on_interrupt}", file=sys.stderr)
         return 130
+
+
+#: what each command keeps when interrupted (every write is atomic, so none is half done)
+_ON_INTERRUPT = {
+    "run": "every finished round is saved. Run the same command again to resume.",
+    "label": "every acknowledged answer is in the store. Run the same command again to "
+             "resume the session.",
+    "label-studio": "every answer pulled is in the store. Run the same command again to "
+                    "resume the session.",
+    "gaal-quality": "a generator whose training finished is cached.",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a failed read or write: the file, what went wrong, what to do."""
+    import errno
+
+    reasons = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied", errno.EIO: "an input/output error"}
+    reason = reasons.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    where = f"{exc.filename}: " if exc.filename else ""
+    advice = ("; what was written before is kept: free space or choose a writable place, "
+              "then run the same command again"
+              if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
+                               errno.EPERM) else "")
+    return f"{where}{reason}{advice}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from activegen._atomic import atomic_write_bytes, atomic_write_text
 from activegen.errors import ConfigError, DataError
@@ -20,6 +20,7 @@ from activegen.experiments.config import (
     DataConfig,
     ExperimentConfig,
     ReportConfig,
+    _format_validation_error,
     default_baseline,
 )
 from activegen.experiments.executors import FinishedRun
@@ -115,18 +116,21 @@ def saved_config(out_dir: Path) -> SavedConfig | None:
 
     Raises:
         DataError: the file is not a configuration written by ``activegen run``.
+        ConfigError: its fields are not those this version reads (a report can do without).
     """
     stamp = Path(out_dir) / CONFIG_FILE
     if not stamp.exists():
         return None
     try:
         payload = json.loads(stamp.read_text(encoding="utf-8"))["config"]
-        return SavedConfig.model_validate(payload)
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
-        # ValueError covers JSON, Unicode and pydantic's ValidationError
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{stamp}: not a configuration written by 'activegen run' "
                         f"({reason})") from None
+    try:
+        return SavedConfig.model_validate(payload)
+    except ValidationError as exc:  # e.g. another version's: the results stay readable
+        raise ConfigError(f"{stamp}: {_format_validation_error(exc, 'saved config')}") from None
 
 
 def store_finished(out_dir: Path, finished: FinishedRun) -> None:

@@ -47,7 +47,7 @@ import numpy as np
 from activegen.data.dataset import images_to_float
 from activegen.engine import Event
 from activegen.errors import DataError
-from activegen.server.core.errors import Conflict
+from activegen.server.core.errors import Conflict, StorageFull, Unavailable
 from activegen.server.core.png import png_image
 from activegen.server.core.schema import TABLES_V2, VERSION
 from activegen.server.core.store_migration import migrate_v1
@@ -160,6 +160,14 @@ class LabelStore:
         except BaseException as exc:
             self._conn.close()
             self._release_file_lock()
+            refusal = (self.unwritable(exc) if isinstance(exc, sqlite3.OperationalError)
+                       else exc)
+            if isinstance(refusal, Unavailable):
+                why = ("the disk is full: free space and run the same command again"
+                       if isinstance(refusal, StorageFull) else
+                       f"its disk cannot be written ({exc})")
+                raise DataError(f"{self.path}: the label store cannot be opened: "
+                                f"{why}") from None
             if isinstance(exc, sqlite3.DatabaseError):
                 raise DataError(f"{self.path}: not a usable label store ({exc})") from None
             raise
@@ -192,15 +200,41 @@ class LabelStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """An immediate (write) transaction, committed durably when the block exits cleanly."""
+        """An immediate (write) transaction, committed durably when the block exits cleanly.
+
+        Raises:
+            StorageFull, Unavailable: the disk is full, read-only or failing (or another
+                process held the store too long): nothing of the transaction is stored.
+        """
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise self.unwritable(exc) from None
             try:
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise self.unwritable(exc) from None
                 raise
-            self._conn.execute("COMMIT")
+
+    def unwritable(self, exc: sqlite3.OperationalError) -> Exception:
+        """The refusal of a write SQLite could not make, naming the store; ``exc`` itself
+        when it is not about the disk (a bug)."""
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        if name.startswith("SQLITE_FULL"):
+            return StorageFull(f"{self.path}: the disk is full; this change is not stored "
+                               "(every answer acknowledged before it is): free space and "
+                               "send it again")
+        if name.startswith(("SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN",
+                            "SQLITE_BUSY", "SQLITE_LOCKED")):
+            return Unavailable(f"{self.path}: the store cannot be written ({exc}); this "
+                               "change is not stored (every answer acknowledged before it "
+                               "is)")
+        return exc
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self._lock:

@@ -42,7 +42,8 @@ def photo_folder(root: Path, n: int = 16) -> Path:
     return root
 
 
-def open_folder_session(folder: Path, store: Path, *extra: str) -> LabelSession:
+def open_folder_session(folder: Path, store: Path, *extra: str,
+                        cache_dir: Path | None = None) -> LabelSession:
     args = build_parser().parse_args(
         ["label", "--images", str(folder), "--classes", ",".join(NAMES), "--size", "8",
          "--audit", "0", "--budget", "20", *extra])
@@ -50,6 +51,8 @@ def open_folder_session(folder: Path, store: Path, *extra: str) -> LabelSession:
     data = config.model_dump(mode="json")
     data["loop"] = {**data["loop"], "initial": 4, "batch": 4}
     data["labeling"] = {**data["labeling"], "background": False}
+    if cache_dir is not None:
+        data["cache_dir"] = str(cache_dir)
     from activegen.server.config import parse_label_config
 
     return open_session(parse_label_config(data, "test"), store)
@@ -263,3 +266,110 @@ def test_9_a_model_file_that_would_predict_nonsense_is_refused(
     assert main(["predict", str(model), str(tmp_path / "photos")]) == 2
     out, err = capsys.readouterr()
     assert out == "" and named in err and str(model) in err, err
+
+
+# -- 11. silent nonsense ----------------------------------------------------------------------
+def _experiment(**data: object) -> dict:
+    return {"name": "x", "seeds": [0], "supervised": False,
+            "data": {"dataset": "digits", "classes": [3, 8], "test_fraction": 0.3, **data},
+            "loop": {"initial": 4, "batch": 4, "budget": 12},
+            "strategies": [{"name": "random"}]}
+
+
+def test_11_a_split_named_twice_is_refused() -> None:
+    from activegen.errors import ConfigError
+    from activegen.experiments.config import parse_config
+
+    with pytest.raises(ConfigError, match=r"data\.split: names \['train'\] more than once "
+                                          r"\(the pool would hold each of its images twice\)"):
+        parse_config(_experiment(split=["train", "train"]), "exp.toml")
+
+
+@pytest.mark.parametrize("fraction", [0.999, 0.9999])
+def test_11_a_test_fraction_that_empties_the_pool_is_named(fraction: float) -> None:
+    from activegen.errors import ConfigError
+    from activegen.experiments.config import parse_config
+    from activegen.experiments.data_setup import load_experiment_data
+
+    with pytest.raises(ConfigError, match=rf"data\.test_fraction = {fraction} leaves the pool "
+                                          r"\d+ image\(s\), covering [01] of the 2 classes"):
+        load_experiment_data(parse_config(_experiment(test_fraction=fraction), "exp.toml"))
+
+
+def _known(tmp_path: Path, rows: bytes, suffix: str = ".csv") -> LabelSession:
+    folder = photo_folder(tmp_path / "photos", 16)
+    labels = tmp_path / f"known{suffix}"
+    labels.write_bytes(rows)
+    return open_folder_session(folder, tmp_path / "s.sqlite", "--labels", str(labels))
+
+
+def test_11_contradictory_known_labels_are_refused_naming_both_rows(tmp_path: Path) -> None:
+    from activegen.errors import DataError
+
+    with pytest.raises(DataError, match=r"known\.csv, row 3: file 'img00\.png' is labeled "
+                                        r"'bright' here but 'dark' at .*known\.csv, row 2"):
+        _known(tmp_path, b"path,label\nimg00.png,dark\nimg00.png,bright\n")
+    session = _known(tmp_path / "again", b"path,label\nimg00.png,dark\nimg00.png,dark\n")
+    session.close()  # the same label twice is no contradiction
+
+
+def test_11_contradictory_import_rows_are_refused(tmp_path: Path) -> None:
+    from activegen.server.core.errors import InvalidImport
+    from activegen.server.interop.interchange import parse_csv, parse_json, read_labels_file
+
+    with pytest.raises(InvalidImport, match=r"CSV line 3: pool_index 5 is labeled 'b' here "
+                                            r"but 'a' at CSV line 2"):
+        parse_csv("pool_index,class\n5,a\n5,b\n", ["a", "b"])
+    with pytest.raises(InvalidImport, match=r"labels\[1\]: pool_index 5"):
+        parse_json(json.dumps({"labels": [{"pool_index": 5, "label": 0},
+                                          {"pool_index": 5, "label": -1}]}), ["a", "b"])
+    path = tmp_path / "l.csv"
+    path.write_text("pool_index,label\n1,0\n1,1\n")
+    with pytest.raises(InvalidImport, match=r"l\.csv: CSV line 3"):
+        read_labels_file(path, ["a", "b"])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_11_a_latin1_labels_file_is_named_not_a_traceback(tmp_path: Path, suffix: str) -> None:
+    from activegen.errors import DataError
+    from activegen.server.interop.interchange import read_labels_file
+
+    text = ("path,label\nimg00.png,dark\nimg01.png,caf\xe9\n" if suffix == ".csv"
+            else '[{"id": 1, "data": {"path": "img00.png"}, "label": "caf\xe9"}]')
+    with pytest.raises(DataError, match=r"known\.\w+, line \d: byte 0xe9 is not UTF-8"):
+        _known(tmp_path, text.encode("latin-1"), suffix)
+    (tmp_path / "i.csv").write_bytes(text.encode("latin-1"))
+    with pytest.raises(DataError, match="byte 0xe9 is not UTF-8"):
+        read_labels_file(tmp_path / "i.csv", ["a", "b"])
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbfpool_index,label\n1,0\n")  # Excel's
+    assert read_labels_file(tmp_path / "bom.csv", ["a", "b"]) == [(1, 0)]
+
+
+def test_11_deeply_nested_labels_json_is_named(tmp_path: Path) -> None:
+    from activegen.errors import DataError
+    from activegen.server.interop.interchange import read_labels_file
+
+    nested = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(DataError, match="nested too deep"):
+        _known(tmp_path, nested, ".json")
+    (tmp_path / "n.json").write_bytes(nested)
+    with pytest.raises(DataError, match="nested too deep"):
+        read_labels_file(tmp_path / "n.json", ["a", "b"])
+
+
+def test_11_ctrl_c_stops_a_labeling_session_as_it_says(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    import uvicorn
+
+    def interrupted(self: object, sockets: object = None) -> None:
+        raise KeyboardInterrupt  # what uvicorn re-raises once it has shut down on Ctrl-C
+
+    monkeypatch.setattr(uvicorn.Server, "run", interrupted)
+    folder = photo_folder(tmp_path / "photos", 16)
+    rc = main(["label", "--images", str(folder), "--classes", "dark,bright", "--size", "8",
+               "--audit", "0", "--budget", "20", "--port", "0",
+               "--store", str(tmp_path / "s.sqlite")])
+    err = capsys.readouterr().err
+    assert rc == 0 and "activegen label: stopped; labels are in" in err
+    assert "every finished round" not in err

@@ -58,6 +58,18 @@ class DataConfig(_Strict):
     test_fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
     split_seed: int = Field(default=0, ge=0)
 
+    @field_validator("split")
+    @classmethod
+    def _splits_once(cls, split: str | list[str]) -> str | list[str]:
+        if isinstance(split, list):
+            if not split:
+                raise ValueError("names no split")
+            repeated = sorted({s for s in split if split.count(s) > 1})
+            if repeated:
+                raise ValueError(f"names {repeated} more than once (the pool would hold each "
+                                 "of its images twice)")
+        return split
+
 
 class TestSetConfig(DataConfig):
     """A named test set; evaluated after every round."""

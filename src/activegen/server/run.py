@@ -108,6 +108,8 @@ def serve(config_path: Path | None, host: str | None = None, port: int | None = 
     print("  stop with Ctrl-C; the same command resumes the session", flush=True)
     try:
         prepared.server.run(sockets=[prepared.sock])
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a session is stopped (uvicorn re-raises it once shut down)
     finally:
         session.close()
         prepared.sock.close()

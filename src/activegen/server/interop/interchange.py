@@ -25,6 +25,7 @@ from xml.etree import ElementTree
 import numpy as np
 
 from activegen.server.core.errors import InvalidImport
+from activegen.server.interop.label_files import OneLabelEach, parse_json_text, read_labels_text
 from activegen.server.interop.label_studio_tasks import CANT_TELL, task_answer
 
 CSV_COLUMNS = ("query_id", "round", "kind", "source", "pool_index", "label", "class", "labeler",
@@ -174,35 +175,38 @@ def _pool_index(value: Any, where: str) -> int | None:
 def parse_csv(text: str, classes: Sequence[str]) -> tuple[list[tuple[int, int]], int]:
     """``(pool_index, label)`` pairs from a CSV, and how many rows were skipped (synthesized)."""
     reader = csv.DictReader(io.StringIO(text))
-    fields = set(reader.fieldnames or [])
+    try:
+        fields = set(reader.fieldnames or [])
+    except csv.Error as exc:
+        raise InvalidImport(f"CSV import: not CSV ({exc})") from None
     if "pool_index" not in fields or not ({"class", "label"} & fields):
         raise InvalidImport("CSV import needs a header with 'pool_index' and 'class' "
                                 f"(a class name) or 'label' (a class number); got {sorted(fields)}")
     by_name = "class" in fields
-    items, skipped = [], 0
-    for line, row in enumerate(reader, start=2):
-        where = f"CSV line {line}"
-        index = _pool_index(row.get("pool_index"), where)
-        if index is None:
-            if row.get("kind") == "synth":
-                skipped += 1
-                continue
-            raise InvalidImport(f"{where}: no pool_index")
-        value = row.get("class") if by_name else row.get("label")
-        items.append((index, _label_from(value or "", classes, where, by_name)))
-    return items, skipped
+    rows, skipped = OneLabelEach("pool_index", classes), 0
+    try:
+        for line, row in enumerate(reader, start=2):
+            where = f"CSV line {line}"
+            index = _pool_index(row.get("pool_index"), where)
+            if index is None:
+                if row.get("kind") == "synth":
+                    skipped += 1
+                    continue
+                raise InvalidImport(f"{where}: no pool_index")
+            value = row.get("class") if by_name else row.get("label")
+            rows.add(index, _label_from(value or "", classes, where, by_name), where)
+    except csv.Error as exc:
+        raise InvalidImport(f"CSV line {reader.line_num}: not CSV ({exc})") from None
+    return rows.items, skipped
 
 
 def parse_label_studio(text: str, classes: Sequence[str]) -> tuple[list[tuple[int, int]], int]:
     """``(pool_index, label)`` pairs from a Label Studio JSON export; tasks without a finished
     answer or without ``data.pool_index`` (synthesized images) are skipped and counted."""
-    try:
-        tasks = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidImport(f"Label Studio import: not JSON ({exc})") from None
+    tasks = parse_json_text(text, "Label Studio import")
     if not isinstance(tasks, list):
         raise InvalidImport("Label Studio import: expected a list of tasks")
-    items, skipped = [], 0
+    rows, skipped = OneLabelEach("pool_index", classes), 0
     for i, task in enumerate(tasks):
         where = f"task {i}"
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
@@ -212,22 +216,19 @@ def parse_label_studio(text: str, classes: Sequence[str]) -> tuple[list[tuple[in
         if index is None or label is None:
             skipped += 1
             continue
-        items.append((index, label))
-    return items, skipped
+        rows.add(index, label, where)
+    return rows.items, skipped
 
 
 def parse_json(text: str, classes: Sequence[str]) -> tuple[list[tuple[int, int]], int]:
     """Pairs from this app's own JSON export."""
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidImport(f"JSON import: not JSON ({exc})") from None
+    payload = parse_json_text(text, "JSON import")
     if not isinstance(payload, dict) or not isinstance(payload.get("labels"), list):
         raise InvalidImport("JSON import: expected an activegen export with 'labels'")
-    if payload.get("classes") is not None and list(payload["classes"]) != list(classes):
+    if payload.get("classes") is not None and payload["classes"] != list(classes):
         raise InvalidImport(f"JSON import: its classes {payload['classes']} are not this "
                                 f"session's {list(classes)}")
-    items, skipped = [], 0
+    rows, skipped = OneLabelEach("pool_index", classes), 0
     for i, row in enumerate(payload["labels"]):
         where = f"labels[{i}]"
         if not isinstance(row, dict):
@@ -236,8 +237,8 @@ def parse_json(text: str, classes: Sequence[str]) -> tuple[list[tuple[int, int]]
         if index is None:
             skipped += 1
             continue
-        items.append((index, _label_from(str(row.get("label", "")), classes, where, False)))
-    return items, skipped
+        rows.add(index, _label_from(str(row.get("label", "")), classes, where, False), where)
+    return rows.items, skipped
 
 
 PARSERS = {"csv": parse_csv, "labelstudio": parse_label_studio, "json": parse_json}
@@ -252,14 +253,12 @@ def read_labels_file(path: Path, classes: list[str]) -> list[tuple[int, int]]:
     """
     if not path.is_file():
         raise InvalidImport(f"{path}: no such file to import")
-    text = path.read_text(encoding="utf-8")
+    text = read_labels_text(path)
     if path.suffix.lower() == ".csv":
         fmt = "csv"
     else:
-        try:
-            fmt = "labelstudio" if isinstance(json.loads(text), list) else "json"
-        except json.JSONDecodeError as exc:
-            raise InvalidImport(f"{path}: neither CSV (by its name) nor JSON ({exc})") from None
+        parsed = parse_json_text(text, f"{path} (neither CSV by its name, nor JSON)")
+        fmt = "labelstudio" if isinstance(parsed, list) else "json"
     try:
         items, _ = PARSERS[fmt](text, classes)
     except InvalidImport as exc:

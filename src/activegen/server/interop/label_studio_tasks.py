@@ -19,7 +19,6 @@ the task, before anything starts.
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 
 from activegen.oracles.base import ABSTAIN
 from activegen.server.core.errors import InvalidImport
+from activegen.server.interop.label_files import parse_json_text, read_labels_text
 
 #: The class name of the answer ``-1`` in every export and in Label Studio's choices.
 CANT_TELL = "can't tell"
@@ -177,10 +177,7 @@ def read_label_studio_export(path: Path, classes: Sequence[str], index_of: Mappi
             several), a class not in ``classes``, or two tasks giving one file different
             classes (the file and the task are named).
     """
-    try:
-        tasks = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidImport(f"{path}: not a Label Studio JSON export ({exc})") from None
+    tasks = parse_json_text(read_labels_text(Path(path)), f"{path}: a Label Studio export")
     if not isinstance(tasks, list):
         raise InvalidImport(f"{path}: a Label Studio export is a JSON list of tasks")
     found: dict[int, int] = {}

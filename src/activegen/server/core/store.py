@@ -224,7 +224,7 @@ class LabelStore:
     def unwritable(self, exc: sqlite3.OperationalError) -> Exception:
         """The refusal of a write SQLite could not make, naming the store; ``exc`` itself
         when it is not about the disk (a bug)."""
-        name = getattr(exc, "sqlite_errorname", "") or ""
+        name = exc.sqlite_errorname or ""
         if name.startswith("SQLITE_FULL"):
             return StorageFull(f"{self.path}: the disk is full; this change is not stored "
                                "(every answer acknowledged before it is): free space and "

@@ -373,3 +373,14 @@ def test_11_ctrl_c_stops_a_labeling_session_as_it_says(
     err = capsys.readouterr().err
     assert rc == 0 and "activegen label: stopped; labels are in" in err
     assert "every finished round" not in err
+
+
+def test_9_finite_weights_that_overflow_never_write_a_nan_row(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model = _model(tmp_path / "m.npz", classes=("a", "b", "c"),
+                   coef=np.stack([np.full(192, 1e308), np.full(192, 1e308), np.zeros(192)]),
+                   intercept=np.zeros(3))
+    photo_folder(tmp_path / "photos", 2)
+    assert main(["predict", str(model), str(tmp_path / "photos")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "its weights overflow on img" in err and str(model) in err

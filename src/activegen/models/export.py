@@ -231,7 +231,12 @@ def predict_files(model_path: str | Path, inputs: list[str | Path], out: str | P
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["path", "label", "confidence"])
     if len(kept):
-        proba = model.proba_from_features(extractor.transform(read.X))
+        with np.errstate(all="ignore"):  # overflow is checked below, by name
+            proba = model.proba_from_features(extractor.transform(read.X))
+        bad = np.flatnonzero(~np.isfinite(proba).all(axis=1))
+        if len(bad):  # finite weights too large for these features: never a 'nan' row
+            raise ModelFileError(f"{model_path}: its weights overflow on {kept[bad[0]]} "
+                                 f"({len(bad)} image(s)): no probability can be computed")
         for name, row in zip(kept, proba):
             j = int(np.argmax(row))
             writer.writerow([name, model.classes[j], f"{row[j]:.6f}"])

@@ -146,3 +146,37 @@ def test_2_the_defaults_and_python_objects_need_no_opt_in() -> None:
                                    "allow_imports": ["../evil"]})
     with pytest.raises(ConfigError, match="outside"):  # whole components, not a prefix
         SklearnLearner(2, estimator="sklearnx.Evil")
+
+
+# -- the docs say it, and no message a labeling user sees advises deleting a store ------------
+ROOT = Path(__file__).parents[1]
+
+
+def test_the_trust_model_and_its_tests_are_documented() -> None:
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    assert "## Trust model" in text and "trusted no more than its owner" in text
+    for path in sorted((ROOT / "tests").glob("test_trust_*.py")):
+        assert f"tests/{path.name}" in text, path.name
+    assert "allow_imports" in (ROOT / "docs" / "configuration.md").read_text()
+
+
+def test_no_server_message_advises_deleting_anything() -> None:
+    """Every message the labeling server raises, logs or prints."""
+    import ast
+
+    def messages(tree: ast.AST) -> list[str]:
+        said = []
+        for node in ast.walk(tree):
+            speaks = isinstance(node, ast.Raise) or (
+                isinstance(node, ast.Call) and (
+                    (isinstance(node.func, ast.Attribute)
+                     and node.func.attr in ("warning", "info", "error", "exception"))
+                    or (isinstance(node.func, ast.Name) and node.func.id == "print")))
+            if speaks:
+                said += [c.value for c in ast.walk(node)
+                         if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+        return said
+
+    for path in sorted((ROOT / "src" / "activegen" / "server").rglob("*.py")):
+        for text in messages(ast.parse(path.read_text())):
+            assert "delete" not in text.lower() and "--fresh" not in text, (path.name, text)

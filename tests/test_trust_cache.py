@@ -163,3 +163,21 @@ def test_3_a_folder_cache_file_others_may_write_is_not_used(
         folder_cache.load_images_cached(root, 16, 3, cache)
     assert f"{written}: writable by other users" in caplog.text
 
+
+
+@posix_only
+def test_3_a_shared_entry_swapped_after_its_check_is_not_copied(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    marker = tmp_path / "unpickled"
+    shared = tmp_path / "shared"
+    planted = shared / "experts" / "k1"
+    _plant(planted, pickle.dumps(Marker(marker)), "experts")
+    for path in (planted, *planted.iterdir()):
+        os.chmod(path, 0o777 if path.is_dir() else 0o666)
+    # the folder passed its check, then was swapped: each file is checked again as it is read
+    monkeypatch.setattr(ArtifactCache, "_trusted", lambda self, entry, where: True)
+    with caplog.at_level(logging.WARNING, logger="activegen._cache"):
+        value, loaded = _cache(tmp_path / "own", shared).load_or_build("k1", _honest, _load)
+    assert (value, loaded) == ("honest", False) and not marker.exists()
+    assert "could not copy" in caplog.text and "writable by other users" in caplog.text

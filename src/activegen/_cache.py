@@ -123,6 +123,10 @@ def untrusted_reason(path: Path) -> str | None:
         st = os.lstat(path)
     except OSError as exc:
         return f"cannot be inspected ({exc.strerror or exc})"
+    return _stat_reason(st)
+
+
+def _stat_reason(st: os.stat_result) -> str | None:
     if stat.S_ISLNK(st.st_mode):
         return "a symbolic link"
     if st.st_uid not in _trusted_uids():
@@ -212,13 +216,14 @@ class ArtifactCache:
                     and self._trusted(shared, "shared ")):
                 log.info("copying %s %s from the shared cache %s", self.what, key, self.shared)
                 try:
-                    copy_entry(shared, entry)
+                    copy_entry(shared, entry, trusted_only=True)
                 except OSError as exc:
                     log.warning("could not copy %s %s from the shared cache %s: %s", self.what,
                                 key, self.shared, exc)
-                value = self._load_existing(entry, load)
-                if value is None:  # the shared copy is damaged too: replaced after the build
-                    shutil.rmtree(shared, ignore_errors=True)
+                else:
+                    value = self._load_existing(entry, load)
+                    if value is None:  # the shared copy is damaged too: replaced after the build
+                        shutil.rmtree(shared, ignore_errors=True)
             if value is not None:
                 return value[0], True
             built, installed = self._build(entry, build, load)
@@ -367,14 +372,30 @@ def write_manifest(folder: Path, kind: str, key: str) -> None:
                                               indent=2))
 
 
-def copy_entry(src: Path, target: Path) -> None:
-    """Copy entry folder ``src`` to ``target`` atomically (temporary folder, then rename)."""
+class UntrustedFileError(OSError):
+    """A file of a shared entry changed hands while it was copied (named, with why)."""
+
+
+def copy_entry(src: Path, target: Path, trusted_only: bool = False) -> None:
+    """Copy entry folder ``src`` to ``target`` atomically (temporary folder, then rename).
+
+    ``trusted_only``: each file is checked (:func:`untrusted_reason`) on the very descriptor
+    it is copied from, so an entry swapped after it was checked (a shared folder others may
+    write) cannot slip in; such a file raises :class:`UntrustedFileError`.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         for path in sorted(src.iterdir()):
-            if path.is_file() and not path.is_symlink():
-                shutil.copyfile(path, tmp / path.name)  # contents only: modes are the cache's
+            if not path.is_file() or path.is_symlink():
+                continue
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with open(fd, "rb") as source, open(tmp / path.name, "wb") as copy:
+                reason = _stat_reason(os.fstat(fd)) if trusted_only and os.name == "posix" \
+                    else None
+                if reason is not None:
+                    raise UntrustedFileError(f"{path}: {reason}")
+                shutil.copyfileobj(source, copy)  # contents only: modes are the cache's
         seal(tmp)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)

@@ -71,7 +71,7 @@ def api_client(app: Any, **kwargs: Any) -> Any:
 
 def tiny_net(in_features: int = 64, hidden: int = 8, classes: int = 2) -> Any:
     """A tiny MLP classifier of 8×8 digits, for ``torch-module`` configs in tests
-    (``module = "label_support.tiny_net"``)."""
+    (``module = "label_support.tiny_net", allow_imports = ["label_support"]``)."""
     from torch import nn
 
     return nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(),

@@ -193,7 +193,7 @@ def test_a_results_folder_holding_another_config_is_refused(tmp_path: Path) -> N
     prepare_output(parse_config(BASE), tmp_path)  # the same config: fine (resume)
     new_report = parse_config(_with(**{"report.label_counts": [4, 10]}))
     prepare_output(new_report, tmp_path)  # same results, new report settings: kept
-    assert saved_config(tmp_path) == new_report
+    assert saved_config(tmp_path).report.label_counts == [4, 10]
     other = parse_config(_with(**{"loop.budget": 12}))
     with pytest.raises(ConfigError, match="holds results of a different configuration"):
         prepare_output(other, tmp_path)

@@ -63,7 +63,7 @@ def test_label_a_folder_and_its_audit_with_keys(tmp_path: Path) -> None:
         assert page.get_attribute("#result-model", "href").endswith("/api/model.npz")
         assert not errors, errors
         browser.close()
-    rows, _, _ = read_answers(tmp_path / "b.sqlite")
+    rows = read_answers(tmp_path / "b.sqlite").rows
     assert len(rows) == 10
     assert all(r["label"] == truth[session.files[r["pool_index"]]] for r in rows)
     with sqlite3.connect(tmp_path / "b.sqlite") as conn:

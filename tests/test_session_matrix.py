@@ -55,9 +55,11 @@ REPRESENTATIVES: dict[str, tuple[str, dict[str, Any]]] = {
     "sklearn": ("sklearn", {"estimator": "sklearn.linear_model.LogisticRegression",
                             "params": {"max_iter": 200}}),
     "self-taught": ("self-taught-svm", {"n_components": 8, "basis_iterations": 2}),
-    "torch-module": ("torch-module", {"module": "label_support.tiny_net", "epochs": 1}),
+    "torch-module": ("torch-module", {"module": "label_support.tiny_net",
+                                      "allow_imports": ["label_support"], "epochs": 1}),
     "cnn-loss-head": ("small-cnn", {**SMALL_CNN, "loss_head": {}}),
     "cnn-dropout": ("small-cnn", {**SMALL_CNN, "dropout": 0.5}),
+    "pool-prepared": ("label-spreading", {}),
 }
 CAPABILITIES = (caps.Probabilistic, caps.Margins, caps.Embedding, caps.Differentiable,
                 caps.DifferentiableFeatures, caps.Linear, caps.LossPredicting,

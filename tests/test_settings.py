@@ -75,7 +75,8 @@ def test_every_component_keeps_its_settings_in_its_model() -> None:
             model = cls.Settings
             assert issubclass(model, Settings)
             built = registry.build(name, {} if name != "torch-module" else
-                                   {"module": "label_support.tiny_net"})
+                                   {"module": "label_support.tiny_net",
+                                    "allow_imports": ["label_support"]})
             assert isinstance(built.settings, model), name
 
 

@@ -138,7 +138,7 @@ def test_a_session_continues_a_migrated_store(tmp_path: Path, truth: np.ndarray)
     pool, _ = load_session_data(digits_config())
     path = tmp_path / "v1.sqlite"
     answers = build_v1_store(path, truth, pool_fingerprint(pool))
-    assert [r["round"] for r in read_answers(path)[0]] == [0, 0, 0, 0, 0, 1, 1, 1]
+    assert [r["round"] for r in read_answers(path).rows] == [0, 0, 0, 0, 0, 1, 1, 1]
     session, _ = make_session(path, digits_config())
     try:
         assert session.worker is not None and session.worker.error is None

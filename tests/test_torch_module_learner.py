@@ -59,11 +59,11 @@ def test_named_embedding_and_grow_schedule(data) -> None:
 
 def test_bad_modules_are_refused() -> None:
     with pytest.raises(ConfigError, match="cannot import"):
-        TorchModuleLearner(2, module="nowhere.at_all")
+        TorchModuleLearner(2, module="nowhere.at_all", allow_imports=["nowhere"])
     with pytest.raises(ConfigError, match="needs module"):
         TorchModuleLearner(2)
     with pytest.raises(ConfigError, match="neither"):
-        TorchModuleLearner(2, module="math.pi")
+        TorchModuleLearner(2, module="math.pi", allow_imports=["math"])
 
 
 def test_from_a_config_with_gaal(tmp_path: Path) -> None:
@@ -71,6 +71,7 @@ def test_from_a_config_with_gaal(tmp_path: Path) -> None:
         "name": "tm", "seeds": [0], "supervised": False,
         "data": {"dataset": "digits", "classes": [3, 8], "test_fraction": 0.3},
         "learner": {"name": "torch-module", "module": "test_torch_module_learner.tiny_net",
+                    "allow_imports": ["test_torch_module_learner"],
                     "params": {"hidden": 8}, "epochs": 5},
         "oracle": {"name": "expert", "threshold": 0.5},
         "loop": {"initial": 10, "batch": 4, "budget": 18},

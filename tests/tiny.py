@@ -32,7 +32,8 @@ LEARNER_SETTINGS: dict[str, dict[str, Any]] = {
     "resnet18": TORCH,
     "sklearn": {"estimator": "sklearn.linear_model.LogisticRegression",
                 "params": {"max_iter": 200}},
-    "torch-module": {"module": "label_support.tiny_net", "epochs": 1},
+    "torch-module": {"module": "label_support.tiny_net", "allow_imports": ["label_support"],
+                     "epochs": 1},
 }
 
 #: The package's own components (test modules register test doubles in the registries).

@@ -17,7 +17,8 @@ from typing import IO
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w",
-                durable_rename: bool = True, sync: bool = True) -> Iterator[IO]:
+                durable_rename: bool = True, sync: bool = True,
+                permissions: int | None = None) -> Iterator[IO]:
     """Open a temporary file that replaces ``path`` only if the block exits cleanly.
 
     The data is always fsynced before the rename, so even after a power cut ``path`` holds
@@ -26,25 +27,34 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w",
     for files rewritten every round whose previous version is an acceptable fallback, like
     checkpoints, it halves the fsyncs. ``sync=False`` skips every fsync: the replacement is
     still atomic for readers and survives the writer being killed, but not a power cut.
+    ``permissions`` sets the file's mode (default: what an ordinary ``open()`` gives under the
+    umask).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports 'w' and 'wb', not {mode!r}")
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                        dir=target.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
     try:
         # mkstemp makes the file private (0600); give it the mode an ordinary open() would,
         # so results on a shared machine or cluster are readable as the user's umask allows.
-        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.fchmod(fd, 0o666 & ~_UMASK if permissions is None else permissions)
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
             if sync:
                 os.fsync(handle.fileno())
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            # the file the caller asked for, not the temporary one it never sees
+            raise OSError(exc.errno, exc.strerror, str(target)) from None
         raise
     if durable_rename and sync:
         _fsync_dir(target.parent)
@@ -57,9 +67,11 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes,
-                       durable_rename: bool = True, sync: bool = True) -> None:
+                       durable_rename: bool = True, sync: bool = True,
+                       permissions: int | None = None) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_open`)."""
-    with atomic_open(path, "wb", durable_rename=durable_rename, sync=sync) as handle:
+    with atomic_open(path, "wb", durable_rename=durable_rename, sync=sync,
+                     permissions=permissions) as handle:
         handle.write(data)
 
 

@@ -175,6 +175,9 @@ class BuildContext:
         shared: the config's shared settings tables by name (``generator``, ``synthesis``):
             defaults of the strategies' nested settings of the same name.
         pool: the pool dataset (oracles: the ground truth an expert learns from).
+        probe: built only to be checked (a config's learner, for its capabilities), never
+            fitted: nothing the config names is called (a torch-module factory is not run to
+            look for dropout layers).
     """
 
     n_classes: int = 2
@@ -183,6 +186,7 @@ class BuildContext:
     cache_dir: Path | None = None
     shared: Mapping[str, Settings] = field(default_factory=dict)
     pool: Any = None
+    probe: bool = False
 
 
 def settings_table(model: type[BaseModel], prefix: str = "") -> str:

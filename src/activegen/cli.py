@@ -84,11 +84,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from activegen.experiments.report import make_report
     from activegen.experiments.runner import saved_config
 
-    try:
+    try:  # read as data: a results folder someone sent must not run code
         config = saved_config(Path(args.dir)) if Path(args.dir).is_dir() else None
-    except ConfigError as exc:  # e.g. made by a version with other strategies: the table
+    except ConfigError as exc:  # the table alone is enough, with the default report settings
         logging.getLogger("activegen").warning("ignoring the saved config: %s", exc)
-        config = None  # alone is enough, with the default report settings
+        config = None
     baseline = args.baseline or (config.baseline if config else "random")
     counts = args.at or (config.report.label_counts if config else None)
     report = make_report(args.dir, baseline=baseline, label_counts=counts,
@@ -293,10 +293,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_label_export(args: argparse.Namespace) -> int:
     from activegen._atomic import atomic_write_text
-    from activegen.server.core.store import read_store
+    from activegen.server.core.store import read_answers
     from activegen.server.interop.interchange import export_source, to_csv, to_json
 
-    source = export_source(*read_store(Path(args.store)))
+    stored = read_answers(Path(args.store))
+    for why in stored.left_out:
+        print(f"left out {args.store}: {why}", file=sys.stderr)
+    try:
+        source = export_source(stored.rows, stored.meta)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+        raise DataError(f"{args.store}: not a label store (its files or audit record cannot "
+                        f"be read: {str(exc)[:80]})") from None
     text = to_csv(source) if args.format == "csv" else to_json(source)
     if args.out:
         atomic_write_text(args.out, text)
@@ -593,9 +600,11 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--json", help="also write the figures to this JSON file")
     quality.set_defaults(handler=_cmd_gaal_quality)
 
-    for command in sub.choices.values():  # '-v' after the subcommand works too
+    for name, command in sub.choices.items():  # '-v' after the subcommand works too
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                              help="log progress details")
+        command.set_defaults(on_interrupt=_ON_INTERRUPT.get(
+            name, "nothing was left half-written."))
     return parser
 
 
@@ -609,10 +618,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ActivegenError as exc:
         print(f"activegen: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full, read-only or unreachable disk: the machine, not a bug
+        print(f"activegen: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("activegen: interrupted; every finished round is saved. Run the same command "
-              "again to resume.", file=sys.stderr)
+        print(f"activegen: interrupted; {args.on_interrupt}", file=sys.stderr)
         return 130
+
+
+#: what each command keeps when interrupted (every write is atomic, so none is half done)
+_ON_INTERRUPT = {
+    "run": "every finished round is saved. Run the same command again to resume.",
+    "label": "every acknowledged answer is in the store. Run the same command again to "
+             "resume the session.",
+    "label-studio": "every answer pulled is in the store. Run the same command again to "
+                    "resume the session.",
+    "gaal-quality": "a generator whose training finished is cached.",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a failed read or write: the file, what went wrong, what to do."""
+    import errno
+
+    reasons = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied", errno.EIO: "an input/output error"}
+    reason = reasons.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    where = f"{exc.filename}: " if exc.filename else ""
+    advice = ("; what was written before is kept: free space or choose a writable place, "
+              "then run the same command again"
+              if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
+                               errno.EPERM) else "")
+    return f"{where}{reason}{advice}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,7 +36,8 @@ def concatenate(parts: Sequence[Dataset], name: str) -> Dataset:
 def image_digests(X: np.ndarray) -> list[bytes]:
     """A SHA-1 digest of each image's bytes (exact duplicates share a digest)."""
     X = np.ascontiguousarray(X)
-    return [hashlib.sha1(row.tobytes()).digest() for row in X.reshape(len(X), -1)]
+    rows = X.reshape(len(X), int(np.prod(X.shape[1:])))  # -1 cannot be inferred for 0 rows
+    return [hashlib.sha1(row.tobytes()).digest() for row in rows]
 
 
 def check_disjoint(pool: Dataset, test: Dataset, test_name: str) -> None:

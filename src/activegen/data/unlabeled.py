@@ -2,17 +2,23 @@
 
 A folder (flat or nested) of PNG/JPEG/BMP/GIF/TIFF/WebP files is read with Pillow; every image
 is converted to ``channels`` (1 = grey, 3 = RGB) and resized to ``size × size``. Files Pillow
-cannot read are listed and skipped, never fatal: one bad photo must not stop a session.
-Images are named by their path relative to the folder (``/``-separated), so labels stay tied to
-files.
+cannot read are listed and skipped, never fatal: one bad photo must not stop a session. That
+covers every way a file can be bad: a format Pillow cannot decode, a decoder failing on
+malformed bytes (Pillow raises many kinds of exception), a decompression bomb (an image
+declaring more than :data:`MAX_PIXELS` pixels, refused before it is decoded), and a name that
+is not valid UTF-8 (it could not be shown, exported or matched to a label; such a file is
+named with its bytes escaped, and renaming it makes it readable). Images are named by their
+path relative to the folder (``/``-separated), so labels stay tied to files.
 """
 
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +26,55 @@ from activegen.errors import DataError
 
 UNLABELED_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif",
                                          ".tiff", ".webp")
+
+
+#: The most pixels an image file may declare: Pillow's own decompression-bomb limit (about
+#: 89 million, a 250 MB RGB image), refused here before decoding rather than warned about.
+MAX_PIXELS = 89_478_485
+
+
+class UnreadableImage(ValueError):
+    """A file that cannot be used as an image; the message says why."""
+
+
+def printable_name(name: str) -> str:
+    """``name`` as text that can be printed and written anywhere: bytes that are not UTF-8
+    (held as surrogates by Python's file-system decoding) shown as ``\\xNN`` escapes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def check_name(name: str) -> None:
+    """Refuse a file name that is not valid UTF-8 (:class:`UnreadableImage`)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnreadableImage("its name is not valid UTF-8 (rename the file to use it)") from None
+
+
+def decode_image(path: Path, mode: str | None = None) -> Any:
+    """The decoded Pillow image of ``path`` (converted to ``mode``, or RGB/RGBA as it has an
+    alpha band).
+
+    Raises:
+        UnreadableImage: whatever keeps the file from being an image: not one, malformed,
+            more than :data:`MAX_PIXELS` pixels, unreadable on disk.
+    """
+    from PIL import Image
+
+    # Pillow warns between its limit and twice it; that size is refused here, by name.
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    try:
+        with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise UnreadableImage(
+                    f"{img.width}x{img.height} pixels, more than the {MAX_PIXELS} an image "
+                    "may have (a decompression bomb?)")
+            img.load()
+            return img.convert(mode or ("RGBA" if "A" in img.getbands() else "RGB"))
+    except UnreadableImage:
+        raise
+    except Exception as exc:  # Pillow's decoders raise many kinds for one malformed file
+        raise UnreadableImage(f"{type(exc).__name__}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -46,12 +101,11 @@ def list_image_files(root: Path, extensions: Sequence[str] = UNLABELED_EXTENSION
 
 
 def read_image(path: Path, size: int, channels: int) -> np.ndarray:
-    """One file as ``uint8 [size, size, channels]`` (raises OSError/ValueError if unreadable)."""
+    """One file as ``uint8 [size, size, channels]`` (:class:`UnreadableImage` if it is not
+    one)."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        img.load()
-        image = img.convert("L" if channels == 1 else "RGB")
+    image = decode_image(path, "L" if channels == 1 else "RGB")
     image = image.resize((size, size), Image.Resampling.BILINEAR)
     arr = np.asarray(image, dtype=np.uint8)
     return arr[:, :, None] if arr.ndim == 2 else arr
@@ -64,17 +118,22 @@ def _check(size: int, channels: int) -> None:
         raise DataError(f"channels {channels} must be 1 (grey) or 3 (RGB)")
 
 
-def read_images(files: Iterable[Path], size: int, channels: int, base: Path | None = None
-                ) -> UnlabeledImages:
-    """Read ``files``; unreadable ones are skipped and reported (named relative to ``base``)."""
+def read_images(files: Iterable[Path], size: int, channels: int, base: Path | None = None,
+                names: Sequence[str] | None = None) -> UnlabeledImages:
+    """Read ``files``; unreadable ones are skipped and reported. Each is named by ``names``
+    (one per file), else relative to ``base``, else by its path."""
     _check(size, channels)
     arrays, paths, skipped = [], [], []
-    for path in files:
-        name = path.relative_to(base).as_posix() if base is not None else str(path)
+    for i, path in enumerate(files):
+        if names is not None:
+            name = names[i]
+        else:
+            name = path.relative_to(base).as_posix() if base is not None else str(path)
         try:
+            check_name(name)
             arrays.append(read_image(path, size, channels))
-        except (OSError, ValueError, SyntaxError) as exc:
-            skipped.append((name, f"{type(exc).__name__}: {exc}"))
+        except UnreadableImage as exc:
+            skipped.append((printable_name(name), str(exc)))
             continue
         paths.append(name)
     X = (np.stack(arrays) if arrays
@@ -111,12 +170,11 @@ PIXELATED_SCALE = 4
 
 def display_png(path: Path, max_side: int = 384) -> bytes:
     """The original image as PNG, scaled so its longer side is ``max_side``, its aspect ratio
-    kept (a tiny image is enlarged with nearest neighbour, see :data:`PIXELATED_SCALE`)."""
+    kept (a tiny image is enlarged with nearest neighbour, see :data:`PIXELATED_SCALE`);
+    :class:`UnreadableImage` if the file is not one (any more)."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        img.load()
-        image = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+    image = decode_image(path)
     scale = max_side / max(image.size)
     new = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
     resample = (Image.Resampling.NEAREST if scale >= PIXELATED_SCALE

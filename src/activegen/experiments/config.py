@@ -59,6 +59,18 @@ class DataConfig(_Strict):
     test_fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
     split_seed: int = Field(default=0, ge=0)
 
+    @field_validator("split")
+    @classmethod
+    def _splits_once(cls, split: str | list[str]) -> str | list[str]:
+        if isinstance(split, list):
+            if not split:
+                raise ValueError("names no split")
+            repeated = sorted({s for s in split if split.count(s) > 1})
+            if repeated:
+                raise ValueError(f"names {repeated} more than once (the pool would hold each "
+                                 "of its images twice)")
+        return split
+
 
 class TestSetConfig(DataConfig):
     """A named test set; evaluated after every round."""
@@ -283,12 +295,8 @@ class ExperimentConfig(_Strict):
 
     @property
     def baseline(self) -> str:
-        """The strategy label the report tests the others against: ``report.baseline`` if
-        set, else ``random`` if it is one of the strategies, else the first strategy."""
-        labels = [s.display for s in self.strategies]
-        if self.report.baseline is not None:
-            return self.report.baseline
-        return "random" if "random" in labels else labels[0]
+        """The strategy label the report tests the others against (:func:`default_baseline`)."""
+        return default_baseline([s.display for s in self.strategies], self.report.baseline)
 
     def cold_start_of(self, label: str) -> ComponentConfig | None:
         """The strategy that chooses the first batch of the strategy labelled ``label``
@@ -316,6 +324,14 @@ class ExperimentConfig(_Strict):
 #: Bumped when what a config's validated dump means changes; folders made with another
 #: version are refused (their finished rows stay readable by ``activegen report``).
 FINGERPRINT_VERSION = 2
+
+
+def default_baseline(labels: list[str], chosen: str | None) -> str:
+    """``chosen`` (``report.baseline``) if set, else ``random`` if it is one of the strategy
+    ``labels``, else the first of them."""
+    if chosen is not None:
+        return chosen
+    return "random" if "random" in labels else labels[0]
 
 
 def check_device_name(device: str) -> str:
@@ -352,14 +368,16 @@ DEFAULT_LEARNER = "linear-svm"
 DEFAULT_ORACLE = "pool"
 
 
-def build_probe_learner(config: ExperimentConfig | Any) -> Any:
+def build_probe_learner(config: ExperimentConfig | Any, look: bool = False) -> Any:
     """The configured learner, unfitted, on the CPU: constructors are cheap, and building it
-    tells which capabilities it has."""
+    tells which capabilities it has. Built as a ``probe`` (nothing the config names is
+    called), unless ``look``: a strategy reads MC-dropout samples, and whether a torch-module
+    factory's modules have dropout layers is known only by building one."""
     from activegen._settings import BuildContext
     from activegen.models import LEARNERS
 
     return LEARNERS.build(config.learner.name, config.learner.params,
-                          BuildContext(n_classes=2, seed=0, device="cpu"))
+                          BuildContext(n_classes=2, seed=0, device="cpu", probe=not look))
 
 
 def shared_tables(data: Any) -> dict[str, Any]:
@@ -439,15 +457,23 @@ def _mixed_reads(settings: Any, key: str) -> bool:
 def check_components(config: Any) -> None:
     """Check every strategy (the cold start's too) against the learner's capabilities, and
     the stopping criteria by name."""
-    from activegen.models.capabilities import check_compatible
+    from activegen.models.capabilities import MCDropout, check_compatible
     from activegen.strategies import STRATEGIES
 
-    learner = build_probe_learner(config)
+    def build(where: str, strategy: ComponentConfig) -> Any:
+        # constructors are cheap by contract: heavy work happens in Strategy.prepare
+        try:
+            return STRATEGIES.build(strategy.name, strategy.params)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
     strategies = [(f"strategies[{i}]", s) for i, s in enumerate(config.strategies)]
+    built = [build(where, s) for where, s in strategies]
+    learner = build_probe_learner(config, look=any(MCDropout in b.requires for b in built))
     if not config.features.is_pixels:
         _check_feature_rows(config, learner)
     for where, cold in _cold_starts(config):
-        needs = STRATEGIES.build(cold.name, cold.params).requires
+        needs = build(where, cold).requires
         if needs:
             raise ConfigError(
                 f"{where}: strategy {cold.name!r} reads the learner "
@@ -456,10 +482,9 @@ def check_components(config: Any) -> None:
                 "\"vae\", \"backbone:<path>\", \"self-supervised\" or a pretrained backbone) "
                 "or coreset (features = \"input\", \"self-supervised\" or a pretrained "
                 "backbone)")
-    for where, strategy in strategies:
+    for (where, _), strategy in zip(strategies, built, strict=True):
         try:
-            # constructors are cheap by contract: heavy work happens in Strategy.prepare
-            check_compatible(STRATEGIES.build(strategy.name, strategy.params), learner)
+            check_compatible(strategy, learner)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     if config.stopping is not None:

@@ -57,6 +57,12 @@ def load_pool_and_tests(data: DataConfig, test_sets: Sequence[TestSetConfig]
     if data.test_fraction is not None:
         pool, held_out = pool.split(data.test_fraction, data.split_seed)
         tests[held_out.name] = held_out
+        left = len(np.unique(pool.y))
+        if left < pool.n_classes:  # the split is stratified: a class goes when the pool does
+            raise ConfigError(
+                f"data.test_fraction = {data.test_fraction} leaves the pool {len(pool)} "
+                f"image(s), covering {left} of the {pool.n_classes} classes; every class needs "
+                "pool images (lower the fraction)")
     for spec in test_sets:
         tests[spec.name] = prepare_dataset(spec, spec.name)
     for name, test in tests.items():

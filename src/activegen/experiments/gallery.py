@@ -92,12 +92,11 @@ def _label_name(label: int, class_names: Sequence[str] | None) -> str:
 
 def _pool_images(out_dir: Path) -> np.ndarray:
     """The pool of the configuration an output folder was made with (its ``config.json``)."""
-    from activegen.experiments.data_setup import load_experiment_data
+    from activegen.experiments.data_setup import load_pool_and_tests
     from activegen.experiments.output import saved_config
 
-    config = saved_config(out_dir)
+    config = saved_config(out_dir)  # its [data] table only: nothing of it is imported
     if config is None:
         raise DataError(f"{out_dir}: no config.json to load the pool of its retrieved queries "
                         "from (pass pool_images)")
-    pool, _ = load_experiment_data(config)
-    return pool.to_float()
+    return load_pool_and_tests(config.data, [])[0].to_float()

@@ -11,9 +11,18 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from activegen._atomic import atomic_write_bytes, atomic_write_text
 from activegen.errors import ConfigError, DataError
-from activegen.experiments.config import FINGERPRINT_VERSION, ExperimentConfig
+from activegen.experiments.config import (
+    FINGERPRINT_VERSION,
+    DataConfig,
+    ExperimentConfig,
+    ReportConfig,
+    _format_validation_error,
+    default_baseline,
+)
 from activegen.experiments.executors import FinishedRun
 from activegen.experiments.results import is_finished_run, write_run_csv
 
@@ -69,18 +78,59 @@ def prepare_output(config: ExperimentConfig, out_dir: Path, fresh: bool = False)
     atomic_write_text(stamp, json.dumps(payload, indent=2))
 
 
-def saved_config(out_dir: Path) -> ExperimentConfig | None:
-    """The configuration an output folder was made with, if any."""
-    from activegen.experiments.config import parse_config
+class _SavedStrategy(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
+    name: str
+    label: str | None = None
+
+
+class SavedConfig(BaseModel):
+    """What a reader of an output folder takes from its ``config.json``: plain data.
+
+    A results folder may come from someone else, and a config names code (an estimator's or a
+    module's import path), so reading results never validates the saved config through the
+    component registries: nothing is imported or built. Only the fields the report and the
+    gallery read are checked; the rest of the file is ignored.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = "experiment"
+    strategies: list[_SavedStrategy] = Field(min_length=1)
+    report: ReportConfig = ReportConfig()
+    data: DataConfig = DataConfig()
+
+    @property
+    def labels(self) -> list[str]:
+        return [s.label or s.name for s in self.strategies]
+
+    @property
+    def baseline(self) -> str:
+        return default_baseline(self.labels, self.report.baseline)
+
+
+def saved_config(out_dir: Path) -> SavedConfig | None:
+    """The configuration an output folder was made with, read as data (:class:`SavedConfig`);
+    None when the folder has no ``config.json``.
+
+    Raises:
+        DataError: the file is not a configuration written by ``activegen run``.
+        ConfigError: its fields are not those this version reads (a report can do without).
+    """
     stamp = Path(out_dir) / CONFIG_FILE
     if not stamp.exists():
         return None
     try:
-        payload = json.loads(stamp.read_text())["config"]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
-        raise DataError(f"{stamp}: not a configuration written by 'activegen run'") from None
-    return parse_config(payload, str(stamp))
+        payload = json.loads(stamp.read_text(encoding="utf-8"))["config"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{stamp}: not a configuration written by 'activegen run' "
+                        f"({reason})") from None
+    try:
+        return SavedConfig.model_validate(payload)
+    except ValidationError as exc:  # e.g. another version's: the results stay readable
+        raise ConfigError(f"{stamp}: {_format_validation_error(exc, 'saved config')}") from None
 
 
 def store_finished(out_dir: Path, finished: FinishedRun) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from activegen._atomic import atomic_write_text
-from activegen._cache import ArtifactCache, content_key, data_fingerprint
+from activegen._cache import ArtifactCache, content_key, data_fingerprint, untrusted_entry
 from activegen._machine import describe, is_machine_record, machine_record, same_kind
 from activegen.errors import ActivegenError
 from activegen.generative.checked_state import load_state, state_bytes
@@ -95,6 +95,11 @@ class CachedGenerator:
         Raises :class:`MissingDiscriminatorError` when ``discriminator.pt`` is missing or
         damaged."""
         path = self.path / DISCRIMINATOR_FILE
+        untrusted = untrusted_entry(self.path)
+        if untrusted is not None:
+            raise MissingDiscriminatorError(
+                f"{untrusted[0]}: {untrusted[1]}; the discriminator of this generator cache "
+                "entry is not used (a cache is trusted no more than its owner)")
         if not path.is_file():
             raise MissingDiscriminatorError(
                 f"generator cache entry {self.path} has no {DISCRIMINATOR_FILE}; delete that "
@@ -205,6 +210,8 @@ def _write_meta(path: Path, key: str, settings: GeneratorSettings, seed: int,
 
 
 def _read_report(entry: Path) -> dict[str, Any]:
+    if untrusted_entry(entry) is not None:  # another user's entry kept its place: not read
+        return {}
     try:
         return json.loads((entry / "settings.json").read_text())
     except FileNotFoundError:

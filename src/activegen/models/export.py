@@ -5,8 +5,11 @@ The file is an ``.npz`` read with ``allow_pickle=False``: arrays ``coef`` ``[K',
 UTF-8 bytes of a JSON object: format, version, classes, image size, channels, the feature
 extractor's spec and id). With ``features = "vae"`` it also holds the VAE's weights as arrays
 ``vae.<parameter>``, checked to load into exactly that VAE and to hash to the header's id.
-Loading refuses a file with other arrays, another format or version, or shapes that do not
-agree, with a :class:`ModelFileError` naming the file.
+Loading refuses a file with other arrays, another format or version, shapes that do not
+agree (with each other, or with the feature size the header's extractor gives), values that
+would predict nonsense (a NaN or infinite weight, a feature scale that is not positive),
+duplicate or empty class names, or an image size activegen does not read, with a
+:class:`ModelFileError` naming the file and what is wrong: a model file may come from anyone.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ from activegen.data.unlabeled import UNLABELED_EXTENSIONS, list_image_files, rea
 from activegen.errors import ActivegenError, DataError
 from activegen.models.base import proba_from_margins
 from activegen.models.features import FeatureExtractor, parse_features_spec
+
+#: the image sides activegen reads (:func:`activegen.data.unlabeled.read_images`)
+MIN_SIZE, MAX_SIZE = 4, 1024
+#: the features of a ResNet-18 backbone (its penultimate layer)
+BACKBONE_FEATURES = 512
 
 FORMAT = "activegen-image-classifier"
 VERSION = 1
@@ -76,7 +84,16 @@ class ExportedModel:
 
     def extractor(self) -> FeatureExtractor:
         """The feature extractor, checked to be the one the model was trained with."""
-        extractor = FeatureExtractor(self.features, self.channels)
+        kind, weights = parse_features_spec(self.features)
+        if kind == "backbone" and weights is not None and not weights.is_file():
+            raise ModelFileError(
+                f"the model reads features of the backbone weights {weights} "
+                f"({self.features_id.removeprefix('backbone:')}), and this machine has no "
+                "such file: copy those weights to that path to predict with it")
+        try:
+            extractor = FeatureExtractor(self.features, self.channels)
+        except ActivegenError as exc:
+            raise ModelFileError(str(exc)) from None
         if extractor.kind == "vae":
             try:
                 extractor.load_vae_state(self.vae_state or {}, self.size)
@@ -109,8 +126,8 @@ def load_model(path: str | Path) -> ExportedModel:
         raise ModelFileError(f"{path}: not a readable .npz model file ({exc})") from None
     try:
         header = json.loads(arrays["header"].astype(np.uint8).tobytes().decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{path}: its header is not JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{path}: its header is not JSON ({str(exc)[:100]})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{path}: header format is not {FORMAT!r}")
     if header.get("version") != VERSION:
@@ -118,11 +135,18 @@ def load_model(path: str | Path) -> ExportedModel:
                              f"reads version {VERSION}")
     classes = header.get("classes")
     if (not isinstance(classes, list) or len(classes) < 2
-            or not all(isinstance(c, str) for c in classes)):
-        raise ModelFileError(f"{path}: header classes must be a list of >= 2 names")
+            or not all(isinstance(c, str) and c.strip() for c in classes)):
+        raise ModelFileError(f"{path}: header classes must be a list of >= 2 non-empty names")
+    repeated = sorted({c for c in classes if classes.count(c) > 1})
+    if repeated:
+        raise ModelFileError(f"{path}: header classes name {repeated} more than once (a "
+                             "prediction could not say which class it means)")
     size, channels, features = header.get("size"), header.get("channels"), header.get("features")
-    if not isinstance(size, int) or channels not in (1, 3) or not isinstance(features, str):
+    if (not isinstance(size, int) or isinstance(size, bool) or channels not in (1, 3)
+            or isinstance(channels, bool) or not isinstance(features, str)):
         raise ModelFileError(f"{path}: header needs integer size, channels 1 or 3, features")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ModelFileError(f"{path}: header size {size} is outside {MIN_SIZE}..{MAX_SIZE}")
     try:
         kind, _ = parse_features_spec(features)
     except ActivegenError as exc:
@@ -140,10 +164,34 @@ def load_model(path: str | Path) -> ExportedModel:
         raise ModelFileError(f"{path}: array shapes disagree (coef {coef.shape}, intercept "
                              f"{intercept.shape}, features {mean.shape}) for {len(classes)} "
                              "classes")
+    expected = feature_size(kind, size, channels)
+    if coef.shape[1] != expected:
+        raise ModelFileError(f"{path}: the arrays have {coef.shape[1]} features, but "
+                             f"{features!r} gives {expected} for {size}x{size} images with "
+                             f"{channels} channel(s)")
+    for name, array in (("coef", coef), ("intercept", intercept), ("feature_mean", mean),
+                        ("feature_scale", scale)):
+        bad = np.flatnonzero(~np.isfinite(array).ravel())
+        if len(bad):
+            raise ModelFileError(f"{path}: {name} holds {array.ravel()[bad[0]]} at flat index "
+                                 f"{bad[0]} ({len(bad)} value(s) not finite)")
+    if (scale <= 0).any():
+        i = int(np.flatnonzero(scale <= 0)[0])
+        raise ModelFileError(f"{path}: feature_scale holds {scale[i]} at index {i}; a scale "
+                             "must be positive")
     return ExportedModel(coef, intercept, mean, scale, list(classes), size, channels, features,
                          str(header.get("features_id", "")),
                          header.get("audit") if isinstance(header.get("audit"), dict) else None,
                          vae_state or None)
+
+
+def feature_size(kind: str, size: int, channels: int) -> int:
+    """How many features an extractor of ``kind`` gives for ``size``² images."""
+    from activegen.models.features import VAE_SETTINGS
+
+    if kind == "pixels":
+        return size * size * channels
+    return VAE_SETTINGS.latent_dim if kind == "vae" else BACKBONE_FEATURES
 
 
 def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
@@ -177,15 +225,18 @@ def predict_files(model_path: str | Path, inputs: list[str | Path], out: str | P
     files, names = collect_inputs(inputs)
     if not files:
         raise DataError("no image files to predict")
-    name_of = dict(zip(files, names))
-    read = read_images(files, model.size, model.channels)
-    kept = [name_of[Path(p)] for p in read.paths]
-    skipped = [(name_of[Path(p)], why) for p, why in read.skipped]
+    read = read_images(files, model.size, model.channels, names=names)
+    kept, skipped = read.paths, read.skipped
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["path", "label", "confidence"])
     if len(kept):
-        proba = model.proba_from_features(extractor.transform(read.X))
+        with np.errstate(all="ignore"):  # overflow is checked below, by name
+            proba = model.proba_from_features(extractor.transform(read.X))
+        bad = np.flatnonzero(~np.isfinite(proba).all(axis=1))
+        if len(bad):  # finite weights too large for these features: never a 'nan' row
+            raise ModelFileError(f"{model_path}: its weights overflow on {kept[bad[0]]} "
+                                 f"({len(bad)} image(s)): no probability can be computed")
         for name, row in zip(kept, proba):
             j = int(np.argmax(row))
             writer.writerow([name, model.classes[j], f"{row[j]:.6f}"])

@@ -8,26 +8,29 @@ per round, read from the fit context). ``embed``
 is the output of the submodule named ``embedding`` (a forward hook), or by default the input
 of the module's last ``nn.Linear`` layer: the penultimate features. Its decision function is
 differentiable, so synthesis strategies (GAAL) can use it. From a config:
-``learner = { name = "torch-module", module = "mypackage.nets.make_net", params = {...} }``.
+``learner = { name = "torch-module", module = "mypackage.nets.make_net", params = {...},
+allow_imports = ["mypackage"] }`` (a path outside ``torch.nn`` and ``torchvision.models``
+needs its package listed: a config that runs code of its own says so,
+:mod:`activegen.models.dotted`).
 
 A module with dropout layers (``nn.Dropout`` and its 1-3d and alpha variants) gives a
 :class:`TorchModuleMCDropout` learner, which also yields MC-dropout posterior samples
 (:class:`~activegen.models.capabilities.MCDropout`, what BALD and the other Bayesian
 strategies read): its dropout layers stay active at query time, everything else (BatchNorm
 included) in eval mode. A class has exactly the capabilities its instances honour, so the
-module is inspected when the learner is built.
+module is inspected when the learner is built (a factory is called once to look; a config
+being validated calls none, see :func:`has_dropout`).
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from scipy.special import softmax
 from torch import nn
 from torch.nn import functional as F
@@ -37,6 +40,7 @@ from activegen._settings import BuildContext, Settings, resolve
 from activegen.errors import ConfigError
 from activegen.models.base import WithEmbedding, WithMargins, WithProba, WithTorchDecision
 from activegen.models.capabilities import FitContext
+from activegen.models.dotted import check_arguments, check_prefixes, import_path
 
 INFERENCE_BATCH = 1024
 
@@ -58,25 +62,35 @@ class ModuleFactory:
         return built
 
 
-def resolve_module(module: Any, params: dict[str, Any] | None = None) -> ModuleFactory:
-    """A factory of fresh modules from a module object, a callable or a dotted path.
+#: where a module's import path may point without ``allow_imports``
+DEFAULT_MODULE_PACKAGES = ("torch.nn", "torchvision.models")
+_OWNER = "learner 'torch-module'"
+
+
+def resolve_module(module: Any, params: dict[str, Any] | None = None,
+                   allow_imports: Sequence[str] = ()) -> ModuleFactory:
+    """A factory of fresh modules from a module object, a callable or a dotted path, checked
+    without calling anything (:mod:`activegen.models.dotted`): a path is imported only inside
+    ``torch.nn``, ``torchvision.models`` or ``allow_imports``; a class must be an
+    ``nn.Module`` whose constructor takes ``params``; a factory is called at fit time.
 
     Raises:
-        ConfigError: the path does not import, or names neither a module nor a callable.
+        ConfigError: the path is not trusted or does not import, or names neither a module
+            nor a callable, or a constructor that does not take ``params``.
     """
     obj = module
     if isinstance(module, str):
-        module_name, _, attr = module.rpartition(".")
-        try:
-            obj = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise ConfigError(f"learner 'torch-module': cannot import {module!r} ({exc})") from None
+        obj = import_path(module, DEFAULT_MODULE_PACKAGES, allow_imports, _OWNER, "module")
     if isinstance(obj, nn.Module):
         if params:
-            raise ConfigError("learner 'torch-module': params apply to a factory, not a module")
+            raise ConfigError(f"{_OWNER}: params apply to a factory, not a module")
+    elif isinstance(obj, type) and not issubclass(obj, nn.Module):
+        raise ConfigError(f"{_OWNER}: {module!r} is a class but not an nn.Module")
     elif not callable(obj):
-        raise ConfigError(f"learner 'torch-module': {module!r} is neither an nn.Module nor a "
-                          "callable that builds one")
+        raise ConfigError(f"{_OWNER}: {module!r} is neither an nn.Module nor a callable that "
+                          "builds one")
+    else:
+        check_arguments(obj, dict(params or {}), _OWNER, f"module {module!r}")
     return ModuleFactory(obj, dict(params or {}), repr(module))
 
 
@@ -87,6 +101,10 @@ class TorchModuleSettings(Settings):
         "an nn.Module, a callable returning one, or a dotted path to either"))
     params: dict[str, Any] = Field(default_factory=dict,
                                    description="keyword arguments of the factory")
+    allow_imports: list[str] = Field(default_factory=list, description=(
+        "packages besides torch.nn and torchvision.models that module's path may import "
+        "(e.g. [\"mypackage\"]); importing runs their code and fitting calls the factory: "
+        "list only code you trust"))
     embedding: str | None = Field(None, description=(
         "name of the submodule whose output is embed (default: the input of the last "
         "nn.Linear)"))
@@ -99,17 +117,26 @@ class TorchModuleSettings(Settings):
     weight_decay: float = Field(0.0, ge=0, description="SGD weight decay")
     batch_size: int = Field(64, ge=1, description="training batch size")
 
+    @field_validator("allow_imports")
+    @classmethod
+    def _trusted_prefixes(cls, value: list[str]) -> list[str]:
+        return check_prefixes(value)
+
 
 def dropout_layers(module: nn.Module) -> list[nn.Module]:
     """The dropout layers of ``module`` (every ``nn.Dropout`` kind)."""
     return [m for m in module.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
 
 
-def has_dropout(factory: ModuleFactory) -> bool:
+def has_dropout(factory: ModuleFactory, probe: bool = False) -> bool:
     """Whether the modules ``factory`` builds have a dropout layer (one is built to look, with
-    the global random state left as it was)."""
+    the global random state left as it was). A ``probe`` (a config being validated) calls
+    nothing: a factory may have one (the learner built to run looks, and a strategy that reads
+    MC-dropout samples refuses it then if it has none)."""
     if isinstance(factory.source, nn.Module):
         return bool(dropout_layers(factory.source))
+    if probe:
+        return True
     with torch.random.fork_rng(devices=[]):
         return bool(dropout_layers(factory()))
 
@@ -127,31 +154,36 @@ class TorchModuleLearner(WithProba, WithMargins, WithEmbedding, WithTorchDecisio
     settings: TorchModuleSettings
 
     def __new__(cls, n_classes: int = 2, seed: int = 0, settings: Any = None, *,
-                device: str = "auto", **values: Any) -> TorchModuleLearner:
+                device: str = "auto", probe: bool = False, **values: Any
+                ) -> TorchModuleLearner:
         # Only the plain class dispatches (the variant, or a copy being restored by pickle or
         # deepcopy, is built as the class it names).
         if cls is not TorchModuleLearner:
             return super().__new__(cls)
         resolved = resolve(cls.Settings, settings, values, f"learner {cls.name!r}")
         module = resolved.module  # type: ignore[attr-defined]
-        if module is not None and has_dropout(
-                resolve_module(module, resolved.params)):  # type: ignore[attr-defined]
-            return super().__new__(TorchModuleMCDropout)
+        if module is not None:
+            factory = resolve_module(module, resolved.params,  # type: ignore[attr-defined]
+                                     resolved.allow_imports)  # type: ignore[attr-defined]
+            if has_dropout(factory, probe):
+                return super().__new__(TorchModuleMCDropout)
         return super().__new__(cls)
 
     def __init__(self, n_classes: int, seed: int = 0, settings: Any = None, *,
-                 device: str = "auto", **values: Any) -> None:
+                 device: str = "auto", probe: bool = False, **values: Any) -> None:
         super().__init__(n_classes, seed, settings, **values)
         if self.settings.module is None:
             raise ConfigError("learner 'torch-module' needs module (an nn.Module, a factory "
                               "or a dotted path)")
-        self.make_module = resolve_module(self.settings.module, self.settings.params)
+        self.make_module = resolve_module(self.settings.module, self.settings.params,
+                                          self.settings.allow_imports)
         self.device = torch.device(resolve_device(device))
         self.network: nn.Module | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, context: BuildContext) -> Self:
-        return cls(context.n_classes, context.seed, settings, device=context.device)
+        return cls(context.n_classes, context.seed, settings, device=context.device,
+                   probe=context.probe)
 
     def _hook_target(self, network: nn.Module) -> tuple[nn.Module, bool]:
         """The submodule whose output (True) or input (False) is the embedding."""

@@ -15,7 +15,12 @@ from typing import Any
 from activegen.errors import ActivegenError, ConfigError
 from activegen.server.config import LabelConfig, load_label_config
 from activegen.server.core.session import LabelSession
-from activegen.server.interop.label_studio import LabelStudioClient, LabelStudioSync, SyncReport
+from activegen.server.interop.label_studio import (
+    LabelStudioClient,
+    LabelStudioSync,
+    SyncReport,
+    check_interval,
+)
 from activegen.server.opening import open_session
 from activegen.server.web.app import create_app
 from activegen.server.web.middleware import LOOPBACK_HOSTS, is_loopback
@@ -88,6 +93,8 @@ def serve(config_path: Path | None, host: str | None = None, port: int | None = 
     print(startup_message(prepared), flush=True)
     try:
         prepared.server.run(sockets=[prepared.sock])
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a session is stopped (uvicorn re-raises it once shut down)
     finally:
         session.close()
         prepared.sock.close()
@@ -134,6 +141,8 @@ def sync_label_studio(config: LabelConfig, config_path: Path | None, store: Path
                       url: str, token: str, project_id: int | None, interval: float,
                       once: bool) -> int:
     """What ``activegen label-studio`` runs: open the session, then sync until it is done."""
+    if not once:
+        check_interval(interval)
     client = LabelStudioClient(url, token)
     session = open_session(config, store, config_path=config_path)
     try:
@@ -144,8 +153,8 @@ def sync_label_studio(config: LabelConfig, config_path: Path | None, store: Path
         def show(r: SyncReport) -> None:
             print(f"  round {r.round}: {r.pulled} answers pulled, {r.pushed} tasks pushed"
                   + (f", {r.conflicts} conflicting annotations left as stored"
-                     if r.conflicts else "") + (" (finished)" if r.finished else ""),
-                  flush=True)
+                     if r.conflicts else "") + (" (finished)" if r.finished else "")
+                  + "".join(f"\n    not read: {why}" for why in r.unreadable), flush=True)
 
         if once:
             show(sync.sync())

@@ -38,3 +38,12 @@ class InvalidAnswer(InvalidRequest):
 class InvalidImport(InvalidRequest, DataError):
     """Labels from outside (a file, an import body, a Label Studio task) that cannot be read;
     the row, task or file is named. A :class:`DataError` too: file readers raise it."""
+
+
+class Unavailable(SessionError):
+    """The store cannot be written now (a read-only or failing disk, a lock held too long):
+    the change asked for is not stored; everything acknowledged before it is."""
+
+
+class StorageFull(Unavailable):
+    """The disk holding the store is full: the change asked for is not stored."""

@@ -35,6 +35,9 @@ class StoredEvents:
         self.path: Path = store.path  # named in the engine's error messages
         self.seq = 0
 
+    def __str__(self) -> str:
+        return f"label store {self.path}"
+
     def load(self) -> Checkpoint:
         """Every stored event, in order (read in one locked pass)."""
         with self.store.lock:

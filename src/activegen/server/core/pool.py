@@ -59,6 +59,9 @@ class SessionPool:
         audit: an audit sample, never in the pool (None: no audit).
         exporter: the model export (None: nothing to export).
         info: shown as is in the session's state (skipped files, the feature extractor).
+        layout: what the store keeps of the pool's source so that a reopened session finds
+            each image again (an image folder's files, in pool order; None: a dataset, whose
+            order never changes).
     """
 
     images: Dataset
@@ -70,6 +73,7 @@ class SessionPool:
     audit: AuditImages | None = None
     exporter: ModelExporter | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
+    layout: Mapping[str, Any] | None = None
 
 
 def dataset_pool(pool: Dataset, test_sets: Mapping[str, Dataset]) -> SessionPool:

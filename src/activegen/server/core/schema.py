@@ -19,6 +19,9 @@ AUDIT_KEY = "audit_answers"
 AUDIT_FILES_KEY = "audit_files"
 AUDIT_CURVE_KEY = "audit_curve"
 FILES_KEY = "files"
+#: the pool's source as ``meta`` keeps it (an image folder's files and their SHA-256, in pool
+#: order), so a reopened session finds each answer's image again in a folder that grew
+POOL_LAYOUT_KEY = "pool_layout"
 #: set in ``meta`` by the migration from version 1: that version's settings fingerprint is
 #: not this one's, so the session checks the stored settings by name on its first open
 MIGRATED_KEY = "migrated_from"

@@ -50,7 +50,7 @@ from activegen.server.core.events import StoredEvents
 from activegen.server.core.labeler import check_labeler
 from activegen.server.core.png import png_bytes
 from activegen.server.core.pool import ModelExporter, SessionPool
-from activegen.server.core.schema import FILES_KEY, MIGRATED_KEY
+from activegen.server.core.schema import FILES_KEY, MIGRATED_KEY, POOL_LAYOUT_KEY
 from activegen.server.core.stopping_notice import SessionStopping
 from activegen.server.core.store import LabelStore, QueryRow
 from activegen.server.core.worker import EngineWorker
@@ -64,10 +64,12 @@ def blank_labels(pool: Dataset) -> Dataset:
     return Dataset(pool.X, np.zeros(len(pool), dtype=np.int64), pool.classes, pool.name)
 
 
-def pool_fingerprint(pool: Dataset) -> str:
+def pool_fingerprint(pool: Dataset, n: int | None = None) -> str:
+    """The fingerprint of the pool's images (its first ``n``, if given) and classes."""
+    X = pool.X if n is None else pool.X[:n]
     digest = hashlib.sha256()
-    digest.update(str(pool.X.shape).encode())
-    digest.update(np.ascontiguousarray(pool.X).tobytes())
+    digest.update(str(X.shape).encode())
+    digest.update(np.ascontiguousarray(X).tobytes())
     digest.update(json.dumps(list(pool.classes)).encode())
     return digest.hexdigest()[:16]
 
@@ -127,6 +129,7 @@ class LabelSession:
         self.exporter: ModelExporter | None = pool.exporter
         self.info = dict(pool.info)
         self._picture = pool.picture
+        self._layout = pool.layout
         self.store_path = Path(store_path)
         device = resolve_device(config.device)
         self.strategy = strategy or STRATEGIES.build(
@@ -147,6 +150,7 @@ class LabelSession:
         self._fitted: tuple[int, int] = (0, 0)
         try:
             self._claim_store()
+            self.store.check_rows(len(self.pool), self.n_classes)
             if pool.audit is not None:
                 self.audit = Audit(pool.audit, self.store, self.n_classes)
             if config.stopping is not None:
@@ -170,22 +174,41 @@ class LabelSession:
 
     # -- setup ----------------------------------------------------------------------------
     def _claim_store(self) -> None:
-        """Stamp a new store with this session; refuse a store of another session."""
-        expected = {"config": self.config.fingerprint(), "pool": pool_fingerprint(self.pool)}
+        """Stamp a new store with this session; refuse a store of another session. A pool
+        that grew (an image folder with new files, appended by its layout) keeps its store:
+        the images the store has seen are still the first ones, unchanged."""
+        expected = {"config": self.config.fingerprint(), "pool": pool_fingerprint(self.pool),
+                    "n_pool": len(self.pool)}
         stored = self.store.get_meta("session")
         if stored is None:
             self.store.set_meta("session", json.dumps(expected))
             self.store.set_meta("classes", json.dumps(self.classes))
             self.store.set_meta("config", self.config.model_dump_json())
             self._keep_files()
+            self._stamp_layout()
             return
-        previous = json.loads(stored)
+        try:
+            previous = json.loads(stored)
+            if not isinstance(previous, dict):
+                raise ValueError("not an object")
+        except (ValueError, RecursionError):
+            raise ConfigError(f"{self.store_path}: its session record cannot be read; open "
+                              "another --store (the answers stay exportable with "
+                              f"'activegen label-export {self.store_path}')") from None
         if (self.store.get_meta(MIGRATED_KEY) is not None
                 and previous.get("pool") == expected["pool"]):
             self._claim_migrated_store(expected)
             return
         if previous.get("pool") != expected["pool"]:
-            raise ConfigError(f"{self.store_path} was made with other pool images")
+            seen = previous.get("n_pool")
+            if not (isinstance(seen, int) and 0 < seen < len(self.pool)
+                    and pool_fingerprint(self.pool, seen) == previous.get("pool")):
+                raise ConfigError(
+                    f"{self.store_path} was made with other pool images (its pool's "
+                    f"{seen if isinstance(seen, int) else 'first'} images differ from these "
+                    f"{len(self.pool)}); open another --store to label these")
+            log.info("%s: the pool grew from %d to %d images", self.store_path, seen,
+                     len(self.pool))
         if previous.get("config") != expected["config"]:
             differences = self._differences()
             if differences is None or differences:
@@ -195,17 +218,26 @@ class LabelSession:
                        "data, learner, strategy, seed or loop differ")
                     + "); use another --store to start anew (a larger loop.budget is not "
                     "another session: it continues this one)")
-            # the same decisive settings, hashed by an earlier version (one that counted the
-            # budget in): stamp the store with this version's hash
+        if previous != expected:
+            # a pool that grew, or the same decisive settings hashed by an earlier version
+            # (one that counted the budget in): stamp the store with this session
             self.store.set_meta("session", json.dumps(expected))
         self._adopt_budget()
         self._keep_files()
+        self._stamp_layout()
 
     def _keep_files(self) -> None:
         """The pool's files in the store, so that an export read from the store alone (``activegen
         label-export``) names each image's file as the page's does."""
         if self.files is not None and self.store.get_meta(FILES_KEY) != json.dumps(self.files):
             self.store.set_meta(FILES_KEY, json.dumps(self.files))
+
+    def _stamp_layout(self) -> None:
+        """The pool's layout in the store, so that a folder that grows keeps its pool order."""
+        if self._layout is not None:
+            text = json.dumps(self._layout)
+            if self.store.get_meta(POOL_LAYOUT_KEY) != text:
+                self.store.set_meta(POOL_LAYOUT_KEY, text)
 
     def _differences(self) -> list[str] | None:
         """The decisive settings of the stored session that differ from this one's, as
@@ -222,8 +254,12 @@ class LabelSession:
     def _adopt_budget(self) -> None:
         """Another budget on the same store: keep it with the stored settings, and continue a
         session its old budget ended (a lower one ends it at the next round)."""
-        stored = json.loads(self.store.get_meta("config") or "{}")
-        before = (stored.get("loop") or {}).get("budget")
+        try:
+            stored = json.loads(self.store.get_meta("config") or "{}")
+        except (ValueError, RecursionError):
+            stored = None
+        loop = stored.get("loop") if isinstance(stored, dict) else None
+        before = loop.get("budget") if isinstance(loop, dict) else None
         if before == self.config.loop.budget:
             return
         self.store.set_meta("config", self.config.model_dump_json())

@@ -47,7 +47,7 @@ import numpy as np
 from activegen.data.dataset import images_to_float
 from activegen.engine import Event
 from activegen.errors import DataError
-from activegen.server.core.errors import Conflict
+from activegen.server.core.errors import Conflict, StorageFull, Unavailable
 from activegen.server.core.png import png_image
 from activegen.server.core.schema import TABLES_V2, VERSION
 from activegen.server.core.store_migration import migrate_v1
@@ -86,6 +86,8 @@ _ANSWER_KEYS = ("query_id", "round", "kind", "source", "pool_index", "label", "l
 _ANSWERS_SQL = ("SELECT q.id, q.round, q.kind, q.source, q.pool_index, l.label, l.labeler, l.ts, "
                 "q.generator_id, q.image, q.latent FROM labels l JOIN queries q "
                 "ON q.id = l.query_id ORDER BY l.id")
+#: the answers with each one's labels row last (an export names a row it leaves out)
+_ANSWERS_WITH_ROW_SQL = _ANSWERS_SQL.replace(" FROM labels", ", l.id FROM labels")
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,14 @@ class LabelStore:
         except BaseException as exc:
             self._conn.close()
             self._release_file_lock()
+            refusal = (self.unwritable(exc) if isinstance(exc, sqlite3.OperationalError)
+                       else exc)
+            if isinstance(refusal, Unavailable):
+                why = ("the disk is full: free space and run the same command again"
+                       if isinstance(refusal, StorageFull) else
+                       f"its disk cannot be written ({exc})")
+                raise DataError(f"{self.path}: the label store cannot be opened: "
+                                f"{why}") from None
             if isinstance(exc, sqlite3.DatabaseError):
                 raise DataError(f"{self.path}: not a usable label store ({exc})") from None
             raise
@@ -190,15 +200,41 @@ class LabelStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """An immediate (write) transaction, committed durably when the block exits cleanly."""
+        """An immediate (write) transaction, committed durably when the block exits cleanly.
+
+        Raises:
+            StorageFull, Unavailable: the disk is full, read-only or failing (or another
+                process held the store too long): nothing of the transaction is stored.
+        """
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise self.unwritable(exc) from None
             try:
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise self.unwritable(exc) from None
                 raise
-            self._conn.execute("COMMIT")
+
+    def unwritable(self, exc: sqlite3.OperationalError) -> Exception:
+        """The refusal of a write SQLite could not make, naming the store; ``exc`` itself
+        when it is not about the disk (a bug)."""
+        name = exc.sqlite_errorname or ""
+        if name.startswith("SQLITE_FULL"):
+            return StorageFull(f"{self.path}: the disk is full; this change is not stored "
+                               "(every answer acknowledged before it is): free space and "
+                               "send it again")
+        if name.startswith(("SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN",
+                            "SQLITE_BUSY", "SQLITE_LOCKED")):
+            return Unavailable(f"{self.path}: the store cannot be written ({exc}); this "
+                               "change is not stored (every answer acknowledged before it "
+                               "is)")
+        return exc
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self._lock:
@@ -500,7 +536,8 @@ class LabelStore:
             queries = by_round.get(int(round_), [])
             if kind == "asked":
                 if queries and queries[0][1] == "synth":
-                    samples = images_to_float(np.stack([png_image(q[3]) for q in queries]))
+                    samples = images_to_float(np.stack([self._stored_png(q[3], round_)
+                                                        for q in queries]))
                     event = Event("asked", round_, samples=samples)
                 else:
                     event = Event("asked", round_, np.asarray([q[2] for q in queries], np.int64))
@@ -520,6 +557,32 @@ class LabelStore:
             out.append((int(seq), event))
         return out
 
+    # -- what no session writes -------------------------------------------------------------
+    def check_rows(self, n_pool: int, n_classes: int) -> None:
+        """Refuse a store holding a row no session writes (an answer that is no class, a pool
+        index outside the pool, a status that disagrees with its answer): such a row was
+        changed outside activegen, and the session would fold it into its learner.
+
+        Raises:
+            DataError: naming the store, the table and the row, and what to do; the store's
+                other answers are untouched and stay exportable.
+        """
+        with self._lock:
+            bad = find_bad_row(self._conn, n_classes, n_pool)
+        if bad is not None:
+            raise DataError(f"{self.path}: {bad}; no session writes that, so the store was "
+                            f"changed outside activegen. The session is not opened; its other "
+                            f"answers are intact ('activegen label-export {self.path}' writes "
+                            "them, naming that row): correct the row, or open another --store")
+
+    def _stored_png(self, data: bytes, round_: int) -> np.ndarray:
+        try:
+            return png_image(data)
+        except Exception as exc:  # Pillow raises many kinds for bytes that are not a PNG
+            raise DataError(f"{self.path}: a synthesized query of round {round_} holds an "
+                            f"image that is not a PNG ({type(exc).__name__}); the store was "
+                            "changed outside activegen") from None
+
     # -- fits (the learning curve) ----------------------------------------------------------
     def record_fit(self, round_: int, n_labels: int, n_asked: int,
                    accuracy: dict[str, float]) -> None:
@@ -536,6 +599,35 @@ class LabelStore:
     def answered(self) -> list[dict[str, Any]]:
         """Every answer with its query, in the order they were given."""
         return [dict(zip(_ANSWER_KEYS, r)) for r in self.read(_ANSWERS_SQL)]
+
+
+def find_bad_row(conn: sqlite3.Connection, n_classes: int, n_pool: int | None = None,
+                 ) -> str | None:
+    """The first row of a store that no session writes, described with its table and id
+    (``n_pool``: the pool's size, when known); None when every row is possible. The schema's
+    CHECKs cover kinds, sources and statuses; these are what it cannot know."""
+    row = conn.execute(
+        "SELECT id, query_id, label FROM labels WHERE typeof(label) != 'integer' "
+        "OR label < -1 OR label >= ? ORDER BY id LIMIT 1", (n_classes,)).fetchone()
+    if row is not None:
+        return (f"labels row {row[0]} (query {row[1]}) holds the answer {row[2]!r}, which is "
+                f"not a class (0..{n_classes - 1}) or -1 (can't tell)")
+    upper = n_pool if n_pool is not None else 2**63 - 1
+    row = conn.execute(
+        "SELECT id, pool_index FROM queries WHERE pool_index IS NOT NULL AND "
+        "(typeof(pool_index) != 'integer' OR pool_index < 0 OR pool_index >= ?) "
+        "ORDER BY id LIMIT 1", (upper,)).fetchone()
+    if row is not None:
+        return (f"queries row {row[0]} asks for pool_index {row[1]!r}, outside the pool"
+                + (f" (0..{n_pool - 1})" if n_pool is not None else ""))
+    row = conn.execute(
+        "SELECT q.id, q.status, l.id FROM queries q LEFT JOIN labels l ON l.query_id = q.id "
+        "WHERE (l.id IS NULL) != (q.status IN ('pending', 'assigned')) "
+        "OR (l.label = -1) != (q.status = 'abstained') ORDER BY q.id LIMIT 1").fetchone()
+    if row is not None:
+        has = "no answer" if row[2] is None else f"an answer (labels row {row[2]})"
+        return f"queries row {row[0]} has the status {row[1]!r} but {has}"
+    return None
 
 
 def _told_count(conn: sqlite3.Connection) -> int:
@@ -567,17 +659,41 @@ def _tell_if_answered(conn: sqlite3.Connection, round_: int, now: float) -> bool
     return True
 
 
-def read_answers(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[str],
-                                                        dict[str, Any]]:
-    """Every answer of a store, its classes and its config (see :func:`read_store`)."""
-    answers, meta = read_store(path)
-    return answers, json.loads(meta["classes"]), json.loads(meta.get("config", "{}"))
+def read_meta(path: str | os.PathLike[str], key: str) -> str | None:
+    """One ``meta`` value of a store, read-only; None when there is no store, no such key, or
+    nothing readable (opening the store names what is wrong with it)."""
+    if not Path(path).is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return None
+    return None if row is None else str(row[0])
 
 
-def read_store(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Every answer of a store and its ``meta`` table, read-only (a running server may hold the
-    store: SQLite's WAL lets this reader see every committed label). Rounds are the engine's,
-    whatever the store's schema."""
+@dataclass(frozen=True)
+class StoredAnswers:
+    """What :func:`read_answers` reads: the answers, the classes, the session's config, the
+    rows left out because no session writes them (each named), and the whole ``meta`` table
+    (what an export reads besides the answers: the pool's files, the audit's)."""
+
+    rows: list[dict[str, Any]]
+    classes: list[str]
+    config: dict[str, Any]
+    left_out: list[str]
+    meta: dict[str, str]
+
+
+def read_answers(path: str | os.PathLike[str]) -> StoredAnswers:
+    """Every answer of a store, its classes, its config and its ``meta`` table, read-only (a
+    running server may hold the store: SQLite's WAL lets this reader see every committed
+    label). Rounds are the engine's, whatever the store's schema. An answer that is no class,
+    or of a query outside any pool, is left out and named: an export gets every label out that
+    can be read."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such label store")
@@ -585,15 +701,33 @@ def read_store(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], dict
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            rows = conn.execute(_ANSWERS_SQL).fetchall()
+            rows = conn.execute(_ANSWERS_WITH_ROW_SQL).fetchall()
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
         raise DataError(f"{path}: not a label store ({exc})") from None
-    if "classes" not in meta:
-        raise DataError(f"{path}: not a label store (no classes recorded)")
-    answers = [dict(zip(_ANSWER_KEYS, r)) for r in rows]
+    try:
+        classes = json.loads(meta["classes"])
+        config = json.loads(meta.get("config", "{}"))
+        if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)
+                and isinstance(config, dict)):
+            raise ValueError("not a list of class names and a config")
+    except (KeyError, ValueError, RecursionError) as exc:
+        raise DataError(f"{path}: not a label store (its classes or config cannot be read: "
+                        f"{str(exc)[:80]})") from None
+    answers, left_out = [], []
+    for r in rows:
+        answer = dict(zip(_ANSWER_KEYS, r[:-1]))
+        label, index = answer["label"], answer["pool_index"]
+        if not (isinstance(label, int) and -1 <= label < len(classes)):
+            left_out.append(f"labels row {r[-1]} (query {answer['query_id']}): the answer "
+                            f"{label!r} is not a class (0..{len(classes) - 1}) or -1")
+        elif index is not None and not (isinstance(index, int) and index >= 0):
+            left_out.append(f"labels row {r[-1]} (query {answer['query_id']}): pool_index "
+                            f"{index!r} is outside any pool")
+        else:
+            answers.append(answer)
     if meta.get("schema") == "1":  # its rounds were numbered from 1
         for answer in answers:
             answer["round"] = max(int(answer["round"]) - 1, 0)
-    return answers, meta
+    return StoredAnswers(answers, classes, config, left_out, meta)

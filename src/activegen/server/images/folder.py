@@ -7,12 +7,20 @@ cached, :mod:`activegen.server.images.folder_cache`) minus a random audit sample
 already known (``images.labels``: those of audit images go to the audit, never to training);
 and the export of the linear model (:mod:`activegen.server.images.model_export`). The session
 that labels it is the ordinary one.
+
+A folder grows: photos are added while a session runs. The store keeps the session's layout
+(its pool and audit files, in order, with their SHA-256), so a reopened session keeps every
+image where its answers put it and appends the new files to the pool; the audit sample stays
+the one drawn. A file of the layout that is gone or changed is refused by name (its answers
+would label another image).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +34,8 @@ from activegen.models.features import FeatureExtractor
 from activegen.server.config import LabelConfig
 from activegen.server.core.audit import AuditImages, audit_size, draw_audit
 from activegen.server.core.pool import SessionPool
+from activegen.server.core.schema import POOL_LAYOUT_KEY
+from activegen.server.core.store import read_meta
 from activegen.server.images.folder_cache import load_images_cached, raw_features_cached
 from activegen.server.images.known_labels import read_known_labels
 from activegen.server.images.model_export import FolderModelExport
@@ -62,16 +72,16 @@ def folder_pool(config: LabelConfig, store_path: Path) -> SessionPool:
     cache_dir = (Path(config.cache_dir) if config.cache_dir
                  else Path(store_path).parent / "cache")
     # decoded images (and a backbone's features) are cached by the files' content hashes
-    loaded, folder_key = load_images_cached(folder, images.size, images.channels, cache_dir)
+    loaded, folder_key, contents = load_images_cached(folder, images.size, images.channels,
+                                                      cache_dir)
     for name, why in loaded.skipped:
         log.warning("skipped %s: %s", name, why)
-    n = len(loaded.paths)
-    audit_idx = draw_audit(n, audit_size(images.audit, n), config.seed)
-    in_pool = np.ones(n, dtype=bool)
-    in_pool[audit_idx] = False
-    pool_idx = np.flatnonzero(in_pool)
-    files = [loaded.paths[i] for i in pool_idx]
-    audit_files = [loaded.paths[i] for i in audit_idx]
+    stored = read_meta(store_path, POOL_LAYOUT_KEY)
+    files, audit_files = arrange(loaded.paths, contents, stored, images.audit, config.seed,
+                                 store_path)
+    row_of = {p: i for i, p in enumerate(loaded.paths)}
+    pool_idx = np.asarray([row_of[p] for p in files], dtype=np.int64)
+    audit_idx = np.asarray([row_of[p] for p in audit_files], dtype=np.int64)
     known: list[tuple[int, int]] = []
     if images.labels is not None:
         known = read_known_labels(images.labels, list(images.classes),
@@ -111,4 +121,44 @@ def folder_pool(config: LabelConfig, store_path: Path) -> SessionPool:
         exporter=FolderModelExport(images, extractor, features, files),
         info={"skipped_files": [{"path": p, "reason": r} for p, r in loaded.skipped],
               "n_skipped": len(loaded.skipped), "features": images.features},
+        layout={"pool": [[p, contents.get(p, "")] for p in files],
+                "audit": [[p, contents.get(p, "")] for p in audit_files]},
     )
+
+
+def arrange(paths: list[str], contents: dict[str, str], layout: str | None, audit: float,
+            seed: int, store_path: Path) -> tuple[list[str], list[str]]:
+    """The pool's files and the audit's, in order: a new session draws the audit sample from
+    ``paths``; a session with a stored ``layout`` (JSON: its pool and audit files with their
+    SHA-256) keeps it and appends the files it has not seen to the pool.
+
+    Raises:
+        ConfigError: a file of the layout is gone, unreadable or changed (named).
+    """
+    if layout is None:
+        n = len(paths)
+        audit_idx = draw_audit(n, audit_size(audit, n), seed)
+        in_audit = set(audit_idx.tolist())
+        return ([p for i, p in enumerate(paths) if i not in in_audit],
+                [paths[i] for i in audit_idx])
+    try:
+        table: Any = json.loads(layout)
+        pool = [(str(name), str(sha)) for name, sha in table["pool"]]
+        audited = [(str(name), str(sha)) for name, sha in table["audit"]]
+    except (KeyError, TypeError, ValueError, RecursionError):
+        raise ConfigError(f"{store_path}: its record of the folder's files cannot be read; "
+                          "open another --store (the answers stay exportable with "
+                          f"'activegen label-export {store_path}')") from None
+    readable = set(paths)
+    lost = [name for name, sha in [*pool, *audited]
+            if name not in readable or (sha and contents.get(name) != sha)]
+    if lost:
+        raise ConfigError(
+            f"{store_path}: {len(lost)} image(s) the session has seen are gone, unreadable or "
+            f"changed in the folder ({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); "
+            "their answers would label other pixels: restore them, or open another --store")
+    known = {name for name, _ in [*pool, *audited]}
+    new = [p for p in paths if p not in known]
+    if new:
+        log.info("%d new image(s) in the folder join the pool", len(new))
+    return [name for name, _ in pool] + new, [name for name, _ in audited]

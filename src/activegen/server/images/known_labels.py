@@ -7,7 +7,8 @@ read_label_rows`; here each row is matched to the folder's images by its ``path`
 Studio export names its images by URL, so its tasks are matched by the longest trailing run of
 path components (:func:`~activegen.server.interop.label_studio_tasks.
 read_label_studio_export`). Audit answers of an earlier session are rows like any other: the
-folder decides whether their image is in this session's audit sample or in its pool.
+folder decides whether their image is in this session's audit sample or in its pool. Two rows
+giving one file different answers are refused, both named (the same answer twice is kept once).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from activegen.server.core.errors import InvalidImport
-from activegen.server.interop.interchange import file_format, read_label_rows
+from activegen.server.interop.interchange import read_label_rows, read_labels
+from activegen.server.interop.label_files import OneLabelEach
 from activegen.server.interop.label_studio_tasks import read_label_studio_export
 
 
@@ -26,17 +28,16 @@ def read_known_labels(path: Path, classes: Sequence[str], index_of: Mapping[str,
     can't tell); synthesized rows are left out (no folder holds their images).
 
     Raises:
-        InvalidImport: no such file, a bad header, a row without a path, or a row naming an
-            unknown file or class, or one file twice with different answers (the row and the
-            file are named).
+        InvalidImport: no such file, not UTF-8, JSON nested too deep, a bad header, a row
+            without a path, a row naming an unknown file or class, or two rows giving one file
+            different answers (the rows and the file are named).
     """
     path = Path(path)
-    if path.is_file() and path.suffix.lower() != ".csv" and file_format(
-            path, path.read_text(encoding="utf-8")) == "labelstudio":
+    if read_labels(path)[0] == "labelstudio":
         # tasks name their images by URL (and a JSON-MIN export has no data table)
         return read_label_studio_export(path, classes, index_of)
     _, rows = read_label_rows(path, classes)
-    found: dict[int, int] = {}
+    found = OneLabelEach("file", classes)
     for row in rows:
         if row.synthesized:
             continue
@@ -46,9 +47,5 @@ def read_known_labels(path: Path, classes: Sequence[str], index_of: Mapping[str,
         if row.path not in index_of:
             raise InvalidImport(f"{path}, {row.where}: file {row.path!r} is not a readable "
                                 "image of the folder")
-        index = index_of[row.path]
-        if found.get(index, row.label) != row.label:
-            raise InvalidImport(f"{path}, {row.where}: {row.path!r} has two different answers "
-                                "in the file")
-        found[index] = row.label
-    return sorted(found.items())
+        found.add(row.path, row.label, f"{path}, {row.where}")
+    return sorted((index_of[name], label) for name, label in found.items)

@@ -16,7 +16,10 @@ agree. A dataset session takes rows by ``pool_index`` (:func:`pool_index_pairs`,
 folder session seeds a new store, its audit answers included. Synthesized images exist only
 in the store that asked them, so imports skip them (and count them). A text that cannot be
 read is an :class:`~activegen.server.core.errors.InvalidImport` naming the row or task,
-checked in full before anything is imported.
+checked in full before anything is imported. A labels file is read as data
+(:mod:`~activegen.server.interop.label_files`): UTF-8 required (a byte-order mark accepted),
+JSON no deeper than the parser goes, and two rows giving one image different labels are
+refused, both named (the same label twice is kept once).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import numpy as np
 from activegen.server.core.audit import audit_state, read_audit_answers
 from activegen.server.core.errors import InvalidImport
 from activegen.server.core.schema import AUDIT_CURVE_KEY, AUDIT_FILES_KEY, AUDIT_KEY, FILES_KEY
+from activegen.server.interop.label_files import OneLabelEach, parse_json_text, read_labels_text
 from activegen.server.interop.label_studio_tasks import CANT_TELL, task_answer
 
 CSV_COLUMNS = ("query_id", "round", "kind", "source", "pool_index", "label", "class", "labeler",
@@ -287,7 +291,7 @@ def _pool_index(value: Any, where: str) -> int | None:
         return None
     try:
         index = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidImport(f"{where}: pool_index {value!r} is not an integer") from None
     if isinstance(value, float) and not float(value).is_integer():
         raise InvalidImport(f"{where}: pool_index {value!r} is not an integer")
@@ -308,25 +312,28 @@ def parse_csv(text: str, classes: Sequence[str]) -> list[LabelRow]:
     """The rows of a CSV with a ``pool_index`` or ``path`` column and a ``class`` or
     ``label`` column (this app's export has them all)."""
     reader = csv.DictReader(io.StringIO(text))
-    fields = set(reader.fieldnames or [])
+    try:
+        fields = set(reader.fieldnames or [])
+    except csv.Error as exc:
+        raise InvalidImport(f"CSV import: not CSV ({exc})") from None
     if not ({"pool_index", "path"} & fields) or not ({"class", "label"} & fields):
         raise InvalidImport("CSV import needs a header with 'pool_index' or 'path' (the image) "
                             "and 'class' (a class name) or 'label' (a class name or number); "
                             f"got {sorted(fields)}")
-    return [_row(f"CSV line {line}", row, classes)
-            for line, row in enumerate(reader, start=2)]
+    try:
+        return [_row(f"CSV line {line}", row, classes)
+                for line, row in enumerate(reader, start=2)]
+    except csv.Error as exc:
+        raise InvalidImport(f"CSV line {reader.line_num}: not CSV ({exc})") from None
 
 
 def parse_json(text: str, classes: Sequence[str]) -> list[LabelRow]:
     """The rows of this app's JSON export."""
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidImport(f"JSON import: not JSON ({exc})") from None
+    payload = parse_json_text(text, "JSON import")
     if not isinstance(payload, dict) or not isinstance(payload.get("labels"), list):
         raise InvalidImport("JSON import: expected activegen's export (an object with "
                             "'labels') or a Label Studio export (a JSON list of tasks)")
-    if payload.get("classes") is not None and list(payload["classes"]) != list(classes):
+    if payload.get("classes") is not None and payload["classes"] != list(classes):
         raise InvalidImport(f"JSON import: its classes {payload['classes']} are not this "
                             f"session's {list(classes)}")
     rows = []
@@ -340,10 +347,7 @@ def parse_json(text: str, classes: Sequence[str]) -> list[LabelRow]:
 def parse_label_studio(text: str, classes: Sequence[str]) -> list[LabelRow]:
     """The tasks of a Label Studio JSON export, each with its ``data.pool_index`` and
     ``data.path`` as given (a task without a finished answer is a row not ``answered``)."""
-    try:
-        tasks = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidImport(f"Label Studio import: not JSON ({exc})") from None
+    tasks = parse_json_text(text, "Label Studio import")
     if not isinstance(tasks, list):
         raise InvalidImport("Label Studio import: expected a list of tasks")
     rows = []
@@ -369,55 +373,70 @@ def file_format(path: Path, text: str) -> str:
     """``csv`` (by the file's name), ``labelstudio`` (a JSON list) or ``json`` (an object).
 
     Raises:
-        InvalidImport: neither CSV by its name nor JSON.
+        InvalidImport: neither CSV by its name nor JSON (or JSON nested too deep to read).
     """
     if path.suffix.lower() == ".csv":
         return "csv"
-    try:
-        return "labelstudio" if isinstance(json.loads(text), list) else "json"
-    except json.JSONDecodeError as exc:
-        raise InvalidImport(f"{path}: neither CSV (by its name) nor JSON ({exc})") from None
+    parsed = parse_json_text(text, f"{path} (neither CSV by its name, nor JSON)")
+    return "labelstudio" if isinstance(parsed, list) else "json"
 
 
-def read_label_rows(path: Path, classes: Sequence[str]) -> tuple[str, list[LabelRow]]:
-    """The format and the rows of a labels file (see the module docstring).
+def read_labels(path: Path) -> tuple[str, str]:
+    """The format (see :func:`file_format`) and the text of a labels file, read as data: UTF-8
+    required (a byte-order mark accepted), JSON no deeper than the parser goes.
 
     Raises:
-        InvalidImport: no such file, or a row or task that cannot be read (the file is named).
+        InvalidImport: no such file, unreadable, not UTF-8 (the first bad byte is named), or
+            neither CSV nor JSON.
     """
     path = Path(path)
     if not path.is_file():
         raise InvalidImport(f"{path}: no such file to import labels from")
-    text = path.read_text(encoding="utf-8")
-    fmt = file_format(path, text)
+    text = read_labels_text(path)
+    return file_format(path, text), text
+
+
+def read_label_rows(path: Path, classes: Sequence[str]) -> tuple[str, list[LabelRow]]:
+    """The format and the rows of a labels file (see the module docstring and
+    :func:`read_labels`).
+
+    Raises:
+        InvalidImport: no such file, not UTF-8, or a row or task that cannot be read (the file
+            is named).
+    """
+    path = Path(path)
+    fmt, text = read_labels(path)
     try:
         return fmt, READERS[fmt](text, classes)
     except InvalidImport as exc:
         raise InvalidImport(f"{path}: {exc}") from None
 
 
-def pool_index_pairs(rows: Sequence[LabelRow]) -> tuple[list[tuple[int, int]], int]:
+def pool_index_pairs(rows: Sequence[LabelRow], classes: Sequence[str]
+                     ) -> tuple[list[tuple[int, int]], int]:
     """``(pool_index, label)`` pairs of a dataset session's import, and how many rows were
-    skipped: no answer, or no pool image to give (synthesized images, audit answers).
+    skipped: no answer, or no pool image to give (synthesized images, audit answers). The same
+    answer twice for one image is kept once.
 
     Raises:
-        InvalidImport: a row without a pool_index that is neither.
+        InvalidImport: a row without a pool_index that is neither, or two rows giving one
+            image different labels (both rows are named).
     """
-    pairs, skipped = [], 0
+    pairs, skipped = OneLabelEach("pool_index", classes), 0
     for row in rows:
         if row.synthesized or row.audit or not row.answered:
             skipped += 1
             continue
         if row.pool_index is None:
             raise InvalidImport(f"{row.where}: no pool_index")
-        pairs.append((row.pool_index, row.label))
-    return pairs, skipped
+        pairs.add(row.pool_index, row.label, row.where)
+    return pairs.items, skipped
 
 
 def import_pairs(fmt: str, text: str, classes: Sequence[str]
                  ) -> tuple[list[tuple[int, int]], int]:
     """``POST /api/import``: the pairs of a text in ``fmt``, and how many rows were skipped."""
-    return pool_index_pairs(READERS[fmt](text, classes))
+    return pool_index_pairs(READERS[fmt](text, classes), classes)
 
 
 def read_labels_file(path: Path, classes: list[str]) -> list[tuple[int, int]]:
@@ -429,6 +448,6 @@ def read_labels_file(path: Path, classes: list[str]) -> list[tuple[int, int]]:
     """
     _, rows = read_label_rows(path, classes)
     try:
-        return pool_index_pairs(rows)[0]
+        return pool_index_pairs(rows, classes)[0]
     except InvalidImport as exc:
         raise InvalidImport(f"{path}: {exc}") from None

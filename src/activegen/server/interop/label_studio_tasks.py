@@ -19,7 +19,6 @@ the task, before anything starts.
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 
 from activegen.oracles.base import ABSTAIN
 from activegen.server.core.errors import InvalidImport
+from activegen.server.interop.label_files import parse_json_text, read_labels_text
 
 #: The class name of the answer ``-1`` in every export and in Label Studio's choices.
 CANT_TELL = "can't tell"
@@ -52,17 +52,28 @@ def task_answer(task: Mapping[str, Any], classes: Sequence[str],
     where = where or f"Label Studio task {task.get('id')}"
     if "annotations" not in task:
         return _min_label(task, classes, where)
-    done = [a for a in task.get("annotations") or []
-            if isinstance(a, dict) and not a.get("was_cancelled") and a.get("result")]
+    annotations = task.get("annotations") or []
+    if not isinstance(annotations, list):
+        raise InvalidImport(f"{where}: its annotations are not a list")
+    done = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")
+            and isinstance(a.get("result"), list) and a["result"]]
     if not done:
         return None
     latest = max(done, key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""),
-                                      int(a.get("id") or 0)))
-    chosen = [c for r in latest["result"] if isinstance(r, dict) and r.get("type") == "choices"
-              for c in (r.get("value") or {}).get("choices") or []]
+                                      _number(a.get("id"))))
+    values = [r.get("value") for r in latest["result"]
+              if isinstance(r, dict) and r.get("type") == "choices"]
+    chosen = [c for v in values if isinstance(v, dict) and isinstance(v.get("choices"), list)
+              for c in v["choices"]]
     if len(chosen) != 1:
         raise InvalidImport(f"{where}: its annotation has {len(chosen)} choices, expected one")
     return _class_of(chosen[0], classes, where)
+
+
+def _number(value: object) -> float:
+    """An annotation's id as a sort key (0 for anything that is not a number)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        and value == value else 0.0
 
 
 def _class_of(name: object, classes: Sequence[str], where: str) -> int:
@@ -76,7 +87,8 @@ def _class_of(name: object, classes: Sequence[str], where: str) -> int:
 def _min_label(task: Mapping[str, Any], classes: Sequence[str], where: str) -> int | None:
     """The answer of a JSON-MIN row (``{"image": ..., "label": "cat"}``); None without."""
     named = task.get("label")
-    if isinstance(named, dict) and len(named.get("choices") or []) == 1:
+    if isinstance(named, dict) and isinstance(named.get("choices"), list) \
+            and len(named["choices"]) == 1:
         named = named["choices"][0]
     if isinstance(named, str):  # activegen's control name: its value must be a class
         return _class_of(named, classes, where)
@@ -165,10 +177,7 @@ def read_label_studio_export(path: Path, classes: Sequence[str], index_of: Mappi
             several), a class not in ``classes``, or two tasks giving one file different
             classes (the file and the task are named).
     """
-    try:
-        tasks = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidImport(f"{path}: not a Label Studio JSON export ({exc})") from None
+    tasks = parse_json_text(read_labels_text(Path(path)), f"{path}: a Label Studio export")
     if not isinstance(tasks, list):
         raise InvalidImport(f"{path}: a Label Studio export is a JSON list of tasks")
     found: dict[int, int] = {}

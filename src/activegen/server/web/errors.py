@@ -2,10 +2,13 @@
 
 The session, its audit and the import readers raise
 :mod:`~activegen.server.core.errors` exceptions; the app answers each with the status of the
-nearest class in :data:`STATUS` and ``{"detail": <message>}``.
+nearest class in :data:`STATUS` and ``{"detail": <message>}``. A store that cannot be written
+is 507 (a full disk) or 503 (read-only, failing), as is any other read or write that fails.
 """
 
 from __future__ import annotations
+
+import errno
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -16,6 +19,8 @@ from activegen.server.core.errors import (
     InvalidRequest,
     NotFound,
     SessionError,
+    StorageFull,
+    Unavailable,
 )
 
 #: Each kind of refusal and its status; a subclass answers with its nearest listed ancestor's.
@@ -24,6 +29,8 @@ STATUS: dict[type[SessionError], int] = {
     Conflict: 409,
     Gone: 410,
     InvalidRequest: 422,
+    StorageFull: 507,
+    Unavailable: 503,
     SessionError: 400,
 }
 
@@ -41,3 +48,13 @@ def install_error_statuses(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
 
     app.add_exception_handler(SessionError, refused)
+
+    async def disk(_: Request, exc: Exception) -> JSONResponse:
+        # a file the app reads or writes (an export, an image) on a full or failing disk
+        assert isinstance(exc, OSError)
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        where = f"{exc.filename}: " if exc.filename else ""
+        return JSONResponse({"detail": f"{where}{exc.strerror or type(exc).__name__}"},
+                            status_code=507 if full else 503)
+
+    app.add_exception_handler(OSError, disk)

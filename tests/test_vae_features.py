@@ -46,7 +46,11 @@ def _session(tmp_path: Path, folder: Path, features: str = "vae",
     args = build_parser().parse_args(
         ["label", "--images", str(folder), "--classes", ",".join(SHAPES), "--size", "16",
          "--channels", "1", "--audit", "0", "--budget", "40", "--features", features])
-    return open_session(_images_label_config(args), tmp_path / store)
+    session = open_session(_images_label_config(args), tmp_path / store)
+    if session.features_preparation is not None:  # the VAE trains in the background
+        assert session.features_preparation.wait(600) and session.wait_ready(600)
+        assert session.features_preparation.state()["status"] == "ready"
+    return session
 
 
 def _label_and_predict(session: LabelSession, truth: dict[str, int], held: Path,

@@ -501,9 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--size", type=int, help="images are resized to SIZE x SIZE (default 64)")
     label.add_argument("--channels", type=int, choices=(1, 3), help="1 = grey, 3 = RGB "
                        "(default 3)")
-    label.add_argument("--features", help="'pixels' (default), 'vae' (learned on the folder) "
-                       "or 'backbone:PATH' (a local "
-                       "torchvision resnet18 state dict)")
+    label.add_argument("--features", help="'pixels' (default), 'self-supervised' (an encoder "
+                       "learned on the folder in the background while the first batch is "
+                       "labeled; minutes, its time named before it starts; cached), 'vae' "
+                       "(learned on the folder) or 'backbone:PATH' (a local torchvision "
+                       "resnet18 state dict)")
     label.add_argument("--audit", type=float, help="random audit sample, never trained on, "
                        "labeled a few after each batch and ON TOP of --budget: a count or a "
                        "fraction below 1 (default 30; 0 = none, no accuracy estimate)")

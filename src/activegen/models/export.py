@@ -4,7 +4,9 @@ The file is an ``.npz`` read with ``allow_pickle=False``: arrays ``coef`` ``[K',
 ``intercept`` ``[K']``, ``feature_mean`` and ``feature_scale`` ``[D]`` and ``header`` (the
 UTF-8 bytes of a JSON object: format, version, classes, image size, channels, the feature
 extractor's spec and id). With ``features = "vae"`` it also holds the VAE's weights as arrays
-``vae.<parameter>``, checked to load into exactly that VAE and to hash to the header's id.
+``vae.<parameter>``, checked to load into exactly that VAE and to hash to the header's id; with
+``features = "self-supervised"`` the encoder's weights as arrays ``encoder.<parameter>`` and its
+settings in the header (``self_supervised``), checked the same way.
 Loading refuses a file with other arrays, another format or version, shapes that do not
 agree (with each other, or with the feature size the header's extractor gives), values that
 would predict nonsense (a NaN or infinite weight, a feature scale that is not positive),
@@ -26,6 +28,7 @@ import numpy as np
 from activegen._atomic import atomic_write_bytes, atomic_write_text
 from activegen.data.unlabeled import UNLABELED_EXTENSIONS, list_image_files, read_images
 from activegen.errors import ActivegenError, DataError
+from activegen.features.settings import SelfSupervisedSettings
 from activegen.models.base import proba_from_margins
 from activegen.models.features import FeatureExtractor, parse_features_spec
 
@@ -38,6 +41,7 @@ FORMAT = "activegen-image-classifier"
 VERSION = 1
 _ARRAYS = {"coef", "intercept", "feature_mean", "feature_scale", "header"}
 _VAE_PREFIX = "vae."
+_ENCODER_PREFIX = "encoder."
 
 
 class ModelFileError(DataError):
@@ -61,18 +65,24 @@ class ExportedModel:
     audit: dict[str, Any] | None = None
     #: a ``vae`` extractor's network, as arrays (empty for other extractors)
     vae_state: dict[str, np.ndarray] | None = None
+    #: a ``self-supervised`` extractor's encoder, as arrays, and its settings
+    encoder_state: dict[str, np.ndarray] | None = None
+    encoder_settings: dict[str, Any] | None = None
 
     def to_bytes(self) -> bytes:
         header = {"format": FORMAT, "version": VERSION, "classes": self.classes,
                   "size": self.size, "channels": self.channels, "features": self.features,
                   "features_id": self.features_id, "audit": self.audit}
+        if self.encoder_settings is not None:
+            header["self_supervised"] = self.encoder_settings
         buffer = io.BytesIO()
         np.savez(buffer, coef=self.coef.astype(np.float64),
                  intercept=self.intercept.astype(np.float64),
                  feature_mean=self.feature_mean.astype(np.float32),
                  feature_scale=self.feature_scale.astype(np.float32),
                  header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-                 **{_VAE_PREFIX + k: v for k, v in (self.vae_state or {}).items()})
+                 **{_VAE_PREFIX + k: v for k, v in (self.vae_state or {}).items()},
+                 **{_ENCODER_PREFIX + k: v for k, v in (self.encoder_state or {}).items()})
         return buffer.getvalue()
 
     def save(self, path: str | Path) -> None:
@@ -91,19 +101,28 @@ class ExportedModel:
                 f"({self.features_id.removeprefix('backbone:')}), and this machine has no "
                 "such file: copy those weights to that path to predict with it")
         try:
-            extractor = FeatureExtractor(self.features, self.channels)
+            extractor = FeatureExtractor(self.features, self.channels,
+                                         self_supervised=self._encoder_settings())
+            if extractor.kind == "vae":
+                extractor.load_vae_state(self.vae_state or {}, self.size)
+            if extractor.kind == "self-supervised":
+                extractor.load_encoder_state(self.encoder_state or {}, self.size)
         except ActivegenError as exc:
             raise ModelFileError(str(exc)) from None
-        if extractor.kind == "vae":
-            try:
-                extractor.load_vae_state(self.vae_state or {}, self.size)
-            except ActivegenError as exc:
-                raise ModelFileError(str(exc)) from None
         if extractor.id != self.features_id:
             raise ModelFileError(f"the model was trained on features {self.features_id}; "
                                  f"{self.features} now gives {extractor.id} (other weights)")
         extractor.set_standardisation(self.feature_mean, self.feature_scale)
         return extractor
+
+    def _encoder_settings(self) -> SelfSupervisedSettings | None:
+        if self.encoder_settings is None:
+            return None
+        try:
+            return SelfSupervisedSettings.model_validate(self.encoder_settings)
+        except ValueError as exc:
+            raise ModelFileError(f"the header's self_supervised settings are not valid: "
+                                 f"{str(exc)[:300]}") from None
 
 
 def load_model(path: str | Path) -> ExportedModel:
@@ -114,12 +133,16 @@ def load_model(path: str | Path) -> ExportedModel:
     try:
         with np.load(path, allow_pickle=False) as data:
             names = set(data.files)
-            extra = {n for n in names - _ARRAYS if n.startswith(_VAE_PREFIX)}
+            extra = {n for n in names - _ARRAYS
+                     if n.startswith((_VAE_PREFIX, _ENCODER_PREFIX))}
             if names - extra != _ARRAYS:
                 raise ModelFileError(f"{path}: not an activegen model file (arrays "
                                      f"{sorted(names - extra)}, expected {sorted(_ARRAYS)})")
             arrays = {k: data[k] for k in _ARRAYS}
-            vae_state = {n[len(_VAE_PREFIX):]: data[n] for n in extra}
+            vae_state = {n[len(_VAE_PREFIX):]: data[n] for n in extra
+                         if n.startswith(_VAE_PREFIX)}
+            encoder_state = {n[len(_ENCODER_PREFIX):]: data[n] for n in extra
+                             if n.startswith(_ENCODER_PREFIX)}
     except ModelFileError:
         raise
     except Exception as exc:  # zipfile/ValueError/OSError: name the file
@@ -154,6 +177,20 @@ def load_model(path: str | Path) -> ExportedModel:
     if (kind == "vae") != bool(vae_state):
         raise ModelFileError(f"{path}: features {features!r} with "
                              f"{len(vae_state)} VAE arrays")
+    if (kind == "self-supervised") != bool(encoder_state):
+        raise ModelFileError(f"{path}: features {features!r} with "
+                             f"{len(encoder_state)} encoder arrays")
+    encoder_settings = header.get("self_supervised")
+    if (kind == "self-supervised") != isinstance(encoder_settings, dict):
+        raise ModelFileError(f"{path}: features {features!r} needs the header's "
+                             "self_supervised settings (an object), and only it has them")
+    width = None
+    if isinstance(encoder_settings, dict):
+        try:
+            width = SelfSupervisedSettings.model_validate(encoder_settings).width
+        except ValueError as exc:
+            raise ModelFileError(f"{path}: the header's self_supervised settings are not "
+                                 f"valid: {str(exc)[:300]}") from None
     coef, intercept = arrays["coef"], arrays["intercept"]
     mean, scale = arrays["feature_mean"], arrays["feature_scale"]
     k = 1 if len(classes) == 2 else len(classes)
@@ -164,7 +201,7 @@ def load_model(path: str | Path) -> ExportedModel:
         raise ModelFileError(f"{path}: array shapes disagree (coef {coef.shape}, intercept "
                              f"{intercept.shape}, features {mean.shape}) for {len(classes)} "
                              "classes")
-    expected = feature_size(kind, size, channels)
+    expected = feature_size(kind, size, channels, width)
     if coef.shape[1] != expected:
         raise ModelFileError(f"{path}: the arrays have {coef.shape[1]} features, but "
                              f"{features!r} gives {expected} for {size}x{size} images with "
@@ -182,15 +219,19 @@ def load_model(path: str | Path) -> ExportedModel:
     return ExportedModel(coef, intercept, mean, scale, list(classes), size, channels, features,
                          str(header.get("features_id", "")),
                          header.get("audit") if isinstance(header.get("audit"), dict) else None,
-                         vae_state or None)
+                         vae_state or None, encoder_state or None,
+                         encoder_settings if isinstance(encoder_settings, dict) else None)
 
 
-def feature_size(kind: str, size: int, channels: int) -> int:
-    """How many features an extractor of ``kind`` gives for ``size``² images."""
+def feature_size(kind: str, size: int, channels: int, width: int | None = None) -> int:
+    """How many features an extractor of ``kind`` gives for ``size``² images (``width``:
+    a self-supervised encoder's)."""
     from activegen.models.features import VAE_SETTINGS
 
     if kind == "pixels":
         return size * size * channels
+    if kind == "self-supervised":
+        return 4 * (width if width is not None else SelfSupervisedSettings().width)
     return VAE_SETTINGS.latent_dim if kind == "vae" else BACKBONE_FEATURES
 
 

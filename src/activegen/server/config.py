@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_validator,
 )
 
 from activegen.errors import ConfigError
@@ -48,7 +49,10 @@ class ImagesConfig(BaseModel):
         folder: the images (flat or nested; any sizes and modes).
         classes: the class names, at least two, distinct.
         size, channels: what every image is resized and converted to for the model.
-        features: ``"pixels"``, ``"vae"`` or ``"backbone:<torchvision resnet18 state dict>"``.
+        features: ``"pixels"``, ``"self-supervised"`` (an encoder learned on the folder, its
+            settings the ``[features] self_supervised`` table), ``"vae"`` or
+            ``"backbone:<torchvision resnet18 state dict>"``. One that trains on the folder
+            does so in the background while the first batch is labeled.
         audit: the random audit sample, a count (>= 1) or a fraction (< 1); 0 = none.
         labels: labels already known, imported first: a CSV ``path,label`` or a Label Studio
             JSON export (tasks matched to files by name).
@@ -152,6 +156,15 @@ class LabelConfig(_Strict):
     @classmethod
     def _known_device(cls, device: str) -> str:
         return check_device_name(device)
+
+    @model_validator(mode="after")
+    def _one_features_key(self) -> LabelConfig:
+        if self.images is not None and not self.features.is_pixels:
+            raise ValueError(
+                f"features.source = {self.features.source!r} with an [images] folder: a "
+                "folder's features are images.features (--features); the [features] table "
+                "gives only its self_supervised settings")
+        return self
 
     def decisive(self) -> dict[str, Any]:
         """The settings that decide which queries the session asks: a store holds the session

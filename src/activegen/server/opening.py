@@ -36,7 +36,9 @@ def session_pool(config: LabelConfig, store_path: Path) -> SessionPool:
     """The pool ``config`` names: its ``[images]`` folder, else its ``[data]`` dataset."""
     if config.images is not None:
         return folder_pool(config, store_path)
-    return dataset_pool(*load_session_data(config))
+    cache_dir = Path(config.cache_dir) if config.cache_dir else Path(store_path).parent / "cache"
+    return dataset_pool(*load_session_data(config), features=config.features,
+                        cache_dir=cache_dir, seed=config.seed)
 
 
 def open_session(

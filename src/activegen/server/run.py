@@ -126,6 +126,13 @@ def startup_message(prepared: PreparedServer) -> str:
                     if "audit" in state else "")
                  + ("; finished (a larger --budget on this store continues it)"
                     if state["finished"] else ""))
+    preparation = session.features_preparation
+    if preparation is not None:
+        estimate = preparation.estimate_seconds
+        lines.append(f"  features: {preparation.what}, learned on the pool in the background"
+                     + ("" if estimate is None else
+                        f" (about {max(1, round(estimate / 60))} min on one CPU core)")
+                     + "; label the first batch meanwhile, the next is chosen on them")
     if prepared.token:
         lines.append(f"  token:  {prepared.token}  (required on every request)")
     lines.append("  stop with Ctrl-C; the same command resumes the session")

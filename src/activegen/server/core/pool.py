@@ -14,13 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from activegen.data.dataset import Dataset
+from activegen.features.settings import FeaturesSettings
 from activegen.models.base import Learner
 from activegen.server.core.audit import AuditImages
+from activegen.server.core.preparation import FeaturePreparation, PreparedFeatures, Progress
 
 
 class ModelExporter(Protocol):
@@ -62,6 +65,9 @@ class SessionPool:
         layout: what the store keeps of the pool's source so that a reopened session finds
             each image again (an image folder's files, in pool order; None: a dataset, whose
             order never changes).
+        preparing: features still to be learned on the pool (None: ``inputs`` are final);
+            until they are ready ``inputs`` are the pixels, the first batch is labeled on
+            them, and the session starts the preparation and swaps its results in.
     """
 
     images: Dataset
@@ -74,9 +80,43 @@ class SessionPool:
     exporter: ModelExporter | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
     layout: Mapping[str, Any] | None = None
+    preparing: FeaturePreparation | None = None
 
 
-def dataset_pool(pool: Dataset, test_sets: Mapping[str, Dataset]) -> SessionPool:
-    """The session pool of a dataset: its images as the learner's inputs, its test sets."""
-    return SessionPool(images=pool, inputs=pool.to_float(),
-                       test_sets={name: (ds.to_float(), ds.y) for name, ds in test_sets.items()})
+def dataset_pool(pool: Dataset, test_sets: Mapping[str, Dataset],
+                 features: FeaturesSettings | None = None, cache_dir: Path | None = None,
+                 seed: int = 0) -> SessionPool:
+    """The session pool of a dataset: its images as the learner's inputs, its test sets.
+
+    With ``features`` other than pixels the learner reads the pool and the test sets through
+    that source (:func:`activegen.features.source_for`), fitted on the pool's images in the
+    background (:class:`FeaturePreparation`): the session opens on the pixels at once.
+    """
+    tests = {name: (ds.to_float(), ds.y) for name, ds in test_sets.items()}
+    if features is None or features.is_pixels:
+        return SessionPool(images=pool, inputs=pool.to_float(), test_sets=tests)
+
+    def prepare(progress: Progress) -> PreparedFeatures:
+        from activegen.features import source_for
+
+        source = source_for(features, pool.image_shape[2], cache_dir, seed=seed,
+                            on_progress=progress, display="none")
+        X = pool.to_float()
+        if source.needs_fit:
+            source.fit(X)
+        return PreparedFeatures(
+            inputs=source.transform(X).astype(np.float32),
+            test_sets={name: (source.transform(X_test).astype(np.float32), y)
+                       for name, (X_test, y) in tests.items()},
+            info={"features": features.source})
+
+    settings = features.self_supervised
+    height, width, channels = pool.image_shape
+    trains = features.source == "self-supervised"
+    preparing = FeaturePreparation(
+        features.source, settings.epochs if trains else 0, prepare,
+        settings.estimated_seconds(len(pool), (channels, height, width)) if trains else None)
+    return SessionPool(images=pool, inputs=pool.to_float(), test_sets=tests,
+                       info={"features": "pixels (until the "
+                             f"{features.source} features are ready)"},
+                       preparing=preparing)

@@ -122,7 +122,9 @@ class FeaturePreparation:
             end = self._ended if self._ended is not None else time.monotonic()
             seconds = 0.0 if self._started is None else end - self._started
         status = "failed" if error else ("ready" if self._done.is_set() else "training")
-        if status == "training":
+        if status == "training" and not epochs:  # a training that reports no epochs
+            message = f"preparing features: training the {self.what} ({_duration(seconds)} so far)"
+        elif status == "training":
             message = f"preparing features: epoch {epoch} of {epochs}"
             if epoch:
                 left = seconds / epoch * (epochs - epoch)

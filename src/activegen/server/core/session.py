@@ -24,6 +24,7 @@ when configured, has labels; it gives the learning curve (the store's ``fits``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -50,6 +51,7 @@ from activegen.server.core.events import StoredEvents
 from activegen.server.core.labeler import check_labeler
 from activegen.server.core.png import png_bytes
 from activegen.server.core.pool import ModelExporter, SessionPool
+from activegen.server.core.preparation import PreparedFeatures
 from activegen.server.core.schema import FILES_KEY, MIGRATED_KEY, POOL_LAYOUT_KEY
 from activegen.server.core.stopping_notice import SessionStopping
 from activegen.server.core.store import LabelStore, QueryRow
@@ -130,6 +132,9 @@ class LabelSession:
         self.info = dict(pool.info)
         self._picture = pool.picture
         self._layout = pool.layout
+        #: features still being learned on the pool (None: the inputs are final)
+        self.features_preparation = pool.preparing
+        self._awaiting_features = pool.preparing is not None
         self.store_path = Path(store_path)
         device = resolve_device(config.device)
         self.strategy = strategy or STRATEGIES.build(
@@ -166,8 +171,11 @@ class LabelSession:
                 self._check_import(known)
                 self.store.import_labels(known, "import")
             self.worker = EngineWorker(self.store, self._engine, config.loop.initial,
-                                       config.loop.batch, background=self.settings.background)
+                                       config.loop.batch, background=self.settings.background,
+                                       hold=lambda: self._awaiting_features)
             self.worker.request()  # the first round, or the open round's learner
+            if self.features_preparation is not None:
+                self.features_preparation.start(self._features_ready, self._features_failed)
         except BaseException:
             self.close()
             raise
@@ -304,6 +312,36 @@ class LabelSession:
             batch_size=loop.batch, abstain_costs_budget=loop.abstain_costs_budget,
             test_sets=self.test_sets, store=events, cache_dir=self.cache_dir,
             on_fitted=self._on_fitted)
+
+    def _features_ready(self, prepared: PreparedFeatures) -> None:
+        """The features the session waited for: the learner, the strategy, the audit and the
+        stopping notice read them from now on; the engine is rebuilt on them from the store's
+        events (the same answers), and the next round is chosen on them."""
+        assert self.worker is not None
+        with self.store.lock:
+            self.X_pool = np.asarray(prepared.inputs, dtype=np.float32)
+            # the held-out sets in the new features (one it does not give cannot be read)
+            self.test_sets = dict(prepared.test_sets)
+            if prepared.exporter is not None:
+                self.exporter = prepared.exporter
+            if self.audit is not None and prepared.audit_features is not None:
+                self.audit.images = dataclasses.replace(self.audit.images,
+                                                        inputs=prepared.audit_features)
+            if self.config.stopping is not None:
+                self.stopping = SessionStopping(self.config.stopping, self.X_pool,
+                                                self.config.seed, self.store)
+            self.info.update(prepared.info)
+            self.worker.learner = None  # fitted on the pixels: no guess from it now
+            self._awaiting_features = False
+        log.info("the features are ready: the next round is chosen on them")
+        self.worker.rebuild()
+
+    def _features_failed(self, error: str) -> None:
+        """The features could not be learned: the session goes on with the pixels."""
+        assert self.worker is not None
+        self.info["features"] = f"pixels (the features failed: {error})"
+        self._awaiting_features = False
+        self.worker.request()
 
     def _on_fitted(self, record: RoundRecord, learner: Learner) -> None:
         """Round ``record.round``'s fit (on every answer before it): the learning curve and
@@ -559,6 +597,8 @@ class LabelSession:
             out["stopping"] = self.stopping.state()
         if self.audit is not None:
             out["audit"] = self.audit_state()
+        if self.features_preparation is not None:
+            out["feature_preparation"] = self.features_preparation.state()
         out.update(self.info)
         return out
 

@@ -30,10 +30,11 @@ from activegen.data.unlabeled import display_png
 from activegen.errors import ConfigError
 from activegen.models import LEARNERS
 from activegen.models.capabilities import Linear, has_capability
-from activegen.models.features import FeatureExtractor
+from activegen.models.features import VAE_SETTINGS, FeatureExtractor
 from activegen.server.config import LabelConfig
 from activegen.server.core.audit import AuditImages, audit_size, draw_audit
 from activegen.server.core.pool import SessionPool
+from activegen.server.core.preparation import FeaturePreparation, PreparedFeatures, Progress
 from activegen.server.core.schema import POOL_LAYOUT_KEY
 from activegen.server.core.store import read_meta
 from activegen.server.images.folder_cache import load_images_cached, raw_features_cached
@@ -91,12 +92,40 @@ def folder_pool(config: LabelConfig, store_path: Path) -> SessionPool:
     if len(pool_idx) < config.loop.initial:
         raise ConfigError(f"loop.initial ({config.loop.initial}) exceeds the "
                           f"pool ({len(pool_idx)} images after the audit sample)")
-    extractor = FeatureExtractor(  # a "vae" trains on the pool, cached by its bytes
-        images.features, images.channels, seed=config.seed, cache_dir=cache_dir)
+    pool_images, audit_images = loaded.X[pool_idx], loaded.X[audit_idx]
+
+    def extractor_of(spec: str, on_progress: Progress | None = None) -> FeatureExtractor:
+        # a "vae" or "self-supervised" extractor trains on the pool, cached by its bytes
+        return FeatureExtractor(spec, images.channels, seed=config.seed, cache_dir=cache_dir,
+                                self_supervised=config.features.self_supervised,
+                                on_progress=on_progress, display="none")
+
+    extractor = extractor_of(images.features)
+    preparing: FeaturePreparation | None = None
+    if not extractor.encoder_cached(pool_images):
+        # minutes of training: the session opens on the pixels now (the first batch is
+        # labeled on them) and the features are learned meanwhile, then swapped in
+        extractor = extractor_of("pixels")
+
+        def prepare(progress: Progress) -> PreparedFeatures:
+            trained = extractor_of(images.features, progress)
+            pool_features = trained.fit(pool_images)
+            return PreparedFeatures(
+                inputs=pool_features, audit_features=trained.transform(audit_images),
+                exporter=FolderModelExport(images, trained, pool_features, files),
+                info={"features": images.features})
+
+        ssl = config.features.self_supervised
+        trains_ssl = images.features == "self-supervised"
+        height, width, channels = pool_images.shape[1:]
+        preparing = FeaturePreparation(
+            images.features, ssl.epochs if trains_ssl else VAE_SETTINGS.epochs, prepare,
+            ssl.estimated_seconds(len(pool_images), (channels, height, width)) if trains_ssl
+            else None)
     raw = raw_features_cached(extractor, loaded.X, folder_key, cache_dir)
     if raw is None:
-        features = extractor.fit(loaded.X[pool_idx])
-        audit_features = extractor.transform(loaded.X[audit_idx])
+        features = extractor.fit(pool_images)
+        audit_features = extractor.transform(audit_images)
     else:
         features = extractor.fit_raw(raw[pool_idx])
         audit_features = extractor.standardise(raw[audit_idx])
@@ -120,9 +149,12 @@ def folder_pool(config: LabelConfig, store_path: Path) -> SessionPool:
             {audit_position[i]: y for i, y in known if i in audit_position}),
         exporter=FolderModelExport(images, extractor, features, files),
         info={"skipped_files": [{"path": p, "reason": r} for p, r in loaded.skipped],
-              "n_skipped": len(loaded.skipped), "features": images.features},
+              "n_skipped": len(loaded.skipped),
+              "features": images.features if preparing is None
+              else f"pixels (until the {images.features} features are ready)"},
         layout={"pool": [[p, contents.get(p, "")] for p in files],
                 "audit": [[p, contents.get(p, "")] for p in audit_files]},
+        preparing=preparing,
     )
 
 

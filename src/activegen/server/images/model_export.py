@@ -42,11 +42,15 @@ class FolderModelExport:
                            "(no linear_weights); only linear learners export")
         coef, intercept = learner.linear_weights()
         assert self.extractor.mean is not None and self.extractor.scale is not None
-        images = self.images
-        return ExportedModel(np.asarray(coef), np.asarray(intercept), self.extractor.mean,
-                             self.extractor.scale, list(images.classes), images.size,
-                             images.channels, images.features, self.extractor.id, audit=audit,
-                             vae_state=self.extractor.vae_state() or None)
+        images, extractor = self.images, self.extractor
+        encoder = extractor.encoder
+        return ExportedModel(np.asarray(coef), np.asarray(intercept), extractor.mean,
+                             extractor.scale, list(images.classes), images.size,
+                             images.channels, extractor.spec, extractor.id, audit=audit,
+                             vae_state=extractor.vae_state() or None,
+                             encoder_state=extractor.encoder_state() or None,
+                             encoder_settings=None if encoder is None
+                             else encoder.config.model_dump(mode="json"))
 
     def model_file(self, learner: Learner, audit: dict[str, Any] | None) -> bytes:
         return self.exported(learner, audit).to_bytes()

@@ -227,7 +227,7 @@ function renderState(state) {
   if (audit && audit.curve.length) drawAuditCurve(audit);
   else if (state.test_sets.length && state.curve.length) drawCurve(state);
   renderStopping(state.stopping);
-  renderFeatures(state.features);
+  renderFeatures(state.feature_preparation);
   if (!$("waiting").hidden) renderWaiting();
 }
 
@@ -320,7 +320,7 @@ function renderWaiting() {
   const state = lastState;
   const seconds = waitingSince === null ? 0 : (Date.now() - waitingSince) / 1000;
   if (!state) return;
-  const features = state.features;
+  const features = state.feature_preparation;
   $("waitline").textContent = features && features.status === "training"
     ? `${features.message}; the next ${state.batch_size} images are chosen on them…`
     : `Retraining on ${state.labeled + state.imported} labels and ` +

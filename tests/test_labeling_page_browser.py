@@ -258,3 +258,59 @@ def test_the_result_card_and_the_export_read_back_by_labels(tmp_path: Path) -> N
             p: truth[p] for p in again.audit.files}
     finally:
         again.close()
+
+
+def test_the_page_shows_the_features_training_and_waits_for_them(tmp_path: Path) -> None:
+    """``--features self-supervised`` trains while the first batch is labeled: the page says
+    so beside the batch, and between the rounds names the training as what it waits for."""
+    import dataclasses
+    import threading
+
+    from activegen.server.core.preparation import FeaturePreparation, PreparedFeatures
+    from activegen.server.images.folder import folder_pool
+
+    sync_api = playwright_api()
+    import uvicorn
+
+    folder, truth = photo_folder(tmp_path)
+    config = _config(folder, tmp_path / "s.sqlite", "--audit", "0", "--budget", "30")
+    pool = folder_pool(config, tmp_path / "s.sqlite")
+    release = threading.Event()
+
+    def prepare(progress):  # type: ignore[no-untyped-def]
+        progress(1, 3, 2.5)
+        assert release.wait(120)
+        return PreparedFeatures(inputs=pool.inputs[:, ::2].copy(), info={"features": "half"})
+
+    pool = dataclasses.replace(pool, preparing=FeaturePreparation("self-supervised", 3, prepare))
+    session = open_session(config, tmp_path / "s.sqlite", pool=pool)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    app = create_app(session, allowed_hosts=list(LOOPBACK_HOSTS))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    prepared = PreparedServer(session, server, sock,
+                              f"http://127.0.0.1:{sock.getsockname()[1]}/", None)
+    try:
+        with running(prepared), sync_api.sync_playwright() as p:
+            browser = launch(p)
+            page, errors = open_labeler_page(browser, prepared.url + "?labeler=f")
+            page.wait_for_selector("body[data-round='0']")
+            page.wait_for_selector("#featurenotice", state="visible")
+            notice = page.text_content("#featurenotice")
+            assert notice.startswith("preparing features: epoch 1 of 3")
+            assert "You can label this batch meanwhile" in notice
+            for _ in range(10):
+                _wait_next(page, _answer_current(page, session, truth))
+            page.wait_for_selector("#waiting", state="visible")
+            page.wait_for_function("document.getElementById('waitline').textContent"
+                                   ".startsWith('preparing features: epoch 1 of 3')")
+            assert "the next 10 images are chosen on them" in page.text_content("#waitline")
+            release.set()
+            page.wait_for_selector("body[data-round='1']")
+            page.wait_for_selector("#query", state="visible")
+            page.wait_for_selector("#featurenotice", state="hidden")
+            assert not errors, errors
+            browser.close()
+    finally:
+        release.set()

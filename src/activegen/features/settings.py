@@ -73,18 +73,22 @@ class SelfSupervisedSettings(Settings):
     def estimated_seconds(self, n_images: int, image_shape: tuple[int, int, int]) -> float:
         """About how long training takes on one CPU core: what a run says before it starts.
 
-        Scaled from one measurement (``research/features/README.md``): 40 epochs of 10,000
-        28×28 images at the defaults took about 530 s on one quiet core of a 2-core AMD EPYC
-        (1.3 ms per image and epoch), the cost growing with the first stage's area and the
-        square of the width. A loaded machine takes 2-3 times longer.
+        Scaled from two measurements (``research/features/README.md``): 40 epochs of 10,000
+        28×28 grey images at the defaults took about 530 s on one quiet core of a 2-core AMD
+        EPYC (1.3 ms per image and epoch), and 2,000 64×64 RGB images about 4 ms per image and
+        epoch (840 s at load 5-8, over the 2.6× slowdown the 28×28 runs showed at that load).
+        The network's part grows with the first stage's area, the square of the width and the
+        blocks; the augmentations' and the stem's with the input's pixels. A loaded machine
+        takes 2-3 times longer.
         """
         from activegen.features.encoder import strides_for
 
-        _, h, w = image_shape
+        channels, h, w = image_shape
         stem, stages = strides_for(min(h, w), self.stem_stride)
         area = (h // (stem * stages[0])) * (w // (stem * stages[0]))
-        per_image = 1.325e-3 * (area / 196) * (self.width / 16) ** 2 * self.blocks
-        return self.epochs * n_images * per_image
+        network = 1.168e-3 * (area / 196) * (self.width / 16) ** 2 * self.blocks
+        per_pixel = 0.157e-3 * (h * w * channels) / 784
+        return self.epochs * n_images * (network + per_pixel)
 
 
 #: the sources a spec may name (pretrained ones also take ``@<weights file>``)

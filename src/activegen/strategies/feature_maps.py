@@ -107,7 +107,7 @@ class SourceFeatures(TaskFeatures):
     """The vectors ``[N, d]`` of a feature-layer source (``self-supervised``, ``timm:``,
     ``open_clip:``, ``torchvision:``), fitted once on the pool's images in :meth:`prepare`.
 
-    Built through :meth:`FeaturesSettings.build <activegen.features.FeaturesSettings.build>`,
+    Built through :func:`activegen.features.source_for`,
     the one path of the feature layer: a self-supervised encoder is trained once per pool and
     settings and kept in the artifact cache under ``context.cache_dir``, so every strategy
     (and the experiment's ``[features]``) with the same settings reads the same encoder. The

@@ -128,7 +128,7 @@ class GAALSettings(GeneratorStrategySettings):
     ``[generator]`` and ``[synthesis]``)."""
 
     synthesis: SynthesisSettings = Field(None, validate_default=True, description=(
-        "the latent search's settings, or a preset name (paper, boundary, labelable)"))
+        "the latent search's settings, or a preset name (paper, boundary, edit, labelable)"))
 
     @field_validator("synthesis", mode="before")
     @classmethod

@@ -46,13 +46,16 @@ HUBER = 1e-2
 
 class SynthesisSettings(PresetSettings):
     """How GAAL searches the latent space. Presets: ``paper`` (the paper's objective, by SGD),
-    ``boundary`` (L-BFGS with manifold diversity: the shipped paper-protocol synthesis) and
-    ``labelable`` (a margin band, the discriminator's realism and some diversity: queries a
-    person can name)."""
+    ``boundary`` (L-BFGS with manifold diversity, from random draws), ``edit`` (``boundary``
+    from the inverted pool images nearest the boundary: small edits of real images, the
+    paper-protocol configs' GAAL) and ``labelable`` (a margin band, the discriminator's realism
+    and some diversity: queries a person can name)."""
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
         "boundary": {"optimizer": "lbfgs", "diversity": 1.0, "diversity_kind": "manifold"},
+        "edit": {"optimizer": "lbfgs", "diversity": 1.0, "diversity_kind": "manifold",
+                 "start": "pool"},
         "labelable": {"optimizer": "lbfgs", "band": 1.0, "realism": 1.0, "diversity": 0.3,
                       "diversity_kind": "manifold"},
     }

@@ -8,7 +8,8 @@ minus the learner's margin at each synthesized image).
 Prints per strategy: the refused share over all rounds and seeds, the median margin of the
 labeled queries and of the refused ones, and the refused share and labeled median margin by
 blocks of ``--every`` rounds (mean over seeds). Pool strategies (no ``scores`` of synthesized
-images) are left out.
+images) are left out, and so are runs that did not finish (no ``OUT/runs/<run>.csv``: an
+experiment stopped mid-run leaves that run's first rounds in ``queries/``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def read_rounds(out: Path) -> pd.DataFrame:
     rows = []
     for run in sorted((out / "queries").iterdir()):
         match = re.fullmatch(r"(.+)__seed(\d+)", run.name)
-        if match is None:
+        if match is None or not (out / "runs" / f"{run.name}.csv").is_file():
             continue
         for path in sorted(run.glob("round_*.npz")):
             with np.load(path) as data:

@@ -25,7 +25,7 @@ from activegen.models.capabilities import (
     has_capability,
 )
 from activegen.server.config import parse_label_config
-from activegen.strategies import STRATEGIES
+from activegen.strategies import STRATEGIES, Query, QueryState, Strategy
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +156,6 @@ def test_an_active_learner_with_nothing_labeled_starts_with_its_cold_start(pool)
     """The engine runs the cold start while nothing is labeled: the first batch is
     TypiClust's on the pool (no learner), the second the strategy's."""
     from activegen.engine import derive_seed
-    from activegen.strategies import QueryState
     from activegen.strategies.cold_start import input_features, typiclust_select
 
     X, y = pool
@@ -192,3 +191,34 @@ def test_teach_adds_labels_from_elsewhere_and_is_replayed(pool) -> None:
     assert replayed.state.labeled_indices.tolist() == a.state.labeled_indices.tolist()
     with pytest.raises(DataError, match="labels must be integer classes"):
         a.teach(np.array([60]), np.array([0.5]))
+
+
+class _Shifted(Strategy):
+    """Synthesizes the first ``k`` unqueried pool images, darkened by the round (new images
+    every round, no generator needed)."""
+
+    name = "shifted"
+    synthesizes = True
+
+    def query(self, state: QueryState, k: int) -> Query:
+        seen = state.X_refused
+        assert seen is not None and len(seen) == 2 * state.round  # what the fold kept so far
+        return Query.synthesized(state.X_pool[:k] * (0.9 - 0.1 * state.round))
+
+
+def test_refused_synthesized_images_are_kept_and_replayed(pool) -> None:
+    X, y = pool
+    store = MemoryStore()
+    engine = ActiveLearner(X, 2, LinearSVM(2), _Shifted(), seed=0,
+                           initial=(np.array([0, 1, 2, 3]), y[[0, 1, 2, 3]]), store=store)
+    asked = []
+    for _ in range(3):
+        q = engine.ask(3)
+        asked.append(q.samples)
+        engine.tell(q, np.array([-1, y[1], -1]))  # the first and last refused
+    refused = np.concatenate([s[[0, 2]] for s in asked])
+    np.testing.assert_array_equal(engine.state.X_refused, refused)
+    np.testing.assert_array_equal(engine.state.X_extra, np.concatenate([s[[1]] for s in asked]))
+    assert engine.query_state().X_refused is engine.state.X_refused
+    replayed = ActiveLearner(X, 2, LinearSVM(2), _Shifted(), seed=0, store=store)
+    np.testing.assert_array_equal(replayed.state.X_refused, refused)

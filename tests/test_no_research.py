@@ -38,3 +38,10 @@ def test_the_check_finds_both_ways_of_naming_it() -> None:
         "researchers = 3  # a word, not the folder",
     ])
     assert mentions(sample) == [2, 3]
+
+
+def test_the_gaal_guide_stays_a_guide() -> None:
+    """docs/gaal.md is what a user needs (at most 300 lines); the study's record lives in the
+    research folder it links to."""
+    guide = TESTS.parent / "docs" / "gaal.md"
+    assert len(guide.read_text().splitlines()) <= 300

@@ -119,7 +119,7 @@ def test_the_fingerprint_sees_what_a_config_says_not_how_it_is_written() -> None
 @pytest.mark.parametrize(("extra", "message"), [
     ({"generator": {"epoch": 3}}, "generator: epoch: unknown setting; the settings are: "
                                   "batch_size"),
-    ({"synthesis": "fast"}, "synthesis: .*unknown preset 'fast'; known: paper, boundary, "
+    ({"synthesis": "fast"}, "synthesis: .*unknown preset 'fast'; known: paper, boundary, edit, "
                             "labelable"),
     ({"strategies": [{"name": "gaal", "generator": {"preset": "fast"}}]},
      r"strategies\[0\]: strategy 'gaal': generator: unknown preset 'fast'; known: paper, "

@@ -185,7 +185,7 @@ def test_a_setting_is_refused_by_name_with_the_known_ones() -> None:
                                           r"settings\)"):
         STRATEGIES.build("random", {"k": 3})
     with pytest.raises(ConfigError, match="unknown preset 'fast'; known: paper, boundary, "
-                                          "labelable"):
+                                          "edit, labelable"):
         STRATEGIES.build("gaal", {"synthesis": "fast"})
 
 

@@ -175,6 +175,8 @@ class LoopState:
     queried: np.ndarray
     X_extra: np.ndarray
     y_extra: np.ndarray
+    #: synthesized images the oracle refused: what a strategy can learn labelability from
+    X_refused: np.ndarray
     n_spent: int = 0
     n_abstained: int = 0
     empty_rounds: int = 0
@@ -187,7 +189,8 @@ class LoopState:
         return cls(round=0, labeled_indices=np.empty(0, np.int64),
                    labeled_y=np.empty(0, np.int64), queried=np.zeros(n_pool, dtype=bool),
                    X_extra=np.empty((0, *image_shape), dtype=np.float32),
-                   y_extra=np.empty(0, np.int64))
+                   y_extra=np.empty(0, np.int64),
+                   X_refused=np.empty((0, *image_shape), dtype=np.float32))
 
 
 def apply_event(state: LoopState, event: Event, n_classes: int,
@@ -239,6 +242,7 @@ def apply_event(state: LoopState, event: Event, n_classes: int,
     if asked.samples is not None:
         state.X_extra = np.concatenate([state.X_extra, asked.samples[got]])
         state.y_extra = np.concatenate([state.y_extra, labels[got]])
+        state.X_refused = np.concatenate([state.X_refused, asked.samples[~got]])
     else:
         state.queried[asked.indices] = True
         state.labeled_indices = np.concatenate([state.labeled_indices, asked.indices[got]])
@@ -761,7 +765,8 @@ class ActiveLearner:
             labeled_indices=s.labeled_indices.copy(), learner=self.learner,  # type: ignore[arg-type]
             n_classes=self.n_classes,
             rng=np.random.default_rng(derive_seed(self.seed, s.round, 3)), round=s.round,
-            X_extra=s.X_extra, y_extra=s.y_extra, labels=s.labeled_y.copy())
+            X_extra=s.X_extra, y_extra=s.y_extra, labels=s.labeled_y.copy(),
+            X_refused=s.X_refused)
 
     def tell(self, query: Query, labels: np.ndarray, label_seconds: float = 0.0) -> None:
         """Apply the answers to the query of the last ``ask`` (``-1`` = abstained), which

@@ -41,6 +41,8 @@ class QueryState:
         labels: the labels of ``labeled_indices`` (``int64``, aligned with them; abstentions
             are not labeled, so never here). ``None`` where the caller has none to give;
             a strategy that needs them (the class-conditional VAE) refuses that.
+        X_refused: synthesized queries the oracle refused, ``[R, C, H, W]`` (with ``X_extra``,
+            every answer a synthesizing strategy got: which of its images could be named).
     """
 
     X_pool: np.ndarray
@@ -53,6 +55,7 @@ class QueryState:
     X_extra: np.ndarray | None = None
     y_extra: np.ndarray | None = None
     labels: np.ndarray | None = None
+    X_refused: np.ndarray | None = None
 
     @property
     def available_indices(self) -> np.ndarray:

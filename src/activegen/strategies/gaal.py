@@ -38,11 +38,20 @@ from activegen.strategies.base import (
     Strategy,
     check_batch,
 )
+from activegen.strategies.inversion import invert, nearest_boundary
+from activegen.strategies.labelability import Labelability
 from activegen.strategies.synthesis import Synthesis, SynthesisSettings, margin, synthesize
+
+#: random starts of each pool image's inversion (minimal edits)
+INVERT_STARTS = 2
 
 
 def _torch_seed(rng: np.random.Generator) -> torch.Generator:
     return torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
+
+
+def _tensor(images: np.ndarray | None) -> torch.Tensor | None:
+    return None if images is None else torch.from_numpy(np.asarray(images, dtype=np.float32))
 
 
 class GeneratorStrategySettings(Settings):
@@ -120,7 +129,7 @@ class GAALSettings(GeneratorStrategySettings):
     ``[generator]`` and ``[synthesis]``)."""
 
     synthesis: SynthesisSettings = Field(None, validate_default=True, description=(
-        "the latent search's settings, or a preset name (paper, boundary, labelable)"))
+        "the latent search's settings, or a preset name (paper, boundary, edit, labelable)"))
 
     @field_validator("synthesis", mode="before")
     @classmethod
@@ -174,11 +183,37 @@ class GAAL(GeneratorStrategy):
                                 "learner's differentiable features")
             feature_fn = learner.torch_features
             reference = torch.from_numpy(np.asarray(state.X_pool, dtype=np.float32))
+        labelability = None
+        if synthesis.labelability > 0:
+            labelability = Labelability.from_answers(_tensor(state.X_extra),
+                                                     _tensor(state.X_refused))
+            if labelability is not None:
+                labelability = labelability.to(self.device)
+        torch_generator = _torch_seed(state.rng)
+        initial = None
+        if synthesis.start == "pool":
+            initial = self._pool_starts(state, k * synthesis.starts, torch_generator)
         disc = self.discriminator
         return synthesize(gen, learner.torch_decision, k, synthesis, labeled=labeled,
                           reference=reference, feature_fn=feature_fn,
                           discriminator=None if disc is None else lambda x: disc(x * 2.0 - 1.0),
-                          torch_generator=_torch_seed(state.rng))
+                          labelability=None if labelability is None else labelability.log_prob,
+                          initial=initial, torch_generator=torch_generator)
+
+    def _pool_starts(self, state: QueryState, count: int,
+                     torch_generator: torch.Generator) -> torch.Tensor:
+        """The latents of the ``count`` unqueried pool images nearest the learner's boundary
+        (inverted), nearest first: query ``i`` starts from the ``i``-th, ``(k + i)``-th, …"""
+        learner = state.learner
+        assert isinstance(learner, Differentiable)
+        available = state.available_indices
+        if len(available) == 0:
+            available = np.arange(len(state.X_pool))  # every image asked: edit labeled ones
+        margins = pool_margins_of(learner.torch_decision, state.X_pool, available)
+        picks = available[nearest_boundary(margins, count)]
+        images = torch.from_numpy(np.asarray(state.X_pool[picks], dtype=np.float32))
+        return invert(self._require_generator(), images, starts=INVERT_STARTS,
+                      torch_generator=torch_generator).latents
 
     def query(self, state: QueryState, k: int) -> Query:
         result = self._synthesize(state, k)

@@ -12,12 +12,17 @@ made of terms, each a function of ``z`` and ``G(z)`` giving one value per start:
   ``G(z)`` looks real, so that a person can label the query;
 - :class:`DiversityTerm`: RBF similarity of a start to the batch's other queries (in pixels plus
   the labeled images: ``rbf``; or in the learner's features plus the distance to the nearest
-  pool image: ``manifold``), the remedy the paper proposes for its same-distribution collapse.
+  pool image: ``manifold``), the remedy the paper proposes for its same-distribution collapse;
+- :class:`LabelabilityTerm`: ``−log p(G(z) is named)`` by a model of the oracle's earlier
+  answers (:class:`~activegen.strategies.labelability.Labelability`), so that the search keeps
+  to where the oracle answers.
 
 Two optimizers run every start of the batch at once (one forward/backward per step):
 :func:`sgd_descent` (normalised-gradient descent with momentum) and :func:`batched_lbfgs` (each
 start its own L-BFGS with a backtracking line search). ``z`` stays in the prior's bulk by
-clipping to ``±3σ``. Each query keeps the best point any of its starts reached.
+clipping to ``±3σ``. Each query keeps the best point any of its starts reached. The starts are
+random draws from the prior, or given latents (``initial``: real images' inversions, so that a
+query is a small edit of an image a person recognises).
 """
 
 from __future__ import annotations
@@ -41,13 +46,16 @@ HUBER = 1e-2
 
 class SynthesisSettings(PresetSettings):
     """How GAAL searches the latent space. Presets: ``paper`` (the paper's objective, by SGD),
-    ``boundary`` (L-BFGS with manifold diversity: the shipped paper-protocol synthesis) and
-    ``labelable`` (a margin band, the discriminator's realism and some diversity: queries a
-    person can name)."""
+    ``boundary`` (L-BFGS with manifold diversity, from random draws), ``edit`` (``boundary``
+    from the inverted pool images nearest the boundary: small edits of real images, the
+    paper-protocol configs' GAAL) and ``labelable`` (a margin band, the discriminator's realism
+    and some diversity: queries a person can name)."""
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
         "boundary": {"optimizer": "lbfgs", "diversity": 1.0, "diversity_kind": "manifold"},
+        "edit": {"optimizer": "lbfgs", "diversity": 1.0, "diversity_kind": "manifold",
+                 "start": "pool"},
         "labelable": {"optimizer": "lbfgs", "band": 1.0, "realism": 1.0, "diversity": 0.3,
                       "diversity_kind": "manifold"},
     }
@@ -68,6 +76,12 @@ class SynthesisSettings(PresetSettings):
     diversity_kind: Literal["rbf", "manifold"] = Field("rbf", description=(
         "rbf: repulsion in pixels from the batch and the labeled images; manifold: repulsion "
         "in the learner's features plus the distance to the nearest pool image"))
+    labelability: float = Field(0.0, ge=0, description=(
+        "weight of -log p(named) by a model of the oracle's earlier answers to synthesized "
+        "queries (0: none)"))
+    start: Literal["prior", "pool"] = Field("prior", description=(
+        "prior: the search starts from random draws of z; pool: from the inversions of the "
+        "unqueried pool images nearest the learner's boundary (small edits of real images)"))
 
     @property
     def n_steps(self) -> int:
@@ -207,6 +221,19 @@ class DiversityTerm:
         return self.weight * spread
 
 
+class LabelabilityTerm:
+    """``weight · −log p(named)`` of ``G(z)``: ``log_prob`` is a model of which images the
+    oracle named and which it refused (:class:`~activegen.strategies.labelability.Labelability`).
+    Not rescaled: ``−log p`` is in nats whatever the data, and 1 nat is the cost of a start's
+    margin of 1 (a linear SVM's margin edge)."""
+
+    def __init__(self, log_prob: Callable[[torch.Tensor], torch.Tensor], weight: float) -> None:
+        self.log_prob, self.weight = log_prob, weight
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return -self.weight * self.log_prob(images)
+
+
 Objective = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -332,6 +359,8 @@ def synthesize(
     reference: torch.Tensor | None = None,
     discriminator: Callable[[torch.Tensor], torch.Tensor] | None = None,
     feature_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    labelability: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    initial: torch.Tensor | None = None,
     torch_generator: torch.Generator | None = None,
 ) -> Synthesis:
     """Synthesize ``k`` queries near the decision boundary of ``decision_fn``.
@@ -345,6 +374,10 @@ def synthesize(
         reference: pool images (``manifold`` diversity's nearest-pool distance).
         discriminator: logits of images in ``[0, 1]`` (the realism term).
         feature_fn: the learner's differentiable features (``manifold`` diversity).
+        labelability: ``log p(named)`` of images (the labelability term); ``None`` while the
+            oracle has refused nothing, which leaves the term out.
+        initial: latents to start from ``[≤ k·starts, d]``, row ``i`` serving query ``i % k``
+            (``start = "pool"``); the rows beyond them are random draws.
         torch_generator: seeds the random starts.
     """
     settings = settings if settings is not None else SynthesisSettings()
@@ -352,6 +385,8 @@ def synthesize(
         raise ValueError(f"synthesize needs k >= 1, got {k}")
     if settings.realism > 0 and discriminator is None:
         raise ValueError("the realism term needs the generator's discriminator")
+    if settings.start == "pool" and initial is None:
+        raise ValueError("starts from the pool need their latents (initial)")
     device = next(generator.parameters()).device
     bound = generator.latent_bound
     starts = settings.starts
@@ -372,6 +407,8 @@ def synthesize(
             settings.diversity, settings.diversity_kind, slots, starts,
             labeled=None if labeled is None else labeled.to(device),
             feature_fn=feature_fn, nearest=nearest))
+    if settings.labelability > 0 and labelability is not None:
+        terms.append(LabelabilityTerm(labelability, settings.labelability))
     best_obj = torch.full((n,), float("inf"), device=device)
     best_z = torch.zeros(n, generator.latent_dim, device=device)
     start_margins: torch.Tensor | None = None
@@ -398,7 +435,13 @@ def synthesize(
     frozen = [generator] + ([discriminator] if isinstance(discriminator, torch.nn.Module)
                             else [])
     with _Frozen(frozen):
-        z0 = generator.sample_latent(n, torch_generator, device).clamp(-bound, bound)
+        z0 = generator.sample_latent(n, torch_generator, device)
+        if initial is not None:
+            if len(initial) > n or initial.shape[1:] != z0.shape[1:]:
+                raise ValueError(f"initial latents {tuple(initial.shape)} do not fit "
+                                 f"{n} starts of {generator.latent_dim}")
+            z0[:len(initial)] = initial.to(device)
+        z0 = z0.clamp(-bound, bound)
         if settings.optimizer == "sgd":
             sgd_descent(objective, z0, settings.n_steps, settings.lr, settings.momentum,
                         project)

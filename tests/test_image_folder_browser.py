@@ -15,7 +15,7 @@ from activegen.cli import _images_label_config, build_parser
 from activegen.server.core.store import read_answers
 from activegen.server.run import prepare_server
 from test_image_folder_labeling import NAMES, make_folders
-from test_server_browser import launch, open_labeler_page, playwright_api, running
+from test_server_browser import launch, open_labeler_page, playwright_api, running, shown_query_id
 
 pytestmark = pytest.mark.slow
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "labeling-folder.png"
@@ -42,8 +42,7 @@ def test_label_a_folder_and_its_audit_with_keys(tmp_path: Path) -> None:
         page, errors = open_labeler_page(browser, prepared.url + "?labeler=browser")
         for i in range(14):  # 10 pool queries, then 4 audit images
             page.wait_for_selector("#buttons button.cls:not([disabled])")
-            page.wait_for_function("document.getElementById('big').dataset.queryId !== ''")
-            qid = page.get_attribute("#big", "data-query-id")
+            qid = shown_query_id(page)
             assert path_of(qid) in page.text_content("#meta")
             page.keyboard.press(str(truth[path_of(qid)] + 1))  # keys 1, 2, 3
             page.wait_for_function(

@@ -21,7 +21,13 @@ from activegen.server.run import PreparedServer, prepare_server
 from activegen.server.web.app import create_app
 from activegen.server.web.middleware import LOOPBACK_HOSTS
 from activegen.strategies import STRATEGIES
-from test_server_browser import launch, open_labeler_page, playwright_api, running
+from test_server_browser import (
+    launch,
+    open_labeler_page,
+    playwright_api,
+    running,
+    shown_query_id,
+)
 
 pytestmark = pytest.mark.slow
 NAMES = ("zero", "one", "two")
@@ -64,8 +70,7 @@ def _path_of(session, query_id: str) -> str:  # type: ignore[no-untyped-def]
 def _answer_current(page, session, truth: dict[str, int]) -> str:  # type: ignore[no-untyped-def]
     """Press the right key for the image shown; its query id."""
     page.wait_for_selector("#buttons button.cls:not([disabled])")
-    page.wait_for_function("document.getElementById('big').dataset.queryId !== ''")
-    qid = page.get_attribute("#big", "data-query-id")
+    qid = shown_query_id(page)
     page.keyboard.press(str(truth[_path_of(session, qid)] + 1))  # keys 1, 2, 3
     return qid
 

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -55,6 +56,13 @@ def launch(playwright):  # type: ignore[no-untyped-def]
     """Debian's headless chromium, as every browser test drives it."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                       headless=True)
+
+def shown_query_id(page: Any) -> str:
+    """The id of the query the page shows, read in the same tick as the check that one is
+    shown (between a wait and a second read the page may move on and clear it)."""
+    return page.wait_for_function(
+        "() => document.getElementById('big').dataset.queryId || false").json_value()
+
 def open_labeler_page(browser, url: str):  # type: ignore[no-untyped-def]
     """A 1100×720 page at ``url`` and the list its JavaScript errors are collected in (the
     tests drive the page by eval, hence ``bypass_csp``)."""
@@ -109,8 +117,7 @@ def test_a_person_labels_in_the_browser(server, tmp_path: Path) -> None:
         page.evaluate("window.__sameDocument = true")  # gone if the page ever reloads
 
         def current_query() -> int:
-            page.wait_for_function("document.getElementById('big').dataset.queryId !== ''")
-            return int(page.get_attribute("#big", "data-query-id"))
+            return int(shown_query_id(page))
 
         def wait_enabled() -> None:
             page.wait_for_selector("#buttons button.cls:not([disabled])")

@@ -54,6 +54,30 @@ def test_vae_source_is_todays_vae_extractor(tmp_path: Path,
     assert features.shape == (12, source.dim) and source.id == extractor.id
 
 
+def test_the_vae_reports_its_epochs_while_it_trains(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The VAE trained for ``features = "vae"`` says where it is (lines off a terminal, the
+    caller's callback), as the self-supervised encoder does; a cached one says nothing."""
+    from activegen.generative.vae import VAESettings
+    from activegen.models import features
+
+    two_epochs = VAESettings(**{**features.VAE_SETTINGS.__dict__, "epochs": 2})
+    monkeypatch.setattr(features, "VAE_SETTINGS", two_epochs)
+    seen: list[tuple[int, int]] = []
+    source = make_source("vae", channels=1, cache_dir=tmp_path, display="lines",
+                         on_progress=lambda epoch, epochs, loss: seen.append((epoch, epochs)))
+    source.fit(IMAGES)
+    assert seen == [(1, 2), (2, 2)]
+    lines = capsys.readouterr().err
+    assert "preparing VAE features: 2 epochs" in lines
+    assert "preparing VAE features: epoch 2 of 2, loss" in lines
+    seen.clear()
+    make_source("vae", channels=1, cache_dir=tmp_path, display="none",
+                on_progress=lambda *a: seen.append(a)).fit(IMAGES)
+    assert seen == []  # loaded from the cache
+
+
 def test_backbone_source_is_todays_backbone_extractor(tmp_path: Path) -> None:
     torch.manual_seed(0)
     path = tmp_path / "resnet18.pt"

@@ -95,7 +95,8 @@ def make_source(spec: str, *, channels: int | None = None, cache_dir: Path | Non
 
         if channels not in (1, 3):
             raise ConfigError(f"features {spec!r}: pass channels (1 or 3)")
-        return ExtractorSource(spec, channels, cache_dir=cache_dir, seed=seed)
+        return ExtractorSource(spec, channels, cache_dir=cache_dir, seed=seed,
+                               on_progress=on_progress, display=display)
     raise ConfigError(f"features {spec!r}: use pixels, self-supervised, vae, backbone:<path>, "
                       "timm:NAME[@weights], open_clip:ARCH[:TAG][@weights] or "
                       "torchvision:NAME[@weights]")

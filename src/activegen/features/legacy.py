@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from activegen.features._progress import ProgressCallback
 from activegen.features.base import FeatureSource
 from activegen.models.features import VAE_SETTINGS, FeatureExtractor
 
@@ -34,14 +35,18 @@ class ExtractorSource(FeatureSource):
         cache_dir: where the ``vae`` extractor caches its VAE.
         seed: seeds the VAE's training.
         batch_size: images per forward pass.
+        on_progress, display: the VAE's training progress
+            (:class:`~activegen.features._progress.EpochProgress`).
     """
 
     kind: ClassVar[str] = "extractor"
 
     def __init__(self, spec: str, channels: int, cache_dir: Path | None = None, seed: int = 0,
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, on_progress: ProgressCallback | None = None,
+                 display: str = "auto") -> None:
         self.extractor = FeatureExtractor(spec, channels, batch_size=batch_size,
-                                          cache_dir=cache_dir, seed=seed)
+                                          cache_dir=cache_dir, seed=seed,
+                                          on_progress=on_progress, display=display)
         self.needs_fit = self.extractor.kind == "vae"  # type: ignore[misc]
         super().__init__(batch_size)
         self.spec = spec

@@ -20,6 +20,7 @@ setting, so that one VAE serves every strategy and seed of an experiment.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -132,10 +133,12 @@ def _check_images(X: np.ndarray) -> None:
 
 
 def train_vae(X: np.ndarray, settings: VAESettings = DEFAULT_VAE, seed: int = 0,
-              device: str = "cpu", conditions: np.ndarray | None = None
+              device: str = "cpu", conditions: np.ndarray | None = None,
+              on_epoch: Callable[[int, float], None] | None = None
               ) -> tuple[ConvVAE, list[float]]:
     """Train a VAE on ``X`` (``float32 [N, C, H, W]`` in [0, 1]); returns it and the mean
-    loss of each epoch. Seeded: the same data, settings and seed give the same VAE on the CPU.
+    loss of each epoch (``on_epoch(epoch, loss)`` after each, 1-based). Seeded: the same
+    data, settings and seed give the same VAE on the CPU.
     """
     _check_images(X)
     if conditions is not None and (conditions.ndim != 2 or len(conditions) != len(X)):
@@ -167,6 +170,8 @@ def train_vae(X: np.ndarray, settings: VAESettings = DEFAULT_VAE, seed: int = 0,
             total += float(loss.detach()) * len(idx)
             count += len(idx)
         history.append(total / count)
+        if on_epoch is not None:
+            on_epoch(len(history), history[-1])
     model.eval()
     return model, history
 
@@ -208,16 +213,17 @@ def vae_cache_path(cache_dir: Path, X: np.ndarray, settings: VAESettings, seed: 
 
 
 def load_or_train_vae(X: np.ndarray, cache_dir: Path | None, settings: VAESettings = DEFAULT_VAE,
-                      seed: int = 0, device: str = "cpu") -> ConvVAE:
+                      seed: int = 0, device: str = "cpu",
+                      on_epoch: Callable[[int, float], None] | None = None) -> ConvVAE:
     """The unconditional VAE of ``X``: loaded from ``cache_dir`` if trained before, else
     trained and saved there (an entry of the one artifact cache, :mod:`activegen._cache`:
     one trainer at a time, written atomically, checked on load). ``cache_dir=None`` trains
     without caching."""
     if cache_dir is None:
-        return train_vae(X, settings, seed, device)[0]
+        return train_vae(X, settings, seed, device, on_epoch=on_epoch)[0]
 
     def build(folder: Path) -> ConvVAE:
-        model, _ = train_vae(X, settings, seed, device)
+        model, _ = train_vae(X, settings, seed, device, on_epoch=on_epoch)
         (folder / "model.pt").write_bytes(state_bytes(model.state_dict()))
         return model
 

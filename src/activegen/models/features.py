@@ -89,6 +89,7 @@ class FeatureExtractor:
         self.weights_sha256: str | None = None
         self._network: torch.nn.Module | None = None
         self.cache_dir, self.seed = cache_dir, seed
+        self.on_progress, self.display = on_progress, display
         self._vae: torch.nn.Module | None = None
         self.encoder: SelfSupervisedSource | None = None
         if self.kind == "self-supervised":
@@ -171,7 +172,13 @@ class FeatureExtractor:
         from activegen.generative.vae import load_or_train_vae
 
         x = np.ascontiguousarray(images.astype(np.float32).transpose(0, 3, 1, 2) / 255.0)
-        self._vae = load_or_train_vae(x, self.cache_dir, VAE_SETTINGS, self.seed).eval()
+        from activegen.features._progress import EpochProgress
+
+        # a bar on a terminal, lines elsewhere, and the caller's callback (the labeling app)
+        with EpochProgress("VAE features", VAE_SETTINGS.epochs, self.on_progress,
+                           self.display) as progress:
+            self._vae = load_or_train_vae(x, self.cache_dir, VAE_SETTINGS, self.seed,
+                                          on_epoch=progress.epoch_done).eval()
         self.weights_sha256 = arrays_digest(self.vae_state())
 
     def raw(self, images: np.ndarray) -> np.ndarray:

@@ -362,8 +362,10 @@ def _run_on_ray(config: ExperimentConfig, spec: Any, out_dir: str, events: Any,
         # config, so a run rescheduled on this node resumes) and send the files back.
         scratch = hashlib.sha256(f"{out_dir}|{key}".encode()).hexdigest()[:16]
         target = Path(tempfile.gettempdir()) / "activegen-ray" / scratch
-    path = run_one(config, spec, target, _RAY_DATA[key],
-                   on_round=lambda rec: events.put((spec.run_id, rec.round)))
+    # a task holds one of the node's CPUs: one thread unless the config says otherwise
+    with limited_threads(config.execution.threads or 1):
+        path = run_one(config, spec, target, _RAY_DATA[key],
+                       on_round=lambda rec: events.put((spec.run_id, rec.round)))
     files: dict[str, bytes] = {}
     if not shared:
         for file in sorted((target / "queries" / spec.run_id).glob("*.npz")):

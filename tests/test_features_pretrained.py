@@ -89,6 +89,7 @@ def saved(tmp_path: Path, num_classes: int, seed: int = 1, suffix: str = ".pt"
     model = TinyNet(num_classes)
     path = tmp_path / f"weights{suffix}"
     if suffix == ".safetensors":
+        pytest.importorskip("safetensors", reason="safetensors is not installed")
         from safetensors.torch import save_file
 
         save_file(model.state_dict(), str(path))

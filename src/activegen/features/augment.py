@@ -37,8 +37,9 @@ class Augment(nn.Module):
         try:
             import kornia.augmentation as K
         except ImportError:
-            raise ConfigError("self-supervised features need kornia's augmentations: "
-                              "pip install 'activegen[features]'") from None
+            raise ConfigError("self-supervised features need kornia's augmentations (a "
+                              "dependency of activegen that is missing here): "
+                              "pip install 'kornia>=0.7'") from None
 
         if not 0 < min_crop_scale <= 1:
             raise ValueError(f"min_crop_scale must be in (0, 1], got {min_crop_scale}")

@@ -155,6 +155,7 @@ def _hf_cached(repo: str | None, filenames: tuple[str, ...], searched: list[str]
         from huggingface_hub import try_to_load_from_cache
         from huggingface_hub.constants import HF_HUB_CACHE
     except ImportError:
+        searched.append(f"no Hugging Face cache (repo {repo}: huggingface_hub is not installed)")
         return None
     for filename in filenames:
         found = try_to_load_from_cache(repo, filename, cache_dir=HF_HUB_CACHE)

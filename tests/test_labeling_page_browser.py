@@ -61,6 +61,19 @@ def _config(folder: Path, store: Path, *flags: str):  # type: ignore[no-untyped-
         update={"store": store})})
 
 
+def _loopback_server(session) -> PreparedServer:  # type: ignore[no-untyped-def]
+    """A server for ``session`` on a free loopback port (start it with ``running``)."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    app = create_app(session, allowed_hosts=list(LOOPBACK_HOSTS))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    return PreparedServer(session, server, sock,
+                          f"http://127.0.0.1:{sock.getsockname()[1]}/", None)
+
+
 def _path_of(session, query_id: str) -> str:  # type: ignore[no-untyped-def]
     if query_id.startswith("a"):
         return session.audit.files[int(query_id[1:])]
@@ -185,18 +198,11 @@ def test_between_rounds_a_progress_card_and_no_undo(tmp_path: Path) -> None:
     """Between rounds the page was an empty white card for seconds, and undo stayed enabled
     though undoing an answer of a closed round is refused (409)."""
     sync_api = playwright_api()
-    import uvicorn
 
     folder, truth = photo_folder(tmp_path)
     config = _config(folder, tmp_path / "s.sqlite", "--audit", "0", "--budget", "30")
     session = open_session(config, tmp_path / "s.sqlite", strategy=SlowMargin())
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    app = create_app(session, allowed_hosts=list(LOOPBACK_HOSTS))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    prepared = PreparedServer(session, server, sock,
-                              f"http://127.0.0.1:{sock.getsockname()[1]}/", None)
+    prepared = _loopback_server(session)
     with running(prepared), sync_api.sync_playwright() as p:
         browser = launch(p)
         page, errors = open_labeler_page(browser, prepared.url + "?labeler=wait")
@@ -275,7 +281,6 @@ def test_the_page_shows_the_features_training_and_waits_for_them(tmp_path: Path)
     from activegen.server.images.folder import folder_pool
 
     sync_api = playwright_api()
-    import uvicorn
 
     folder, truth = photo_folder(tmp_path)
     config = _config(folder, tmp_path / "s.sqlite", "--audit", "0", "--budget", "30")
@@ -289,13 +294,7 @@ def test_the_page_shows_the_features_training_and_waits_for_them(tmp_path: Path)
 
     pool = dataclasses.replace(pool, preparing=FeaturePreparation("self-supervised", 3, prepare))
     session = open_session(config, tmp_path / "s.sqlite", pool=pool)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    app = create_app(session, allowed_hosts=list(LOOPBACK_HOSTS))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    prepared = PreparedServer(session, server, sock,
-                              f"http://127.0.0.1:{sock.getsockname()[1]}/", None)
+    prepared = _loopback_server(session)
     try:
         with running(prepared), sync_api.sync_playwright() as p:
             browser = launch(p)
